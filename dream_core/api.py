@@ -1,0 +1,155 @@
+"""The public entry points: dream a NumPy image or a :class:`Picture`.
+
+Colour is handled here so the engine sees only sRGB in [0, 1]: scene-linear
+pictures are split into a [0, 1] part and a highlight ratio, dreamed in sRGB
+and put back; alpha is never dreamed and comes back untouched.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from .colour import compress_highlights, keep_source_colours, linear_to_srgb, luma, srgb_to_linear
+from .engine import DreamConfig, Dreamer, ProgressCallback
+from .io import Picture
+from .objectives import Objective
+
+
+@dataclass
+class _Restore:
+    source: np.ndarray
+    linear: bool
+    ratio: Optional[np.ndarray]
+
+
+def to_dream_space(pixels: np.ndarray, linear: bool) -> tuple[np.ndarray, _Restore]:
+    """H×W×C pixels (C = 1…4) to sRGB H×W×3 in [0, 1], plus what undoes it."""
+    if pixels.ndim != 3 or pixels.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"expected pixels H×W×C with 1 to 4 channels, got shape {pixels.shape}")
+    if not np.isfinite(pixels).all():
+        raise ValueError("image holds NaN or infinite values")
+    colour = pixels[..., :3] if pixels.shape[-1] >= 3 else np.repeat(pixels[..., :1], 3, axis=-1)
+    ratio = None
+    if linear:
+        colour, ratio = compress_highlights(colour)
+        colour = linear_to_srgb(colour)
+    return np.clip(colour, 0.0, 1.0).astype(np.float32), _Restore(pixels, linear, ratio)
+
+
+def from_dream_space(rgb: np.ndarray, restore: _Restore) -> np.ndarray:
+    if restore.linear:
+        rgb = srgb_to_linear(rgb) * restore.ratio
+    out = restore.source.copy()
+    if out.shape[-1] >= 3:
+        out[..., :3] = rgb
+    else:
+        out[..., 0] = luma(rgb)
+    return out.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def cached_dreamer(model: str, weights: Optional[str], device: str) -> Dreamer:
+    """Models are costly to build; repeated calls reuse them."""
+    return Dreamer(model, weights=weights, device=device)
+
+
+def alpha_strength(pixels: np.ndarray) -> Optional[np.ndarray]:
+    """The alpha channel as a per-pixel strength, or None without alpha."""
+    return pixels[..., -1].clip(0, 1) if pixels.shape[-1] in (2, 4) else None
+
+
+def dream_pixels(
+    dreamer: Dreamer,
+    pixels: np.ndarray,
+    objective: Objective,
+    config: DreamConfig,
+    *,
+    linear: bool = False,
+    strength: Optional[np.ndarray] = None,
+    keep_colors: bool = False,
+    callback: Optional[ProgressCallback] = None,
+) -> np.ndarray:
+    """Dreams H×W×C float pixels and returns pixels of the same shape."""
+    rgb, restore = to_dream_space(pixels, linear)
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    mask = None
+    if strength is not None:
+        if strength.shape != pixels.shape[:2]:
+            raise ValueError(f"mask is {strength.shape[1]}x{strength.shape[0]}, "
+                             f"image is {pixels.shape[1]}x{pixels.shape[0]}")
+        mask = torch.from_numpy(np.ascontiguousarray(strength, dtype=np.float32))[None, None]
+    out = dreamer.run(tensor, objective, config, strength=mask, callback=callback)
+    dreamed = out[0].permute(1, 2, 0).float().cpu().numpy()
+    if keep_colors:
+        dreamed = keep_source_colours(dreamed, rgb)
+    return from_dream_space(dreamed, restore)
+
+
+def dream_picture(dreamer: Dreamer, picture: Picture, objective: Objective, config: DreamConfig,
+                  **options) -> Picture:
+    """:func:`dream_pixels` for a :class:`Picture`, keeping how it is stored."""
+    return picture.with_pixels(dream_pixels(dreamer, picture.pixels, objective, config,
+                                            linear=picture.linear, **options))
+
+
+def dream(
+    image: np.ndarray,
+    *,
+    model: str = "lite0",
+    layer: Optional[str] = None,
+    channels: Optional[list[int]] = None,
+    guide: Optional[np.ndarray] = None,
+    mask: Union[np.ndarray, str, None] = None,
+    octaves: int = 4,
+    octave_scale: float = 1.4,
+    iterations: int = 10,
+    step: float = 0.01,
+    jitter: int = 32,
+    tile: int = 512,
+    seed: int = 0,
+    keep_colors: bool = False,
+    linear: bool = False,
+    device: str = "auto",
+    weights: Optional[str] = "default",
+    callback: Optional[ProgressCallback] = None,
+) -> np.ndarray:
+    """DeepDream an image.
+
+    Args:
+        image: float array H×W×C (C = 1…4, alpha last): sRGB in [0, 1], or
+            scene-linear (any positive value) with ``linear=True``.
+        model, weights: a registered model (``dream_core.models.list_models()``)
+            and ``"default"``, a ``.pth`` path, or None for random weights.
+        layer: a layer name, ``"layer:3,17"`` for channels, or a weighted sum
+            such as ``"block8+0.5*block10"``; default: the model's.
+        channels: channel indices of ``layer`` to amplify.
+        guide: an sRGB image H×W×3 in [0, 1] whose features to amplify.
+        mask: per-pixel strength H×W in [0, 1], or ``"alpha"`` for the image's alpha.
+        octaves, octave_scale, iterations, step, jitter, tile, seed: see :class:`DreamConfig`.
+        keep_colors: dream luminance only and keep the source's colours.
+        device: ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+        callback: called with a :class:`~dream_core.engine.Progress` after each step.
+
+    Returns:
+        The dreamed image, same shape and colour space as ``image``; alpha untouched.
+
+    >>> import numpy as np
+    >>> out = dream(np.full((64, 64, 3), 0.5, np.float32), weights=None, octaves=1, iterations=1)
+    >>> out.shape
+    (64, 64, 3)
+    """
+    config = DreamConfig(octaves=octaves, octave_scale=octave_scale, iterations=iterations, step=step,
+                         jitter=jitter, tile=tile, seed=seed)
+    dreamer = cached_dreamer(model, weights, device)
+    guide_tensor = None if guide is None else torch.from_numpy(
+        np.ascontiguousarray(guide[..., :3], dtype=np.float32)).permute(2, 0, 1)[None]
+    objective = dreamer.objective(layer, channels, guide_tensor)
+    strength = alpha_strength(image) if isinstance(mask, str) and mask == "alpha" else mask
+    if isinstance(mask, str) and mask != "alpha":
+        raise ValueError(f"mask must be an array or 'alpha', got {mask!r}")
+    return dream_pixels(dreamer, np.asarray(image, dtype=np.float32), objective, config, linear=linear,
+                        strength=strength, keep_colors=keep_colors, callback=callback)

@@ -1,0 +1,101 @@
+"""Dreaming a list of frames to disk: resumable (finished frames are
+skipped), atomic (a frame appears only when complete), with progress bars.
+
+The work of one frame is a *backend*: in this process (:class:`LocalBackend`)
+or on a dream server (``dream_core.client``), both taking the same settings.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from .engine import DreamConfig, Progress
+from .frames_dir import FrameJob
+from .io import Picture, read_image, write_image
+
+
+@dataclass
+class DreamSettings:
+    """Everything that shapes a dream besides the pixels; JSON-friendly so
+    the same settings travel to a server."""
+
+    model: str = "lite0"
+    layer: Optional[str] = None
+    channels: Optional[list[int]] = None
+    weights: Optional[str] = "default"
+    keep_colors: bool = False
+    mask: Optional[str] = None  # "alpha" or a path to a grey image
+    guide: Optional[str] = None  # path to a guide image
+    config: DreamConfig = field(default_factory=DreamConfig)
+
+
+class Backend(Protocol):
+    def dream(self, picture: Picture, progress: Callable[[Progress], None]) -> Picture: ...
+
+
+def load_mask(path: str, height: int, width: int) -> np.ndarray:
+    """A grey image as per-pixel strength in [0, 1], checked against the frame size."""
+    pixels = read_image(path).pixels
+    if pixels.shape[:2] != (height, width):
+        raise ValueError(f"mask {path} is {pixels.shape[1]}x{pixels.shape[0]}, frames are {width}x{height}")
+    grey = pixels[..., :3].mean(axis=-1) if pixels.shape[-1] >= 3 else pixels[..., 0]
+    return np.clip(grey, 0.0, 1.0)
+
+
+class LocalBackend:
+    """Dreams in this process with a model kept loaded."""
+
+    def __init__(self, settings: DreamSettings, device: str = "auto") -> None:
+        import torch
+
+        from .api import cached_dreamer
+
+        self.settings = settings
+        self.dreamer = cached_dreamer(settings.model, settings.weights, device)
+        guide = None
+        if settings.guide:
+            rgb = read_image(settings.guide).pixels
+            rgb = np.repeat(rgb[..., :1], 3, -1) if rgb.shape[-1] < 3 else rgb[..., :3]
+            guide = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        self.objective = self.dreamer.objective(settings.layer, settings.channels, guide)
+
+    def dream(self, picture: Picture, progress: Callable[[Progress], None]) -> Picture:
+        from .api import alpha_strength, dream_picture
+
+        s = self.settings
+        strength = None
+        if s.mask == "alpha":
+            strength = alpha_strength(picture.pixels)
+        elif s.mask:
+            strength = load_mask(s.mask, picture.height, picture.width)
+        return dream_picture(self.dreamer, picture, self.objective, s.config, strength=strength,
+                             keep_colors=s.keep_colors, callback=progress)
+
+
+def run_batch(jobs: list[FrameJob], backend: Backend, *, overwrite: bool = False, quiet: bool = False) -> tuple[int, int]:
+    """Dreams each job's source into its target; returns (done, skipped)."""
+    todo = [j for j in jobs if overwrite or not os.path.exists(j.target)]
+    skipped = len(jobs) - len(todo)
+    frames_bar = tqdm(total=len(jobs), initial=skipped, unit="frame", desc="frames", disable=quiet or len(jobs) < 2)
+    steps_bar = tqdm(unit="step", desc="dream", leave=False, disable=quiet)
+    try:
+        for job in todo:
+            picture = read_image(job.source)
+            steps_bar.reset()
+
+            def progress(p: Progress) -> None:
+                steps_bar.total = p.octaves * p.iterations
+                steps_bar.set_postfix_str(f"octave {p.octave}/{p.octaves}", refresh=False)
+                steps_bar.update(1)
+
+            dreamed = backend.dream(picture, progress)
+            write_image(job.target, dreamed)
+            frames_bar.update(1)
+    finally:
+        steps_bar.close()
+        frames_bar.close()
+    return len(todo), skipped

@@ -1,0 +1,92 @@
+"""``python -m dream_core bench``: our engine against a naive reference loop,
+side by side on the same frame in one run.
+
+The reference is written the way the common public PyTorch DeepDream scripts
+are: the whole classifier runs forward with a hook on the chosen layer, the
+parameters keep ``requires_grad`` (so backward also computes weight
+gradients nobody uses), jitter and octave resizing go through NumPy and PIL
+on the host every step.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .engine import DreamConfig, Dreamer, resolve_device
+
+BENCH_CONFIG = DreamConfig(octaves=4, octave_scale=1.4, iterations=10)
+
+
+def naive_dream(net: torch.nn.Module, hook_module: torch.nn.Module, image: np.ndarray, config: DreamConfig,
+                device: torch.device) -> np.ndarray:
+    """The reference loop (H×W×3 float in [0, 1] in and out)."""
+    captured = {}
+    handle = hook_module.register_forward_hook(lambda m, i, o: captured.__setitem__("act", o))
+    rng = np.random.default_rng(config.seed)
+    try:
+        base = Image.fromarray((image * 255).astype(np.uint8))
+        sizes = [(round(base.width / config.octave_scale**i), round(base.height / config.octave_scale**i))
+                 for i in range(config.octaves)][::-1]
+        detail = np.zeros((sizes[0][1], sizes[0][0], 3), np.float32)
+        for size in sizes:
+            octave_base = np.asarray(base.resize(size, Image.BILINEAR), np.float32) / 255
+            detail = np.stack([np.asarray(Image.fromarray(detail[..., c]).resize(size, Image.BILINEAR))
+                               for c in range(3)], -1)
+            img = octave_base + detail
+            for _ in range(config.iterations):
+                dx, dy = rng.integers(-config.jitter, config.jitter + 1, 2)
+                img = np.roll(np.roll(img, dx, 1), dy, 0)
+                x = torch.tensor(img.transpose(2, 0, 1)[None], device=device, requires_grad=True)
+                net.zero_grad()
+                net(x)
+                loss = captured["act"].pow(2).mean()
+                loss.backward()
+                g = x.grad[0].cpu().numpy().transpose(1, 2, 0)
+                img = img + config.step * g / (np.abs(g).mean() + 1e-8)
+                img = np.clip(np.roll(np.roll(img, -dx, 1), -dy, 0), 0, 1)
+            detail = img - octave_base
+        return img
+    finally:
+        handle.remove()
+
+
+def _time(fn, repeats: int, sync) -> float:
+    fn()  # warm-up
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def run_cpu_bench(model: str, width: int, height: int, device: str = "auto", repeats: int = 3) -> dict:
+    """Prints and returns ms/frame of both loops and their ratio."""
+    if model != "lite0":
+        raise ValueError("the reference loop is written for lite0; use --model lite0")
+    from .models.lite0 import lite0_classifier
+
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    classifier = lite0_classifier("package").to(dev)
+    layer = "block9"
+    dreamer = Dreamer(model, device=str(dev))
+    objective = dreamer.objective(layer)
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    naive_ms = _time(lambda: naive_dream(classifier, classifier._blocks[9], image, BENCH_CONFIG, dev), repeats, sync)
+    ours_ms = _time(lambda: dreamer.run(tensor, objective, BENCH_CONFIG), repeats, sync)
+    threads = torch.get_num_threads()
+    print(f"DeepDream {width}x{height}, {model} to {layer}, {BENCH_CONFIG.octaves} octaves x "
+          f"{BENCH_CONFIG.octave_scale}, {BENCH_CONFIG.iterations} iterations, device {dev} "
+          f"({threads} threads), best of {repeats}")
+    print(f"  naive reference loop : {naive_ms:9.1f} ms/frame")
+    print(f"  dream_core engine    : {ours_ms:9.1f} ms/frame")
+    print(f"  speed-up             : {naive_ms / ours_ms:9.2f}x")
+    return {"naive_ms": naive_ms, "ours_ms": ours_ms, "ratio": naive_ms / ours_ms}

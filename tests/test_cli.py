@@ -1,0 +1,104 @@
+import os
+
+import numpy as np
+import pytest
+
+from dream_core.io import Picture, read_image, write_image
+
+from conftest import run_cli
+
+FAST = ["--octaves", "1", "--iterations", "1", "--device", "cpu", "-q"]
+
+
+@pytest.fixture()
+def frames(tmp_path, coffee):
+    folder = tmp_path / "renders"
+    for n in (1, 2, 10):  # frame 10 must sort after 2
+        write_image(str(folder / f"shot{n:04d}.png"), Picture(np.roll(coffee, n, 1), False, "uint8"))
+    return folder
+
+
+def test_dream_one_file(tmp_path, coffee):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    write_image(str(src), Picture(coffee, False, "uint16"))
+    result = run_cli("dream", str(src), "-o", str(out), *FAST)
+    assert result.returncode == 0, result.stderr
+    dreamed = read_image(str(out))
+    assert dreamed.dtype == "uint16" and dreamed.pixels.shape == coffee.shape
+    assert np.abs(dreamed.pixels - coffee).mean() > 0.001
+
+
+def test_dream_folder_resumes_and_keeps_sources(frames, tmp_path):
+    out = tmp_path / "dreamed"
+    before = {p.name: p.read_bytes() for p in frames.iterdir()}
+    first = run_cli("dream", str(frames), "-o", str(out), *FAST)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["shot0001.png", "shot0002.png", "shot0010.png"]
+    os.remove(out / "shot0002.png")
+    stamp = os.path.getmtime(out / "shot0001.png")
+    second = run_cli("dream", str(frames), "-o", str(out), *FAST)
+    assert second.returncode == 0 and "2 already done" in second.stderr
+    assert os.path.getmtime(out / "shot0001.png") == stamp  # not redone
+    assert (out / "shot0002.png").exists()
+    assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
+
+
+def test_folder_to_exr_format(frames, tmp_path):
+    out = tmp_path / "exr"
+    assert run_cli("dream", str(frames), "-o", str(out), "--format", "exr", *FAST).returncode == 0
+    assert read_image(str(out / "shot0010.exr")).linear
+
+
+def _assert_usage_error(code, stderr, *needles):
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dream_core: error:"), stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_a_bad_input_in_a_real_process_exits_2_without_traceback(tmp_path):
+    result = run_cli("dream", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"))
+    _assert_usage_error(result.returncode, result.stderr, "input not found")
+
+
+def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, frames, capsys):
+    from dream_core.cli import main
+
+    src = str(frames / "shot0001.png")
+    out = tmp_path / "never.png"
+    (tmp_path / "notes.png").write_text("hello")
+    cases = [
+        (["dream", str(tmp_path / "missing.png"), "-o", str(out)], ["input not found"]),
+        (["dream", str(tmp_path / "notes.png"), "-o", str(out)], ["not a decodable png"]),
+        (["dream", src, "-o", str(out), "--model", "alexnet"], ["unknown model", "lite0"]),
+        (["dream", src, "-o", str(out), "--layer", "block99"], ["no layer block99", "block9"]),
+        (["dream", src, "-o", str(out), "--octaves", "0"], ["octaves must be between"]),
+        (["dream", src, "-o", str(out), "--step", "-1"], ["step must be between"]),
+        (["dream", src, "-o", src], ["would overwrite the input"]),
+        (["dream", str(frames), "-o", str(frames)], ["would overwrite the input"]),
+        (["dream", src, "-o", str(tmp_path / "x.gif")], ["unsupported file type .gif"]),
+        (["dream", src, "-o", str(out), "--mask", str(tmp_path / "nomask.png")], ["mask image not found"]),
+        (["dream", src, "-o", str(out), "--weights", str(tmp_path / "w.pth")], ["weights file not found"]),
+    ]
+    for args, needles in cases:
+        code = main([*args, "--device", "cpu", "-q"])
+        _assert_usage_error(code, capsys.readouterr().err, *needles)
+    assert not out.exists()
+    assert sorted(p.name for p in frames.iterdir()) == ["shot0001.png", "shot0002.png", "shot0010.png"]
+
+
+def test_help_reads_like_a_man_page():
+    top = run_cli("--help")
+    assert top.returncode == 0 and "examples:" in top.stdout and "serve" in top.stdout
+    sub = run_cli("dream", "--help")
+    for word in ("--octaves", "--tile", "--keep-colors", "resumes", "examples:"):
+        assert word in sub.stdout
+
+
+def test_models_lists_layers_and_offline_weights():
+    result = run_cli("models")
+    assert result.returncode == 0
+    assert "block9*" in result.stdout and "inception4c*" in result.stdout
+    assert "lite0" in result.stdout and "weights offline" in result.stdout

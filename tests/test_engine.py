@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+import torch
+
+from dream_core import dream
+from dream_core.colour import luma
+from dream_core.engine import DreamConfig, Progress, resolve_device
+from dream_core.tiling import tile_grid, tiled_gradient
+
+from conftest import to_tensor
+
+QUICK = dict(octaves=2, iterations=3, device="cpu")
+
+
+def test_dream_changes_the_image_and_raises_the_objective(lite0, coffee):
+    objective = lite0.objective()
+    out = lite0.run(to_tensor(coffee), objective, DreamConfig(octaves=3, iterations=5))
+    assert out.shape == (1, 3, 96, 128)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert (out - to_tensor(coffee)).abs().mean() > 0.01
+    assert lite0.score(out, objective) > 1.25 * lite0.score(to_tensor(coffee), objective)
+
+
+def test_same_seed_is_bit_identical_on_cpu_and_other_seeds_differ(coffee):
+    a = dream(coffee, seed=7, **QUICK)
+    b = dream(coffee, seed=7, **QUICK)
+    c = dream(coffee, seed=8, **QUICK)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_progress_callback_sees_every_step(coffee):
+    seen: list[Progress] = []
+    dream(coffee, callback=seen.append, **QUICK)
+    assert [(p.octave, p.iteration) for p in seen] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    assert seen[-1].fraction == 1.0
+
+
+def test_alpha_is_untouched_and_masks_out_pixels(coffee):
+    alpha = np.zeros(coffee.shape[:2], np.float32)
+    alpha[:, 64:] = 1.0
+    rgba = np.dstack([coffee, alpha])
+    out = dream(rgba, mask="alpha", **QUICK)
+    assert out.shape == rgba.shape
+    assert np.array_equal(out[..., 3], alpha)
+    # zero strength: the masked half keeps the source pixels (octave resampling aside)
+    left = np.abs(out[:, :60, :3] - coffee[:, :60]).mean()
+    right = np.abs(out[:, 68:, :3] - coffee[:, 68:]).mean()
+    assert left < 0.2 * right
+
+
+def test_keep_colors_keeps_the_source_chroma(coffee):
+    out = dream(coffee, keep_colors=True, **QUICK)
+    chroma_in = coffee - luma(coffee)[..., None]
+    chroma_out = out - luma(out)[..., None]
+    unclipped = (out > 0.01).all(-1) & (out < 0.99).all(-1)
+    assert np.abs(chroma_out - chroma_in)[unclipped].max() < 1e-4
+    assert np.abs(luma(out) - luma(coffee)).mean() > 0.005
+
+
+def test_grey_images_come_back_grey(coffee):
+    grey = luma(coffee)[..., None]
+    out = dream(grey, **QUICK)
+    assert out.shape == grey.shape
+
+
+def test_linear_hdr_round_trip_keeps_highlights():
+    rng = np.random.default_rng(0)
+    hdr = rng.random((64, 64, 3), dtype=np.float32) * 4.0  # highlights up to 4.0
+    same = dream(hdr, linear=True, iterations=0, octaves=2, device="cpu")
+    assert np.allclose(same, hdr, rtol=1e-4, atol=1e-5)
+    dreamed = dream(hdr, linear=True, octaves=1, iterations=2, device="cpu")
+    assert dreamed.max() > 1.5  # still HDR
+
+
+def test_tiled_gradient_matches_untiled_away_from_borders(lite0, coffee):
+    """The mechanism behind seamless tiling: 12 aligned tiles with 32 px of
+    context give nearly the whole image's gradient (borders see reflected
+    context instead of the network's zero padding)."""
+    import skimage.data
+
+    img = to_tensor(skimage.data.coffee()[:192, :256].astype(np.float32) / 255).contiguous()
+    value = lite0._value_fn(lite0.objective("block6"))
+    whole, _ = tiled_gradient(img, value, tile_grid(192, 256, 0, 0), 1)
+    grid = tile_grid(192, 256, 128, 32)
+    assert grid.rows * grid.cols == 12
+    tiled, _ = tiled_gradient(img, value, grid, 5)
+    inner = (..., slice(32, -32), slice(32, -32))
+    corr = torch.corrcoef(torch.stack([whole[inner].flatten(), tiled[inner].flatten()]))[0, 1]
+    assert corr > 0.97
+
+
+def test_tiled_dream_is_equivalent_to_untiled(lite0):
+    import skimage.data
+
+    img = to_tensor(skimage.data.coffee()[:192, :256].astype(np.float32) / 255).contiguous()
+    objective = lite0.objective("block6")
+    base = DreamConfig(octaves=2, iterations=4, jitter=8)
+    whole = lite0.run(img, objective, base.replace(tile=0))
+    tiled = lite0.run(img, objective, base.replace(tile=128))
+    s_whole, s_tiled = lite0.score(whole, objective), lite0.score(tiled, objective)
+    assert abs(s_tiled - s_whole) / s_whole < 0.05
+    change_whole, change_tiled = (whole - img).abs().mean(), (tiled - img).abs().mean()
+    assert abs(change_tiled - change_whole) / change_whole < 0.15
+
+
+def test_batched_bf16_path_stays_within_two_percent_of_fp32(lite0, coffee):
+    """The GPU fast path's pieces (tile batches, bf16 autocast), run on CPU."""
+    objective = lite0.objective("block6")
+    img = to_tensor(coffee)
+    ref = lite0.run(img, objective, DreamConfig(octaves=1, iterations=3, tile=0, precision="fp32"))
+    fast = lite0.run(img, objective, DreamConfig(octaves=1, iterations=3, tile=0, precision="bf16"))
+    s_ref, s_fast = lite0.score(ref, objective), lite0.score(fast, objective)
+    assert abs(s_fast - s_ref) / s_ref < 0.02
+
+
+@pytest.mark.parametrize("field, value", [("octaves", 0), ("octave_scale", 0.5), ("iterations", -1),
+                                          ("step", 5.0), ("tile", -3), ("precision", "fp8")])
+def test_out_of_range_settings_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        DreamConfig(**{field: value})
+
+
+def test_tiny_and_nonfinite_images_are_refused(lite0, coffee):
+    with pytest.raises(ValueError, match="at least 32 px"):
+        dream(np.zeros((1, 1000, 3), np.float32), device="cpu")
+    bad = coffee.copy()
+    bad[5, 5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        dream(bad, device="cpu")
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")

@@ -1,0 +1,108 @@
+import numpy as np
+import OpenEXR
+import pytest
+from PIL import Image
+
+from dream_core.io import Picture, decode_image, encode_image, read_image, write_image
+
+
+def test_png_8_and_16_bit_round_trip_exactly(tmp_path, rng):
+    for dtype, top in (("uint8", 255), ("uint16", 65535)):
+        values = rng.integers(0, top + 1, (20, 30, 4)).astype(dtype)
+        pic = Picture(values.astype(np.float32) / top, False, dtype)
+        path = tmp_path / f"x{dtype}.png"
+        write_image(str(path), pic)
+        back = read_image(str(path))
+        assert back.dtype == dtype and back.pixels.shape == (20, 30, 4)
+        assert np.array_equal(np.round(back.pixels * top).astype(dtype), values)
+
+
+def test_16_bit_rgb_png_keeps_16_bits(tmp_path):
+    ramp = (np.linspace(0, 65535, 1024 * 3).reshape(1, 1024, 3).repeat(2, 0)).astype(np.uint16)
+    write_image(str(tmp_path / "ramp.png"), Picture(ramp.astype(np.float32) / 65535, False, "uint16"))
+    back = read_image(str(tmp_path / "ramp.png"))
+    assert len(np.unique(np.round(back.pixels * 65535))) > 3000  # far more levels than 8 bits hold
+
+
+def test_reads_what_pillow_writes(tmp_path):
+    yy, xx = np.mgrid[0:32, 0:48]
+    arr = np.stack([xx * 5, yy * 7, (xx + yy) * 3], -1).astype(np.uint8)  # smooth, so JPEG stays close
+    for ext in ("png", "tif", "jpg"):
+        Image.fromarray(arr).save(tmp_path / f"p.{ext}")
+        back = read_image(str(tmp_path / f"p.{ext}"))
+        tol = 12 if ext == "jpg" else 0
+        assert np.abs(np.round(back.pixels * 255) - arr).max() <= tol
+
+
+def test_grey_and_grey_alpha(tmp_path, rng):
+    grey = rng.integers(0, 256, (8, 9)).astype(np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "L.png")
+    assert read_image(str(tmp_path / "L.png")).pixels.shape == (8, 9, 1)
+    la = rng.integers(0, 256, (8, 9, 2)).astype(np.uint8)
+    Image.fromarray(la, "LA").save(tmp_path / "LA.png")
+    pic = read_image(str(tmp_path / "LA.png"))  # OpenCV expands grey+alpha to RGBA
+    assert np.array_equal(np.round(pic.pixels[..., 3] * 255), la[..., 1])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_exr_round_trip_keeps_type_alpha_and_hdr(tmp_path, rng, dtype):
+    pixels = (rng.random((16, 24, 4)) * [5, 5, 5, 1]).astype(np.float32)
+    path = str(tmp_path / "f.exr")
+    write_image(path, Picture(pixels, True, dtype))
+    back = read_image(path)
+    assert back.linear and back.dtype == dtype
+    tol = 5e-3 if dtype == "float16" else 0
+    assert np.allclose(back.pixels, pixels, rtol=tol, atol=tol)
+
+
+def _write_blender_like_exr(path, rgba, vector, multipart):
+    header = lambda: {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}  # noqa: E731
+    combined = {f"ViewLayer.Combined.{c}": rgba[..., i].copy() for i, c in enumerate("RGBA")}
+    vectors = {f"ViewLayer.Vector.{c}": vector[..., i].copy() for i, c in enumerate("XYZW")}
+    if multipart:  # Blender 5: one part per pass
+        parts = [OpenEXR.Part(header(), {c[-1]: v for c, v in combined.items()}, "ViewLayer.Combined"),
+                 OpenEXR.Part(header(), {c[-1]: v for c, v in vectors.items()}, "ViewLayer.Vector")]
+        with OpenEXR.File(parts) as f:
+            f.write(path)
+    else:  # Blender 3.x: one part, all channels
+        with OpenEXR.File(header(), {**combined, **vectors}) as f:
+            f.write(path)
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_multilayer_exr_gives_combined_and_vector_passes(tmp_path, rng, multipart):
+    rgba = rng.random((8, 10, 4)).astype(np.float32)
+    vector = rng.normal(size=(8, 10, 4)).astype(np.float32)
+    path = str(tmp_path / "ml.exr")
+    _write_blender_like_exr(path, rgba, vector, multipart)
+    pic = read_image(path)
+    assert np.array_equal(pic.pixels, rgba)
+    assert np.array_equal(pic.vectors, vector)
+
+
+def test_bytes_round_trip_for_the_wire(rng):
+    pic = Picture(rng.random((6, 7, 3)).astype(np.float32), False, "uint16")
+    back = decode_image(encode_image(pic, "png"), "png")
+    assert np.allclose(back.pixels, pic.pixels, atol=1 / 65535)
+
+
+def test_bad_files_get_clear_errors(tmp_path):
+    (tmp_path / "fake.png").write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match="not a decodable png"):
+        read_image(str(tmp_path / "fake.png"))
+    (tmp_path / "fake.exr").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable EXR"):
+        read_image(str(tmp_path / "fake.exr"))
+    with pytest.raises(ValueError, match="unsupported file type .txt"):
+        write_image(str(tmp_path / "x.txt"), Picture(np.zeros((2, 2, 3), np.float32)))
+    with pytest.raises(FileNotFoundError):
+        read_image(str(tmp_path / "missing.png"))
+
+
+def test_writes_are_atomic_and_leave_no_temp_files(tmp_path):
+    target = tmp_path / "out" / "frame.png"
+    write_image(str(target), Picture(np.zeros((4, 4, 3), np.float32)))
+    assert [p.name for p in target.parent.iterdir()] == ["frame.png"]
+    with pytest.raises(Exception):
+        write_image(str(target), Picture(np.zeros((0, 4, 3), np.float32)))  # cannot encode
+    assert [p.name for p in target.parent.iterdir()] == ["frame.png"]

@@ -1,0 +1,59 @@
+"""Lucid's assert_gradient_ascent, for our objectives: a few dream steps must
+raise every objective."""
+import pytest
+import torch
+
+from dream_core.engine import DreamConfig
+from dream_core.objectives import Channels, Layer, Sum, parse_objective
+
+from conftest import to_tensor
+
+FEW_STEPS = DreamConfig(octaves=1, iterations=4, step=0.02, jitter=0, tile=0)
+
+
+def assert_gradient_ascent(dreamer, objective, image):
+    before = dreamer.score(image, objective)
+    after = dreamer.score(dreamer.run(image, objective, FEW_STEPS), objective)
+    assert after > before * 1.05, f"{objective!r}: {before:.4f} -> {after:.4f}"
+
+
+@pytest.mark.parametrize("text", ["block6", "block9:3,17", "block5+0.5*block10", "head"])
+def test_objectives_rise(lite0, coffee, text):
+    assert_gradient_ascent(lite0, parse_objective(text), to_tensor(coffee))
+
+
+def test_guide_objective_rises_and_pulls_towards_the_guide(lite0, coffee):
+    import skimage.data
+    import cv2
+    import numpy as np
+
+    guide = cv2.resize(skimage.data.chelsea(), (96, 64)).astype(np.float32) / 255
+    objective = lite0.objective("block8", guide=to_tensor(guide))
+    assert_gradient_ascent(lite0, objective, to_tensor(coffee))
+
+
+def test_objectives_compose():
+    combined = Layer("a") + 0.5 * Channels("b", [1]) + Layer("c")
+    assert isinstance(combined, Sum) and len(combined.terms) == 3
+    assert combined.layers == {"a", "b", "c"}
+    acts = {"a": torch.ones(2, 3, 4, 4), "b": torch.full((2, 2, 4, 4), 2.0), "c": torch.zeros(2, 1, 2, 2)}
+    assert torch.allclose(combined(acts), torch.tensor([3.0, 3.0]))
+    assert "0.5 * channels('b', [1])" in repr(combined)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("block9:x", "bad channel list"), ("a*block9", "bad weight"), ("block9+", "empty term"),
+])
+def test_parse_errors_are_specific(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_objective(text)
+
+
+def test_out_of_range_channel_is_reported(lite0, coffee):
+    with pytest.raises(ValueError, match="out of range for layer block9"):
+        lite0.run(to_tensor(coffee), lite0.objective("block9", [5000]), FEW_STEPS)
+
+
+def test_unknown_layer_for_model_lists_valid_layers(lite0):
+    with pytest.raises(ValueError, match="valid: stem, block0"):
+        lite0.objective("inception4c")
