@@ -7,30 +7,15 @@ or on a dream server (``dream_core.client``), both taking the same settings.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from .engine import DreamConfig, Progress
+from .engine import Progress
 from .frames_dir import FrameJob
 from .io import Picture, read_image, write_image
-
-
-@dataclass
-class DreamSettings:
-    """Everything that shapes a dream besides the pixels; JSON-friendly so
-    the same settings travel to a server."""
-
-    model: str = "lite0"
-    layer: Optional[str] = None
-    channels: Optional[list[int]] = None
-    weights: Optional[str] = "default"
-    keep_colors: bool = False
-    mask: Optional[str] = None  # "alpha" or a path to a grey image
-    guide: Optional[str] = None  # path to a guide image
-    config: DreamConfig = field(default_factory=DreamConfig)
+from .settings import DreamSettings
 
 
 class Backend(Protocol):

@@ -90,3 +90,41 @@ def run_cpu_bench(model: str, width: int, height: int, device: str = "auto", rep
     print(f"  dream_core engine    : {ours_ms:9.1f} ms/frame")
     print(f"  speed-up             : {naive_ms / ours_ms:9.2f}x")
     return {"naive_ms": naive_ms, "ours_ms": ours_ms, "ratio": naive_ms / ours_ms}
+
+
+def run_transport_bench(device: str = "auto", repeats: int = 5, width: int = 1920, height: int = 1080) -> dict:
+    """Round trip of an RGBA frame through the protocol alone, against dreaming it."""
+    import sys
+
+    from .client import spawn_server
+    from .io import Picture, encode_image
+
+    rng = np.random.default_rng(0)
+    rgba = rng.random((height, width, 4), dtype=np.float32)
+    frames = {
+        "raw float16": (rgba.astype("<f2").tobytes(), "raw", {"dtype": "float16", "shape": [height, width, 4]}),
+        "raw uint8": ((rgba * 255).astype(np.uint8).tobytes(), "raw", {"dtype": "uint8", "shape": [height, width, 4]}),
+        "png 8-bit": (encode_image(Picture(rgba, False, "uint8"), "png"), "png", None),
+    }
+    server = spawn_server(sys.executable, device=device)
+    figures: dict = {}
+    try:
+        with server.connect(timeout=600) as client:
+            info = client.hello()
+            for name, (data, _, _) in frames.items():
+                figures[f"echo {name}"] = _time(lambda: client.echo([data]), repeats, lambda: None)
+            params = {"seed": 0}
+            data, fmt, raw = frames["raw float16"]
+            out = {"format": "raw", "dtype": "float16"}
+            figures["dream raw float16"] = _time(lambda: client.dream(data, fmt, params, raw=raw, output=out),
+                                                 max(1, repeats // 5), lambda: None)
+    finally:
+        server.stop()
+    dream_ms = figures["dream raw float16"]
+    print(f"transport: {width}x{height} RGBA through loopback TCP, server on {info['device']}, best of {repeats}")
+    for name, (data, _, _) in frames.items():
+        ms = figures[f"echo {name}"]
+        print(f"  echo {name:12} {len(data) / 2**20:6.1f} MiB  {ms:8.1f} ms round trip  "
+              f"{100 * ms / dream_ms:5.1f}% of a dream")
+    print(f"  dream (lite0 defaults, raw float16 in and out): {dream_ms:.0f} ms/frame end to end")
+    return figures

@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--size", default="640x360", help="frame size WxH (default 640x360)")
     b.add_argument("--model", default="lite0")
     b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--transport", action="store_true",
+                   help="instead: time a 1920x1080 RGBA frame through the server protocol alone vs dreaming it")
 
     s = sub.add_parser("serve", help="run the dream server", formatter_class=fmt,
                        description="Serve dreams to the Blender add-on and to --server clients.")

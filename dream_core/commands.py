@@ -6,7 +6,8 @@ import json
 import os
 import sys
 
-from .batch import DreamSettings, LocalBackend, run_batch
+from .batch import LocalBackend, run_batch
+from .settings import DreamSettings
 from .cli import UsageError, config_from_args
 from .frames_dir import list_frames, plan_frames, same_file
 from .io.frames import format_of
@@ -58,7 +59,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
     settings = _settings(args)
     jobs, is_folder = _plan(args)
     if args.server:
-        from .client import RemoteBackend
+        from .remote import RemoteBackend
 
         backend = RemoteBackend.connect(args.server, args.token_file, settings)
     else:
@@ -97,7 +98,11 @@ def _wrap(text: str, width: int = 68) -> list[str]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_cpu_bench
+    from .bench import run_cpu_bench, run_transport_bench
+
+    if args.transport:
+        run_transport_bench(args.device, args.repeats)
+        return 0
 
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .batch import DreamSettings, LocalBackend, run_batch
+from .batch import LocalBackend, run_batch
+from .settings import DreamSettings
 from .frames_dir import FrameJob
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "data", "chelsea.jpg")

@@ -31,7 +31,7 @@ DEFAULT_MAX_PAYLOAD = 512 << 20
 HEARTBEAT_SECONDS = 1.0
 HANDSHAKE_SECONDS = 10.0
 
-OPS = ("hello", "dream", "cancel", "close_job", "shutdown")
+OPS = ("hello", "dream", "cancel", "close_job", "echo", "shutdown")
 
 # Stable error codes: clients branch on these, people read the message.
 ERRORS = {
@@ -76,7 +76,7 @@ def parse_address(text: str) -> tuple[int, object]:
         path = text[5:] if text.startswith("unix:") else text
         return socket.AF_UNIX, path
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"address must be HOST:PORT or a socket path, got {text!r}")
     host = host.strip("[]") or "127.0.0.1"
     return (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, int(port))
@@ -127,6 +127,14 @@ def set_read_timeout(sock: socket.socket, seconds: float) -> None:
         whole = int(seconds)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
                         struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+
+
+def set_connection_read_timeout(conn: Connection, seconds: float) -> None:
+    sock = socket.socket(fileno=conn.fileno())
+    try:
+        set_read_timeout(sock, seconds)
+    finally:
+        sock.detach()  # the descriptor stays the connection's
 
 
 def authenticate(sock: socket.socket, token: str, server_side: bool,

@@ -50,3 +50,47 @@ def run_cli(*args: str, cwd: str | None = None, input: str | None = None, env: d
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)[None]
+
+
+TEST_MAX_PAYLOAD_MB = 4
+
+
+@pytest.fixture(scope="session")
+def server():
+    """One real dream server process on loopback for the whole session."""
+    from dream_core.client import spawn_server
+
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    proc = spawn_server(sys.executable, device="cpu", env=env,
+                        extra_args=["--max-payload-mb", str(TEST_MAX_PAYLOAD_MB), "--job-idle-timeout", "60"])
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture()
+def client(server):
+    from dream_core.client import DreamClient
+
+    with DreamClient(server.address, server.token, timeout=60) as c:
+        yield c
+
+
+def raw_frame(height: int, width: int, seed: int = 0, channels: int = 3) -> bytes:
+    """Raw uint8 pixels of a smooth random picture."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((4, 4, channels))
+    import cv2
+
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    if img.ndim == 2:
+        img = img[..., None]
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8).tobytes()
+
+
+TINY_PARAMS = {"octaves": 1, "iterations": 2, "seed": 3}
+
+
+def dream_raw(client, height=40, width=48, seed=0, params=TINY_PARAMS, **kwargs):
+    return client.dream(raw_frame(height, width, seed), "raw", params,
+                        raw={"dtype": "uint8", "shape": [height, width, 3]},
+                        output={"format": "raw", "dtype": "uint8"}, **kwargs)

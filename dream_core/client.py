@@ -1,0 +1,270 @@
+"""Client of the dream server. Standard library only: it runs inside
+Blender's Python, which may lack NumPy, and is bundled into the add-on.
+
+    server = spawn_server(sys.executable)          # or connect to a running one
+    with DreamClient(server.address, server.token) as client:
+        info = client.hello()
+        result = client.dream(png_bytes, "png", {"layer": "block9"}, progress=print)
+    server.stop()
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+try:  # bundled into the add-on as a sibling module, or imported from dream_core
+    from . import protocol as P
+except ImportError:  # pragma: no cover - loaded as a top-level module
+    import dream_protocol as P  # type: ignore
+
+ProgressFn = Callable[[dict], None]
+
+
+class ServerTimeout(P.ProtocolError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__("timeout", f"the dream server sent nothing for {seconds:.0f} s; it may have died "
+                                    "or hung")
+
+
+class Cancelled(P.ProtocolError):
+    def __init__(self) -> None:
+        super().__init__("cancelled", "cancelled")
+
+
+@dataclass
+class DreamResult:
+    data: bytes  # the dreamed image, in ``meta["format"]``
+    meta: dict  # the payload's description (format, and for raw: dtype, shape)
+    header: dict
+
+
+class DreamClient:
+    """One authenticated connection. Every read waits at most ``timeout``
+    seconds; the server sends a heartbeat every second while a frame is
+    queued or running, so a silent server is a dead or hung one."""
+
+    def __init__(self, address: str, token: str, *, timeout: float = 30.0, connect_timeout: float = 10.0,
+                 max_payload: int = P.DEFAULT_MAX_PAYLOAD) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.max_payload = max_payload
+        self.conn = P.connect(address, token, connect_timeout)
+        P.set_connection_read_timeout(self.conn, timeout)
+        self._ids = itertools.count(1)
+        self.server_info: Optional[dict] = None
+
+    def __enter__(self) -> "DreamClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- plumbing --------------------------------------------------------------
+
+    def _receive(self) -> tuple[dict, list[bytes]]:
+        if not self.conn.poll(self.timeout):
+            raise ServerTimeout(self.timeout)
+        header = P.recv_header(self.conn)
+        return header, P.recv_payloads(self.conn, header, self.max_payload)
+
+    def _request(self, header: dict, payloads: list[bytes] = (), progress: Optional[ProgressFn] = None,
+                 should_cancel: Optional[Callable[[], bool]] = None) -> tuple[dict, list[bytes]]:
+        limit = (self.server_info or {}).get("max_payload")
+        too_big = [len(p) for p in payloads if limit and len(p) > limit]
+        if too_big:
+            raise P.ProtocolError("oversize", f"a {too_big[0] >> 20} MiB payload exceeds the server's limit of "
+                                  f"{limit >> 20} MiB (its --max-payload-mb)")
+        request_id = next(self._ids)
+        P.send_message(self.conn, dict(header, id=request_id), list(payloads))
+        cancel_sent = False
+        while True:
+            reply, data = self._receive()
+            if reply.get("id") != request_id:
+                continue  # e.g. the reply to our own cancel
+            if reply.get("event") in ("progress", "heartbeat"):
+                if progress is not None:
+                    progress(reply)
+                if should_cancel is not None and not cancel_sent and should_cancel():
+                    P.send_message(self.conn, {"op": "cancel", "id": next(self._ids), "job": header.get("job")})
+                    cancel_sent = True
+                continue
+            if reply.get("event") == "error" and reply.get("code") == "cancelled":
+                raise Cancelled()
+            return P.raise_for_error(reply), data
+
+    # --- operations --------------------------------------------------------------
+
+    def hello(self) -> dict:
+        """Server facts (version, device, GPU, models); checks the protocol version."""
+        reply, _ = self._request({"op": "hello", "client": "dream_core.client"})
+        if reply.get("protocol") != P.PROTOCOL:
+            raise P.ProtocolError("bad_version", f"server speaks protocol {reply.get('protocol')}, this client "
+                                  f"{P.PROTOCOL}; install matching versions of the add-on and dream_core")
+        self.server_info = reply
+        return reply
+
+    def dream(self, image: bytes, fmt: str, params: Optional[dict] = None, *, job: Optional[str] = None,
+              frame: Optional[int] = None, raw: Optional[dict] = None, vectors: Optional[tuple[bytes, dict]] = None,
+              mask: Optional[tuple[bytes, str]] = None, guide: Optional[tuple[bytes, str]] = None,
+              output: Optional[dict] = None, progress: Optional[ProgressFn] = None,
+              should_cancel: Optional[Callable[[], bool]] = None) -> DreamResult:
+        """Dreams one frame. ``image`` is encoded bytes of ``fmt`` (png, exr,
+        tiff, jpeg, webp) or raw pixels (``fmt="raw"`` with ``raw={"dtype":
+        "float16", "shape": [h, w, c], "linear": bool}``). ``job`` ties
+        frames of one sequence together. Raises ProtocolError (``.code``)."""
+        metas = [dict({"name": "image", "format": fmt}, **(raw or {}))]
+        payloads = [image]
+        if vectors is not None:
+            metas.append(dict({"name": "vectors", "format": "raw"}, **vectors[1]))
+            payloads.append(vectors[0])
+        for name, extra in (("mask", mask), ("guide", guide)):
+            if extra is not None:
+                metas.append({"name": name, "format": extra[1]})
+                payloads.append(extra[0])
+        header = {"op": "dream", "params": params or {}, "job": job, "frame": frame, "payloads": metas,
+                  "output": output or {}}
+        reply, data = self._request(header, payloads, progress, should_cancel)
+        return DreamResult(data[0], reply["payloads"][0], reply)
+
+    def cancel(self, job: str) -> int:
+        reply, _ = self._request({"op": "cancel", "job": job})
+        return int(reply.get("cancelled", 0))
+
+    def close_job(self, job: str) -> bool:
+        reply, _ = self._request({"op": "close_job", "job": job})
+        return bool(reply.get("closed"))
+
+    def echo(self, payloads: list[bytes]) -> list[bytes]:
+        """Round trip of raw bytes through the server (transport cost)."""
+        metas = [{"name": f"p{i}", "format": "raw"} for i in range(len(payloads))]
+        _, data = self._request({"op": "echo", "payloads": metas}, payloads)
+        return data
+
+    def shutdown(self) -> None:
+        self._request({"op": "shutdown"})
+
+
+# --- a server process of our own ---------------------------------------------------
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+class ServerProcess:
+    """A dream server started by :func:`spawn_server`."""
+
+    def __init__(self, process: subprocess.Popen, address: str, token: str, log_path: str) -> None:
+        self.process = process
+        self.address = address
+        self.token = token
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def connect(self, **kwargs) -> DreamClient:
+        return DreamClient(self.address, self.token, **kwargs)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Asks the server to shut down; terminates it if it does not."""
+        if self.alive():
+            try:
+                with self.connect(timeout=timeout) as client:
+                    client.shutdown()
+            except (OSError, EOFError, P.ProtocolError):
+                pass
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdout,):
+            if stream:
+                stream.close()
+
+
+def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = None,
+                 extra_args: Optional[list[str]] = None, env: Optional[dict] = None, cwd: Optional[str] = None,
+                 ready_timeout: float = 180.0, log_path: Optional[str] = None) -> ServerProcess:
+    """Starts ``python -m dream_core serve`` and waits for its ready line.
+
+    The token goes through the child's standard input, never its command
+    line (which other users can read). If the server dies or stays silent,
+    ServerStartError carries the end of its log."""
+    token = P.new_token()
+    if log_path is None:
+        fd, log_path = tempfile.mkstemp(prefix="dream-server-", suffix=".log")
+        os.close(fd)
+    cmd = [python, "-m", "dream_core", "serve", "--token-stdin", "--device", device]
+    if listen:
+        cmd += ["--listen", listen]
+    cmd += extra_args or []
+    log_file = open(log_path, "ab")
+    try:
+        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
+                                   env=env, cwd=cwd)
+    except OSError as err:
+        raise ServerStartError(f"cannot start the dream server with {python!r}: {err}") from None
+    finally:
+        log_file.close()
+    process.stdin.write((token + "\n").encode())
+    process.stdin.close()
+    lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
+
+    def pump() -> None:
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    server = ServerProcess(process, "", token, log_path)
+    deadline = time.monotonic() + ready_timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            server.stop(timeout=2)
+            raise ServerStartError(f"the dream server did not get ready within {ready_timeout:.0f} s; "
+                                   f"its log ({log_path}) ends:\n{server.log_tail()}") from None
+        if line is None:
+            process.wait()
+            raise ServerStartError(f"the dream server exited with status {process.returncode} before it was "
+                                   f"ready; its log ({log_path}) ends:\n{server.log_tail()}")
+        try:
+            ready = json.loads(line)
+        except ValueError:
+            continue  # stray output of an import
+        if isinstance(ready, dict) and ready.get("event") == "ready":
+            if ready.get("protocol") != P.PROTOCOL:
+                server.stop(timeout=2)
+                raise ServerStartError(f"the server speaks protocol {ready.get('protocol')}, this client "
+                                       f"{P.PROTOCOL}")
+            server.address = ready["address"]
+            return server

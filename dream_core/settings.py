@@ -1,0 +1,58 @@
+"""Dream settings as one JSON-friendly value: the CLI builds them from
+arguments, the server from a request's ``params``."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from .engine import DreamConfig
+
+TEMPORAL_MODES = ("none",)
+
+
+@dataclass
+class DreamSettings:
+    """Everything that shapes a dream besides the pixels."""
+
+    model: str = "lite0"
+    layer: Optional[str] = None
+    channels: Optional[list[int]] = None
+    weights: Optional[str] = "default"
+    keep_colors: bool = False
+    mask: Optional[str] = None  # "alpha", or (CLI only) a path to a grey image
+    guide: Optional[str] = None  # (CLI only) path to a guide image
+    config: DreamConfig = field(default_factory=DreamConfig)
+
+    def to_params(self) -> dict:
+        """The wire form: flat, with the numeric settings beside the others."""
+        params = {k: v for k, v in asdict(self).items() if k not in ("config", "guide")}
+        if params["mask"] not in (None, "alpha"):
+            params["mask"] = None  # a mask file travels as a payload
+        params.update(asdict(self.config))
+        return params
+
+    @classmethod
+    def from_params(cls, params: dict) -> "DreamSettings":
+        """Reads and checks a request's params; ValueError names the bad one."""
+        if not isinstance(params, dict):
+            raise ValueError("params must be an object")
+        config_names = set(DreamConfig.field_names())
+        own = {"model", "layer", "channels", "weights", "keep_colors", "mask"}
+        unknown = sorted(set(params) - config_names - own)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: "
+                             f"{', '.join(sorted(own | config_names))}")
+        config = DreamConfig(**{k: v for k, v in params.items() if k in config_names})
+        kwargs = {k: v for k, v in params.items() if k in own}
+        for name in ("model", "layer", "weights"):
+            if kwargs.get(name) is not None and not isinstance(kwargs[name], str):
+                raise ValueError(f"{name} must be a string")
+        channels = kwargs.get("channels")
+        if channels is not None and (not isinstance(channels, list)
+                                     or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)):
+            raise ValueError("channels must be a list of integers")
+        if kwargs.get("mask") not in (None, "alpha"):
+            raise ValueError("mask must be 'alpha' or null (send a mask image as a payload)")
+        if not isinstance(kwargs.get("keep_colors", False), bool):
+            raise ValueError("keep_colors must be true or false")
+        return cls(**kwargs, config=config)

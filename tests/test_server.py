@@ -1,0 +1,309 @@
+"""End to end against a real server process on loopback (see conftest)."""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import AuthenticationError
+
+import numpy as np
+import pytest
+
+from dream_core import protocol as P
+from dream_core.client import Cancelled, DreamClient, ServerStartError, spawn_server
+from dream_core.io import Picture, decode_image, encode_image
+
+from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, raw_frame, run_cli
+
+
+def test_hello_describes_the_server(client):
+    info = client.hello()
+    assert info["protocol"] == P.PROTOCOL and info["device"] == "cpu"
+    lite0 = next(m for m in info["models"] if m["name"] == "lite0")
+    assert lite0["offline"] and lite0["loaded"] and "block9" in lite0["layers"]
+
+
+def test_dream_png_round_trip_with_progress(client, coffee):
+    events = []
+    data = encode_image(Picture(coffee, False, "uint8"), "png")
+    result = client.dream(data, "png", {"octaves": 2, "iterations": 2}, progress=events.append)
+    dreamed = decode_image(result.data, result.meta["format"])
+    assert dreamed.pixels.shape == coffee.shape
+    assert np.abs(dreamed.pixels - coffee).mean() > 0.005
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [(e["octave"], e["iteration"]) for e in progress] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+
+
+def test_raw_float16_rgba_keeps_alpha(client, coffee):
+    alpha = np.linspace(0, 1, coffee.shape[1], dtype=np.float32)[None].repeat(coffee.shape[0], 0)
+    rgba = np.dstack([coffee, alpha]).astype("<f2")
+    result = client.dream(rgba.tobytes(), "raw", TINY_PARAMS,
+                          raw={"dtype": "float16", "shape": list(rgba.shape)},
+                          output={"format": "raw", "dtype": "float16"})
+    out = np.frombuffer(result.data, "<f2").reshape(rgba.shape)
+    assert np.array_equal(out[..., 3], rgba[..., 3])
+
+
+def test_exr_in_exr_out_keeps_hdr(client):
+    hdr = (np.random.default_rng(0).random((40, 40, 3)) * 3).astype(np.float32)
+    data = encode_image(Picture(hdr, True, "float32"), "exr")
+    result = client.dream(data, "exr", dict(TINY_PARAMS, iterations=0))
+    back = decode_image(result.data, "exr")
+    assert back.linear and np.allclose(back.pixels, hdr, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("params, code", [
+    ({"model": "alexnet"}, "unknown_model"),
+    ({"layer": "block99"}, "unknown_layer"),
+    ({"octaves": 0}, "bad_params"),
+    ({"colour": "blue"}, "bad_params"),
+    ({"channels": "3"}, "bad_params"),
+    ("not a dict", "bad_params"),
+])
+def test_bad_params_are_errors(client, params, code):
+    with pytest.raises(P.ProtocolError) as err:
+        dream_raw(client, params=params)
+    assert err.value.code == code
+    assert dream_raw(client).data  # the same connection goes on
+
+
+@pytest.mark.parametrize("shape, data, code", [
+    ([0, 0, 3], b"", "too_small"),
+    ([1, 100000, 3], bytes(300000), "too_small"),
+    ([10, 10, 3], bytes(299), "shape_mismatch"),
+    ([10, 10, 7], bytes(700), "shape_mismatch"),
+    ([-1, 10, 3], b"", "bad_header"),
+    ([40, 40, 3], np.full(4800, np.nan, "<f4").tobytes()[:4800], None),
+])
+def test_bad_raw_images_are_errors(client, shape, data, code):
+    dtype = "uint8"
+    if code is None:  # NaN pixels
+        data, dtype, code = np.full((40, 40, 3), np.nan, "<f4").tobytes(), "float32", "nonfinite"
+    with pytest.raises(P.ProtocolError) as err:
+        client.dream(data, "raw", TINY_PARAMS, raw={"dtype": dtype, "shape": shape})
+    assert err.value.code == code
+
+
+def test_undecodable_image_and_bad_format(client):
+    with pytest.raises(P.ProtocolError) as err:
+        client.dream(b"\x89PNG garbage", "png", TINY_PARAMS)
+    assert err.value.code == "bad_image"
+    with pytest.raises(P.ProtocolError) as err:
+        client.dream(b"abc", "gif", TINY_PARAMS)
+    assert err.value.code == "bad_header"
+
+
+def _raw_connection(server):
+    return P.connect(server.address, server.token)
+
+
+def test_unknown_op_and_bad_version(server):
+    conn = _raw_connection(server)
+    P.send_message(conn, {"op": "teleport", "id": 1})
+    reply = P.recv_header(conn)
+    assert reply["code"] == "unknown_op" and "hello" in reply["message"]
+    conn.send_bytes(b'{"v": 99, "op": "hello", "id": 2}')
+    assert P.recv_header(conn)["code"] == "bad_version"
+    conn.close()
+
+
+def test_oversize_payload_is_refused(server, client):
+    conn = _raw_connection(server)
+    big = bytes((TEST_MAX_PAYLOAD_MB << 20) + 1)
+    try:
+        P.send_message(conn, {"op": "dream", "id": 1, "payloads": [{"name": "image", "format": "raw"}]}, [big])
+        assert P.recv_header(conn)["code"] == "oversize"
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the server answered and closed while we were still sending
+    conn.close()
+    assert dream_raw(client).data
+
+
+def test_client_refuses_oversize_before_sending(client):
+    client.hello()
+    with pytest.raises(P.ProtocolError) as err:
+        client.dream(bytes((TEST_MAX_PAYLOAD_MB << 20) + 1), "png", TINY_PARAMS)
+    assert err.value.code == "oversize"
+    assert dream_raw(client).data
+
+
+def test_wrong_token_is_refused(server, client):
+    with pytest.raises(AuthenticationError):
+        DreamClient(server.address, "not-the-token")
+    assert dream_raw(client).data
+
+
+def _tcp(server):
+    family, addr = P.parse_address(server.address)
+    sock = socket.create_connection(addr, timeout=10)
+    return sock
+
+
+def test_garbage_and_huge_lengths_close_the_connection(server, client):
+    for junk in (b"GET / HTTP/1.1\r\n\r\n", struct.pack("!i", 0x7FFFFFFF) + b"x" * 10, os.urandom(300)):
+        sock = _tcp(server)
+        sock.sendall(junk)
+        sock.settimeout(15)
+        try:
+            while sock.recv(4096):
+                pass
+        except OSError:
+            pass
+        sock.close()
+    assert dream_raw(client).data
+
+
+def test_truncated_payload_and_vanished_client(server, client):
+    conn = _raw_connection(server)
+    conn.send_bytes(b'{"v": 1, "op": "dream", "id": 1, "payloads": [{"name": "image", "format": "png"}, '
+                    b'{"name": "mask", "format": "png"}]}')
+    conn.send_bytes(b"only one payload")
+    conn.close()
+    assert dream_raw(client).data
+
+
+def test_client_disconnecting_mid_frame_does_not_hurt_others(server, client):
+    doomed = DreamClient(server.address, server.token)
+    started = threading.Event()
+
+    def vanish(event):
+        started.set()
+        raise ConnectionAbortedError("client gone")
+
+    with pytest.raises(ConnectionAbortedError):
+        dream_raw(doomed, 96, 128, params={"octaves": 3, "iterations": 30}, progress=vanish)
+    doomed.close()
+    assert started.is_set()
+    reference = dream_raw(client, seed=5)
+    again = dream_raw(client, seed=5)
+    assert reference.data == again.data
+
+
+def test_cancel_from_the_same_connection(client):
+    with pytest.raises(Cancelled):
+        dream_raw(client, 96, 128, params={"octaves": 3, "iterations": 50}, job="shot-a",
+                  should_cancel=lambda: True)
+    assert dream_raw(client).data
+
+
+def test_cancel_a_job_from_another_connection(server, client):
+    other = DreamClient(server.address, server.token)
+    outcome = {}
+
+    def run():
+        try:
+            dream_raw(other, 96, 128, params={"octaves": 3, "iterations": 200}, job="shot-b")
+        except Cancelled:
+            outcome["cancelled"] = True
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not client.cancel("shot-b"):
+        time.sleep(0.05)
+    thread.join(60)
+    other.close()
+    assert outcome.get("cancelled")
+
+
+def test_jobs_keep_state_until_closed(client):
+    dream_raw(client, job="seq-1", frame=1)
+    assert client.hello()["jobs"] >= 1
+    assert client.close_job("seq-1") is True
+    assert client.close_job("seq-1") is False
+
+
+def test_eight_concurrent_clients_get_bit_identical_frames(server):
+    frames = 10
+    with DreamClient(server.address, server.token) as single:
+        expected = [dream_raw(single, seed=i).data for i in range(frames)]
+    results: dict = {}
+    errors = []
+
+    def worker(n):
+        try:
+            with DreamClient(server.address, server.token, timeout=120) as c:
+                results[n] = [dream_raw(c, seed=i).data for i in range(frames)]
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors
+    assert len(results) == 8
+    for n in range(8):
+        assert results[n] == expected
+
+
+def test_client_runs_without_numpy_or_torch(server):
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('numpy', 'torch', 'cv2', 'OpenEXR'):
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+from dream_core.client import DreamClient
+c = DreamClient({server.address!r}, {server.token!r})
+assert c.hello()['protocol'] == 1
+r = c.dream(bytes(range(256)) * 30, 'raw', {{'octaves': 1, 'iterations': 1}},
+            raw={{'dtype': 'uint8', 'shape': [40, 64, 3]}}, output={{'format': 'raw', 'dtype': 'uint8'}})
+assert len(r.data) == 40 * 64 * 3
+assert 'numpy' not in sys.modules and 'torch' not in sys.modules
+print('ok')
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_spawn_reports_a_server_that_dies(tmp_path):
+    with pytest.raises(ServerStartError, match="unknown device"):
+        spawn_server(sys.executable, device="tpu", env={**os.environ, "PYTHONPATH": ROOT})
+    with pytest.raises(ServerStartError, match="cannot start"):
+        spawn_server(str(tmp_path / "no-python"))
+
+
+def test_cli_through_the_server(tmp_path, coffee):
+    token_file = tmp_path / "token"
+    proc = subprocess.Popen([sys.executable, "-m", "dream_core", "serve", "--token-file", str(token_file),
+                             "--device", "cpu", "--preload", ""], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": ROOT}, cwd=ROOT, text=True)
+    try:
+        import json
+
+        ready = json.loads(proc.stdout.readline())
+        assert ready["event"] == "ready" and ready["pid"] == proc.pid
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        src = tmp_path / "in.png"
+        from dream_core.io import write_image
+
+        write_image(str(src), Picture(coffee, False, "uint8"))
+        result = run_cli("dream", str(src), "-o", str(tmp_path / "out.png"), "--server", ready["address"],
+                         "--token-file", str(token_file), "--octaves", "1", "--iterations", "2", "-q")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "out.png").exists()
+        bad = run_cli("dream", str(src), "-o", str(tmp_path / "o2.png"), "--server", ready["address"],
+                      "--token-file", str(token_file), "--layer", "nope", "-q")
+        assert bad.returncode == 2 and "unknown_layer" in bad.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_non_loopback_needs_allow_remote():
+    from dream_core.server import DreamServer
+
+    with pytest.raises(ValueError, match="allow-remote"):
+        DreamServer("t", "0.0.0.0:0", device="cpu")
+
+
+def test_echo_returns_payloads_unchanged(client):
+    blobs = [os.urandom(1000), b"", bytes(range(256))]
+    assert client.echo(blobs) == blobs
