@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-try:  # bundled into the add-on as a sibling module, or imported from dream_core
+try:  # inside dream_core
     from . import protocol as P
-except ImportError:  # pragma: no cover - loaded as a top-level module
-    import dream_protocol as P  # type: ignore
+except ImportError:  # bundled into the add-on, where build.py names it dream_protocol
+    from . import dream_protocol as P  # type: ignore
 
 ProgressFn = Callable[[dict], None]
 

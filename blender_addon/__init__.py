@@ -1,0 +1,38 @@
+"""Dream Renders: DeepDream your renders and animations into the Video Sequence Editor.
+
+The add-on needs neither torch nor NumPy: it talks to a dream server
+(``python -m dream_core serve``) over a local socket, starting it itself
+when set to.
+"""
+
+bl_info = {
+    "name": "Dream Renders",
+    "author": "Dream Renders developers",
+    "version": (0, 1, 0),
+    "blender": (3, 4, 0),
+    "location": "Properties > Output > Dream Renders; Sequencer > Sidebar > Dream",
+    "description": "DeepDream renders and animations into the Video Sequencer",
+    "category": "Render",
+}
+
+import bpy  # noqa: E402
+
+from . import cli_command, panels, preferences, properties, server_link  # noqa: E402
+from .operators import CLASSES as OPERATOR_CLASSES  # noqa: E402
+
+CLASSES = (preferences.DREAM_AddonPreferences, *OPERATOR_CLASSES, *panels.CLASSES)
+
+
+def register() -> None:
+    properties.register()
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    cli_command.register()
+
+
+def unregister() -> None:
+    cli_command.unregister()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
+    properties.unregister()
+    server_link.shutdown_link()

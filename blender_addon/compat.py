@@ -1,0 +1,50 @@
+"""Every difference between Blender 3.4 and 5.0 that the add-on meets, in one place."""
+from __future__ import annotations
+
+import bpy
+
+VERSION = bpy.app.version
+
+
+def strips(scene):
+    """The top-level strips collection: ``strips`` (4.4+) or ``sequences``."""
+    sed = ensure_sequence_editor(scene)
+    return sed.strips if hasattr(sed, "strips") else sed.sequences
+
+
+def all_strips(scene):
+    sed = scene.sequence_editor
+    if sed is None:
+        return []
+    return list(sed.strips_all if hasattr(sed, "strips_all") else sed.sequences_all)
+
+
+def ensure_sequence_editor(scene):
+    if scene.sequence_editor is None:
+        scene.sequence_editor_create()
+    return scene.sequence_editor
+
+
+def active_strip(scene):
+    sed = scene.sequence_editor
+    return None if sed is None else sed.active_strip
+
+
+def set_multilayer_exr(image_settings) -> None:
+    """Blender 5.0 asks for the media type before the multilayer format."""
+    if hasattr(image_settings, "media_type"):
+        image_settings.media_type = "MULTI_LAYER_IMAGE"
+    image_settings.file_format = "OPEN_EXR_MULTILAYER"
+    image_settings.color_depth = "32"
+
+
+def has_cli_commands() -> bool:
+    return hasattr(bpy.utils, "register_cli_command")
+
+
+def engine_has_vector_pass(scene) -> bool:
+    """Cycles fills the Vector pass unless motion blur is on; Eevee Next (4.2+) has it too."""
+    engine = scene.render.engine
+    if engine == "CYCLES":
+        return not scene.render.use_motion_blur
+    return engine in ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE") and VERSION >= (4, 2, 0)

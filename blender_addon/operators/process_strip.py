@@ -1,0 +1,35 @@
+import bpy
+
+from .. import compat, frames
+from .common import DreamRunOperator
+
+
+class DREAM_OT_process_strip(DreamRunOperator, bpy.types.Operator):
+    """Dream every frame of the active image strip and place the result in the channel above, same timing"""
+
+    bl_idname = "dream.process_strip"
+    bl_label = "Dream Strip"
+    render_missing = False
+
+    @classmethod
+    def poll(cls, context):
+        strip = compat.active_strip(context.scene)
+        if strip is None or strip.type != "IMAGE":
+            cls.poll_message_set("Select an image strip in the Sequencer")
+            return False
+        return True
+
+    def job_name(self, context):
+        return f"{context.scene.name}/strip/{compat.active_strip(context.scene).name}"
+
+    def plans(self, context):
+        return frames.strip_plan(context.scene, compat.active_strip(context.scene))
+
+    def finish(self, context, run):
+        scene = context.scene
+        strip = compat.active_strip(scene)
+        targets = run.targets()
+        if strip is not None and len(targets) == len(run.plans):
+            dreamed = frames.place_strip(scene, f"Dream {strip.name}", targets, int(strip.frame_start),
+                                         minimum=strip.channel + 1)
+            print(f"Dream Renders: strip {dreamed.name!r} on channel {dreamed.channel}", flush=True)

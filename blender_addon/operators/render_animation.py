@@ -1,0 +1,34 @@
+import bpy
+
+from .. import compat, frames
+from .common import DreamRunOperator
+
+
+class DREAM_OT_render_animation(DreamRunOperator, bpy.types.Operator):
+    """Render the scene's frame range, dream every frame and add the dreamed sequence to the Sequencer"""
+
+    bl_idname = "dream.render_animation"
+    bl_label = "Dream Animation"
+
+    frame_start: bpy.props.IntProperty(name="Start", default=-1, description="First frame; -1: the scene's")
+    frame_end: bpy.props.IntProperty(name="End", default=-1, description="Last frame; -1: the scene's")
+
+    def plans(self, context):
+        scene = context.scene
+        start = scene.frame_start if self.frame_start < 0 else self.frame_start
+        end = scene.frame_end if self.frame_end < 0 else self.frame_end
+        if end < start:
+            raise frames.DreamError(f"the frame range {start}-{end} is empty")
+        if not compat.engine_has_vector_pass(scene):
+            self.report({"WARNING"}, "this engine or motion blur leaves the Vector pass empty: "
+                        "frames are dreamed without exact motion")
+        return frames.animation_plan(scene, range(start, end + 1))
+
+    def finish(self, context, run):
+        scene = context.scene
+        targets = run.targets()
+        if len(targets) == len(run.plans):
+            strip = frames.place_strip(scene, f"Dream {scene.name}", targets, run.plans[0].frame,
+                                       scene.dream.channel)
+            print(f"Dream Renders: strip {strip.name!r} on channel {strip.channel}, "
+                  f"{len(targets)} frames from {run.plans[0].frame}", flush=True)

@@ -1,0 +1,35 @@
+import os
+
+import bpy
+
+from .. import frames
+from .common import DreamRunOperator
+
+
+class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
+    """Render the current frame (or reuse the last render), dream it and show it in the Image Editor"""
+
+    bl_idname = "dream.render_frame"
+    bl_label = "Dream Frame"
+
+    use_existing: bpy.props.BoolProperty(name="Use Existing Render", default=False,
+                                         description="Dream the current Render Result instead of rendering again")
+
+    def plans(self, context):
+        scene = context.scene
+        plan = frames.animation_plan(scene, range(scene.frame_current, scene.frame_current + 1))[0]
+        still = frames.FramePlan(plan.frame, plan.source.replace("_%05d.exr" % plan.frame,
+                                                                 "_%05d_still.exr" % plan.frame),
+                                 plan.target.replace(".png", "_still.png"))
+        for path in (still.source, still.target):  # a still is always made anew
+            if os.path.exists(path):
+                os.remove(path)
+        result = bpy.data.images.get("Render Result")
+        if self.use_existing and result is not None and result.has_data:
+            os.makedirs(os.path.dirname(still.source), exist_ok=True)
+            result.save_render(still.source, scene=scene)
+        return [still]
+
+    def finish(self, context, run):
+        if run.targets():
+            frames.show_image(run.targets()[0])

@@ -1,0 +1,66 @@
+import bpy
+
+
+def draw_settings(layout, context) -> None:
+    settings = context.scene.dream
+    layout.use_property_split = True
+    layout.use_property_decorate = True  # shows the keyframe dots: settings are animatable
+    layout.prop(settings, "preset")
+    layout.prop(settings, "model")
+    layout.prop(settings, "layer")
+    row = layout.row()
+    row.active = not settings.layer.strip()
+    row.prop(settings, "layer_index")
+    name = settings.layer_name()
+    if name:
+        layout.label(text=f"Dreaming layer {name}")
+    col = layout.column(align=True)
+    col.prop(settings, "octaves")
+    col.prop(settings, "octave_scale")
+    col.prop(settings, "iterations")
+    col = layout.column(align=True)
+    col.prop(settings, "step")
+    col.prop(settings, "strength")
+    layout.prop(settings, "seed")
+    layout.prop(settings, "keep_colors")
+    layout.prop(settings, "tile")
+    layout.prop(settings, "output_dir")
+    layout.prop(settings, "channel")
+
+
+def draw_actions(layout, context) -> None:
+    runtime = context.window_manager.dream
+    col = layout.column(align=True)
+    col.enabled = not runtime.running
+    col.operator("dream.render_frame", icon="RENDER_STILL")
+    col.operator("dream.render_animation", icon="RENDER_ANIMATION")
+    col.operator("dream.process_strip", icon="SEQUENCE")
+    if runtime.status:
+        layout.label(text=runtime.status)
+    if runtime.running:
+        layout.prop(runtime, "progress", text="Progress", slider=True)
+
+
+class DREAM_PT_output(bpy.types.Panel):
+    bl_label = "Dream Renders"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "output"
+
+    def draw(self, context):
+        draw_actions(self.layout, context)
+        draw_settings(self.layout.column(), context)
+
+
+class DREAM_PT_sequencer(bpy.types.Panel):
+    bl_label = "Dream Renders"
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Dream"
+
+    def draw(self, context):
+        draw_actions(self.layout, context)
+        draw_settings(self.layout.column(), context)
+
+
+CLASSES = (DREAM_PT_output, DREAM_PT_sequencer)

@@ -1,0 +1,39 @@
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+ADDON_ID = __package__
+
+
+class DREAM_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    server_mode: EnumProperty(
+        name="Server", default="SPAWN",
+        items=[("SPAWN", "Start Automatically", "Start a dream server with the Python below when needed"),
+               ("CONNECT", "Connect", "Use a dream server that is already running")])
+    python_path: StringProperty(name="Python", subtype="FILE_PATH",
+                                description="The Python interpreter where dream_core is installed "
+                                            "(e.g. the project's .venv/bin/python)")
+    device: EnumProperty(name="Device", default="auto",
+                         items=[("auto", "Auto", "CUDA, then MPS, then CPU"), ("cuda", "CUDA", ""),
+                                ("cpu", "CPU", "")])
+    address: StringProperty(name="Address", default="127.0.0.1:7860", description="HOST:PORT or a socket path")
+    token_file: StringProperty(name="Token File", subtype="FILE_PATH",
+                               description="File holding the server's token (its --token-file)")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "server_mode", expand=True)
+        if self.server_mode == "SPAWN":
+            layout.prop(self, "python_path")
+            layout.prop(self, "device")
+        else:
+            layout.prop(self, "address")
+            layout.prop(self, "token_file")
+        layout.label(text="DREAM_SERVER_PYTHON, DREAM_SERVER_ADDRESS and DREAM_SERVER_TOKEN_FILE override these.",
+                     icon="INFO")
+        row = layout.row()
+        row.operator("dream.test_connection", icon="LINKED")
+        info = context.window_manager.dream.server_info
+        if info:
+            layout.label(text=info, icon="ERROR" if info.startswith("Failed") else "CHECKMARK")

@@ -1,0 +1,98 @@
+"""Scene settings (``scene.dream``) and run-time status on the window
+manager (never saved in the .blend). Numeric settings are animatable:
+keyframe strength, step, octaves or the layer and each frame is dreamed with
+its own values."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+PRESETS = {
+    "SUBTLE": dict(octaves=3, iterations=6, step=0.004, octave_scale=1.4, layer_index=-1),
+    "CLASSIC": dict(octaves=4, iterations=10, step=0.01, octave_scale=1.4, layer_index=-1),
+    "DEEP": dict(octaves=5, iterations=15, step=0.015, octave_scale=1.5, layer_index=12),
+}
+MODELS = [("lite0", "EfficientNet-Lite0", "Offline default: weights ship with dream_core"),
+          ("googlenet", "GoogLeNet", "The original DeepDream network (downloads weights once)"),
+          ("vgg16", "VGG16", "Painterly textures (downloads weights once)"),
+          ("resnet50", "ResNet-50", "Downloads weights once")]
+# Known layer lists, for showing a name beside the animatable layer index
+# without asking the server; the server is the authority and checks them.
+LITE0_LAYERS = ["stem"] + [f"block{i}" for i in range(16)] + ["head"]
+
+
+def _apply_preset(self, context) -> None:
+    for key, value in PRESETS.get(self.preset, {}).items():
+        setattr(self, key, value)
+
+
+class DreamSceneSettings(bpy.types.PropertyGroup):
+    preset: EnumProperty(name="Preset", items=[("CUSTOM", "Custom", "Your own settings"),
+                                               ("SUBTLE", "Subtle", "A light touch of texture"),
+                                               ("CLASSIC", "Classic", "The DeepDream look: eyes and swirls"),
+                                               ("DEEP", "Deep", "Strong, deeper-layer dreams")],
+                         default="CLASSIC", update=_apply_preset)
+    model: EnumProperty(name="Model", items=MODELS, default="lite0", description="Network that dreams")
+    layer: StringProperty(name="Layer", default="",
+                          description="Layer to amplify, or a sum like 'block8+0.5*block11'; "
+                                      "empty: use Layer Index")
+    layer_index: IntProperty(name="Layer Index", default=-1, min=-1, max=40,
+                             description="Animatable layer choice, counted from the input; -1: the model's default")
+    octaves: IntProperty(name="Octaves", default=4, min=1, max=12, description="Scales to dream at")
+    octave_scale: FloatProperty(name="Octave Scale", default=1.4, min=1.05, max=3.0)
+    iterations: IntProperty(name="Iterations", default=10, min=1, max=200, description="Steps per octave")
+    step: FloatProperty(name="Step", default=0.01, min=0.0, max=0.2, precision=4,
+                        description="Mean change per pixel and step")
+    strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=4.0, subtype="FACTOR",
+                            description="Multiplies the step; keyframe it to fade the dream in and out")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    keep_colors: BoolProperty(name="Keep Colours", default=False,
+                              description="Dream brightness only and keep the render's colours")
+    tile: IntProperty(name="Tile", default=512, min=0, max=8192, description="Largest tile side; 0: whole frame")
+    output_dir: StringProperty(name="Output", default="//dream/", subtype="DIR_PATH",
+                               description="Where renders and dreamed frames are kept")
+    channel: IntProperty(name="Channel", default=0, min=0, max=128,
+                         description="Sequencer channel for dreamed strips; 0: the first free one")
+
+    def layer_name(self) -> str | None:
+        if self.layer.strip():
+            return self.layer.strip()
+        if self.layer_index >= 0 and self.model == "lite0":
+            return LITE0_LAYERS[min(self.layer_index, len(LITE0_LAYERS) - 1)]
+        return None
+
+    def to_params(self) -> dict:
+        """The server's params for the current frame."""
+        params = {"model": self.model, "octaves": self.octaves, "octave_scale": round(self.octave_scale, 4),
+                  "iterations": self.iterations, "step": round(self.step * self.strength, 6), "seed": self.seed,
+                  "keep_colors": self.keep_colors, "tile": self.tile}
+        layer = self.layer_name()
+        if layer:
+            params["layer"] = layer
+        return params
+
+
+class DreamRuntime(bpy.types.PropertyGroup):
+    """Status of the running job, shown in the panels."""
+
+    status: StringProperty(name="Status", default="")
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    running: BoolProperty(default=False)
+    server_info: StringProperty(default="")
+
+
+CLASSES = (DreamSceneSettings, DreamRuntime)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.dream = PointerProperty(type=DreamSceneSettings)
+    bpy.types.WindowManager.dream = PointerProperty(type=DreamRuntime)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.dream
+    del bpy.types.Scene.dream
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,137 @@
+"""How the add-on reaches a dream server: start one itself with a configured
+Python, or connect to one already running. Plain Python, no bpy: it is used
+from the worker thread too. Environment variables override preferences so
+scripted and headless runs need no UI."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from .dream_client import DreamClient, ServerProcess, ServerStartError, spawn_server
+from .dream_protocol import ProtocolError
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    mode: str  # "SPAWN" or "CONNECT"
+    python: str = ""
+    address: str = ""
+    token_file: str = ""
+    device: str = "auto"
+
+    @classmethod
+    def resolve(cls, prefs=None) -> "ServerConfig":
+        """Preferences, overridden by DREAM_SERVER_PYTHON / _ADDRESS / _TOKEN_FILE."""
+        mode = getattr(prefs, "server_mode", "SPAWN")
+        python = getattr(prefs, "python_path", "")
+        address = getattr(prefs, "address", "")
+        token_file = getattr(prefs, "token_file", "")
+        device = getattr(prefs, "device", "auto")
+        env = os.environ
+        if env.get("DREAM_SERVER_PYTHON"):
+            mode, python = "SPAWN", env["DREAM_SERVER_PYTHON"]
+        if env.get("DREAM_SERVER_ADDRESS"):
+            mode, address = "CONNECT", env["DREAM_SERVER_ADDRESS"]
+        token_file = env.get("DREAM_SERVER_TOKEN_FILE", token_file)
+        return cls(mode, python, address, token_file, device.lower())
+
+    def problem(self) -> str:
+        """Why this configuration cannot work, or ''."""
+        if self.mode == "SPAWN":
+            if not self.python:
+                return ("set the dream server's Python in the add-on preferences "
+                        "(or DREAM_SERVER_PYTHON): the interpreter where dream_core is installed")
+            if not os.path.isfile(os.path.expanduser(self.python)):
+                return f"the dream server's Python was not found: {self.python}"
+        else:
+            if not self.address:
+                return "set the dream server's address in the add-on preferences (or DREAM_SERVER_ADDRESS)"
+            if not self.token_file or not os.path.isfile(os.path.expanduser(self.token_file)):
+                return f"the server's token file was not found: {self.token_file or '(not set)'}"
+        return ""
+
+
+class ConnectionFailed(Exception):
+    """The server could not be reached or started; the message says why."""
+
+
+class ServerLink:
+    """Owns the server process the add-on started (if any) and hands out
+    connections. Thread-safe: the worker thread reconnects through it."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.process: ServerProcess | None = None
+        self.lock = threading.Lock()
+
+    def _endpoint(self) -> tuple[str, str]:
+        cfg = self.config
+        if cfg.mode == "CONNECT":
+            with open(os.path.expanduser(cfg.token_file), encoding="utf-8") as f:
+                return cfg.address, f.read().strip()
+        with self.lock:
+            if self.process is None or not self.process.alive():
+                if self.process is not None:
+                    print(f"Dream Renders: the dream server stopped; restarting it. Its log ended:\n"
+                          f"{self.process.log_tail(8)}")
+                try:
+                    self.process = spawn_server(os.path.expanduser(cfg.python), device=cfg.device)
+                except ServerStartError as err:
+                    raise ConnectionFailed(str(err)) from None
+            return self.process.address, self.process.token
+
+    def connect(self, timeout: float = 60.0) -> DreamClient:
+        """A connected client; a server the add-on started is restarted once
+        if it turns out to have died."""
+        problem = self.config.problem()
+        if problem:
+            raise ConnectionFailed(problem)
+        for attempt in (1, 2):
+            address, token = self._endpoint()
+            try:
+                client = DreamClient(address, token, timeout=timeout)
+                client.hello()
+                return client
+            except (OSError, EOFError, ProtocolError) as err:
+                dead = self.process is not None and self._exited(self.process)
+                if dead and attempt == 1:
+                    continue  # _endpoint starts a new one
+                detail = f"; the server exited, its log ends:\n{self.process.log_tail(8)}" if dead else ""
+                raise ConnectionFailed(f"cannot talk to the dream server at {address}: {err}{detail}") from None
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _exited(process: ServerProcess, grace: float = 3.0) -> bool:
+        """Whether the process is gone, allowing a dying one a moment to finish."""
+        try:
+            process.process.wait(grace)
+            return True
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.process is not None:
+                self.process.stop()
+                self.process = None
+
+
+_LINK: ServerLink | None = None
+
+
+def get_link(config: ServerConfig) -> ServerLink:
+    """The add-on's one link, replaced when the configuration changes."""
+    global _LINK
+    if _LINK is None or _LINK.config != config:
+        if _LINK is not None:
+            _LINK.stop()
+        _LINK = ServerLink(config)
+    return _LINK
+
+
+def shutdown_link() -> None:
+    global _LINK
+    if _LINK is not None:
+        _LINK.stop()
+        _LINK = None

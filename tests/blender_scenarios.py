@@ -1,0 +1,269 @@
+"""Scenarios run inside real Blender: the bpy 5.0.1 module (``python
+blender_scenarios.py NAME ...``) and Debian's Blender 3.4 (``blender -b
+--factory-startup --python blender_scenarios.py -- NAME ...``). Standard
+library only (Blender 3.4's Python has no numpy). Each prints one line
+``RESULT {json}`` for the test to check."""
+import json
+import os
+import shutil
+import sys
+import time
+
+import bpy
+
+ADDON = "dream_renders"
+
+
+def argv() -> list:
+    args = sys.argv
+    return args[args.index("--") + 1:] if "--" in args else args[1:]
+
+
+def install(zip_path: str) -> str:
+    """Installs and enables the zip as a user would; returns the module name."""
+    if bpy.app.version >= (4, 2, 0):
+        bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+        module = f"bl_ext.user_default.{ADDON}"
+    else:
+        bpy.ops.preferences.addon_install(filepath=zip_path, overwrite=True)
+        bpy.ops.preferences.addon_enable(module=ADDON)
+        module = ADDON
+    assert module in bpy.context.preferences.addons, f"{module} not enabled"
+    assert hasattr(bpy.ops.dream, "render_animation")
+    return module
+
+
+def build_scene(workdir: str, frames: int = 3, width: int = 64, height: int = 48):
+    """A small moving scene: a cube and a sphere moving apart, a panning camera."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 4
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene.render.resolution_percentage = 100
+    scene.frame_start, scene.frame_end = 1, frames
+    world = bpy.data.worlds.new("World")
+    world.color = (0.3, 0.35, 0.4)
+    scene.world = world
+    bpy.ops.mesh.primitive_plane_add(size=20, location=(0, 0, -1))
+    for i, (make, colour) in enumerate(((bpy.ops.mesh.primitive_cube_add, (0.8, 0.2, 0.1, 1)),
+                                         (bpy.ops.mesh.primitive_uv_sphere_add, (0.1, 0.4, 0.9, 1)))):
+        make(location=(-1.5 + 3 * i, 0, 0))
+        obj = bpy.context.active_object
+        material = bpy.data.materials.new(f"m{i}")
+        material.diffuse_color = colour
+        if bpy.app.version < (5, 0, 0):
+            material.use_nodes = True  # always on from 5.0
+        material.node_tree.nodes["Principled BSDF"].inputs[0].default_value = colour
+        obj.data.materials.append(material)
+        obj.keyframe_insert("location", frame=1)
+        obj.location.x += 0.6 * (1 if i else -1)
+        obj.location.z += 0.3
+        obj.keyframe_insert("location", frame=frames)
+    bpy.ops.object.light_add(type="SUN", location=(2, -2, 5))
+    bpy.context.active_object.data.energy = 4
+    bpy.ops.object.camera_add(location=(0, -7, 2), rotation=(1.35, 0, 0))
+    camera = bpy.context.active_object
+    scene.camera = camera
+    camera.keyframe_insert("location", frame=1)
+    camera.location.x += 0.4
+    camera.keyframe_insert("location", frame=frames)
+    path = os.path.join(workdir, "shot.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    return scene
+
+
+def fast_settings(scene) -> None:
+    d = scene.dream
+    d.octaves, d.iterations, d.step, d.tile = 2, 3, 0.02, 0
+
+
+def strip_report(scene, name: str) -> dict:
+    sed = scene.sequence_editor
+    strips = sed.strips_all if hasattr(sed, "strips_all") else sed.sequences_all
+    found = [s for s in strips if s.name == name]
+    if not found:
+        return {}
+    s = found[0]
+    return {"name": s.name, "channel": s.channel, "frame_start": int(s.frame_start),
+            "frames": len(s.elements), "directory": bpy.path.abspath(s.directory),
+            "count_same_name": len(found)}
+
+
+def mean_abs_diff(a: str, b: str) -> float:
+    """Mean |a - b| of two image files via bpy (no numpy in Blender 3.4)."""
+    ia, ib = bpy.data.images.load(a), bpy.data.images.load(b)
+    pa, pb = list(ia.pixels), list(ib.pixels)
+    if len(pa) != len(pb):
+        return -1.0
+    return sum(abs(x - y) for x, y in zip(pa, pb)) / len(pa)
+
+
+def scenario_animation(workdir, zip_path):
+    scene = build_scene(workdir)
+    install(zip_path)
+    fast_settings(scene)
+    scene.dream.keyframe_insert("strength", frame=1)  # animatable: fades from 1.0 to 0.0
+    scene.dream.strength = 0.0
+    scene.dream.keyframe_insert("strength", frame=3)
+    bpy.ops.dream.render_animation()
+    root = os.path.join(workdir, "dream")
+    renders = sorted(os.listdir(os.path.join(root, "renders")))
+    dreamed = sorted(os.listdir(os.path.join(root, "frames")))
+    src = os.path.join(root, "renders", renders[0])
+    diffs = []
+    for i, name in enumerate(dreamed):
+        diffs.append(mean_abs_diff(os.path.join(root, "frames", name),
+                                   os.path.join(root, "frames", dreamed[0])) if i else 0.0)
+    # dreamed frame vs its render: compare the render through Blender's own PNG output
+    bpy.ops.wm.save_mainfile()
+    return {"renders": renders, "dreamed": dreamed, "strip": strip_report(scene, f"Dream {scene.name}"),
+            "user_output_kept": scene.render.image_settings.file_format,
+            "render_is_multilayer": open(src, "rb").read(4) == b"\x76\x2f\x31\x01"}
+
+
+def scenario_rerun(workdir, zip_path):
+    """Run twice: the second run skips everything and does not duplicate the strip."""
+    scene = build_scene(workdir, frames=2)
+    install(zip_path)
+    fast_settings(scene)
+    bpy.ops.dream.render_animation()
+    first = os.path.getmtime(os.path.join(workdir, "dream", "frames", "Scene_00001.png"))
+    bpy.ops.dream.render_animation()
+    second = os.path.getmtime(os.path.join(workdir, "dream", "frames", "Scene_00001.png"))
+    return {"unchanged": first == second, "strip": strip_report(scene, "Dream Scene")}
+
+
+def _make_sequence(folder: str, count: int) -> list:
+    os.makedirs(folder, exist_ok=True)
+    names = []
+    for n in range(count):
+        img = bpy.data.images.new(f"seq{n}", 64, 48)
+        px = []
+        for y in range(48):
+            for x in range(64):
+                px += [((x + 3 * n) % 64) / 64, y / 48, 0.5, 1.0]
+        img.pixels = px
+        name = f"lux_{n + 1:04d}.png"
+        img.filepath_raw = os.path.join(folder, name)
+        img.file_format = "PNG"
+        img.save()
+        names.append(name)
+    return names
+
+
+def scenario_strip(workdir, zip_path):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.join(workdir, "edit.blend"))
+    install(zip_path)
+    fast_settings(scene)
+    names = _make_sequence(os.path.join(workdir, "lux"), 3)
+    scene.sequence_editor_create()
+    sed = scene.sequence_editor
+    strips = sed.strips if hasattr(sed, "strips") else sed.sequences
+    strip = strips.new_image(name="lux", filepath=os.path.join(workdir, "lux", names[0]), channel=2,
+                             frame_start=10)
+    for name in names[1:]:
+        strip.elements.append(name)
+    sed.active_strip = strip
+    before = sorted(os.listdir(os.path.join(workdir, "lux")))
+    bpy.ops.dream.process_strip()
+    return {"source": strip_report(scene, "lux"), "dreamed": strip_report(scene, "Dream lux"),
+            "sources_untouched": sorted(os.listdir(os.path.join(workdir, "lux"))) == before,
+            "diff": mean_abs_diff(os.path.join(workdir, "lux", names[0]),
+                                  os.path.join(workdir, "dream", "strips", "lux", "lux_0001.png"))}
+
+
+def _frame_run(module: str, scene):
+    import importlib
+
+    common = importlib.import_module(f"{module}.operators.common")
+    frames = importlib.import_module(f"{module}.frames")
+    link = common.server_link(bpy.context)
+    plans = frames.animation_plan(scene, range(scene.frame_start, scene.frame_end + 1))
+    return common.FrameRun(scene, plans, "test/job", link), link
+
+
+def scenario_cancel_resume(workdir, zip_path):
+    scene = build_scene(workdir, frames=4)
+    module = install(zip_path)
+    fast_settings(scene)
+    run, _ = _frame_run(module, scene)
+    while run.done < 1 and not run.finished:
+        run.tick(wait=0.5)
+    run.cancel()
+    deadline = time.time() + 60
+    while run.worker.thread.is_alive() and time.time() < deadline:
+        run.tick(wait=0.2)
+    frames_dir = os.path.join(workdir, "dream", "frames")
+    after_cancel = sorted(os.listdir(frames_dir))
+    bpy.ops.dream.render_animation()
+    return {"after_cancel": after_cancel, "error": run.error,
+            "after_resume": sorted(os.listdir(frames_dir)), "strip": strip_report(scene, "Dream Scene")}
+
+
+def scenario_kill_server(workdir, zip_path):
+    """Spawn mode: the server dies after the first frame; the run restarts it and completes."""
+    scene = build_scene(workdir, frames=3)
+    module = install(zip_path)
+    fast_settings(scene)
+    run, link = _frame_run(module, scene)
+    killed_pid = None
+    deadline = time.time() + 300
+    while not run.finished and time.time() < deadline:
+        run.tick(wait=0.5)
+        if run.done >= 1 and killed_pid is None and link.process is not None:
+            killed_pid = link.process.pid
+            link.process.process.kill()
+            link.process.process.wait()
+    return {"done": run.done, "total": run.total, "error": run.error, "killed": killed_pid,
+            "new_pid": link.process.pid if link.process else None,
+            "frames": sorted(os.listdir(os.path.join(workdir, "dream", "frames")))}
+
+
+def scenario_failure(workdir, zip_path):
+    """No server reachable: a clear error, no frame files."""
+    scene = build_scene(workdir, frames=2)
+    install(zip_path)
+    fast_settings(scene)
+    try:
+        bpy.ops.dream.render_animation()
+        message = None
+    except RuntimeError as err:
+        message = str(err)
+    frames_dir = os.path.join(workdir, "dream", "frames")
+    return {"message": message, "frames": sorted(os.listdir(frames_dir)) if os.path.isdir(frames_dir) else []}
+
+
+def scenario_smoke(workdir, zip_path):
+    module = install(zip_path)
+    import addon_utils
+
+    bpy.ops.preferences.addon_disable(module=module)
+    gone = not hasattr(bpy.types.Scene, "dream")
+    bpy.ops.preferences.addon_enable(module=module)
+    back = hasattr(bpy.types.Scene, "dream")
+    return {"unregistered_cleanly": gone, "registered_again": back,
+            "loaded_numpy_or_torch": [m for m in ("torch",) if m in sys.modules]}
+
+
+def main() -> None:
+    name, workdir, zip_path = argv()[:3]
+    result = globals()[f"scenario_{name}"](workdir, zip_path)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stdout.flush()
+        os._exit(1)
+    os._exit(0)  # bpy as a module can hang at interpreter exit with threads around

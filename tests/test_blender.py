@@ -1,0 +1,153 @@
+"""The add-on in real Blender: the bpy 5.0.1 module and Debian's Blender 3.4
+(``blender -b``), running the scenarios in blender_scenarios.py against a
+real dream server."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+SCENARIOS = os.path.join(ROOT, "tests", "blender_scenarios.py")
+BLENDER = shutil.which("blender")
+
+
+def _has_bpy() -> bool:
+    probe = subprocess.run([sys.executable, "-c", "import bpy"], capture_output=True, timeout=120)
+    return probe.returncode == 0
+
+
+HAS_BPY = _has_bpy()
+RUNTIMES = [
+    pytest.param("bpy", marks=pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")),
+    pytest.param("blender", marks=pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")),
+]
+
+
+@pytest.fixture(scope="session")
+def addon_zip(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "build.py"), "--out", str(out)],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def token_file(server, tmp_path_factory):
+    path = tmp_path_factory.mktemp("token") / "token"
+    path.write_text(server.token)
+    return str(path)
+
+
+def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None):
+    work = tmp_path / "work"
+    work.mkdir()
+    user = tmp_path / "user"
+    env = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
+           "BLENDER_USER_EXTENSIONS": str(user / "extensions"), **env_extra}
+    for key in ("DREAM_SERVER_PYTHON", "DREAM_SERVER_ADDRESS", "DREAM_SERVER_TOKEN_FILE"):
+        if key not in env_extra:
+            env.pop(key, None)
+    if runtime == "bpy":
+        cmd = [sys.executable, SCENARIOS, name, str(work), zip_path]
+    else:
+        cmd = [BLENDER, "-b", "--factory-startup", "--python", SCENARIOS, "--", name, str(work), zip_path]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=cwd or str(tmp_path))
+    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):]), work, result.stdout
+
+
+@pytest.fixture()
+def via_server(server, token_file):
+    return {"DREAM_SERVER_ADDRESS": server.address, "DREAM_SERVER_TOKEN_FILE": token_file}
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, via_server):
+    result, work, stdout = run_scenario(runtime, "animation", tmp_path, addon_zip, via_server)
+    assert result["renders"] == ["Scene_00001.exr", "Scene_00002.exr", "Scene_00003.exr"]
+    assert result["dreamed"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]
+    assert result["render_is_multilayer"]
+    assert result["user_output_kept"] == "PNG"  # the user's output settings came back
+    strip = result["strip"]
+    assert strip["frames"] == 3 and strip["frame_start"] == 1 and strip["channel"] == 1
+    assert "Dream Renders: Dreaming frame" in stdout  # progress lines for farm logs
+    from dream_core.io import read_image
+    import numpy as np
+
+    render = read_image(str(work / "dream" / "renders" / "Scene_00001.exr"))
+    assert render.vectors is not None  # the Vector pass is there for temporal coherence
+    dreamed = read_image(str(work / "dream" / "frames" / "Scene_00001.png"))
+    faded = read_image(str(work / "dream" / "frames" / "Scene_00003.png"))
+    from dream_core.colour import linear_to_srgb
+
+    shown = linear_to_srgb(render.pixels[..., :3])
+    changed = np.abs(dreamed.pixels[..., :3] - shown).mean()
+    assert changed > 0.02, changed
+    # strength was keyframed 1 -> 0: the last frame is hardly dreamed
+    last = linear_to_srgb(read_image(str(work / "dream" / "renders" / "Scene_00003.exr")).pixels[..., :3])
+    assert np.abs(faded.pixels[..., :3] - last).mean() < 0.5 * changed
+    assert not [p for p in (work / "dream").rglob(".partial*")]
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_process_strip_places_dream_above(runtime, tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario(runtime, "strip", tmp_path, addon_zip, via_server)
+    assert result["sources_untouched"]
+    source, dreamed = result["source"], result["dreamed"]
+    assert dreamed["channel"] == source["channel"] + 1
+    assert dreamed["frame_start"] == source["frame_start"] and dreamed["frames"] == source["frames"]
+    assert result["diff"] > 0.005
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_server_missing_gives_a_clear_error_and_no_frames(runtime, tmp_path, addon_zip, token_file):
+    env = {"DREAM_SERVER_ADDRESS": "127.0.0.1:9", "DREAM_SERVER_TOKEN_FILE": token_file}
+    result, _, _ = run_scenario(runtime, "failure", tmp_path, addon_zip, env)
+    assert "cannot talk to the dream server at 127.0.0.1:9" in result["message"]
+    assert result["frames"] == []
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_rerun_skips_done_frames_and_keeps_one_strip(tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario("bpy", "rerun", tmp_path, addon_zip, via_server)
+    assert result["unchanged"]
+    assert result["strip"]["count_same_name"] == 1 and result["strip"]["frames"] == 2
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_cancel_then_resume(tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario("bpy", "cancel_resume", tmp_path, addon_zip, via_server)
+    assert result["error"] is None
+    assert 1 <= len(result["after_cancel"]) < 4
+    assert len(result["after_resume"]) == 4 and result["strip"]["frames"] == 4
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_server_killed_mid_run_is_restarted(tmp_path, addon_zip):
+    result, _, _ = run_scenario("bpy", "kill_server", tmp_path, addon_zip, {"DREAM_SERVER_PYTHON": sys.executable})
+    assert result["error"] is None, result["error"]
+    assert result["killed"] and result["new_pid"] != result["killed"]
+    assert result["frames"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_built_zip_alone_registers_and_unregisters(runtime, tmp_path, addon_zip):
+    """Smoke test outside the checkout: only the zip, no dream_core on the path."""
+    lone = tmp_path / "elsewhere"
+    lone.mkdir()
+    zip_copy = shutil.copy(addon_zip, lone)
+    env = {"PYTHONPATH": ""}
+    result, _, _ = run_scenario(runtime, "smoke", tmp_path, str(zip_copy), env, cwd=str(lone))
+    assert result == {"unregistered_cleanly": True, "registered_again": True, "loaded_numpy_or_torch": []}
