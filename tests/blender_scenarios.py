@@ -11,6 +11,9 @@ import time
 
 import bpy
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo"))
+import scene as demo_scene  # noqa: E402  (the demo's scene, shared)
+
 ADDON = "dream_renders"
 
 
@@ -34,44 +37,7 @@ def install(zip_path: str) -> str:
 
 
 def build_scene(workdir: str, frames: int = 3, width: int = 64, height: int = 48):
-    """A small moving scene: a cube and a sphere moving apart, a panning camera."""
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples = 4
-    scene.cycles.use_denoising = False
-    scene.render.resolution_x, scene.render.resolution_y = width, height
-    scene.render.resolution_percentage = 100
-    scene.frame_start, scene.frame_end = 1, frames
-    world = bpy.data.worlds.new("World")
-    world.color = (0.3, 0.35, 0.4)
-    scene.world = world
-    bpy.ops.mesh.primitive_plane_add(size=20, location=(0, 0, -1))
-    for i, (make, colour) in enumerate(((bpy.ops.mesh.primitive_cube_add, (0.8, 0.2, 0.1, 1)),
-                                         (bpy.ops.mesh.primitive_uv_sphere_add, (0.1, 0.4, 0.9, 1)))):
-        make(location=(-1.5 + 3 * i, 0, 0))
-        obj = bpy.context.active_object
-        material = bpy.data.materials.new(f"m{i}")
-        material.diffuse_color = colour
-        if bpy.app.version < (5, 0, 0):
-            material.use_nodes = True  # always on from 5.0
-        material.node_tree.nodes["Principled BSDF"].inputs[0].default_value = colour
-        obj.data.materials.append(material)
-        obj.keyframe_insert("location", frame=1)
-        obj.location.x += 0.6 * (1 if i else -1)
-        obj.location.z += 0.3
-        obj.keyframe_insert("location", frame=frames)
-    bpy.ops.object.light_add(type="SUN", location=(2, -2, 5))
-    bpy.context.active_object.data.energy = 4
-    bpy.ops.object.camera_add(location=(0, -7, 2), rotation=(1.35, 0, 0))
-    camera = bpy.context.active_object
-    scene.camera = camera
-    camera.keyframe_insert("location", frame=1)
-    camera.location.x += 0.4
-    camera.keyframe_insert("location", frame=frames)
-    path = os.path.join(workdir, "shot.blend")
-    bpy.ops.wm.save_as_mainfile(filepath=path)
-    return scene
+    return demo_scene.build_scene(os.path.join(workdir, "shot.blend"), frames, width, height)
 
 
 def fast_settings(scene) -> None:
