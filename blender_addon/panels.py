@@ -21,6 +21,7 @@ def draw_settings(layout, context) -> None:
     col = layout.column(align=True)
     col.prop(settings, "step")
     col.prop(settings, "strength")
+    layout.prop(settings, "temporal")
     layout.prop(settings, "seed")
     layout.prop(settings, "keep_colors")
     layout.prop(settings, "tile")

@@ -43,11 +43,20 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
     iterations: IntProperty(name="Iterations", default=10, min=1, max=200, description="Steps per octave")
     step: FloatProperty(name="Step", default=0.01, min=0.0, max=0.2, precision=4,
                         description="Mean change per pixel and step")
-    strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=4.0, subtype="FACTOR",
-                            description="Multiplies the step; keyframe it to fade the dream in and out")
+    strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=2.0, subtype="FACTOR",
+                            description="Mix between the render (0) and the dream (1); keyframe it to fade "
+                                        "the dream in and out")
     seed: IntProperty(name="Seed", default=0, min=0)
     keep_colors: BoolProperty(name="Keep Colours", default=False,
                               description="Dream brightness only and keep the render's colours")
+    temporal: EnumProperty(
+        name="Temporal", default="auto",
+        description="How consecutive frames stay coherent",
+        items=[("auto", "Auto", "Exact motion from the Vector pass when the frames have it, optical flow otherwise"),
+               ("vectors", "Motion Vectors", "Carry the last dream along the renderer's Vector pass"),
+               ("flow", "Optical Flow", "Carry the last dream along motion estimated between the renders"),
+               ("blend", "Blend", "Mix the last dream into the next frame"),
+               ("none", "None", "Dream every frame on its own (flickers)")])
     tile: IntProperty(name="Tile", default=512, min=0, max=8192, description="Largest tile side; 0: whole frame")
     output_dir: StringProperty(name="Output", default="//dream/", subtype="DIR_PATH",
                                description="Where renders and dreamed frames are kept")
@@ -64,8 +73,9 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
     def to_params(self) -> dict:
         """The server's params for the current frame."""
         params = {"model": self.model, "octaves": self.octaves, "octave_scale": round(self.octave_scale, 4),
-                  "iterations": self.iterations, "step": round(self.step * self.strength, 6), "seed": self.seed,
-                  "keep_colors": self.keep_colors, "tile": self.tile}
+                  "iterations": self.iterations, "step": round(self.step, 6), "seed": self.seed,
+                  "strength": round(self.strength, 4),
+                  "keep_colors": self.keep_colors, "tile": self.tile, "temporal": self.temporal}
         layer = self.layer_name()
         if layer:
             params["layer"] = layer

@@ -62,3 +62,16 @@ def build_scene(path: str, frames: int = 3, width: int = 64, height: int = 48, s
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=path)
     return scene
+
+
+def render_exr_sequence(out_dir: str) -> None:
+    """Renders the current scene's frame range as multilayer EXR with the Vector pass."""
+    scene = bpy.context.scene
+    scene.view_layers[0].use_pass_vector = True
+    settings = scene.render.image_settings
+    if hasattr(settings, "media_type"):
+        settings.media_type = "MULTI_LAYER_IMAGE"
+    settings.file_format = "OPEN_EXR_MULTILAYER"
+    settings.color_depth = "32"
+    scene.render.filepath = os.path.join(out_dir, "frame_####")
+    bpy.ops.render.render(animation=True)

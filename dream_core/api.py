@@ -13,6 +13,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from . import temporal
 from .colour import compress_highlights, keep_source_colours, linear_to_srgb, luma, srgb_to_linear
 from .engine import DreamConfig, Dreamer, ProgressCallback
 from .io import Picture
@@ -75,18 +76,44 @@ def dream_pixels(
 ) -> np.ndarray:
     """Dreams H×W×C float pixels and returns pixels of the same shape."""
     rgb, restore = to_dream_space(pixels, linear)
-    tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    dreamed = _dream_rgb(dreamer, rgb, rgb, objective, config, strength, keep_colors, callback)
+    return from_dream_space(dreamed, restore)
+
+
+def _dream_rgb(dreamer: Dreamer, base: np.ndarray, source: np.ndarray, objective: Objective, config: DreamConfig,
+               strength: Optional[np.ndarray], keep_colors: bool, callback) -> np.ndarray:
+    """Dreams ``base`` (dream space); ``source`` gives the colours to keep."""
+    tensor = torch.from_numpy(np.ascontiguousarray(base)).permute(2, 0, 1)[None]
     mask = None
     if strength is not None:
-        if strength.shape != pixels.shape[:2]:
+        if strength.shape != base.shape[:2]:
             raise ValueError(f"mask is {strength.shape[1]}x{strength.shape[0]}, "
-                             f"image is {pixels.shape[1]}x{pixels.shape[0]}")
+                             f"image is {base.shape[1]}x{base.shape[0]}")
         mask = torch.from_numpy(np.ascontiguousarray(strength, dtype=np.float32))[None, None]
     out = dreamer.run(tensor, objective, config, strength=mask, callback=callback)
     dreamed = out[0].permute(1, 2, 0).float().cpu().numpy()
     if keep_colors:
-        dreamed = keep_source_colours(dreamed, rgb)
-    return from_dream_space(dreamed, restore)
+        dreamed = keep_source_colours(dreamed, source)
+    return dreamed
+
+
+def dream_sequence_frame(dreamer: Dreamer, picture: Picture, objective: Objective, config: DreamConfig, *,
+                         mode: str = "none", previous: Optional[temporal.Previous] = None,
+                         strength: Optional[np.ndarray] = None, keep_colors: bool = False, mix: float = 1.0,
+                         callback: Optional[ProgressCallback] = None) -> tuple[Picture, temporal.Previous]:
+    """Dreams one frame of an animation, coherent with ``previous`` (what
+    the last frame returned) under temporal ``mode``; returns the dreamed
+    picture and what the next frame needs. ``mix`` fades the output between
+    the render (0) and the dream (1); the next frame still carries the full
+    dream, so a keyframed fade does not wash out the coherence."""
+    rgb, restore = to_dream_space(picture.pixels, picture.linear)
+    prepared = temporal.prepare(mode, rgb, picture.vectors, previous)
+    if prepared.strength is not None:
+        strength = prepared.strength if strength is None else strength * prepared.strength
+    dreamed = _dream_rgb(dreamer, prepared.base, rgb, objective, config, strength, keep_colors, callback)
+    shown = dreamed if mix == 1.0 else np.clip(rgb + mix * (dreamed - rgb), 0.0, 1.0)
+    return (picture.with_pixels(from_dream_space(shown, restore)),
+            temporal.Previous(rgb, dreamed, picture.vectors))
 
 
 def dream_picture(dreamer: Dreamer, picture: Picture, objective: Objective, config: DreamConfig,

@@ -47,9 +47,10 @@ class LocalBackend:
             rgb = np.repeat(rgb[..., :1], 3, -1) if rgb.shape[-1] < 3 else rgb[..., :3]
             guide = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
         self.objective = self.dreamer.objective(settings.layer, settings.channels, guide)
+        self.previous = None  # the last frame, for temporal coherence
 
     def dream(self, picture: Picture, progress: Callable[[Progress], None]) -> Picture:
-        from .api import alpha_strength, dream_picture
+        from .api import alpha_strength, dream_sequence_frame
 
         s = self.settings
         strength = None
@@ -57,8 +58,10 @@ class LocalBackend:
             strength = alpha_strength(picture.pixels)
         elif s.mask:
             strength = load_mask(s.mask, picture.height, picture.width)
-        return dream_picture(self.dreamer, picture, self.objective, s.config, strength=strength,
-                             keep_colors=s.keep_colors, callback=progress)
+        dreamed, self.previous = dream_sequence_frame(
+            self.dreamer, picture, self.objective, s.config, mode=s.temporal, previous=self.previous,
+            strength=strength, keep_colors=s.keep_colors, mix=s.strength, callback=progress)
+        return dreamed
 
 
 def run_batch(jobs: list[FrameJob], backend: Backend, *, overwrite: bool = False, quiet: bool = False) -> tuple[int, int]:

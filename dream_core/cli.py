@@ -123,6 +123,9 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guide", metavar="IMAGE", help="amplify features that match this image's")
     g.add_argument("--mask", metavar="alpha|IMAGE", help="per-pixel strength: the frame's alpha or a grey image")
     g.add_argument("--keep-colors", action="store_true", help="dream brightness only, keep the source's colours")
+    g.add_argument("--temporal", default="none", choices=["none", "blend", "flow", "vectors", "auto"],
+                   help="coherence between frames of a folder: carry the last dream along Blender's Vector "
+                        "pass (vectors), optical flow (flow), either (auto), a plain mix (blend); default none")
     h = p.add_argument_group("how hard")
     h.add_argument("--octaves", type=int, default=defaults.octaves, help=f"scales to dream at (default {defaults.octaves})")
     h.add_argument("--octave-scale", type=float, default=defaults.octave_scale,

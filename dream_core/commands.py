@@ -52,7 +52,7 @@ def _settings(args: argparse.Namespace) -> DreamSettings:
         _check_readable(args.mask, "mask image")
     return DreamSettings(model=args.model, layer=args.layer, channels=args.channels,
                          weights=args.weights or "default", keep_colors=args.keep_colors, mask=args.mask,
-                         guide=args.guide, config=config_from_args(args))
+                         guide=args.guide, temporal=args.temporal, config=config_from_args(args))
 
 
 def cmd_dream(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from typing import Optional
 
 from .engine import DreamConfig
 
-TEMPORAL_MODES = ("none",)
+from .temporal import MODES as TEMPORAL_MODES
 
 
 @dataclass
@@ -21,6 +21,8 @@ class DreamSettings:
     keep_colors: bool = False
     mask: Optional[str] = None  # "alpha", or (CLI only) a path to a grey image
     guide: Optional[str] = None  # (CLI only) path to a guide image
+    temporal: str = "none"  # none, blend, flow, vectors, auto: see dream_core.temporal
+    strength: float = 1.0  # output mix between the render (0) and the dream (1)
     config: DreamConfig = field(default_factory=DreamConfig)
 
     def to_params(self) -> dict:
@@ -37,7 +39,7 @@ class DreamSettings:
         if not isinstance(params, dict):
             raise ValueError("params must be an object")
         config_names = set(DreamConfig.field_names())
-        own = {"model", "layer", "channels", "weights", "keep_colors", "mask"}
+        own = {"model", "layer", "channels", "weights", "keep_colors", "mask", "temporal", "strength"}
         unknown = sorted(set(params) - config_names - own)
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: "
@@ -53,6 +55,11 @@ class DreamSettings:
             raise ValueError("channels must be a list of integers")
         if kwargs.get("mask") not in (None, "alpha"):
             raise ValueError("mask must be 'alpha' or null (send a mask image as a payload)")
+        if kwargs.get("temporal", "none") not in TEMPORAL_MODES:
+            raise ValueError(f"temporal must be one of {', '.join(TEMPORAL_MODES)}")
+        strength = kwargs.get("strength", 1.0)
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 2.0:
+            raise ValueError("strength must be a number between 0 and 2")
         if not isinstance(kwargs.get("keep_colors", False), bool):
             raise ValueError("keep_colors must be true or false")
         return cls(**kwargs, config=config)

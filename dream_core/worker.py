@@ -13,12 +13,13 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .api import alpha_strength, dream_pixels
+from .api import alpha_strength, dream_sequence_frame
 from .engine import Dreamer, Progress
 from .io import Picture
 from .models import list_models, model_info
 from .protocol import ProtocolError
 from .settings import DreamSettings
+from .temporal import Previous
 
 log = logging.getLogger("dream_core.server")
 
@@ -48,7 +49,7 @@ class JobState:
     """What a sequence carries from frame to frame."""
 
     last_frame: Optional[int] = None
-    previous: Optional[Picture] = None
+    previous: Optional[Previous] = None
     touched: float = field(default_factory=time.monotonic)
 
 
@@ -185,16 +186,26 @@ class Worker:
                 raise Cancelled()
             task.events.put(("progress", p))
 
+        state = None
+        if task.job:
+            with self.lock:
+                state = self.jobs.setdefault(task.job, JobState())
+                state.touched = time.monotonic()
+        previous = state.previous if state is not None and _follows(state.last_frame, task.frame) else None
         try:
-            pixels = dream_pixels(dreamer, task.picture.pixels, objective, s.config, linear=task.picture.linear,
-                                  strength=strength, keep_colors=s.keep_colors, callback=progress)
+            result, carried = dream_sequence_frame(dreamer, task.picture, objective, s.config, mode=s.temporal,
+                                                   previous=previous, strength=strength,
+                                                   keep_colors=s.keep_colors, mix=s.strength, callback=progress)
         except ValueError as err:
             text = str(err)
             code = "too_small" if "at least" in text else "nonfinite" if "NaN" in text else "bad_params"
             raise ProtocolError(code, text) from None
-        result = task.picture.with_pixels(pixels)
-        if task.job:
+        if state is not None:
             with self.lock:
-                state = self.jobs.setdefault(task.job, JobState())
-                state.last_frame, state.previous, state.touched = task.frame, result, time.monotonic()
+                state.last_frame, state.previous, state.touched = task.frame, carried, time.monotonic()
         return result
+
+
+def _follows(last: Optional[int], frame: Optional[int]) -> bool:
+    """Motion is carried only into the next frame of a sequence (or when frames are unnumbered)."""
+    return last is None or frame is None or frame == last + 1

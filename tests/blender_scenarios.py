@@ -215,6 +215,37 @@ def scenario_smoke(workdir, zip_path):
             "loaded_numpy_or_torch": [m for m in ("torch",) if m in sys.modules]}
 
 
+def scenario_moving_cube(workdir, _zip):
+    """Two frames of a cube moving right and up on a transparent film, with the
+    Vector pass: the ground truth for the pass's sign and channel order."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 4
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x, scene.render.resolution_y = 128, 96
+    scene.render.resolution_percentage = 100
+    scene.render.film_transparent = True
+    scene.frame_start, scene.frame_end = 1, 2
+    bpy.ops.mesh.primitive_cube_add(location=(0, 0, 0))
+    cube = bpy.context.active_object
+    cube.keyframe_insert("location", frame=1)
+    cube.location.x += 0.5
+    cube.location.z += 0.5
+    cube.keyframe_insert("location", frame=2)
+    bpy.ops.object.camera_add(location=(0, -8, 0), rotation=(1.5708, 0, 0))
+    scene.camera = bpy.context.active_object
+    scene.view_layers[0].use_pass_vector = True
+    settings = scene.render.image_settings
+    if hasattr(settings, "media_type"):
+        settings.media_type = "MULTI_LAYER_IMAGE"
+    settings.file_format = "OPEN_EXR_MULTILAYER"
+    settings.color_depth = "32"
+    scene.render.filepath = os.path.join(workdir, "cube_####")
+    bpy.ops.render.render(animation=True)
+    return {"files": sorted(f for f in os.listdir(workdir) if f.endswith(".exr"))}
+
+
 def main() -> None:
     name, workdir, zip_path = argv()[:3]
     result = globals()[f"scenario_{name}"](workdir, zip_path)

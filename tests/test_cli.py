@@ -102,3 +102,10 @@ def test_models_lists_layers_and_offline_weights():
     assert result.returncode == 0
     assert "block9*" in result.stdout and "inception4c*" in result.stdout
     assert "lite0" in result.stdout and "weights offline" in result.stdout
+
+
+def test_folder_with_temporal_flow(frames, tmp_path):
+    out = tmp_path / "coherent"
+    result = run_cli("dream", str(frames), "-o", str(out), "--temporal", "flow", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert len(list(out.iterdir())) == 3

@@ -307,3 +307,17 @@ def test_non_loopback_needs_allow_remote():
 def test_echo_returns_payloads_unchanged(client):
     blobs = [os.urandom(1000), b"", bytes(range(256))]
     assert client.echo(blobs) == blobs
+
+
+def test_jobs_carry_the_previous_frame_for_temporal_modes(client):
+    params = dict(TINY_PARAMS, temporal="blend")
+    first = dream_raw(client, seed=1, params=params, job="t-1", frame=1)
+    alone = dream_raw(client, seed=2, params=params, job="t-2", frame=2)
+    carried = dream_raw(client, seed=2, params=params, job="t-1", frame=2)
+    assert carried.data != alone.data  # frame 2 of job t-1 saw frame 1
+    skipped = dream_raw(client, seed=2, params=params, job="t-1", frame=7)  # not the next frame: fresh start
+    assert skipped.data == alone.data
+    with pytest.raises(P.ProtocolError) as err:
+        dream_raw(client, params=dict(TINY_PARAMS, temporal="vectors"), job="t-3", frame=1)
+    assert err.value.code == "bad_params" and "Vector pass" in err.value.message
+    assert first.data
