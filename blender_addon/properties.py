@@ -57,7 +57,8 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                ("flow", "Optical Flow", "Carry the last dream along motion estimated between the renders"),
                ("blend", "Blend", "Mix the last dream into the next frame"),
                ("none", "None", "Dream every frame on its own (flickers)")])
-    tile: IntProperty(name="Tile", default=512, min=0, max=8192, description="Largest tile side; 0: whole frame")
+    tile: IntProperty(name="Tile", default=-1, min=-1, max=8192,
+                      description="Largest tile side (bounds memory); 0: whole frame; -1: automatic")
     output_dir: StringProperty(name="Output", default="//dream/", subtype="DIR_PATH",
                                description="Where renders and dreamed frames are kept")
     channel: IntProperty(name="Channel", default=0, min=0, max=128,

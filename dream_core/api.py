@@ -136,7 +136,7 @@ def dream(
     iterations: int = 10,
     step: float = 0.01,
     jitter: int = 32,
-    tile: int = 512,
+    tile: int = -1,
     seed: int = 0,
     keep_colors: bool = False,
     linear: bool = False,

@@ -4,12 +4,14 @@ side by side on the same frame in one run.
 The reference is written the way the common public PyTorch DeepDream scripts
 are: the whole classifier runs forward with a hook on the chosen layer, the
 parameters keep ``requires_grad`` (so backward also computes weight
-gradients nobody uses), jitter and octave resizing go through NumPy and PIL
-on the host every step.
+gradients nobody uses), fp32, batch 1, and jitter and octave resizing go
+through NumPy and PIL on the host every step.
 """
 from __future__ import annotations
 
+import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,13 +20,19 @@ from PIL import Image
 from .engine import DreamConfig, Dreamer, resolve_device
 
 BENCH_CONFIG = DreamConfig(octaves=4, octave_scale=1.4, iterations=10)
+# dense bf16 tensor-core peaks, TFLOP/s, for the share-of-peak column
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
 
 
 def naive_dream(net: torch.nn.Module, hook_module: torch.nn.Module, image: np.ndarray, config: DreamConfig,
-                device: torch.device) -> np.ndarray:
+                device: torch.device, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)) -> np.ndarray:
     """The reference loop (H×W×3 float in [0, 1] in and out)."""
     captured = {}
     handle = hook_module.register_forward_hook(lambda m, i, o: captured.__setitem__("act", o))
+    for p in net.parameters():
+        p.requires_grad_(True)
+    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
     rng = np.random.default_rng(config.seed)
     try:
         base = Image.fromarray((image * 255).astype(np.uint8))
@@ -41,7 +49,7 @@ def naive_dream(net: torch.nn.Module, hook_module: torch.nn.Module, image: np.nd
                 img = np.roll(np.roll(img, dx, 1), dy, 0)
                 x = torch.tensor(img.transpose(2, 0, 1)[None], device=device, requires_grad=True)
                 net.zero_grad()
-                net(x)
+                net((x - mean_t) / std_t)
                 loss = captured["act"].pow(2).mean()
                 loss.backward()
                 g = x.grad[0].cpu().numpy().transpose(1, 2, 0)
@@ -53,8 +61,36 @@ def naive_dream(net: torch.nn.Module, hook_module: torch.nn.Module, image: np.nd
         handle.remove()
 
 
+@dataclass
+class Reference:
+    """A whole classifier with the hooked layer, as the reference scripts use it."""
+
+    net: torch.nn.Module
+    hook: torch.nn.Module
+    layer: str
+    mean: tuple
+    std: tuple
+
+
+def reference(model: str, device: torch.device, weights: str | None) -> Reference:
+    if model == "lite0":
+        from .models.lite0 import MEAN, STD, lite0_classifier
+
+        net = lite0_classifier("package" if weights == "default" else None)
+        net.normalize = torch.nn.Identity()  # the loop normalises itself, like the scripts
+        return Reference(net.to(device).eval(), net._blocks[9], "block9", MEAN, STD)
+    if model == "googlenet":
+        import torchvision
+
+        from .models.classic import IMAGENET_MEAN, IMAGENET_STD
+
+        net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True)
+        return Reference(net.to(device).eval(), net.inception4c, "inception4c", IMAGENET_MEAN, IMAGENET_STD)
+    raise ValueError(f"no reference loop for {model}; use lite0 or googlenet")
+
+
 def _time(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
+    fn()  # warm-up (and, when compiled, the per-shape compilation)
     sync()
     best = float("inf")
     for _ in range(repeats):
@@ -65,31 +101,121 @@ def _time(fn, repeats: int, sync) -> float:
     return best * 1000
 
 
+def _sync(device: torch.device):
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def frame_flops(dreamer: Dreamer, objective, config: DreamConfig, height: int, width: int) -> float:
+    """FLOPs of dreaming one frame: forward and backward of every tile of
+    each octave, counted once, times the iterations."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .engine import ObjectiveValue
+    from .octaves import octave_shapes
+    value = ObjectiveValue(dreamer.net, objective)
+    total = 0.0
+    for h, w in octave_shapes(height, width, config.octaves, config.octave_scale):
+        grid = dreamer.grid(h, w, config)
+        shape = (1, 3, h, w) if grid.single else (grid.rows * grid.cols, 3, grid.side, grid.side)
+        tiles = torch.rand(*shape, device=dreamer.device, requires_grad=True)
+        with FlopCounterMode(display=False) as flops, torch.enable_grad(), dreamer._autocast(config.precision):
+            value(tiles).sum().backward()
+        total += flops.get_total_flops() * config.iterations
+    return total
+
+
 def run_cpu_bench(model: str, width: int, height: int, device: str = "auto", repeats: int = 3) -> dict:
     """Prints and returns ms/frame of both loops and their ratio."""
-    if model != "lite0":
-        raise ValueError("the reference loop is written for lite0; use --model lite0")
-    from .models.lite0 import lite0_classifier
-
     dev = resolve_device(device)
     torch.manual_seed(0)
     image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
-    classifier = lite0_classifier("package").to(dev)
-    layer = "block9"
-    dreamer = Dreamer(model, device=str(dev))
-    objective = dreamer.objective(layer)
+    ref = reference(model, dev, "default" if model == "lite0" else None)
+    dreamer = Dreamer(model, weights="default" if model == "lite0" else None, device=str(dev))
+    objective = dreamer.objective(ref.layer)
     tensor = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    naive_ms = _time(lambda: naive_dream(classifier, classifier._blocks[9], image, BENCH_CONFIG, dev), repeats, sync)
+    sync = _sync(dev)
+    naive_ms = _time(lambda: naive_dream(ref.net, ref.hook, image, BENCH_CONFIG, dev, ref.mean, ref.std),
+                     repeats, sync)
     ours_ms = _time(lambda: dreamer.run(tensor, objective, BENCH_CONFIG), repeats, sync)
-    threads = torch.get_num_threads()
-    print(f"DeepDream {width}x{height}, {model} to {layer}, {BENCH_CONFIG.octaves} octaves x "
+    print(f"DeepDream {width}x{height}, {model} to {ref.layer}, {BENCH_CONFIG.octaves} octaves x "
           f"{BENCH_CONFIG.octave_scale}, {BENCH_CONFIG.iterations} iterations, device {dev} "
-          f"({threads} threads), best of {repeats}")
+          f"({torch.get_num_threads()} threads), best of {repeats}")
     print(f"  naive reference loop : {naive_ms:9.1f} ms/frame")
     print(f"  dream_core engine    : {ours_ms:9.1f} ms/frame")
     print(f"  speed-up             : {naive_ms / ours_ms:9.2f}x")
     return {"naive_ms": naive_ms, "ours_ms": ours_ms, "ratio": naive_ms / ours_ms}
+
+
+def _peak(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+
+
+def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_names=("googlenet", "lite0"),
+                  repeats: int = 3, config: DreamConfig = BENCH_CONFIG, big: tuple[int, int] | None = (3840, 2160),
+                  server: bool = True) -> list[dict]:
+    """The GPU benchmark of issue 7: naive loop, engine, engine through the
+    server, per model and size, with TFLOP/s and the share of the device's
+    peak; then a 4K frame's peak memory. Random weights (timing only)."""
+    from .client import spawn_server
+
+    dev = resolve_device(device)
+    sync = _sync(dev)
+    peak = _peak(dev)
+    rows = []
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"GPU bench on {name}: {config.octaves} octaves x {config.octave_scale}, {config.iterations} iterations, "
+          f"random weights, best of {repeats}")
+    proc = spawn_server(sys.executable, device=str(dev), extra_args=["--preload", ""]) if server else None
+    try:
+        client = proc.connect(timeout=600) if proc else None
+        for model in model_names:
+            ref = reference(model, dev, None)
+            dreamer = Dreamer(model, weights=None, device=str(dev))
+            objective = dreamer.objective(ref.layer)
+            for width, height in sizes:
+                image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+                tensor = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev)
+                naive = _time(lambda: naive_dream(ref.net, ref.hook, image, config, dev, ref.mean, ref.std),
+                              max(1, repeats // 3), sync)
+                ours = _time(lambda: dreamer.run(tensor, objective, config), repeats, sync)
+                row = {"model": model, "size": f"{width}x{height}", "naive_ms": naive, "engine_ms": ours}
+                if client is not None:
+                    raw = image.astype("<f2").tobytes()
+                    params = {"model": model, "weights": None, "layer": ref.layer, "octaves": config.octaves,
+                              "octave_scale": config.octave_scale, "iterations": config.iterations}
+                    row["server_ms"] = _time(lambda: client.dream(
+                        raw, "raw", params, raw={"dtype": "float16", "shape": [height, width, 3]},
+                        output={"format": "raw", "dtype": "float16"}), repeats, lambda: None)
+                flops = frame_flops(dreamer, objective, config, height, width)
+                row["tflop"] = flops / 1e12
+                row["tflops"] = flops / 1e12 / (ours / 1000)
+                rows.append(row)
+                server_txt = (f", server {row['server_ms']:7.1f} ms ({row['server_ms'] / ours - 1:+.0%})"
+                              if "server_ms" in row else "")
+                share = f", {row['tflops'] / peak:.1%} of peak" if peak else ""
+                print(f"  {model:9} {row['size']:>9}: naive {naive:8.1f} ms, engine {ours:7.1f} ms "
+                      f"({naive / ours:5.1f}x){server_txt}; {row['tflop']:.2f} TFLOP/frame, "
+                      f"{row['tflops']:.1f} TFLOP/s{share}")
+        if client is not None:
+            client.close()
+    finally:
+        if proc is not None:
+            proc.stop()
+    if big is not None:
+        width, height = big
+        dreamer = Dreamer(model_names[0], weights=None, device=str(dev))
+        objective = dreamer.objective()
+        tensor = torch.rand(1, 3, height, width, device=dev)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        ms = _time(lambda: dreamer.run(tensor, objective, config), 1, sync)
+        memory = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
+        print(f"  {model_names[0]} {width}x{height}: {ms:.0f} ms/frame, peak GPU memory {memory:.2f} GiB "
+              f"(tiles of {dreamer.tile_for(height, width, config)} px)")
+    return rows
 
 
 def run_transport_bench(device: str = "auto", repeats: int = 5, width: int = 1920, height: int = 1080) -> dict:

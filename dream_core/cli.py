@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--transport", action="store_true",
                    help="instead: time a 1920x1080 RGBA frame through the server protocol alone vs dreaming it")
+    b.add_argument("--gpu", action="store_true",
+                   help="instead: the GPU benchmark: naive loop, engine and server for googlenet and lite0 at "
+                        "960x540 and 1920x1080 (or --sizes), TFLOP/s, share of peak, and a 3840x2160 frame")
+    b.add_argument("--sizes", help="with --gpu: frame sizes, e.g. 960x540,1920x1080")
+    b.add_argument("--iterations", type=int, help="with --gpu: iterations per octave (default 10)")
 
     s = sub.add_parser("serve", help="run the dream server", formatter_class=fmt,
                        description="Serve dreams to the Blender add-on and to --server clients.")
@@ -136,7 +141,8 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
                    help=f"mean change per pixel and step, in [0, 1] units (default {defaults.step})")
     h.add_argument("--jitter", type=int, default=defaults.jitter, help=f"random shift in px (default {defaults.jitter})")
     h.add_argument("--tile", type=int, default=defaults.tile,
-                   help=f"largest tile side in px, bounds memory; 0 = whole image (default {defaults.tile})")
+                   help="largest tile side in px, bounds memory; 0 = whole image; default -1: automatic "
+                        "(512 on CPU; on CUDA whole frames up to 1440p, else 1024)")
     h.add_argument("--seed", type=int, default=defaults.seed, help="random seed; same seed, same dream")
 
 

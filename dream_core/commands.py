@@ -98,10 +98,17 @@ def _wrap(text: str, width: int = 68) -> list[str]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_cpu_bench, run_transport_bench
+    from .bench import BENCH_CONFIG, run_cpu_bench, run_gpu_bench, run_transport_bench
 
     if args.transport:
         run_transport_bench(args.device, args.repeats)
+        return 0
+    if args.gpu:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")] if args.sizes else \
+            [(960, 540), (1920, 1080)]
+        config = BENCH_CONFIG.replace(iterations=args.iterations) if args.iterations else BENCH_CONFIG
+        big = None if args.sizes else (3840, 2160)
+        run_gpu_bench(args.device, sizes, repeats=args.repeats, config=config, big=big)
         return 0
 
     try:

@@ -88,21 +88,25 @@ def tiled_gradient(
     """Gradient of the objective w.r.t. ``x`` [1, C, H, W], and the mean
     objective value over tiles. ``value_fn`` maps a batch of tiles to one
     value per tile."""
+    if x.is_cuda:  # compiled CUDA graphs: each call starts a step, outputs are reused
+        torch.compiler.cudagraph_mark_step_begin()
     if grid.single:
         x = x.detach().requires_grad_(True)
         value = value_fn(x)
         (grad,) = torch.autograd.grad(value.sum(), x)
-        return grad, value.detach().mean()
+        return grad.clone(), value.detach().mean()
     m, core, side = grid.margin, grid.core, grid.side
     padded = _pad(x.detach(), grid)
     grad = torch.empty(x.shape[0], x.shape[1], grid.rows * core, grid.cols * core, device=x.device,
                        dtype=x.dtype)
     values = []
     for group in batches(grid, batch):
+        if x.is_cuda:
+            torch.compiler.cudagraph_mark_step_begin()
         tiles = torch.cat([padded[..., y : y + side, x0 : x0 + side] for y, x0 in group]).requires_grad_(True)
         value = value_fn(tiles)
         (tile_grad,) = torch.autograd.grad(value.sum(), tiles)
         for g, (y, x0) in zip(tile_grad, group):
             grad[0, :, y : y + core, x0 : x0 + core] = g[:, m : m + core, m : m + core]
-        values.append(value.detach())
+        values.append(value.detach().clone())  # a CUDA graph overwrites its outputs on the next call
     return grad[..., : grid.height, : grid.width], torch.cat(values).mean()

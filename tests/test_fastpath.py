@@ -1,0 +1,65 @@
+"""The GPU fast path's logic, exercised on the CPU with the CUDA-only
+pieces switched off; and, where a CUDA GPU exists, the real thing."""
+import numpy as np
+import pytest
+import torch
+
+from dream_core.engine import DreamConfig, Dreamer
+
+from conftest import run_cli, to_tensor
+
+
+def test_compiled_path_matches_eager(coffee):
+    """torch.compile's wrapper (with the 'eager' backend on CPU: same graph
+    capture, no code generation) gives the uncompiled result exactly."""
+    config = DreamConfig(octaves=2, iterations=2, tile=64, tile_margin=0)
+    img = to_tensor(coffee)
+    plain = Dreamer("lite0", device="cpu", compile="off")
+    compiled = Dreamer("lite0", device="cpu", compile="eager")
+    a = plain.run(img, plain.objective("block6"), config)
+    b = compiled.run(img, compiled.objective("block6"), config)
+    assert torch.equal(a, b)
+
+
+def test_batched_tiles_match_one_by_one(lite0, coffee):
+    img = to_tensor(coffee)
+    objective = lite0.objective("block6")
+    one = lite0.run(img, objective, DreamConfig(octaves=1, iterations=2, tile=64, tile_margin=0, tile_batch=1))
+    many = lite0.run(img, objective, DreamConfig(octaves=1, iterations=2, tile=64, tile_margin=0, tile_batch=6))
+    assert torch.allclose(one, many, atol=1e-4)
+
+
+def test_automatic_tiles(lite0):
+    auto = DreamConfig()
+    assert lite0.tile_for(1080, 1920, auto) == 512  # CPU: bounded memory
+    assert lite0.tile_for(1080, 1920, auto.replace(tile=0)) == 0
+    gpu = Dreamer.__new__(Dreamer)
+    gpu.device = torch.device("cuda")  # the rule only, no GPU needed
+    assert gpu.tile_for(1080, 1920, auto) == 0  # whole frame: no margin FLOPs
+    assert gpu.tile_for(2160, 3840, auto) == 1024  # 4K: bounded memory
+
+
+def test_gpu_bench_runs_end_to_end_on_cpu():
+    result = run_cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for word in ("googlenet", "lite0", "naive", "engine", "server", "TFLOP/s"):
+        assert word in result.stdout
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fast_path_is_faithful():
+    """bf16, channels_last, compiled graphs: final objective within 2% of fp32."""
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 540, 960, device="cuda")
+    fast = Dreamer("googlenet", weights=None, device="cuda")
+    ref = Dreamer("googlenet", weights=None, device="cuda", compile="off")
+    ref.net.load_state_dict(fast.net.state_dict())
+    objective = fast.objective("inception4c")
+    config = DreamConfig(octaves=3, iterations=5)
+    out_fast = fast.run(img, objective, config)
+    out_ref = ref.run(img, objective, config.replace(precision="fp32"))
+    s_fast = ref.score(out_fast, objective, config.replace(precision="fp32"))
+    s_ref = ref.score(out_ref, objective, config.replace(precision="fp32"))
+    assert abs(s_fast - s_ref) / s_ref < 0.02
+    assert np.isfinite(out_fast.float().cpu().numpy()).all()
