@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 from dataclasses import dataclass, field
 
+from .dream_atomic import write_atomically
 from .dream_client import Cancelled, DreamClient
 from .dream_protocol import ProtocolError
 from .server_link import ConnectionFailed, ServerLink
@@ -25,22 +25,6 @@ class FrameWork:
     target: str
     params: dict = field(default_factory=dict)
     job: str | None = None
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """A dreamed frame appears under its name only once complete."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".partial", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def dream_file(client: DreamClient, work: FrameWork, progress=None, should_cancel=None) -> None:

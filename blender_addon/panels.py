@@ -42,26 +42,26 @@ def draw_actions(layout, context) -> None:
         layout.prop(runtime, "progress", text="Progress", slider=True)
 
 
-class DREAM_PT_output(bpy.types.Panel):
+class DreamPanel:
+    """Both panels draw the same; they differ only in where they live."""
+
     bl_label = "Dream Renders"
+
+    def draw(self, context):
+        draw_actions(self.layout, context)
+        draw_settings(self.layout.column(), context)
+
+
+class DREAM_PT_output(DreamPanel, bpy.types.Panel):
     bl_space_type = "PROPERTIES"
     bl_region_type = "WINDOW"
     bl_context = "output"
 
-    def draw(self, context):
-        draw_actions(self.layout, context)
-        draw_settings(self.layout.column(), context)
 
-
-class DREAM_PT_sequencer(bpy.types.Panel):
-    bl_label = "Dream Renders"
+class DREAM_PT_sequencer(DreamPanel, bpy.types.Panel):
     bl_space_type = "SEQUENCE_EDITOR"
     bl_region_type = "UI"
     bl_category = "Dream"
-
-    def draw(self, context):
-        draw_actions(self.layout, context)
-        draw_settings(self.layout.column(), context)
 
 
 CLASSES = (DREAM_PT_output, DREAM_PT_sequencer)

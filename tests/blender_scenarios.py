@@ -235,14 +235,7 @@ def scenario_moving_cube(workdir, _zip):
     cube.keyframe_insert("location", frame=2)
     bpy.ops.object.camera_add(location=(0, -8, 0), rotation=(1.5708, 0, 0))
     scene.camera = bpy.context.active_object
-    scene.view_layers[0].use_pass_vector = True
-    settings = scene.render.image_settings
-    if hasattr(settings, "media_type"):
-        settings.media_type = "MULTI_LAYER_IMAGE"
-    settings.file_format = "OPEN_EXR_MULTILAYER"
-    settings.color_depth = "32"
-    scene.render.filepath = os.path.join(workdir, "cube_####")
-    bpy.ops.render.render(animation=True)
+    demo_scene.render_exr_sequence(workdir)
     return {"files": sorted(f for f in os.listdir(workdir) if f.endswith(".exr"))}
 
 

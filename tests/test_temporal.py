@@ -22,7 +22,7 @@ def cube_frames(tmp_path_factory):
     result = subprocess.run([sys.executable, SCENARIOS, "moving_cube", str(work), "-"], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    return read_image(str(work / "cube_0001.exr")), read_image(str(work / "cube_0002.exr"))
+    return read_image(str(work / "frame_0001.exr")), read_image(str(work / "frame_0002.exr"))
 
 
 @pytest.mark.blender

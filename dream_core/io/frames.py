@@ -11,6 +11,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..atomic import write_atomically
 from . import exr
 
 # file suffix -> format name
@@ -148,18 +149,5 @@ def _linear_pixels(picture: Picture) -> np.ndarray:
 
 
 def write_image(path: str, picture: Picture) -> None:
-    """Writes atomically: a temporary file in the same folder, then a rename,
-    so a crash never leaves a half-written frame under the final name."""
-    data = encode_image(picture, format_of(path))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".partial", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Encodes and writes atomically (a crash never leaves a half-written frame)."""
+    write_atomically(path, encode_image(picture, format_of(path)))
