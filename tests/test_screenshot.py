@@ -1,0 +1,34 @@
+"""The add-on's panel drawn in a real Blender window (Debian's Blender 3.4
+under Xvfb), saved as a screenshot."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not (shutil.which("blender") and shutil.which("xvfb-run")), reason="needs blender and xvfb-run")
+def test_panel_screenshot(tmp_path):
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, os.path.join(ROOT, "build.py"), "--out", str(dist)],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "config"),
+           "BLENDER_USER_SCRIPTS": str(tmp_path / "scripts")}
+    # preferences without the first-run splash, as a user's would be
+    subprocess.run(["blender", "-b", "--factory-startup", "--python-expr",
+                    "import bpy; bpy.context.preferences.view.show_splash = False; bpy.ops.wm.save_userpref()"],
+                   env=env, capture_output=True, timeout=120, check=True)
+    out = tmp_path / "panel.png"
+    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "blender", "--python",
+                             os.path.join(ROOT, "demo", "screenshot_panel.py"), "--", built, str(out)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert out.exists(), result.stdout[-2000:] + result.stderr[-2000:]
+    from PIL import Image
+
+    image = Image.open(out).convert("L")
+    assert image.size[0] > 800 and image.size[1] > 600
+    assert len(set(image.getdata())) > 20  # drawn, not blank
