@@ -195,12 +195,39 @@ def scenario_failure(workdir, zip_path):
     install(zip_path)
     fast_settings(scene)
     try:
-        bpy.ops.dream.render_animation()
+        bpy.ops.dream.render_animation(exit_on_error=False)
         message = None
     except RuntimeError as err:
         message = str(err)
     frames_dir = os.path.join(workdir, "dream", "frames")
     return {"message": message, "frames": sorted(os.listdir(frames_dir)) if os.path.isdir(frames_dir) else []}
+
+
+def scenario_prepare_headless(workdir, zip_path):
+    """A saved shot and preferences with the add-on enabled, for a plain
+    ``blender -b shot.blend --python-expr ...`` run."""
+    scene = build_scene(workdir, frames=2)
+    install(zip_path)
+    fast_settings(scene)
+    bpy.ops.wm.save_mainfile()
+    bpy.context.preferences.view.show_splash = False
+    bpy.ops.wm.save_userpref()
+    return {"blend": os.path.join(workdir, "shot.blend")}
+
+
+def scenario_cli_command(workdir, zip_path):
+    """The ``blender -c dream`` command's function (Blender 4.2+)."""
+    import importlib
+
+    scene = build_scene(workdir, frames=3)
+    module = install(zip_path)
+    fast_settings(scene)
+    bpy.ops.wm.save_mainfile()
+    command = importlib.import_module(f"{module}.cli_command")
+    bad = command.run(["--frames", "x-y"])
+    good = command.run(["--frames", "2-3", "--iterations", "2"])
+    return {"bad": bad, "good": good, "frames": sorted(os.listdir(os.path.join(workdir, "dream", "frames"))),
+            "iterations": scene.dream.iterations, "registered": command._handle is not None}
 
 
 def scenario_smoke(workdir, zip_path):

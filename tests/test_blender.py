@@ -151,3 +151,37 @@ def test_built_zip_alone_registers_and_unregisters(runtime, tmp_path, addon_zip)
     env = {"PYTHONPATH": ""}
     result, _, _ = run_scenario(runtime, "smoke", tmp_path, str(zip_copy), env, cwd=str(lone))
     assert result == {"unregistered_cleanly": True, "registered_again": True, "loaded_numpy_or_torch": []}
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")
+def test_headless_command_line_form(tmp_path, addon_zip, via_server, token_file):
+    """blender -b shot.blend --python-expr "... render_animation()": progress
+    lines and status 0; with no server, one clear error line and status 1."""
+    result, work, _ = run_scenario("blender", "prepare_headless", tmp_path, addon_zip, via_server)
+    user = tmp_path / "user"
+    env = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
+           **via_server}
+    expr = "import bpy; bpy.ops.dream.render_animation(); bpy.ops.wm.save_mainfile()"
+    ok = subprocess.run([BLENDER, "-b", result["blend"], "--python-expr", expr], capture_output=True, text=True,
+                        env=env, timeout=600)
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+    assert "Dream Renders: Dreaming frame" in ok.stdout
+    assert sorted(os.listdir(work / "dream" / "frames")) == ["Scene_00001.png", "Scene_00002.png"]
+    (work / "dream" / "frames" / "Scene_00002.png").unlink()
+    env["DREAM_SERVER_ADDRESS"] = "127.0.0.1:9"
+    bad = subprocess.run([BLENDER, "-b", result["blend"], "--python-expr", expr], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert bad.returncode == 1
+    assert "Dream Renders: error: frame 2: cannot talk to the dream server at 127.0.0.1:9" in bad.stderr
+    assert sorted(os.listdir(work / "dream" / "frames")) == ["Scene_00001.png"]  # nothing half-written
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_cli_command_for_farms(tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario("bpy", "cli_command", tmp_path, addon_zip, via_server)
+    assert result["registered"]
+    assert result["bad"] == 2
+    assert result["good"] == 0 and result["iterations"] == 2
+    assert result["frames"] == ["Scene_00002.png", "Scene_00003.png"]

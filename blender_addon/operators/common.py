@@ -4,6 +4,7 @@ and a mixin that runs it modally in the UI (responsive, Esc cancels) or
 blocking in scripts and ``blender --background``."""
 from __future__ import annotations
 
+import sys
 import time
 
 import bpy
@@ -125,6 +126,10 @@ class DreamRunOperator:
 
     bl_options = {"REGISTER"}
     render_missing = True
+    exit_on_error: bpy.props.BoolProperty(
+        name="Exit on Error", default=True, options={"SKIP_SAVE"},
+        description="In background mode (blender -b), end Blender with status 1 when the run fails, "
+                    "so render farms see the failure; scripts that handle errors turn this off")
     _timer = None
     _run: FrameRun | None = None
 
@@ -137,12 +142,19 @@ class DreamRunOperator:
     def finish(self, context, run: FrameRun) -> None:
         pass
 
+    def _fail(self, message: str) -> None:
+        """Reports an error; in ``blender -b`` ends Blender with status 1 (unless told not to)."""
+        if bpy.app.background and self.exit_on_error:
+            print(f"Dream Renders: error: {message}", file=sys.stderr, flush=True)
+            raise SystemExit(1)
+        self.report({"ERROR"}, f"Dream Renders: {message}")
+
     def _start(self, context) -> FrameRun | None:
         try:
             plans = self.plans(context)
             link = server_link(context)
         except DreamError as err:
-            self.report({"ERROR"}, str(err))
+            self._fail(str(err))
             return None
         run = FrameRun(context.scene, plans, self.job_name(context), link, self.render_missing)
         if run.skipped:
@@ -155,12 +167,12 @@ class DreamRunOperator:
         wm.dream.progress = run.fraction
         if run.error:
             wm.dream.status = f"Failed: {run.error}"
-            self.report({"ERROR"}, f"Dream Renders: {run.error}")
+            self._fail(run.error)
             return {"CANCELLED"}
         try:
             self.finish(context, run)
         except DreamError as err:
-            self.report({"ERROR"}, str(err))
+            self._fail(str(err))
             return {"CANCELLED"}
         if run.cancelled:
             wm.dream.status = f"Cancelled after {run.done} frame(s); run again to resume"
