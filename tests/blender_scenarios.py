@@ -230,6 +230,21 @@ def scenario_cli_command(workdir, zip_path):
             "iterations": scene.dream.iterations, "registered": command._handle is not None}
 
 
+def scenario_render_frame(workdir, zip_path):
+    """Dream Frame: render the current frame, then dream the existing Render Result."""
+    scene = build_scene(workdir, frames=3)
+    install(zip_path)
+    fast_settings(scene)
+    scene.frame_set(2)
+    bpy.ops.dream.render_frame()
+    image = bpy.data.images.get("Dream Result")
+    first = {"image": image is not None and tuple(image.size), "file": bpy.path.abspath(image.filepath)}
+    bpy.ops.render.render()
+    bpy.ops.dream.render_frame(use_existing=True)
+    files = sorted(os.listdir(os.path.join(workdir, "dream", "frames")))
+    return {"first": first, "files": files, "exists": os.path.exists(first["file"])}
+
+
 def scenario_smoke(workdir, zip_path):
     module = install(zip_path)
     import addon_utils

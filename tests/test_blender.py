@@ -185,3 +185,11 @@ def test_cli_command_for_farms(tmp_path, addon_zip, via_server):
     assert result["bad"] == 2
     assert result["good"] == 0 and result["iterations"] == 2
     assert result["frames"] == ["Scene_00002.png", "Scene_00003.png"]
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_render_frame_shows_the_dream(tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario("bpy", "render_frame", tmp_path, addon_zip, via_server)
+    assert result["first"]["image"] == [64, 48]
+    assert result["exists"] and result["files"] == ["Scene_00002_still.png"]

@@ -109,3 +109,20 @@ def test_folder_with_temporal_flow(frames, tmp_path):
     result = run_cli("dream", str(frames), "-o", str(out), "--temporal", "flow", *FAST)
     assert result.returncode == 0, result.stderr
     assert len(list(out.iterdir())) == 3
+
+
+def test_mask_file_and_guide_image(tmp_path, coffee):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    write_image(str(src), Picture(coffee, False, "uint8"))
+    mask = np.zeros(coffee.shape[:2] + (1,), np.float32)
+    mask[:, 64:] = 1.0
+    write_image(str(tmp_path / "mask.png"), Picture(mask, False, "uint8"))
+    write_image(str(tmp_path / "guide.png"), Picture(np.roll(coffee, 20, 0), False, "uint8"))
+    result = run_cli("dream", str(src), "-o", str(out), "--mask", str(tmp_path / "mask.png"),
+                     "--guide", str(tmp_path / "guide.png"), "--octaves", "1", "--iterations", "3", "--device",
+                     "cpu", "-q")
+    assert result.returncode == 0, result.stderr
+    dreamed = read_image(str(out)).pixels
+    left = np.abs(dreamed[:, :60] - coffee[:, :60]).mean()
+    right = np.abs(dreamed[:, 68:] - coffee[:, 68:]).mean()
+    assert left < 0.3 * right
