@@ -100,6 +100,7 @@ def main(argv=None) -> int:
     config = DreamConfig(octaves=3, iterations=10, step=0.01)
     print(f"{args.frames} frames {args.size}, lite0 {objective!r}, 3 octaves x 10 iterations, step 0.01, "
           f"device {dreamer.device}; renders' own flicker {base_flicker:.4f}")
+    dream_all(dreamer, objective, config, pictures[:2], "flow")  # warm-up: the first mode pays no start-up
     results = {}
     for mode in ("none", "blend", "flow", "vectors"):
         dreams, spf = dream_all(dreamer, objective, config, pictures, mode)
@@ -115,7 +116,6 @@ def main(argv=None) -> int:
     print(f"side-by-side preview (none | vectors): {preview}")
     if args.drift_frames:
         long = render(os.path.join(args.out, f"renders_{args.drift_frames}_96x64"), args.drift_frames, 96, 64, 8)
-        long_sources = [to_dream_space(p.pixels, p.linear)[0] for p in long]
         independent, _ = dream_all(dreamer, objective, config, long, "none")
         print(f"drift over {args.drift_frames} frames (96x64): dream/render brightness and saturation, "
               f"relative to dreaming each frame on its own (which has no memory, so cannot drift)")

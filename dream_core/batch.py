@@ -64,7 +64,8 @@ class LocalBackend:
         return dreamed
 
 
-def run_batch(jobs: list[FrameJob], backend: Backend, *, overwrite: bool = False, quiet: bool = False) -> tuple[int, int]:
+def run_batch(jobs: list[FrameJob], backend: Backend, *, overwrite: bool = False,
+              quiet: bool = False) -> tuple[int, int]:
     """Dreams each job's source into its target; returns (done, skipped)."""
     todo = [j for j in jobs if overwrite or not os.path.exists(j.target)]
     skipped = len(jobs) - len(todo)

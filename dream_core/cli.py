@@ -3,13 +3,12 @@ benchmark, serve. Bad input ends with one line on stderr and exit status 2."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import textwrap
 from typing import Optional
 
 from . import __version__
 from .engine import DreamConfig
+from .temporal import MODES as TEMPORAL_MODES
 
 EXIT_USAGE = 2
 
@@ -64,7 +63,7 @@ def _positive_layer_channels(text: str) -> list[int]:
     try:
         return [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"channels must be integers separated by commas, got {text!r}")
+        raise argparse.ArgumentTypeError(f"channels must be integers separated by commas, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,18 +127,20 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guide", metavar="IMAGE", help="amplify features that match this image's")
     g.add_argument("--mask", metavar="alpha|IMAGE", help="per-pixel strength: the frame's alpha or a grey image")
     g.add_argument("--keep-colors", action="store_true", help="dream brightness only, keep the source's colours")
-    g.add_argument("--temporal", default="none", choices=["none", "blend", "flow", "vectors", "auto"],
+    g.add_argument("--temporal", default="none", choices=TEMPORAL_MODES,
                    help="coherence between frames of a folder: carry the last dream along Blender's Vector "
                         "pass (vectors), optical flow (flow), either (auto), a plain mix (blend); default none")
     h = p.add_argument_group("how hard")
-    h.add_argument("--octaves", type=int, default=defaults.octaves, help=f"scales to dream at (default {defaults.octaves})")
+    h.add_argument("--octaves", type=int, default=defaults.octaves,
+                   help=f"scales to dream at (default {defaults.octaves})")
     h.add_argument("--octave-scale", type=float, default=defaults.octave_scale,
                    help=f"size ratio between octaves (default {defaults.octave_scale})")
     h.add_argument("--iterations", type=int, default=defaults.iterations,
                    help=f"gradient steps per octave (default {defaults.iterations})")
     h.add_argument("--step", type=float, default=defaults.step,
                    help=f"mean change per pixel and step, in [0, 1] units (default {defaults.step})")
-    h.add_argument("--jitter", type=int, default=defaults.jitter, help=f"random shift in px (default {defaults.jitter})")
+    h.add_argument("--jitter", type=int, default=defaults.jitter,
+                   help=f"random shift in px (default {defaults.jitter})")
     h.add_argument("--tile", type=int, default=defaults.tile,
                    help="largest tile side in px, bounds memory; 0 = whole image; default -1: automatic "
                         "(512 on CPU; on CUDA whole frames up to 1440p, else 1024)")

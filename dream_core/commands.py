@@ -85,7 +85,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for row in rows:
         offline = "weights offline" if row["weights_offline"] else "weights download on first use"
         print(f"{row['name']:10} {row['description']} [{offline}]")
-        layers = " ".join(f"{l}*" if l == row["default_layer"] else l for l in row["layers"])
+        layers = " ".join(f"{name}*" if name == row["default_layer"] else name for name in row["layers"])
         for line in _wrap(layers):
             print(f"{'':10} {line}")
     return 0

@@ -17,7 +17,6 @@ import numpy as np
 from .client import spawn_server
 from .colour import linear_to_srgb
 from .io import read_image
-from .protocol import read_or_create_token
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

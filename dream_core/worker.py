@@ -193,9 +193,9 @@ class Worker:
                 state.touched = time.monotonic()
         previous = state.previous if state is not None and _follows(state.last_frame, task.frame) else None
         try:
-            result, carried = dream_sequence_frame(dreamer, task.picture, objective, s.config, mode=s.temporal,
-                                                   previous=previous, strength=strength,
-                                                   keep_colors=s.keep_colors, mix=s.strength, callback=progress)
+            result, carried = dream_sequence_frame(
+                dreamer, task.picture, objective, s.config, mode=s.temporal, previous=previous,
+                strength=strength, keep_colors=s.keep_colors, mix=s.strength, callback=progress)
         except ValueError as err:
             text = str(err)
             code = "too_small" if "at least" in text else "nonfinite" if "NaN" in text else "bad_params"

@@ -5,7 +5,6 @@ library only (Blender 3.4's Python has no numpy). Each prints one line
 ``RESULT {json}`` for the test to check."""
 import json
 import os
-import shutil
 import sys
 import time
 
@@ -247,7 +246,6 @@ def scenario_render_frame(workdir, zip_path):
 
 def scenario_smoke(workdir, zip_path):
     module = install(zip_path)
-    import addon_utils
 
     bpy.ops.preferences.addon_disable(module=module)
     gone = not hasattr(bpy.types.Scene, "dream")

@@ -56,7 +56,7 @@ def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None):
     else:
         cmd = [BLENDER, "-b", "--factory-startup", "--python", SCENARIOS, "--", name, str(work), zip_path]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=cwd or str(tmp_path))
-    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert result.returncode == 0 and lines, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return json.loads(lines[-1][len("RESULT "):]), work, result.stdout
 

@@ -15,7 +15,7 @@ from dream_core import protocol as P
 from dream_core.client import Cancelled, DreamClient, ServerStartError, spawn_server
 from dream_core.io import Picture, decode_image, encode_image
 
-from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, raw_frame, run_cli
+from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, run_cli
 
 
 def test_hello_describes_the_server(client):

@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,6 @@ from dream_core.api import dream_sequence_frame
 from dream_core.engine import DreamConfig
 from dream_core.io import Picture, read_image
 
-from conftest import ROOT
 from test_blender import HAS_BPY, SCENARIOS
 
 

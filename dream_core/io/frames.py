@@ -126,7 +126,8 @@ def encode_image(picture: Picture, fmt: str) -> bytes:
     if fmt == "exr":
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "frame.exr")
-            exr.write_exr(path, _linear_pixels(picture), picture.dtype if picture.dtype.startswith("float") else "float16")
+            dtype = picture.dtype if picture.dtype.startswith("float") else "float16"
+            exr.write_exr(path, _linear_pixels(picture), dtype)
             with open(path, "rb") as f:
                 return f.read()
     ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp"}[fmt]
