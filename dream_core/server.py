@@ -307,8 +307,18 @@ def _token(args: argparse.Namespace) -> str:
     return token
 
 
+def limit_decoders(side: int = 16384) -> None:
+    """Refuse decompression bombs: a small file that declares a huge image
+    must fail to decode, not exhaust memory."""
+    import OpenEXR
+
+    OpenEXR.setMaxImageSize(side, side)
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(side * side))
+
+
 def serve_from_args(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
+    limit_decoders()
     address = args.socket or args.listen or "127.0.0.1:0"
     server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
                          job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote)

@@ -321,3 +321,22 @@ def test_jobs_carry_the_previous_frame_for_temporal_modes(client):
         dream_raw(client, params=dict(TINY_PARAMS, temporal="vectors"), job="t-3", frame=1)
     assert err.value.code == "bad_params" and "Vector pass" in err.value.message
     assert first.data
+
+
+def test_decompression_bomb_is_refused(client, tmp_path):
+    """A 4x4 EXR whose header declares 100000x100000 pixels."""
+    import struct
+
+    import OpenEXR
+
+    path = str(tmp_path / "bomb.exr")
+    channels = {c: np.zeros((4, 4), np.float32) for c in "RGB"}
+    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels) as f:
+        f.write(path)
+    data = bytearray(open(path, "rb").read())
+    at = data.find(b"box2i", data.find(b"dataWindow")) + len(b"box2i") + 1 + 4
+    data[at:at + 16] = struct.pack("<4i", 0, 0, 99999, 99999)
+    with pytest.raises(P.ProtocolError) as err:
+        client.dream(bytes(data), "exr", TINY_PARAMS)
+    assert err.value.code == "bad_image"
+    assert dream_raw(client).data
