@@ -49,12 +49,10 @@ class DreamWorker:
         self.todo: "queue.Queue[FrameWork | None]" = queue.Queue()
         self.events: "queue.Queue[tuple]" = queue.Queue()
         self.cancelled = threading.Event()
-        self.pending = 0
         self.thread = threading.Thread(target=self._run, name="dream-renders", daemon=True)
         self.thread.start()
 
     def submit(self, work: FrameWork) -> None:
-        self.pending += 1
         self.todo.put(work)
 
     def cancel(self) -> None:

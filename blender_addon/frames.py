@@ -36,11 +36,12 @@ def output_root(scene) -> str:
     return os.path.normpath(bpy.path.abspath(raw))
 
 
-def animation_plan(scene, frames: range) -> list[FramePlan]:
+def animation_plan(scene, frames: range, suffix: str = "") -> list[FramePlan]:
+    """Renders go to ``renders/``, dreams to ``frames/``, named after the scene and frame."""
     root = output_root(scene)
     name = bpy.path.clean_name(scene.name)
-    return [FramePlan(f, os.path.join(root, "renders", f"{name}_{f:05d}.exr"),
-                      os.path.join(root, "frames", f"{name}_{f:05d}.png")) for f in frames]
+    return [FramePlan(f, os.path.join(root, "renders", f"{name}_{f:05d}{suffix}.exr"),
+                      os.path.join(root, "frames", f"{name}_{f:05d}{suffix}.png")) for f in frames]
 
 
 def strip_plan(scene, strip) -> list[FramePlan]:

@@ -4,6 +4,8 @@ and a mixin that runs it modally in the UI (responsive, Esc cancels) or
 blocking in scripts and ``blender --background``."""
 from __future__ import annotations
 
+import os
+import queue
 import sys
 import time
 
@@ -69,7 +71,7 @@ class FrameRun:
         if self.submitted >= self.total or self.submitted - self.done > 1:
             return
         plan = self.todo[self.submitted]
-        if not frames.os.path.exists(plan.source):
+        if not os.path.exists(plan.source):
             if not self.render_missing:
                 raise DreamError(f"source frame missing: {plan.source}")
             frames.render_to_file(self.scene, plan.frame, plan.source)
@@ -89,7 +91,7 @@ class FrameRun:
             timeout = max(0.0, deadline - time.monotonic())
             try:
                 event = self.worker.events.get(timeout=timeout) if timeout else self.worker.events.get_nowait()
-            except Exception:
+            except queue.Empty:
                 return
             self._handle(event)
             if event[0] == "done":

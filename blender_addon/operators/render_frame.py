@@ -17,10 +17,8 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
 
     def plans(self, context):
         scene = context.scene
-        plan = frames.animation_plan(scene, range(scene.frame_current, scene.frame_current + 1))[0]
-        still = frames.FramePlan(plan.frame, plan.source.replace("_%05d.exr" % plan.frame,
-                                                                 "_%05d_still.exr" % plan.frame),
-                                 plan.target.replace(".png", "_still.png"))
+        frame = scene.frame_current
+        still = frames.animation_plan(scene, range(frame, frame + 1), suffix="_still")[0]
         for path in (still.source, still.target):  # a still is always made anew
             if os.path.exists(path):
                 os.remove(path)
