@@ -117,16 +117,21 @@ def main(argv=None) -> int:
     if args.drift_frames:
         long = render(os.path.join(args.out, f"renders_{args.drift_frames}_96x64"), args.drift_frames, 96, 64, 8)
         independent, _ = dream_all(dreamer, objective, config, long, "none")
-        print(f"drift over {args.drift_frames} frames (96x64): dream/render brightness and saturation, "
+        print(f"drift over {args.drift_frames} frames (96x64): brightness and saturation of the dreams, "
               f"relative to dreaming each frame on its own (which has no memory, so cannot drift)")
-        for mode in ("blend", "flow", "vectors"):
-            dreams, _ = dream_all(dreamer, objective, config, long, mode)
+
+        def report(label, dreams):
             gaps = np.array([[a / b - 1 for a, b in zip(luma_saturation(d), luma_saturation(n))]
                              for d, n in zip(dreams, independent)])
             last = gaps[-10:].mean(axis=0)
-            print(f"  {mode:8} brightness: largest gap {np.abs(gaps[:, 0]).max():5.1%}, last 10 frames "
+            print(f"  {label:10} brightness: largest gap {np.abs(gaps[:, 0]).max():5.1%}, last 10 frames "
                   f"{last[0]:+5.1%}; saturation: largest gap {np.abs(gaps[:, 1]).max():5.1%}, last 10 frames "
                   f"{last[1]:+5.1%}")
+
+        # the noise floor: independent dreams with another seed differ this much already
+        report("other seed", dream_all(dreamer, objective, config.replace(seed=config.seed + 1), long, "none")[0])
+        for mode in ("blend", "flow", "vectors"):
+            report(mode, dream_all(dreamer, objective, config, long, mode)[0])
     return 0
 
 
