@@ -59,7 +59,7 @@ examples:
   python -m dream_core dream big.exr -o big_dream.exr --tile 512"""
 
 
-def _positive_layer_channels(text: str) -> list[int]:
+def _channel_list(text: str) -> list[int]:
     try:
         return [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
@@ -123,7 +123,7 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", help="a .pth state dict instead of the model's default weights")
     g.add_argument("--layer", help="layer to amplify, or a sum such as 'block8+0.5*block11'; "
                    "default: the model's")
-    g.add_argument("--channels", type=_positive_layer_channels, help="amplify only these channels, e.g. 3,17")
+    g.add_argument("--channels", type=_channel_list, help="amplify only these channels, e.g. 3,17")
     g.add_argument("--guide", metavar="IMAGE", help="amplify features that match this image's")
     g.add_argument("--mask", metavar="alpha|IMAGE", help="per-pixel strength: the frame's alpha or a grey image")
     g.add_argument("--keep-colors", action="store_true", help="dream brightness only, keep the source's colours")

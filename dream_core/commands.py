@@ -7,12 +7,10 @@ import os
 import sys
 
 from .batch import LocalBackend, run_batch
-from .settings import DreamSettings
 from .cli import UsageError, config_from_args
-from .frames_dir import list_frames, plan_frames, same_file
+from .frames_dir import FrameJob, list_frames, plan_frames, same_file
 from .io.frames import format_of
-
-SAMPLE = os.path.join(os.path.dirname(__file__), "data", "chelsea.jpg")
+from .settings import DreamSettings
 
 
 def _check_readable(path: str | None, what: str) -> None:
@@ -37,8 +35,7 @@ def _plan(args: argparse.Namespace):
         if os.path.isdir(target):
             raise UsageError(f"output {target} is a folder; give a file name")
         format_of(target)
-        jobs = plan_frames([source], os.path.dirname(target) or ".", None)
-        jobs = [type(jobs[0])(source, target)]
+        jobs = [FrameJob(source, target)]
     for job in jobs:
         if same_file(job.source, job.target):
             raise UsageError(f"output {job.target} would overwrite the input; choose another output")

@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from .engine import DreamConfig
-
 from .temporal import MODES as TEMPORAL_MODES
 
 

@@ -28,9 +28,8 @@ def lite0():
 @pytest.fixture(scope="session")
 def coffee() -> np.ndarray:
     """A real photo, 96×128, sRGB float in [0, 1]."""
-    import skimage.data
-
     import cv2
+    import skimage.data
 
     img = cv2.resize(skimage.data.coffee(), (128, 96), interpolation=cv2.INTER_AREA)
     return img.astype(np.float32) / 255

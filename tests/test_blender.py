@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 SCENARIOS = os.path.join(ROOT, "tests", "blender_scenarios.py")
@@ -77,8 +76,9 @@ def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, via_s
     strip = result["strip"]
     assert strip["frames"] == 3 and strip["frame_start"] == 1 and strip["channel"] == 1
     assert "Dream Renders: Dreaming frame" in stdout  # progress lines for farm logs
-    from dream_core.io import read_image
     import numpy as np
+
+    from dream_core.io import read_image
 
     render = read_image(str(work / "dream" / "renders" / "Scene_00001.exr"))
     assert render.vectors is not None  # the Vector pass is there for temporal coherence

@@ -2,10 +2,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from dream_core.io import Picture, read_image, write_image
-
-from conftest import run_cli
 
 FAST = ["--octaves", "1", "--iterations", "1", "--device", "cpu", "-q"]
 

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import to_tensor
 
 from dream_core import dream
 from dream_core.colour import luma
 from dream_core.engine import DreamConfig, Progress, resolve_device
 from dream_core.tiling import tile_grid, tiled_gradient
-
-from conftest import to_tensor
 
 QUICK = dict(octaves=2, iterations=3, device="cpu")
 

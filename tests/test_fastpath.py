@@ -3,10 +3,9 @@ pieces switched off; and, where a CUDA GPU exists, the real thing."""
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli, to_tensor
 
 from dream_core.engine import DreamConfig, Dreamer
-
-from conftest import run_cli, to_tensor
 
 
 def test_compiled_path_matches_eager(coffee):

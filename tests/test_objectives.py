@@ -2,11 +2,10 @@
 raise every objective."""
 import pytest
 import torch
+from conftest import to_tensor
 
 from dream_core.engine import DreamConfig
 from dream_core.objectives import Channels, Layer, Sum, parse_objective
-
-from conftest import to_tensor
 
 FEW_STEPS = DreamConfig(octaves=1, iterations=4, step=0.02, jitter=0, tile=0)
 
@@ -23,9 +22,9 @@ def test_objectives_rise(lite0, coffee, text):
 
 
 def test_guide_objective_rises_and_pulls_towards_the_guide(lite0, coffee):
-    import skimage.data
     import cv2
     import numpy as np
+    import skimage.data
 
     guide = cv2.resize(skimage.data.chelsea(), (96, 64)).astype(np.float32) / 255
     objective = lite0.objective("block8", guide=to_tensor(guide))

@@ -10,12 +10,11 @@ from multiprocessing import AuthenticationError
 
 import numpy as np
 import pytest
+from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, run_cli
 
 from dream_core import protocol as P
 from dream_core.client import Cancelled, DreamClient, ServerStartError, spawn_server
 from dream_core.io import Picture, decode_image, encode_image
-
-from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, run_cli
 
 
 def test_hello_describes_the_server(client):

@@ -5,13 +5,12 @@ import json
 import socket
 
 import pytest
+from conftest import dream_raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dream_core import protocol as P
 from dream_core.client import DreamClient
-
-from conftest import dream_raw
 
 CASES = {"header": 0, "bytes": 0}
 

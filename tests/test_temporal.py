@@ -3,13 +3,12 @@ import sys
 
 import numpy as np
 import pytest
+from test_blender import HAS_BPY, SCENARIOS
 
 from dream_core import temporal
 from dream_core.api import dream_sequence_frame
 from dream_core.engine import DreamConfig
 from dream_core.io import Picture, read_image
-
-from test_blender import HAS_BPY, SCENARIOS
 
 
 @pytest.fixture(scope="module")
