@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from .colour import as_rgb, grey
 from .engine import Progress
 from .frames_dir import FrameJob
 from .io import Picture, read_image, write_image
@@ -27,8 +28,7 @@ def load_mask(path: str, height: int, width: int) -> np.ndarray:
     pixels = read_image(path).pixels
     if pixels.shape[:2] != (height, width):
         raise ValueError(f"mask {path} is {pixels.shape[1]}x{pixels.shape[0]}, frames are {width}x{height}")
-    grey = pixels[..., :3].mean(axis=-1) if pixels.shape[-1] >= 3 else pixels[..., 0]
-    return np.clip(grey, 0.0, 1.0)
+    return grey(pixels)
 
 
 class LocalBackend:
@@ -43,8 +43,7 @@ class LocalBackend:
         self.dreamer = cached_dreamer(settings.model, settings.weights, device)
         guide = None
         if settings.guide:
-            rgb = read_image(settings.guide).pixels
-            rgb = np.repeat(rgb[..., :1], 3, -1) if rgb.shape[-1] < 3 else rgb[..., :3]
+            rgb = as_rgb(read_image(settings.guide).pixels)
             guide = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
         self.objective = self.dreamer.objective(settings.layer, settings.channels, guide)
         self.previous = None  # the last frame, for temporal coherence

@@ -34,3 +34,14 @@ def keep_source_colours(dreamed: np.ndarray, source: np.ndarray) -> np.ndarray:
     y = luma(dreamed)[..., None]
     chroma = source - luma(source)[..., None]
     return np.clip(y + chroma, 0.0, 1.0).astype(np.float32)
+
+
+def grey(pixels: np.ndarray) -> np.ndarray:
+    """H×W×C pixels as one channel in [0, 1] (e.g. a mask image)."""
+    value = pixels[..., :3].mean(axis=-1) if pixels.shape[-1] >= 3 else pixels[..., 0]
+    return np.clip(value, 0.0, 1.0)
+
+
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """H×W×C pixels as H×W×3 (grey repeated, alpha dropped)."""
+    return np.repeat(pixels[..., :1], 3, axis=-1) if pixels.shape[-1] < 3 else pixels[..., :3]

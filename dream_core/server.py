@@ -16,19 +16,14 @@ import sys
 import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
-from typing import Optional
-
-import numpy as np
 
 from . import protocol as P
-from .io import Picture, decode_image, encode_image
-from .settings import DreamSettings
+from .payloads import decode_task, encode_result, job_id, limit_decoders
 from .version import __version__
 from .worker import Task, Worker
 
 log = logging.getLogger("dream_core.server")
 
-MAX_PIXELS = 16384 * 16384
 STALL_SECONDS = 60.0  # a message started but not finished within this is a stalled client
 
 
@@ -137,12 +132,12 @@ class DreamServer:
         P.send_message(conn, reply)
 
     def _op_cancel(self, conn, header, payloads) -> None:
-        job = _job_id(header)
+        job = job_id(header)
         count = self.worker.cancel_job(job) if job else 0
         P.send_message(conn, {"event": "result", "id": header.get("id"), "op": "cancel", "cancelled": count})
 
     def _op_close_job(self, conn, header, payloads) -> None:
-        job = _job_id(header)
+        job = job_id(header)
         if not job:
             raise P.ProtocolError("bad_header", "close_job needs a job id")
         closed = self.worker.close_job(job)
@@ -159,7 +154,7 @@ class DreamServer:
         self.shutdown()
 
     def _op_dream(self, conn, header, payloads) -> None:
-        task = self._decode_task(header, payloads)
+        task = decode_task(header, payloads)
         self.worker.submit(task)
         try:
             self._relay(conn, header, task)
@@ -187,7 +182,10 @@ class DreamServer:
             elif kind == "error":
                 raise P.ProtocolError(event[1], event[2])
             else:
-                self._send_result(conn, request_id, header.get("output") or {}, event[1], task)
+                meta, data = encode_result(event[1], header.get("output") or {}, task.reply_format)
+                P.send_message(conn, {"event": "result", "id": request_id, "op": "dream", "job": task.job,
+                                      "frame": task.frame, "width": event[1].width, "height": event[1].height,
+                                      "payloads": [meta]}, [data])
                 return
 
     def _read_cancel(self, conn: Connection, task: Task) -> None:
@@ -203,96 +201,6 @@ class DreamServer:
             task.cancel.set()
             raise P.ProtocolError("bad_header", "only cancel may be sent while a frame is running")
 
-    def _send_result(self, conn, request_id, output: dict, picture: Picture, task: Task) -> None:
-        fmt = output.get("format") or task.reply_format
-        if fmt == "raw":
-            dtype = output.get("dtype", "float32")
-            if dtype not in P.RAW_DTYPES:
-                raise P.ProtocolError("bad_header", f"raw dtype must be one of {', '.join(P.RAW_DTYPES)}")
-            data = _to_raw(picture.pixels, dtype)
-            meta = {"name": "image", "format": "raw", "dtype": dtype, "shape": list(picture.pixels.shape),
-                    "linear": picture.linear}
-        else:
-            if fmt not in P.IMAGE_FORMATS:
-                raise P.ProtocolError("bad_header", f"output format must be one of {', '.join(P.IMAGE_FORMATS)}")
-            data = encode_image(picture, fmt)
-            meta = {"name": "image", "format": fmt}
-        P.send_message(conn, {"event": "result", "id": request_id, "op": "dream", "job": task.job,
-                              "frame": task.frame, "width": picture.width, "height": picture.height,
-                              "payloads": [meta]}, [data])
-
-    # --- decoding --------------------------------------------------------------
-
-    def _decode_task(self, header: dict, payloads: list[bytes]) -> Task:
-        named = {}
-        for meta, data in zip(header.get("payloads", []), payloads):
-            named[meta.get("name")] = (meta, data)
-        if "image" not in named:
-            raise P.ProtocolError("bad_header", "a dream request needs an 'image' payload")
-        try:
-            settings = DreamSettings.from_params(header.get("params") or {})
-        except (ValueError, TypeError) as err:
-            raise P.ProtocolError("bad_params", str(err)) from None
-        picture = _decode_picture(*named["image"], "image")
-        if "vectors" in named:
-            vectors = _decode_picture(*named["vectors"], "vectors").pixels
-            if vectors.shape != (picture.height, picture.width, 4):
-                raise P.ProtocolError("shape_mismatch", f"vectors are {list(vectors.shape)}, expected "
-                                      f"[{picture.height}, {picture.width}, 4]")
-            picture.vectors = vectors
-        mask = guide = None
-        if "mask" in named:
-            mask_pixels = _decode_picture(*named["mask"], "mask").pixels
-            if mask_pixels.shape[:2] != (picture.height, picture.width):
-                raise P.ProtocolError("shape_mismatch", "the mask's size differs from the image's")
-            mask = np.clip(mask_pixels[..., :3].mean(-1) if mask_pixels.shape[-1] >= 3 else mask_pixels[..., 0], 0, 1)
-        if "guide" in named:
-            g = _decode_picture(*named["guide"], "guide").pixels
-            guide = np.repeat(g[..., :1], 3, -1) if g.shape[-1] < 3 else g[..., :3]
-        return Task(settings, picture, job=_job_id(header), frame=header.get("frame"), mask=mask, guide=guide,
-                    reply_format=named["image"][0].get("format", "png"))
-
-
-def _job_id(header: dict) -> Optional[str]:
-    job = header.get("job")
-    if job is not None and (not isinstance(job, str) or not 0 < len(job) <= 200):
-        raise P.ProtocolError("bad_header", "job must be a string of 1 to 200 characters")
-    return job
-
-
-def _decode_picture(meta: dict, data: bytes, what: str) -> Picture:
-    fmt = meta.get("format")
-    if fmt == "raw":
-        h, w, c, dtype = P.check_raw(meta, len(data))
-        if h * w > MAX_PIXELS:
-            raise P.ProtocolError("oversize", f"{what} has {h * w} pixels; at most {MAX_PIXELS}")
-        array = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(h, w, c).astype(np.float32)
-        if dtype in ("uint8", "uint16"):
-            array /= 255.0 if dtype == "uint8" else 65535.0
-        picture = Picture(array, bool(meta.get("linear", False)), dtype)
-    elif fmt in P.IMAGE_FORMATS:
-        try:
-            picture = decode_image(data, fmt, source=what)
-        except ValueError as err:
-            raise P.ProtocolError("bad_image", str(err)) from None
-    else:
-        raise P.ProtocolError("bad_header", f"{what} format must be one of {', '.join(P.IMAGE_FORMATS)}")
-    if picture.height * picture.width > MAX_PIXELS:
-        raise P.ProtocolError("oversize", f"{what} is {picture.width}x{picture.height}; too large")
-    if picture.height == 0 or picture.width == 0:
-        raise P.ProtocolError("too_small", f"{what} is {picture.width}x{picture.height}")
-    if not np.isfinite(picture.pixels).all():
-        raise P.ProtocolError("nonfinite", f"{what} holds NaN or infinite values")
-    return picture
-
-
-def _to_raw(pixels: np.ndarray, dtype: str) -> bytes:
-    if dtype in ("uint8", "uint16"):
-        top = 255 if dtype == "uint8" else 65535
-        pixels = np.round(np.clip(pixels, 0, 1) * top)
-    return np.ascontiguousarray(pixels.astype(np.dtype(dtype).newbyteorder("<"))).tobytes()
-
-
 # --- command line ---------------------------------------------------------------
 
 def _token(args: argparse.Namespace) -> str:
@@ -305,15 +213,6 @@ def _token(args: argparse.Namespace) -> str:
     token = P.read_or_create_token(path)
     log.info("token file: %s", path)
     return token
-
-
-def limit_decoders(side: int = 16384) -> None:
-    """Refuse decompression bombs: a small file that declares a huge image
-    must fail to decode, not exhaust memory."""
-    import OpenEXR
-
-    OpenEXR.setMaxImageSize(side, side)
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(side * side))
 
 
 def serve_from_args(args: argparse.Namespace) -> int:

@@ -1,0 +1,112 @@
+"""Frames on the wire: request payloads decoded into a worker :class:`Task`
+(every size, type and value checked, errors as protocol codes) and results
+encoded as the client asked."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+from . import protocol as P
+from .colour import as_rgb, grey
+from .io import Picture, decode_image, encode_image
+from .settings import DreamSettings
+from .worker import Task
+
+MAX_SIDE = 16384
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+
+
+def decode_task(header: dict, payloads: list[bytes]) -> Task:
+    """A dream request's header and payloads as a task for the worker."""
+    named = {}
+    for meta, data in zip(header.get("payloads", []), payloads):
+        named[meta.get("name")] = (meta, data)
+    if "image" not in named:
+        raise P.ProtocolError("bad_header", "a dream request needs an 'image' payload")
+    try:
+        settings = DreamSettings.from_params(header.get("params") or {})
+    except (ValueError, TypeError) as err:
+        raise P.ProtocolError("bad_params", str(err)) from None
+    picture = decode_picture(*named["image"], "image")
+    if "vectors" in named:
+        vectors = decode_picture(*named["vectors"], "vectors").pixels
+        if vectors.shape != (picture.height, picture.width, 4):
+            raise P.ProtocolError("shape_mismatch", f"vectors are {list(vectors.shape)}, expected "
+                                  f"[{picture.height}, {picture.width}, 4]")
+        picture.vectors = vectors
+    mask = guide = None
+    if "mask" in named:
+        mask_pixels = decode_picture(*named["mask"], "mask").pixels
+        if mask_pixels.shape[:2] != (picture.height, picture.width):
+            raise P.ProtocolError("shape_mismatch", "the mask's size differs from the image's")
+        mask = grey(mask_pixels)
+    if "guide" in named:
+        guide = as_rgb(decode_picture(*named["guide"], "guide").pixels)
+    return Task(settings, picture, job=job_id(header), frame=header.get("frame"), mask=mask, guide=guide,
+                reply_format=named["image"][0].get("format", "png"))
+
+
+def job_id(header: dict) -> Optional[str]:
+    job = header.get("job")
+    if job is not None and (not isinstance(job, str) or not 0 < len(job) <= 200):
+        raise P.ProtocolError("bad_header", "job must be a string of 1 to 200 characters")
+    return job
+
+
+def decode_picture(meta: dict, data: bytes, what: str) -> Picture:
+    fmt = meta.get("format")
+    if fmt == "raw":
+        h, w, c, dtype = P.check_raw(meta, len(data))
+        if h * w > MAX_PIXELS:
+            raise P.ProtocolError("oversize", f"{what} has {h * w} pixels; at most {MAX_PIXELS}")
+        array = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(h, w, c).astype(np.float32)
+        if dtype in ("uint8", "uint16"):
+            array /= 255.0 if dtype == "uint8" else 65535.0
+        picture = Picture(array, bool(meta.get("linear", False)), dtype)
+    elif fmt in P.IMAGE_FORMATS:
+        try:
+            picture = decode_image(data, fmt, source=what)
+        except ValueError as err:
+            raise P.ProtocolError("bad_image", str(err)) from None
+    else:
+        raise P.ProtocolError("bad_header", f"{what} format must be one of {', '.join(P.IMAGE_FORMATS)}")
+    if picture.height * picture.width > MAX_PIXELS:
+        raise P.ProtocolError("oversize", f"{what} is {picture.width}x{picture.height}; too large")
+    if picture.height == 0 or picture.width == 0:
+        raise P.ProtocolError("too_small", f"{what} is {picture.width}x{picture.height}")
+    if not np.isfinite(picture.pixels).all():
+        raise P.ProtocolError("nonfinite", f"{what} holds NaN or infinite values")
+    return picture
+
+
+def to_raw(pixels: np.ndarray, dtype: str) -> bytes:
+    if dtype in ("uint8", "uint16"):
+        top = 255 if dtype == "uint8" else 65535
+        pixels = np.round(np.clip(pixels, 0, 1) * top)
+    return np.ascontiguousarray(pixels.astype(np.dtype(dtype).newbyteorder("<"))).tobytes()
+
+
+def encode_result(picture: Picture, output: dict, default_format: str) -> tuple[dict, bytes]:
+    """The dreamed picture as the request's ``output`` asks: raw pixels or an image file's bytes."""
+    fmt = output.get("format") or default_format
+    if fmt == "raw":
+        dtype = output.get("dtype", "float32")
+        if dtype not in P.RAW_DTYPES:
+            raise P.ProtocolError("bad_header", f"raw dtype must be one of {', '.join(P.RAW_DTYPES)}")
+        meta = {"name": "image", "format": "raw", "dtype": dtype, "shape": list(picture.pixels.shape),
+                "linear": picture.linear}
+        return meta, to_raw(picture.pixels, dtype)
+    if fmt not in P.IMAGE_FORMATS:
+        raise P.ProtocolError("bad_header", f"output format must be one of {', '.join(P.IMAGE_FORMATS)}")
+    return {"name": "image", "format": fmt}, encode_image(picture, fmt)
+
+
+def limit_decoders(side: int = MAX_SIDE) -> None:
+    """Refuse decompression bombs: a small file that declares a huge image
+    must fail to decode, not exhaust memory."""
+    import OpenEXR
+
+    OpenEXR.setMaxImageSize(side, side)
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(side * side))
