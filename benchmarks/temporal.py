@@ -51,11 +51,6 @@ def motion(pictures: list[Picture], sources: list[np.ndarray]):
     return flows, masks
 
 
-def luma_saturation(rgb: np.ndarray) -> tuple[float, float]:
-    luma = float((rgb @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
-    return luma, float((rgb.max(-1) - rgb.min(-1)).mean())
-
-
 def dream_all(dreamer, objective, config, pictures, mode):
     previous, dreams, seconds = None, [], []
     for picture in pictures:
@@ -121,8 +116,8 @@ def main(argv=None) -> int:
               f"relative to dreaming each frame on its own (which has no memory, so cannot drift)")
 
         def report(label, dreams):
-            gaps = np.array([[a / b - 1 for a, b in zip(luma_saturation(d), luma_saturation(n))]
-                             for d, n in zip(dreams, independent)])
+            stats = temporal.brightness_saturation
+            gaps = np.array([[a / b - 1 for a, b in zip(stats(d), stats(n))] for d, n in zip(dreams, independent)])
             last = gaps[-10:].mean(axis=0)
             print(f"  {label:10} brightness: largest gap {np.abs(gaps[:, 0]).max():5.1%}, last 10 frames "
                   f"{last[0]:+5.1%}; saturation: largest gap {np.abs(gaps[:, 1]).max():5.1%}, last 10 frames "

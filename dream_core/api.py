@@ -111,9 +111,16 @@ def dream_sequence_frame(dreamer: Dreamer, picture: Picture, objective: Objectiv
     if prepared.strength is not None:
         strength = prepared.strength if strength is None else strength * prepared.strength
     dreamed = _dream_rgb(dreamer, prepared.base, rgb, objective, config, strength, keep_colors, callback)
+    anchor = None
+    if prepared.mode != "none":
+        if previous is not None and previous.anchor is not None:
+            anchor = previous.anchor
+            dreamed = temporal.anchor_colours(dreamed, rgb, anchor)
+        else:
+            anchor = temporal.colour_gains(dreamed, rgb)
     shown = dreamed if mix == 1.0 else np.clip(rgb + mix * (dreamed - rgb), 0.0, 1.0)
     return (picture.with_pixels(from_dream_space(shown, restore)),
-            temporal.Previous(rgb, dreamed, picture.vectors))
+            temporal.Previous(rgb, dreamed, picture.vectors, anchor))
 
 
 def dream_picture(dreamer: Dreamer, picture: Picture, objective: Objective, config: DreamConfig,

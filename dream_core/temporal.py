@@ -80,6 +80,36 @@ class Previous:
     source: np.ndarray
     dream: np.ndarray
     vectors: Optional[np.ndarray] = None
+    anchor: Optional[tuple[float, float]] = None  # see anchor_colours
+
+
+def brightness_saturation(rgb: np.ndarray) -> tuple[float, float]:
+    """Mean luma and mean per-pixel channel spread (a saturation measure that
+    scales exactly with the chroma)."""
+    luma = float((rgb @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
+    return luma, float((rgb.max(-1) - rgb.min(-1)).mean())
+
+
+def colour_gains(dream: np.ndarray, source: np.ndarray) -> tuple[float, float]:
+    """How much a dream raised brightness and saturation over its render."""
+    (dl, ds), (sl, ss) = brightness_saturation(dream), brightness_saturation(source)
+    return dl / max(sl, 1e-6), ds / max(ss, 1e-6)
+
+
+def anchor_colours(dream: np.ndarray, source: np.ndarray, anchor: tuple[float, float],
+                   limit: float = 0.1) -> np.ndarray:
+    """Holds a coherent sequence to the colour gains of its first frame.
+
+    Carried dreams pass through a resampling every frame, and small colour
+    shifts would add up over a long shot (flow-based peers get brighter
+    every frame). The first frame is dreamed on its own; later frames get
+    their brightness and saturation gains over their render pulled back to
+    its gains, by at most ``limit`` per frame so nothing pops."""
+    (dl, ds), (sl, ss) = brightness_saturation(dream), brightness_saturation(source)
+    luma = (dream @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    chroma_scale = np.clip(anchor[1] * ss / max(ds, 1e-6), 1 - limit, 1 + limit)
+    shift = np.clip(anchor[0] * sl - dl, -limit * dl, limit * dl)
+    return np.clip(luma + shift + chroma_scale * (dream - luma), 0.0, 1.0).astype(np.float32)
 
 
 @dataclass

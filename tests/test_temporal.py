@@ -97,3 +97,18 @@ def test_vectors_mode_flickers_less_than_independent_frames(lite0):
         masks = [np.ones((64, 128), np.float32)] * len(flows)
         results[mode] = temporal.flicker(dreams, flows, masks)
     assert results["vectors"] < 0.6 * results["none"], results
+
+
+def test_anchor_pulls_drifting_colours_back_gently():
+    rng = np.random.default_rng(0)
+    source = rng.random((32, 32, 3)).astype(np.float32) * 0.5 + 0.25
+    anchor = (1.0, 1.2)  # the first frame's gains: same brightness, 20% more saturation
+    drifted = np.clip(source * 1.3, 0, 1)  # a later frame that came out too bright and too saturated
+    fixed = temporal.anchor_colours(drifted, source, anchor)
+    gains_before = temporal.colour_gains(drifted, source)
+    gains_after = temporal.colour_gains(fixed, source)
+    assert abs(gains_after[0] - anchor[0]) < abs(gains_before[0] - anchor[0])
+    assert abs(gains_after[1] - anchor[1]) < abs(gains_before[1] - anchor[1])
+    assert np.abs(fixed - drifted).max() < 0.2  # at most a 10% step per frame: no popping
+    same = temporal.anchor_colours(drifted, source, temporal.colour_gains(drifted, source))
+    assert np.allclose(same, drifted, atol=1e-5)  # already on target: untouched
