@@ -15,7 +15,7 @@ import torch
 
 from . import temporal
 from .colour import compress_highlights, keep_source_colours, linear_to_srgb, luma, srgb_to_linear
-from .engine import DreamConfig, Dreamer, ProgressCallback
+from .engine import DreamConfig, Dreamer, ProgressCallback, image_tensor
 from .io import Picture
 from .objectives import Objective
 
@@ -83,7 +83,7 @@ def dream_pixels(
 def _dream_rgb(dreamer: Dreamer, base: np.ndarray, source: np.ndarray, objective: Objective, config: DreamConfig,
                strength: Optional[np.ndarray], keep_colors: bool, callback) -> np.ndarray:
     """Dreams ``base`` (dream space); ``source`` gives the colours to keep."""
-    tensor = torch.from_numpy(np.ascontiguousarray(base)).permute(2, 0, 1)[None]
+    tensor = image_tensor(base)
     mask = None
     if strength is not None:
         if strength.shape != base.shape[:2]:
@@ -179,9 +179,7 @@ def dream(
     config = DreamConfig(octaves=octaves, octave_scale=octave_scale, iterations=iterations, step=step,
                          jitter=jitter, tile=tile, seed=seed)
     dreamer = cached_dreamer(model, weights, device)
-    guide_tensor = None if guide is None else torch.from_numpy(
-        np.ascontiguousarray(guide[..., :3], dtype=np.float32)).permute(2, 0, 1)[None]
-    objective = dreamer.objective(layer, channels, guide_tensor)
+    objective = dreamer.objective(layer, channels, guide)
     strength = alpha_strength(image) if isinstance(mask, str) and mask == "alpha" else mask
     if isinstance(mask, str) and mask != "alpha":
         raise ValueError(f"mask must be an array or 'alpha', got {mask!r}")

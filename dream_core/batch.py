@@ -12,7 +12,7 @@ from typing import Callable, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from .colour import as_rgb, grey
+from .colour import grey
 from .engine import Progress
 from .frames_dir import FrameJob
 from .io import Picture, read_image, write_image
@@ -35,16 +35,11 @@ class LocalBackend:
     """Dreams in this process with a model kept loaded."""
 
     def __init__(self, settings: DreamSettings, device: str = "auto") -> None:
-        import torch
-
         from .api import cached_dreamer
 
         self.settings = settings
         self.dreamer = cached_dreamer(settings.model, settings.weights, device)
-        guide = None
-        if settings.guide:
-            rgb = as_rgb(read_image(settings.guide).pixels)
-            guide = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        guide = read_image(settings.guide).pixels if settings.guide else None
         self.objective = self.dreamer.objective(settings.layer, settings.channels, guide)
         self.previous = None  # the last frame, for temporal coherence
 

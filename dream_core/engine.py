@@ -10,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
+import numpy as np
 import torch
 
 from . import models
+from .colour import as_rgb
 from .objectives import Guide, Objective, parse_objective
 from .octaves import octave_shapes, resize
 from .tiling import tile_grid, tiled_gradient
@@ -30,7 +32,7 @@ class DreamConfig:
     jitter: int = 32
     tile: int = -1  # largest tile side; 0 = whole image; -1 = automatic (see Dreamer.tile_for)
     tile_margin: int = 32
-    tile_batch: int = 0  # tiles per forward pass; 0 = automatic (8 on CUDA, 1 on CPU)
+    tile_batch: int = 0  # tiles per forward pass; 0 = automatic (4 on CUDA, 1 on CPU)
     seed: int = 0
     precision: str = "auto"  # "fp32", "bf16" or "auto" (bf16 on CUDA)
 
@@ -73,6 +75,11 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+def image_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """H×W×3 float pixels as the [1, 3, H, W] float32 tensor the engine takes."""
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -126,9 +133,9 @@ class Dreamer:
         return f"Dreamer({self.info.name!r}, device={str(self.device)!r})"
 
     def objective(self, layer: Optional[str] = None, channels: Optional[list[int]] = None,
-                  guide: Optional[torch.Tensor] = None) -> Objective:
+                  guide: Optional[np.ndarray] = None) -> Objective:
         """Builds an objective: a layer (default: the model's), its channels,
-        a ``"a+0.5*b"`` expression, or a guide image [1, 3, h, w] in [0, 1]."""
+        a ``"a+0.5*b"`` expression, or a guide image H×W×C in [0, 1]."""
         text = layer or self.info.default_layer
         objective = parse_objective(text)
         unknown = sorted(objective.layers - set(self.info.layers))
@@ -144,7 +151,7 @@ class Dreamer:
                 raise ValueError("a guide image needs a single layer")
             name = next(iter(objective.layers))
             with torch.no_grad():
-                act = self.net(guide.to(self.device), [name])[name][0].float()
+                act = self.net(image_tensor(as_rgb(guide)).to(self.device), [name])[name][0].float()
             objective = Guide(name, act.reshape(act.shape[0], -1))
         return objective
 

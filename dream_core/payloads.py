@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from . import protocol as P
-from .colour import as_rgb, grey
+from .colour import grey
 from .io import Picture, decode_image, encode_image
 from .settings import DreamSettings
 from .worker import Task
@@ -43,7 +43,7 @@ def decode_task(header: dict, payloads: list[bytes]) -> Task:
             raise P.ProtocolError("shape_mismatch", "the mask's size differs from the image's")
         mask = grey(mask_pixels)
     if "guide" in named:
-        guide = as_rgb(decode_picture(*named["guide"], "guide").pixels)
+        guide = decode_picture(*named["guide"], "guide").pixels
     return Task(settings, picture, job=job_id(header), frame=header.get("frame"), mask=mask, guide=guide,
                 reply_format=named["image"][0].get("format", "png"))
 

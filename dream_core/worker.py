@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .api import alpha_strength, dream_sequence_frame
-from .engine import Dreamer, Progress
+from .engine import Dreamer, Progress, resolve_device
 from .io import Picture
 from .models import list_models, model_info
 from .protocol import ProtocolError
@@ -109,8 +109,6 @@ class Worker:
         return {"device": str(device), **gpu, "models": models, "jobs": len(self.jobs)}
 
     def dreamer_device(self) -> str:
-        from .engine import resolve_device
-
         return str(resolve_device(self.device))
 
     # --- the device thread ---------------------------------------------------
@@ -170,11 +168,8 @@ class Worker:
         except KeyError as err:
             raise ProtocolError("unknown_model", err.args[0]) from None
         dreamer = self.dreamer(s.model, s.weights)
-        guide = None
-        if task.guide is not None:
-            guide = torch.from_numpy(np.ascontiguousarray(task.guide[..., :3])).permute(2, 0, 1)[None]
         try:
-            objective = dreamer.objective(s.layer, s.channels, guide)
+            objective = dreamer.objective(s.layer, s.channels, task.guide)
         except ValueError as err:
             code = "unknown_layer" if "has no layer" in str(err) else "bad_params"
             raise ProtocolError(code, str(err)) from None

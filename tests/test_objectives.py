@@ -27,7 +27,7 @@ def test_guide_objective_rises_and_pulls_towards_the_guide(lite0, coffee):
     import skimage.data
 
     guide = cv2.resize(skimage.data.chelsea(), (96, 64)).astype(np.float32) / 255
-    objective = lite0.objective("block8", guide=to_tensor(guide))
+    objective = lite0.objective("block8", guide=guide)
     assert_gradient_ascent(lite0, objective, to_tensor(coffee))
 
 
