@@ -17,6 +17,7 @@ import numpy as np
 from .client import spawn_server
 from .colour import linear_to_srgb
 from .io import read_image
+from .protocol import write_token
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,9 +59,7 @@ def run_demo(out_dir: str = "demo_output", frames: int = 16) -> int:
     token_file = os.path.join(out_dir, ".token")
     if os.path.exists(token_file):
         os.remove(token_file)
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(server.token)
+    write_token(token_file, server.token)
     user = os.path.join(out_dir, ".blender")
     env = {**os.environ, "DREAM_SERVER_ADDRESS": server.address, "DREAM_SERVER_TOKEN_FILE": token_file,
            "BLENDER_USER_CONFIG": os.path.join(user, "config"), "BLENDER_USER_SCRIPTS": os.path.join(user, "scripts"),

@@ -99,20 +99,33 @@ def new_token() -> str:
     return secrets.token_hex(32)
 
 
-def read_or_create_token(path: str) -> str:
-    """The token in ``path``; a new one written there (mode 0600) if missing."""
+def read_token(path: str) -> str:
+    """The token in ``path``; ValueError if the file is missing or empty."""
     path = os.path.expanduser(path)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            token = f.read().strip()
-        if not token:
-            raise ValueError(f"token file {path} is empty")
-        return token
+    if not os.path.isfile(path):
+        raise ValueError(f"token file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        token = f.read().strip()
+    if not token:
+        raise ValueError(f"token file {path} is empty")
+    return token
+
+
+def write_token(path: str, token: str) -> None:
+    """Writes ``token`` to a new file readable by its owner only (mode 0600)."""
+    path = os.path.expanduser(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    token = new_token()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
+
+
+def read_or_create_token(path: str) -> str:
+    """The token in ``path``; a new one written there (mode 0600) if missing."""
+    if os.path.exists(os.path.expanduser(path)):
+        return read_token(path)
+    token = new_token()
+    write_token(path, token)
     return token
 
 

@@ -339,3 +339,29 @@ def test_decompression_bomb_is_refused(client, tmp_path):
         client.dream(bytes(data), "exr", TINY_PARAMS)
     assert err.value.code == "bad_image"
     assert dream_raw(client).data
+
+
+def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_path):
+    """--server with --temporal vectors: the frames form one job and the Vector pass travels along."""
+    from dream_core.io import read_image
+    from test_imageio import _write_blender_like_exr
+
+    frames = tmp_path / "renders"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3):
+        rgba = np.dstack([rng.random((48, 64, 3)), np.ones((48, 64))]).astype(np.float32)
+        _write_blender_like_exr(str(frames / f"shot_{n:04d}.exr"), rgba, np.zeros((48, 64, 4), np.float32), True)
+    token = tmp_path / "token"
+    token.write_text(server.token)
+    args = ["dream", str(frames), "-o", str(tmp_path / "out"), "--server", server.address, "--temporal", "vectors",
+            "--octaves", "1", "--iterations", "1", "-q"]
+    ok = run_cli(*args, "--token-file", str(token))
+    assert ok.returncode == 0, ok.stderr
+    assert read_image(str(tmp_path / "out" / "shot_0003.exr")).linear
+    missing = run_cli(*args, "--token-file", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "token file not found" in missing.stderr
+    (tmp_path / "wrong").write_text("not-the-token")
+    wrong = run_cli(*args, "--token-file", str(tmp_path / "wrong"))
+    assert wrong.returncode == 2 and "refused the token" in wrong.stderr
+    assert "Traceback" not in missing.stderr + wrong.stderr
