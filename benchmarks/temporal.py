@@ -21,13 +21,14 @@ import sys
 import time
 
 import numpy as np
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from dream_core import temporal  # noqa: E402
 from dream_core.api import dream_sequence_frame, to_dream_space  # noqa: E402
-from dream_core.engine import DreamConfig, Dreamer  # noqa: E402
+from dream_core.engine import DreamConfig, Dreamer, image_tensor, tensor_pixels  # noqa: E402
 from dream_core.io import Picture, read_image  # noqa: E402
 
 
@@ -43,9 +44,9 @@ def motion(pictures: list[Picture], sources: list[np.ndarray]):
     """Flow taking frame i into i+1 (the renderer's) and the non-occluded mask."""
     flows, masks = [], []
     for prev, cur, prev_rgb, cur_rgb in zip(pictures, pictures[1:], sources, sources[1:]):
-        flow = temporal.vectors_to_flow(cur.vectors)
+        flow = temporal.vectors_to_flow(image_tensor(cur.vectors))
         warped, inside = temporal.warp(prev_rgb, flow)
-        agree = temporal.consistency(flow, temporal.next_flow_from_vectors(prev.vectors))
+        agree = temporal.consistency(flow, temporal.next_flow_from_vectors(image_tensor(prev.vectors)))
         masks.append(inside * agree * temporal.reliability(warped, cur_rgb))
         flows.append(flow)
     return flows, masks
@@ -57,21 +58,23 @@ def dream_all(dreamer, objective, config, pictures, mode):
         start = time.perf_counter()
         out, previous = dream_sequence_frame(dreamer, picture, objective, config, mode=mode, previous=previous)
         seconds.append(time.perf_counter() - start)
-        dreams.append(to_dream_space(out.pixels, out.linear)[0])
+        dreams.append(dream_space(out))
     return dreams, float(np.mean(seconds))
 
 
-def score(dreamer, objective, dreams) -> float:
-    import torch
+def dream_space(picture: Picture) -> torch.Tensor:
+    return to_dream_space(image_tensor(picture.pixels), picture.linear)[0]
 
-    return float(np.mean([dreamer.score(torch.from_numpy(d).permute(2, 0, 1)[None].contiguous(), objective)
-                          for d in dreams]))
+
+def score(dreamer, objective, dreams) -> float:
+    return float(np.mean([dreamer.score(d, objective) for d in dreams]))
 
 
 def gif(path: str, left: list[np.ndarray], right: list[np.ndarray]) -> None:
     from PIL import Image
 
-    frames = [Image.fromarray((np.concatenate([a, b], 1) * 255 + 0.5).astype(np.uint8)) for a, b in zip(left, right)]
+    frames = [Image.fromarray((tensor_pixels(torch.cat([a, b], dim=-1)) * 255 + 0.5).astype(np.uint8))
+              for a, b in zip(left, right)]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
@@ -87,7 +90,7 @@ def main(argv=None) -> int:
     width, height = map(int, args.size.split("x"))
     pictures = render(os.path.join(args.out, f"renders_{args.frames}_{args.size}"), args.frames, width, height,
                       args.samples)
-    sources = [to_dream_space(p.pixels, p.linear)[0] for p in pictures]
+    sources = [dream_space(p) for p in pictures]
     flows, masks = motion(pictures, sources)
     base_flicker = temporal.flicker(sources, flows, masks)
     dreamer = Dreamer("lite0", device=args.device)
@@ -117,7 +120,7 @@ def main(argv=None) -> int:
 
         def report(label, dreams):
             stats = temporal.brightness_saturation
-            gaps = np.array([[a / b - 1 for a, b in zip(stats(d), stats(n))] for d, n in zip(dreams, independent)])
+            gaps = np.array([(stats(d) / stats(n) - 1).tolist() for d, n in zip(dreams, independent)])
             last = gaps[-10:].mean(axis=0)
             print(f"  {label:10} brightness: largest gap {np.abs(gaps[:, 0]).max():5.1%}, last 10 frames "
                   f"{last[0]:+5.1%}; saturation: largest gap {np.abs(gaps[:, 1]).max():5.1%}, last 10 frames "

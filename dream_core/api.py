@@ -15,41 +15,37 @@ import torch
 
 from . import temporal
 from .colour import compress_highlights, keep_source_colours, linear_to_srgb, luma, srgb_to_linear
-from .engine import DreamConfig, Dreamer, ProgressCallback, image_tensor
+from .engine import DreamConfig, Dreamer, ProgressCallback, image_tensor, tensor_pixels
 from .io import Picture
 from .objectives import Objective
 
 
 @dataclass
 class _Restore:
-    source: np.ndarray
+    source: torch.Tensor
     linear: bool
-    ratio: Optional[np.ndarray]
+    ratio: Optional[torch.Tensor]
 
 
-def to_dream_space(pixels: np.ndarray, linear: bool) -> tuple[np.ndarray, _Restore]:
-    """H×W×C pixels (C = 1…4) to sRGB H×W×3 in [0, 1], plus what undoes it."""
-    if pixels.ndim != 3 or pixels.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"expected pixels H×W×C with 1 to 4 channels, got shape {pixels.shape}")
-    if not np.isfinite(pixels).all():
+def to_dream_space(pixels: torch.Tensor, linear: bool) -> tuple[torch.Tensor, _Restore]:
+    """Pixels [1, C, H, W] (C = 1…4) to sRGB [1, 3, H, W] in [0, 1], plus what undoes it."""
+    if pixels.dim() != 4 or pixels.shape[1] not in (1, 2, 3, 4):
+        raise ValueError(f"expected pixels with 1 to 4 channels, got shape {list(pixels.shape)}")
+    if not torch.isfinite(pixels).all():
         raise ValueError("image holds NaN or infinite values")
-    colour = pixels[..., :3] if pixels.shape[-1] >= 3 else np.repeat(pixels[..., :1], 3, axis=-1)
+    colour = pixels[:, :3] if pixels.shape[1] >= 3 else pixels[:, :1].expand(-1, 3, -1, -1)
     ratio = None
     if linear:
         colour, ratio = compress_highlights(colour)
         colour = linear_to_srgb(colour)
-    return np.clip(colour, 0.0, 1.0).astype(np.float32), _Restore(pixels, linear, ratio)
+    return colour.clamp(0.0, 1.0), _Restore(pixels, linear, ratio)
 
 
-def from_dream_space(rgb: np.ndarray, restore: _Restore) -> np.ndarray:
+def from_dream_space(rgb: torch.Tensor, restore: _Restore) -> torch.Tensor:
     if restore.linear:
         rgb = srgb_to_linear(rgb) * restore.ratio
-    out = restore.source.copy()
-    if out.shape[-1] >= 3:
-        out[..., :3] = rgb
-    else:
-        out[..., 0] = luma(rgb)
-    return out.astype(np.float32)
+    colour = rgb if restore.source.shape[1] >= 3 else luma(rgb)
+    return torch.cat([colour, restore.source[:, colour.shape[1]:]], dim=1)
 
 
 @functools.lru_cache(maxsize=4)
@@ -61,6 +57,15 @@ def cached_dreamer(model: str, weights: Optional[str], device: str) -> Dreamer:
 def alpha_strength(pixels: np.ndarray) -> Optional[np.ndarray]:
     """The alpha channel as a per-pixel strength, or None without alpha."""
     return pixels[..., -1].clip(0, 1) if pixels.shape[-1] in (2, 4) else None
+
+
+def _strength_tensor(strength: Optional[np.ndarray], like: torch.Tensor) -> Optional[torch.Tensor]:
+    if strength is None:
+        return None
+    if strength.shape != like.shape[-2:]:
+        raise ValueError(f"mask is {strength.shape[1]}x{strength.shape[0]}, "
+                         f"image is {like.shape[-1]}x{like.shape[-2]}")
+    return image_tensor(strength[..., None], like.device)
 
 
 def dream_pixels(
@@ -75,26 +80,19 @@ def dream_pixels(
     callback: Optional[ProgressCallback] = None,
 ) -> np.ndarray:
     """Dreams H×W×C float pixels and returns pixels of the same shape."""
-    rgb, restore = to_dream_space(pixels, linear)
-    dreamed = _dream_rgb(dreamer, rgb, rgb, objective, config, strength, keep_colors, callback)
-    return from_dream_space(dreamed, restore)
+    if pixels.ndim != 3:
+        raise ValueError(f"expected pixels H×W×C with 1 to 4 channels, got shape {pixels.shape}")
+    rgb, restore = to_dream_space(image_tensor(pixels, dreamer.device), linear)
+    dreamed = _dream_rgb(dreamer, rgb, rgb, objective, config, _strength_tensor(strength, rgb), keep_colors,
+                         callback)
+    return tensor_pixels(from_dream_space(dreamed, restore))
 
 
-def _dream_rgb(dreamer: Dreamer, base: np.ndarray, source: np.ndarray, objective: Objective, config: DreamConfig,
-               strength: Optional[np.ndarray], keep_colors: bool, callback) -> np.ndarray:
+def _dream_rgb(dreamer: Dreamer, base: torch.Tensor, source: torch.Tensor, objective: Objective,
+               config: DreamConfig, strength: Optional[torch.Tensor], keep_colors: bool, callback) -> torch.Tensor:
     """Dreams ``base`` (dream space); ``source`` gives the colours to keep."""
-    tensor = image_tensor(base)
-    mask = None
-    if strength is not None:
-        if strength.shape != base.shape[:2]:
-            raise ValueError(f"mask is {strength.shape[1]}x{strength.shape[0]}, "
-                             f"image is {base.shape[1]}x{base.shape[0]}")
-        mask = torch.from_numpy(np.ascontiguousarray(strength, dtype=np.float32))[None, None]
-    out = dreamer.run(tensor, objective, config, strength=mask, callback=callback)
-    dreamed = out[0].permute(1, 2, 0).float().cpu().numpy()
-    if keep_colors:
-        dreamed = keep_source_colours(dreamed, source)
-    return dreamed
+    dreamed = dreamer.run(base, objective, config, strength=strength, callback=callback)
+    return keep_source_colours(dreamed, source) if keep_colors else dreamed
 
 
 def dream_sequence_frame(dreamer: Dreamer, picture: Picture, objective: Objective, config: DreamConfig, *,
@@ -105,12 +103,17 @@ def dream_sequence_frame(dreamer: Dreamer, picture: Picture, objective: Objectiv
     the last frame returned) under temporal ``mode``; returns the dreamed
     picture and what the next frame needs. ``mix`` fades the output between
     the render (0) and the dream (1); the next frame still carries the full
-    dream, so a keyframed fade does not wash out the coherence."""
-    rgb, restore = to_dream_space(picture.pixels, picture.linear)
-    prepared = temporal.prepare(mode, rgb, picture.vectors, previous)
+    dream, so a keyframed fade does not wash out the coherence.
+
+    The frame goes to the dreamer's device once and comes back once: colour
+    conversion, warping and masks all run there."""
+    rgb, restore = to_dream_space(image_tensor(picture.pixels, dreamer.device), picture.linear)
+    vectors = None if picture.vectors is None else image_tensor(picture.vectors, dreamer.device)
+    prepared = temporal.prepare(mode, rgb, vectors, previous)
+    mask = _strength_tensor(strength, rgb)
     if prepared.strength is not None:
-        strength = prepared.strength if strength is None else strength * prepared.strength
-    dreamed = _dream_rgb(dreamer, prepared.base, rgb, objective, config, strength, keep_colors, callback)
+        mask = prepared.strength if mask is None else mask * prepared.strength
+    dreamed = _dream_rgb(dreamer, prepared.base, rgb, objective, config, mask, keep_colors, callback)
     anchor = None
     if prepared.mode != "none":
         if previous is not None and previous.anchor is not None:
@@ -118,9 +121,9 @@ def dream_sequence_frame(dreamer: Dreamer, picture: Picture, objective: Objectiv
             dreamed = temporal.anchor_colours(dreamed, rgb, anchor)
         else:
             anchor = temporal.colour_gains(dreamed, rgb)
-    shown = dreamed if mix == 1.0 else np.clip(rgb + mix * (dreamed - rgb), 0.0, 1.0)
-    return (picture.with_pixels(from_dream_space(shown, restore)),
-            temporal.Previous(rgb, dreamed, picture.vectors, anchor))
+    shown = dreamed if mix == 1.0 else (rgb + mix * (dreamed - rgb)).clamp(0.0, 1.0)
+    return (picture.with_pixels(tensor_pixels(from_dream_space(shown, restore))),
+            temporal.Previous(rgb, dreamed, vectors, anchor))
 
 
 def dream_picture(dreamer: Dreamer, picture: Picture, objective: Objective, config: DreamConfig,

@@ -1,39 +1,50 @@
 """Colour conversions around the dream: CNNs were trained on sRGB photos,
-renders are often scene-linear with highlights above 1.0."""
+renders are often scene-linear with highlights above 1.0.
+
+The per-frame conversions work on torch tensors laid out [N, C, H, W] so a
+frame is converted on the device that dreams it (a 1080p frame's NumPy
+conversions cost more CPU time than its whole dream on an H100). The
+element-wise ones take any layout. ``grey`` and ``as_rgb`` prepare masks
+and guides read from files and take NumPy arrays H×W×C.
+"""
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601, as YCbCr uses
 
 
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.pow(1 / 2.4) - 0.055)
 
 
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).pow(2.4))
 
 
-def compress_highlights(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Splits linear RGB into a part within [0, 1] and a per-pixel ratio
-    (>= 1) such that ``part * ratio == rgb``: the dream works on the part,
-    the ratio puts highlights back so an HDR round trip stays faithful."""
-    rgb = np.maximum(rgb, 0.0)
-    ratio = np.maximum(rgb.max(axis=-1, keepdims=True), 1.0).astype(np.float32)
-    return (rgb / ratio).astype(np.float32), ratio
+def compress_highlights(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Splits linear RGB [N, 3, H, W] into a part within [0, 1] and a
+    per-pixel ratio (>= 1) such that ``part * ratio == rgb``: the dream
+    works on the part, the ratio puts highlights back so an HDR round trip
+    stays faithful."""
+    rgb = rgb.clamp(min=0.0)
+    ratio = rgb.amax(dim=1, keepdim=True).clamp(min=1.0)
+    return rgb / ratio, ratio
 
 
-def luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """[N, 3, H, W] -> [N, 1, H, W]."""
+    r, g, b = rgb.unbind(dim=1)
+    return (LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b).unsqueeze(1)
 
 
-def keep_source_colours(dreamed: np.ndarray, source: np.ndarray) -> np.ndarray:
+def keep_source_colours(dreamed: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """Dreamed luminance with the source's chroma (YCbCr split): stops the
     drift towards dark, over-saturated colours that plain DeepDream shows."""
-    y = luma(dreamed)[..., None]
-    chroma = source - luma(source)[..., None]
-    return np.clip(y + chroma, 0.0, 1.0).astype(np.float32)
+    return (luma(dreamed) + source - luma(source)).clamp(0.0, 1.0)
 
 
 def grey(pixels: np.ndarray) -> np.ndarray:

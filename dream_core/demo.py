@@ -13,6 +13,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 
 from .client import spawn_server
 from .colour import linear_to_srgb
@@ -30,7 +31,7 @@ def _side_by_side_gif(renders: str, dreams: str, path: str) -> None:
         if not name.endswith(".png"):
             continue
         render = read_image(os.path.join(renders, name.replace(".png", ".exr")))
-        shown = linear_to_srgb(render.pixels[..., :3])
+        shown = linear_to_srgb(torch.from_numpy(render.pixels[..., :3])).numpy()
         dream = read_image(os.path.join(dreams, name)).pixels[..., :3]
         both = np.concatenate([shown, dream], axis=1)
         pictures.append(Image.fromarray((both * 255 + 0.5).astype(np.uint8)))

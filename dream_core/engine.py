@@ -77,9 +77,15 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def image_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """H×W×3 float pixels as the [1, 3, H, W] float32 tensor the engine takes."""
-    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+def image_tensor(pixels: np.ndarray, device: Optional[torch.device] = None) -> torch.Tensor:
+    """H×W×C float pixels as a [1, C, H, W] float32 tensor (the engine takes C = 3)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
+    return tensor if device is None else tensor.to(device)
+
+
+def tensor_pixels(tensor: torch.Tensor) -> np.ndarray:
+    """[1, C, H, W] back to H×W×C float32 NumPy pixels (one copy off the device)."""
+    return tensor[0].permute(1, 2, 0).float().contiguous().cpu().numpy()
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -151,7 +157,7 @@ class Dreamer:
                 raise ValueError("a guide image needs a single layer")
             name = next(iter(objective.layers))
             with torch.no_grad():
-                act = self.net(image_tensor(as_rgb(guide)).to(self.device), [name])[name][0].float()
+                act = self.net(image_tensor(as_rgb(guide), self.device), [name])[name][0].float()
             objective = Guide(name, act.reshape(act.shape[0], -1))
         return objective
 

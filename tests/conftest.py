@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from dream_core.engine import image_tensor
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -48,7 +50,7 @@ def run_cli(*args: str, cwd: str | None = None, input: str | None = None, env: d
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)[None]
+    return image_tensor(img[..., :3])
 
 
 TEST_MAX_PAYLOAD_MB = 4

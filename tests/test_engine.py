@@ -4,11 +4,15 @@ import torch
 from conftest import to_tensor
 
 from dream_core import dream
-from dream_core.colour import luma
+from dream_core.colour import LUMA_WEIGHTS
 from dream_core.engine import DreamConfig, Progress, resolve_device
 from dream_core.tiling import tile_grid, tiled_gradient
 
 QUICK = dict(octaves=2, iterations=3, device="cpu")
+
+
+def luma(pixels: np.ndarray) -> np.ndarray:
+    return pixels @ np.array(LUMA_WEIGHTS, np.float32)
 
 
 def test_dream_changes_the_image_and_raises_the_objective(lite0, coffee):

@@ -343,8 +343,9 @@ def test_decompression_bomb_is_refused(client, tmp_path):
 
 def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_path):
     """--server with --temporal vectors: the frames form one job and the Vector pass travels along."""
-    from dream_core.io import read_image
     from test_imageio import _write_blender_like_exr
+
+    from dream_core.io import read_image
 
     frames = tmp_path / "renders"
     frames.mkdir()

@@ -3,11 +3,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from test_blender import HAS_BPY, SCENARIOS
 
 from dream_core import temporal
 from dream_core.api import dream_sequence_frame
-from dream_core.engine import DreamConfig
+from dream_core.engine import DreamConfig, image_tensor, tensor_pixels
 from dream_core.io import Picture, read_image
 
 
@@ -27,17 +28,18 @@ def test_vector_pass_convention_from_a_real_render(cube_frames):
     """The cube moves right and up; warping frame 1 by frame 2's vectors must
     land it where frame 2 shows it."""
     first, second = cube_frames
-    alpha1 = np.ascontiguousarray(first.pixels[..., 3])
-    alpha2 = second.pixels[..., 3]
-    warped, _ = temporal.warp(alpha1, temporal.vectors_to_flow(second.vectors))
+    alpha1 = image_tensor(first.pixels[..., 3:])
+    alpha2 = image_tensor(second.pixels[..., 3:])
+    flow = temporal.vectors_to_flow(image_tensor(second.vectors))
+    warped, _ = temporal.warp(alpha1, flow)
     cube = alpha2 > 0.5  # where frame 2 sees the cube (elsewhere the pass is empty: no surface)
-    unwarped_error = np.abs(alpha1 - alpha2)[cube].mean()
-    warped_error = np.abs(warped - alpha2)[cube].mean()
+    unwarped_error = (alpha1 - alpha2).abs()[cube].mean()
+    warped_error = (warped - alpha2).abs()[cube].mean()
     assert unwarped_error > 0.2
     assert warped_error < 0.1 * unwarped_error, (warped_error, unwarped_error)
     # Z/W hold the motion towards the next frame: following it from frame 1 comes back consistent
-    forward = temporal.next_flow_from_vectors(first.vectors)
-    agree = temporal.consistency(temporal.vectors_to_flow(second.vectors), forward)
+    forward = temporal.next_flow_from_vectors(image_tensor(first.vectors))
+    agree = temporal.consistency(flow, forward)
     assert agree[cube].mean() > 0.8
 
 
@@ -60,22 +62,41 @@ def _moving_pictures(count=4, shift=3):
 
 def test_prepare_carries_detail_along_the_motion():
     pictures = _moving_pictures(2)
-    src0, src1 = pictures[0].pixels, pictures[1].pixels
-    dream0 = np.clip(src0 + 0.2 * np.sin(np.arange(128) / 3)[None, :, None], 0, 1).astype(np.float32)
-    previous = temporal.Previous(src0, dream0, pictures[0].vectors)
-    prepared = temporal.prepare("vectors", src1, pictures[1].vectors, previous)
+    src0, src1 = image_tensor(pictures[0].pixels), image_tensor(pictures[1].pixels)
+    vectors0, vectors1 = image_tensor(pictures[0].vectors), image_tensor(pictures[1].vectors)
+    dream0 = (src0 + 0.2 * torch.sin(torch.arange(128) / 3)).clamp(0, 1)
+    previous = temporal.Previous(src0, dream0, vectors0)
+    prepared = temporal.prepare("vectors", src1, vectors1, previous)
     assert prepared.mode == "vectors"
-    inner = (slice(None), slice(10, -10))
+    inner = (..., slice(10, -10))
     carried = prepared.base - src1
-    expected, _ = temporal.warp(dream0 - src0, temporal.vectors_to_flow(pictures[1].vectors))
-    assert np.abs(carried[inner] - expected[inner]).mean() < 0.02
+    expected, _ = temporal.warp(dream0 - src0, temporal.vectors_to_flow(vectors1))
+    assert (carried[inner] - expected[inner]).abs().mean() < 0.02
     assert prepared.strength[inner].mean() < 0.3  # damped where the dream was carried
 
 
+def test_warp_matches_opencv_remap():
+    """Our warp runs on the dreaming device; OpenCV's remap is the reference."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    image = rng.random((48, 64, 3), dtype=np.float32)
+    flow = rng.normal(0, 4, (48, 64, 2)).astype(np.float32)
+    xs, ys = np.meshgrid(np.arange(64, dtype=np.float32), np.arange(48, dtype=np.float32))
+    expected = cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    warped, inside = temporal.warp(image_tensor(image), image_tensor(flow))
+    error = np.abs(tensor_pixels(warped) - expected)
+    assert error.mean() < 0.005 and error.max() < 0.04, error.max()  # OpenCV interpolates in 1/32 px steps
+    in_frame = (xs + flow[..., 0] >= 0) & (xs + flow[..., 0] <= 63) & (ys + flow[..., 1] >= 0) & \
+        (ys + flow[..., 1] <= 47)
+    assert np.array_equal(tensor_pixels(inside)[..., 0] > 0.5, in_frame)
+
+
 def test_modes_and_errors():
-    src = np.zeros((40, 40, 3), np.float32)
+    src = torch.zeros((1, 3, 40, 40))
     assert temporal.resolve_mode("auto", None) == "flow"
-    assert temporal.resolve_mode("auto", np.zeros((40, 40, 4))) == "vectors"
+    assert temporal.resolve_mode("auto", torch.zeros((1, 4, 40, 40))) == "vectors"
     with pytest.raises(ValueError, match="needs the Vector pass"):
         temporal.prepare("vectors", src, None, None)
     with pytest.raises(ValueError, match="temporal mode must be one of"):
@@ -92,23 +113,22 @@ def test_vectors_mode_flickers_less_than_independent_frames(lite0):
         previous, dreams = None, []
         for picture in pictures:
             out, previous = dream_sequence_frame(lite0, picture, objective, config, mode=mode, previous=previous)
-            dreams.append(out.pixels)
-        flows = [temporal.vectors_to_flow(p.vectors) for p in pictures[1:]]
-        masks = [np.ones((64, 128), np.float32)] * len(flows)
+            dreams.append(image_tensor(out.pixels))
+        flows = [temporal.vectors_to_flow(image_tensor(p.vectors)) for p in pictures[1:]]
+        masks = [torch.ones((1, 1, 64, 128))] * len(flows)
         results[mode] = temporal.flicker(dreams, flows, masks)
     assert results["vectors"] < 0.6 * results["none"], results
 
 
 def test_anchor_pulls_drifting_colours_back_gently():
-    rng = np.random.default_rng(0)
-    source = rng.random((32, 32, 3)).astype(np.float32) * 0.5 + 0.25
-    anchor = (1.0, 1.2)  # the first frame's gains: same brightness, 20% more saturation
-    drifted = np.clip(source * 1.3, 0, 1)  # a later frame that came out too bright and too saturated
+    torch.manual_seed(0)
+    source = torch.rand((1, 3, 32, 32)) * 0.5 + 0.25
+    anchor = torch.tensor([1.0, 1.2])  # the first frame's gains: same brightness, 20% more saturation
+    drifted = (source * 1.3).clamp(0, 1)  # a later frame that came out too bright and too saturated
     fixed = temporal.anchor_colours(drifted, source, anchor)
     gains_before = temporal.colour_gains(drifted, source)
     gains_after = temporal.colour_gains(fixed, source)
-    assert abs(gains_after[0] - anchor[0]) < abs(gains_before[0] - anchor[0])
-    assert abs(gains_after[1] - anchor[1]) < abs(gains_before[1] - anchor[1])
-    assert np.abs(fixed - drifted).max() < 0.2  # at most a 10% step per frame: no popping
+    assert ((gains_after - anchor).abs() < (gains_before - anchor).abs()).all()
+    assert (fixed - drifted).abs().max() < 0.2  # at most a 10% step per frame: no popping
     same = temporal.anchor_colours(drifted, source, temporal.colour_gains(drifted, source))
-    assert np.allclose(same, drifted, atol=1e-5)  # already on target: untouched
+    assert torch.allclose(same, drifted, atol=1e-5)  # already on target: untouched

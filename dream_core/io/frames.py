@@ -10,6 +10,7 @@ from typing import Optional
 
 import cv2
 import numpy as np
+import torch
 
 from ..atomic import write_atomically
 from . import exr
@@ -77,7 +78,7 @@ def _to_cv(picture: Picture, fmt: str) -> np.ndarray:
 
         pixels = pixels.copy()
         colour = slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
-        pixels[..., colour] = linear_to_srgb(pixels[..., colour])
+        pixels[..., colour] = linear_to_srgb(torch.from_numpy(pixels[..., colour])).numpy()
     if fmt == "jpeg" and picture.has_alpha:
         pixels = pixels[..., :-1]
     array = np.round(np.clip(pixels, 0.0, 1.0) * _MAX[dtype]).astype(dtype)
@@ -145,7 +146,7 @@ def _linear_pixels(picture: Picture) -> np.ndarray:
 
     pixels = picture.pixels.copy()
     colour = slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
-    pixels[..., colour] = srgb_to_linear(pixels[..., colour])
+    pixels[..., colour] = srgb_to_linear(torch.from_numpy(pixels[..., colour])).numpy()
     return pixels
 
 
