@@ -101,6 +101,17 @@ def _time(fn, repeats: int, sync) -> float:
     return best * 1000
 
 
+def _per_frame(run_frames, count: int, sync) -> float:
+    """ms per frame of ``run_frames(count)`` after a warm-up of two frames:
+    throughput, the figure a batch sees."""
+    run_frames(2)
+    sync()
+    start = time.perf_counter()
+    run_frames(count)
+    sync()
+    return (time.perf_counter() - start) * 1000 / count
+
+
 def _sync(device: torch.device):
     return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -157,9 +168,11 @@ def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_
                   repeats: int = 3, config: DreamConfig = BENCH_CONFIG, big: tuple[int, int] | None = (3840, 2160),
                   server: bool = True) -> list[dict]:
     """The GPU benchmark of issue 7: naive loop, engine, engine through the
-    server, per model and size, with TFLOP/s and the share of the device's
-    peak; then a 4K frame's peak memory. Random weights (timing only)."""
-    from .client import spawn_server
+    server (two frames in flight, and one at a time), per model and size,
+    with TFLOP/s and the share of the device's peak; then a 4K frame's peak
+    memory. Random weights (timing only). Engine and server figures are
+    throughput over the same number of frames; the naive loop is best of."""
+    from .client import FrameRequest, spawn_server
 
     dev = resolve_device(device)
     sync = _sync(dev)
@@ -180,21 +193,28 @@ def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_
                 tensor = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev)
                 naive = _time(lambda: naive_dream(ref.net, ref.hook, image, config, dev, ref.mean, ref.std),
                               max(1, repeats // 3), sync)
-                ours = _time(lambda: dreamer.run(tensor, objective, config), repeats, sync)
+                count = max(repeats, 2)
+
+                def engine_frames(n):
+                    for _ in range(n):
+                        dreamer.run(tensor, objective, config)
+
+                ours = _per_frame(engine_frames, count, sync)
                 row = {"model": model, "size": f"{width}x{height}", "naive_ms": naive, "engine_ms": ours}
                 if client is not None:
-                    raw = image.astype("<f2").tobytes()
                     params = {"model": model, "weights": None, "layer": ref.layer, "octaves": config.octaves,
                               "octave_scale": config.octave_scale, "iterations": config.iterations}
-                    row["server_ms"] = _time(lambda: client.dream(
-                        raw, "raw", params, raw={"dtype": "float16", "shape": [height, width, 3]},
-                        output={"format": "raw", "dtype": "float16"}), repeats, lambda: None)
+                    request = FrameRequest(image.astype("<f2").tobytes(), "raw",
+                                           raw={"dtype": "float16", "shape": [height, width, 3]})
+                    for key, in_flight in (("server_ms", 2), ("server_1_ms", 1)):
+                        row[key] = _per_frame(lambda n: _through_server(client, request, params, n, in_flight),
+                                              count, lambda: None)
                 flops = frame_flops(dreamer, objective, config, height, width)
                 row["tflop"] = flops / 1e12
                 row["tflops"] = flops / 1e12 / (ours / 1000)
                 rows.append(row)
-                server_txt = (f", server {row['server_ms']:7.1f} ms ({row['server_ms'] / ours - 1:+.0%})"
-                              if "server_ms" in row else "")
+                server_txt = (f", server {row['server_ms']:7.1f} ms ({row['server_ms'] / ours - 1:+.0%}; one "
+                              f"frame at a time {row['server_1_ms'] / ours - 1:+.0%})" if "server_ms" in row else "")
                 share = f", {row['tflops'] / peak:.1%} of peak" if peak else ""
                 print(f"  {model:9} {row['size']:>9}: naive {naive:8.1f} ms, engine {ours:7.1f} ms "
                       f"({naive / ours:5.1f}x){server_txt}; {row['tflop']:.2f} TFLOP/frame, "
@@ -216,6 +236,13 @@ def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_
         print(f"  {model_names[0]} {width}x{height}: {ms:.0f} ms/frame, peak GPU memory {memory:.2f} GiB "
               f"(tiles of {dreamer.tile_for(height, width, config)} px)")
     return rows
+
+
+def _through_server(client, request, params: dict, count: int, in_flight: int) -> None:
+    """``count`` frames end to end, raw float16 out, ``in_flight`` at a time."""
+    for _ in client.dream_many([request] * count, params, output={"format": "raw", "dtype": "float16"},
+                               in_flight=in_flight):
+        pass
 
 
 def run_transport_bench(device: str = "auto", repeats: int = 5, width: int = 1920, height: int = 1080) -> dict:

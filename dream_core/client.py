@@ -9,6 +9,7 @@ Blender's Python, which may lack NumPy, and is bundled into the add-on.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import os
@@ -18,7 +19,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterable, Iterator, Optional, Union
 
 try:  # inside dream_core
     from . import protocol as P
@@ -37,6 +38,19 @@ class ServerTimeout(P.ProtocolError):
 class Cancelled(P.ProtocolError):
     def __init__(self) -> None:
         super().__init__("cancelled", "cancelled")
+
+
+@dataclass
+class FrameRequest:
+    """One frame for :meth:`DreamClient.dream_many`: encoded bytes of ``fmt``,
+    or raw pixels described by ``raw``; ``vectors`` is Blender's Vector pass
+    as (raw bytes, raw description) when the frame travels without it."""
+
+    image: bytes
+    fmt: str
+    frame: Optional[int] = None
+    raw: Optional[dict] = None
+    vectors: Optional[tuple[bytes, dict]] = None
 
 
 @dataclass
@@ -78,30 +92,22 @@ class DreamClient:
         header = P.recv_header(self.conn)
         return header, P.recv_payloads(self.conn, header, self.max_payload)
 
-    def _request(self, header: dict, payloads: list[bytes] = (), progress: Optional[ProgressFn] = None,
-                 should_cancel: Optional[Callable[[], bool]] = None) -> tuple[dict, list[bytes]]:
+    def _check_sizes(self, payloads) -> None:
         limit = (self.server_info or {}).get("max_payload")
         too_big = [len(p) for p in payloads if limit and len(p) > limit]
         if too_big:
             raise P.ProtocolError("oversize", f"a {too_big[0] >> 20} MiB payload exceeds the server's limit of "
                                   f"{limit >> 20} MiB (its --max-payload-mb)")
+
+    def _request(self, header: dict, payloads: list[bytes] = ()) -> tuple[dict, list[bytes]]:
+        """One request that is not a dream: its final reply."""
+        self._check_sizes(payloads)
         request_id = next(self._ids)
         P.send_message(self.conn, dict(header, id=request_id), list(payloads))
-        cancel_sent = False
         while True:
             reply, data = self._receive()
-            if reply.get("id") != request_id:
-                continue  # e.g. the reply to our own cancel
-            if reply.get("event") in ("progress", "heartbeat"):
-                if progress is not None:
-                    progress(reply)
-                if should_cancel is not None and not cancel_sent and should_cancel():
-                    P.send_message(self.conn, {"op": "cancel", "id": next(self._ids), "job": header.get("job")})
-                    cancel_sent = True
-                continue
-            if reply.get("event") == "error" and reply.get("code") == "cancelled":
-                raise Cancelled()
-            return P.raise_for_error(reply), data
+            if reply.get("id") == request_id and reply.get("event") in ("result", "error"):
+                return P.raise_for_error(reply), data
 
     # --- operations --------------------------------------------------------------
 
@@ -123,19 +129,108 @@ class DreamClient:
         tiff, jpeg, webp) or raw pixels (``fmt="raw"`` with ``raw={"dtype":
         "float16", "shape": [h, w, c], "linear": bool}``). ``job`` ties
         frames of one sequence together. Raises ProtocolError (``.code``)."""
-        metas = [dict({"name": "image", "format": fmt}, **(raw or {}))]
-        payloads = [image]
-        if vectors is not None:
-            metas.append(dict({"name": "vectors", "format": "raw"}, **vectors[1]))
-            payloads.append(vectors[0])
+        frames = [FrameRequest(image, fmt, frame, raw, vectors)]
+        for result in self.dream_many(frames, params, job=job, mask=mask, guide=guide, output=output,
+                                      in_flight=1, progress=progress, should_cancel=should_cancel):
+            return result
+        raise AssertionError("unreachable: one frame sent, one result expected")
+
+    def dream_many(self, frames: Iterable["FrameRequest"], params: Optional[dict] = None, *,
+                   job: Optional[str] = None, mask: Optional[tuple[bytes, str]] = None,
+                   guide: Optional[tuple[bytes, str]] = None, output: Optional[dict] = None, in_flight: int = 2,
+                   progress: Optional[ProgressFn] = None,
+                   should_cancel: Optional[Callable[[], bool]] = None) -> Iterator[DreamResult]:
+        """Dreams frames in order and yields their results in order, keeping
+        up to ``in_flight`` frames on the server: the next frame travels and
+        is decoded while the current one dreams. Frames of one ``job`` stay
+        coherent (the server runs a connection's frames in the order sent).
+        Progress events get the request's ``frame`` added. Stopping early
+        (an error, a cancel, ``close()`` on the iterator) cancels the frames
+        still in flight and leaves the connection usable."""
+        if self.server_info is None and in_flight > 1:
+            self.hello()  # tells how many frames the server takes at once
+        limit = (self.server_info or {}).get("max_in_flight", 1)
+        in_flight = max(1, min(in_flight, limit))
+        source = iter(frames)
+        pending: "collections.deque[int]" = collections.deque()
+        numbers: dict[int, Optional[int]] = {}
+        finished: dict[int, Union[DreamResult, P.ProtocolError]] = {}
+        cancel_sent = False
+        try:
+            while True:
+                while len(pending) < in_flight:
+                    request = next(source, None)
+                    if request is None:
+                        break
+                    request_id = self._send_dream(request, params, job, mask, guide, output)
+                    pending.append(request_id)
+                    numbers[request_id] = request.frame
+                if not pending:
+                    return
+                while pending[0] not in finished:
+                    reply, data = self._receive()
+                    request_id = reply.get("id")
+                    if request_id not in numbers or request_id in finished:
+                        continue  # e.g. the reply to our own cancel
+                    if reply.get("event") in ("progress", "heartbeat"):
+                        if progress is not None:
+                            progress(dict(reply, frame=numbers[request_id]))
+                        if should_cancel is not None and not cancel_sent and should_cancel():
+                            self._send_cancel()
+                            cancel_sent = True
+                        continue
+                    finished[request_id] = self._outcome(reply, data)
+                outcome = finished.pop(pending.popleft())
+                if isinstance(outcome, P.ProtocolError):
+                    raise outcome
+                yield outcome
+        finally:
+            if pending:
+                self._abandon(pending, finished)
+
+    def _send_dream(self, request: "FrameRequest", params, job, mask, guide, output) -> int:
+        metas = [dict({"name": "image", "format": request.fmt}, **(request.raw or {}))]
+        payloads = [request.image]
+        if request.vectors is not None:
+            metas.append(dict({"name": "vectors", "format": "raw"}, **request.vectors[1]))
+            payloads.append(request.vectors[0])
         for name, extra in (("mask", mask), ("guide", guide)):
             if extra is not None:
                 metas.append({"name": name, "format": extra[1]})
                 payloads.append(extra[0])
-        header = {"op": "dream", "params": params or {}, "job": job, "frame": frame, "payloads": metas,
-                  "output": output or {}}
-        reply, data = self._request(header, payloads, progress, should_cancel)
+        self._check_sizes(payloads)
+        request_id = next(self._ids)
+        P.send_message(self.conn, {"op": "dream", "id": request_id, "params": params or {}, "job": job,
+                                   "frame": request.frame, "payloads": metas, "output": output or {}}, payloads)
+        return request_id
+
+    @staticmethod
+    def _outcome(reply: dict, data: list[bytes]) -> Union[DreamResult, P.ProtocolError]:
+        if reply.get("event") == "error" and reply.get("code") == "cancelled":
+            return Cancelled()
+        try:
+            P.raise_for_error(reply)
+        except P.ProtocolError as err:
+            return err
         return DreamResult(data[0], reply["payloads"][0], reply)
+
+    def _send_cancel(self) -> None:
+        """Cancels this connection's frames (a cancel without a job)."""
+        P.send_message(self.conn, {"op": "cancel", "id": next(self._ids)})
+
+    def _abandon(self, pending, finished) -> None:
+        """Cancels the frames still in flight and reads their final replies,
+        so the next request on this connection starts clean."""
+        waiting = {i for i in pending if i not in finished}
+        try:
+            if waiting:
+                self._send_cancel()
+            while waiting:
+                reply, _ = self._receive()
+                if reply.get("event") in ("result", "error"):
+                    waiting.discard(reply.get("id"))
+        except (OSError, EOFError, P.ProtocolError):
+            self.close()  # cannot resynchronise: nothing more may be read from it
 
     def cancel(self, job: str) -> int:
         reply, _ = self._request({"op": "cancel", "job": job})

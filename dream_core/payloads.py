@@ -29,6 +29,7 @@ def decode_task(header: dict, payloads: list[bytes]) -> Task:
         settings = DreamSettings.from_params(header.get("params") or {})
     except (ValueError, TypeError) as err:
         raise P.ProtocolError("bad_params", str(err)) from None
+    check_output(header.get("output"))
     picture = decode_picture(*named["image"], "image")
     if "vectors" in named:
         vectors = decode_picture(*named["vectors"], "vectors").pixels
@@ -88,18 +89,28 @@ def to_raw(pixels: np.ndarray, dtype: str) -> bytes:
     return np.ascontiguousarray(pixels.astype(np.dtype(dtype).newbyteorder("<"))).tobytes()
 
 
+def check_output(output) -> None:
+    """Refuses a bad ``output`` before the frame is dreamed, not after."""
+    if output is None:
+        return
+    if not isinstance(output, dict):
+        raise P.ProtocolError("bad_header", "output must be an object such as {\"format\": \"png\"}")
+    fmt = output.get("format")
+    if fmt is not None and fmt not in P.IMAGE_FORMATS:
+        raise P.ProtocolError("bad_header", f"output format must be one of {', '.join(P.IMAGE_FORMATS)}")
+    if output.get("dtype", "float32") not in P.RAW_DTYPES:
+        raise P.ProtocolError("bad_header", f"raw dtype must be one of {', '.join(P.RAW_DTYPES)}")
+
+
 def encode_result(picture: Picture, output: dict, default_format: str) -> tuple[dict, bytes]:
     """The dreamed picture as the request's ``output`` asks: raw pixels or an image file's bytes."""
+    check_output(output)
     fmt = output.get("format") or default_format
     if fmt == "raw":
         dtype = output.get("dtype", "float32")
-        if dtype not in P.RAW_DTYPES:
-            raise P.ProtocolError("bad_header", f"raw dtype must be one of {', '.join(P.RAW_DTYPES)}")
         meta = {"name": "image", "format": "raw", "dtype": dtype, "shape": list(picture.pixels.shape),
                 "linear": picture.linear}
         return meta, to_raw(picture.pixels, dtype)
-    if fmt not in P.IMAGE_FORMATS:
-        raise P.ProtocolError("bad_header", f"output format must be one of {', '.join(P.IMAGE_FORMATS)}")
     return {"name": "image", "format": fmt}, encode_image(picture, fmt)
 
 

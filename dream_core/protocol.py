@@ -14,6 +14,9 @@ the header lists::
 Every request gets exactly one final reply (``"event": "result"`` or
 ``"event": "error"`` with a stable ``code``); a dream may be preceded by
 ``progress`` and ``heartbeat`` events, so silence means a dead server.
+Replies carry their request's ``id``. A connection may keep up to
+``MAX_IN_FLIGHT`` dreams in flight (a frame is decoded and sent while the
+one before it dreams); they run in the order sent.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ MAX_HEADER = 1 << 20  # bytes; headers are small JSON
 DEFAULT_MAX_PAYLOAD = 512 << 20
 HEARTBEAT_SECONDS = 1.0
 HANDSHAKE_SECONDS = 10.0
+MAX_IN_FLIGHT = 4  # dream requests one connection may have queued or running
 
 OPS = ("hello", "dream", "cancel", "close_job", "echo", "shutdown")
 
@@ -48,6 +52,7 @@ ERRORS = {
     "bad_params": "a setting is missing, unknown or out of range",
     "out_of_memory": "the device ran out of memory",
     "cancelled": "the job was cancelled",
+    "busy": "the connection already has MAX_IN_FLIGHT frames in flight",
     "shutting_down": "the server is shutting down",
     "internal": "an unexpected server error",
 }

@@ -1,9 +1,10 @@
 """``python -m dream_core serve``: the dream server.
 
 One thread accepts; each connection gets a thread that authenticates it,
-decodes its frames and encodes the results (so codec work overlaps the GPU),
-and relays the worker's events. A slow, stalled or vanished client only ever
-holds its own thread.
+reads its requests and decodes their frames, and each frame in flight a
+thread that relays the worker's events and encodes the result, so codec and
+transfer work overlaps the frame on the device. A slow, stalled or vanished
+client only ever holds its own threads.
 """
 from __future__ import annotations
 
@@ -101,105 +102,148 @@ class DreamServer:
             conn.close()
 
     def _serve(self, conn: Connection) -> None:
-        while not self.stopping.is_set():
-            if not conn.poll(0.5):
-                continue
-            try:
-                header = P.recv_header(conn)
-            except P.ProtocolError as err:
-                P.send_message(conn, P.error_reply(None, err.code, err.message))
-                return  # the stream cannot be trusted after a bad header
-            request_id = header.get("id")
-            if header.get("v") != P.PROTOCOL:
-                P.send_message(conn, P.error_reply(request_id, "bad_version",
-                                                   f"server speaks protocol {P.PROTOCOL}, request says "
-                                                   f"{header.get('v')!r}"))
-                return
-            op = header.get("op")
-            try:
-                payloads = P.recv_payloads(conn, header, self.max_payload)
-                if op not in P.OPS:
-                    raise P.ProtocolError("unknown_op", f"unknown op {op!r}; valid: {', '.join(P.OPS)}")
-                getattr(self, f"_op_{op}")(conn, header, payloads)
-            except P.ProtocolError as err:
-                P.send_message(conn, P.error_reply(request_id, err.code, err.message))
-                if err.code == "oversize":
+        session = Session(conn)
+        try:
+            while not self.stopping.is_set():
+                if not conn.poll(0.5):
+                    continue
+                if not self._handle(session):
                     return
+        finally:
+            session.cancel_all()  # nobody is left to receive these frames
 
-    def _op_hello(self, conn, header, payloads) -> None:
-        reply = {"event": "result", "id": header.get("id"), "op": "hello", "protocol": P.PROTOCOL,
-                 "version": __version__, "max_payload": self.max_payload, **self.worker.info()}
-        P.send_message(conn, reply)
+    def _handle(self, session: "Session") -> bool:
+        """Reads and answers one request; False when the stream cannot go on."""
+        try:
+            header = P.recv_header(session.conn)
+        except P.ProtocolError as err:
+            session.send(P.error_reply(None, err.code, err.message))
+            return False  # the stream cannot be trusted after a bad header
+        request_id = header.get("id")
+        if header.get("v") != P.PROTOCOL:
+            session.send(P.error_reply(request_id, "bad_version", f"server speaks protocol {P.PROTOCOL}, "
+                                       f"request says {header.get('v')!r}"))
+            return False
+        op = header.get("op")
+        try:
+            payloads = P.recv_payloads(session.conn, header, self.max_payload)
+            if op not in P.OPS:
+                raise P.ProtocolError("unknown_op", f"unknown op {op!r}; valid: {', '.join(P.OPS)}")
+            getattr(self, f"_op_{op}")(session, header, payloads)
+        except P.ProtocolError as err:
+            session.send(P.error_reply(request_id, err.code, err.message))
+            return err.code != "oversize"
+        return True
 
-    def _op_cancel(self, conn, header, payloads) -> None:
+    def _op_hello(self, session, header, payloads) -> None:
+        session.send({"event": "result", "id": header.get("id"), "op": "hello", "protocol": P.PROTOCOL,
+                      "version": __version__, "max_payload": self.max_payload, "max_in_flight": P.MAX_IN_FLIGHT,
+                      **self.worker.info()})
+
+    def _op_cancel(self, session, header, payloads) -> None:
+        """With a job: that job's frames, from any connection; without: this connection's."""
         job = job_id(header)
-        count = self.worker.cancel_job(job) if job else 0
-        P.send_message(conn, {"event": "result", "id": header.get("id"), "op": "cancel", "cancelled": count})
+        count = self.worker.cancel_job(job) if job else session.cancel_all()
+        session.send({"event": "result", "id": header.get("id"), "op": "cancel", "cancelled": count})
 
-    def _op_close_job(self, conn, header, payloads) -> None:
+    def _op_close_job(self, session, header, payloads) -> None:
         job = job_id(header)
         if not job:
             raise P.ProtocolError("bad_header", "close_job needs a job id")
         closed = self.worker.close_job(job)
-        P.send_message(conn, {"event": "result", "id": header.get("id"), "op": "close_job", "closed": closed})
+        session.send({"event": "result", "id": header.get("id"), "op": "close_job", "closed": closed})
 
-    def _op_echo(self, conn, header, payloads) -> None:
+    def _op_echo(self, session, header, payloads) -> None:
         """Sends the payloads back: measures what the transport alone costs."""
-        P.send_message(conn, {"event": "result", "id": header.get("id"), "op": "echo",
-                              "payloads": header.get("payloads", [])}, payloads)
+        session.send({"event": "result", "id": header.get("id"), "op": "echo",
+                      "payloads": header.get("payloads", [])}, payloads)
 
-    def _op_shutdown(self, conn, header, payloads) -> None:
-        P.send_message(conn, {"event": "result", "id": header.get("id"), "op": "shutdown"})
+    def _op_shutdown(self, session, header, payloads) -> None:
+        session.send({"event": "result", "id": header.get("id"), "op": "shutdown"})
         log.info("shutdown requested by a client")
         self.shutdown()
 
-    def _op_dream(self, conn, header, payloads) -> None:
-        task = decode_task(header, payloads)
+    def _op_dream(self, session, header, payloads) -> None:
+        if session.in_flight() >= P.MAX_IN_FLIGHT:
+            raise P.ProtocolError("busy", f"this connection already has {P.MAX_IN_FLIGHT} frames in flight; "
+                                  "wait for a result before sending more")
+        task = decode_task(header, payloads)  # here, so it overlaps the frame the worker is dreaming
+        session.add(task)
         self.worker.submit(task)
-        try:
-            self._relay(conn, header, task)
-        except BaseException:
-            task.cancel.set()  # nobody is left to receive this frame
-            raise
+        threading.Thread(target=self._relay, args=(session, header, task), daemon=True).start()
 
-    def _relay(self, conn: Connection, header: dict, task: Task) -> None:
+    def _relay(self, session: "Session", header: dict, task: Task) -> None:
+        """Sends one frame's events, then its result (encoded here, off the worker)."""
         request_id = header.get("id")
-        while True:
-            try:
-                event = task.events.get(timeout=P.HEARTBEAT_SECONDS)
-            except queue.Empty:
-                position = self.worker.queue_position(task)
-                P.send_message(conn, {"event": "heartbeat", "id": request_id,
-                                      "state": "queued" if position else "running", "position": position})
-                self._read_cancel(conn, task)
-                continue
-            kind = event[0]
-            if kind == "progress":
-                p = event[1]
-                P.send_message(conn, {"event": "progress", "id": request_id, "octave": p.octave,
-                                      "octaves": p.octaves, "iteration": p.iteration, "iterations": p.iterations})
-                self._read_cancel(conn, task)
-            elif kind == "error":
-                raise P.ProtocolError(event[1], event[2])
-            else:
-                meta, data = encode_result(event[1], header.get("output") or {}, task.reply_format)
-                P.send_message(conn, {"event": "result", "id": request_id, "op": "dream", "job": task.job,
-                                      "frame": task.frame, "width": event[1].width, "height": event[1].height,
-                                      "payloads": [meta]}, [data])
+        try:
+            while True:
+                try:
+                    event = task.events.get(timeout=P.HEARTBEAT_SECONDS)
+                except queue.Empty:
+                    position = self.worker.queue_position(task)
+                    session.send({"event": "heartbeat", "id": request_id,
+                                  "state": "queued" if position else "running", "position": position})
+                    continue
+                if event[0] == "progress":
+                    p = event[1]
+                    session.send({"event": "progress", "id": request_id, "octave": p.octave, "octaves": p.octaves,
+                                  "iteration": p.iteration, "iterations": p.iterations})
+                    continue
+                if event[0] == "error":
+                    session.send(P.error_reply(request_id, event[1], event[2]))
+                else:
+                    self._send_result(session, header, task, event[1])
                 return
+        except (OSError, EOFError, ValueError) as err:
+            log.info("could not send a result, the client is gone: %s", err)
+            task.cancel.set()
+        finally:
+            session.remove(task)
 
-    def _read_cancel(self, conn: Connection, task: Task) -> None:
-        """While a frame runs, the only request a connection may send is a cancel."""
-        if not conn.poll(0):
+    def _send_result(self, session: "Session", header: dict, task: Task, picture) -> None:
+        request_id = header.get("id")
+        try:
+            meta, data = encode_result(picture, header.get("output") or {}, task.reply_format)
+        except P.ProtocolError as err:
+            session.send(P.error_reply(request_id, err.code, err.message))
             return
-        header = P.recv_header(conn)
-        P.recv_payloads(conn, header, self.max_payload)
-        if header.get("op") == "cancel":
+        session.send({"event": "result", "id": request_id, "op": "dream", "job": task.job, "frame": task.frame,
+                      "width": picture.width, "height": picture.height, "payloads": [meta]}, [data])
+
+
+class Session:
+    """One client connection: its sends (from the reader and relay threads,
+    one message at a time) and its frames in flight."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.tasks_lock = threading.Lock()
+        self.tasks: list[Task] = []
+
+    def send(self, header: dict, payloads: list[bytes] = ()) -> None:
+        with self.send_lock:
+            P.send_message(self.conn, header, payloads)
+
+    def add(self, task: Task) -> None:
+        with self.tasks_lock:
+            self.tasks.append(task)
+
+    def remove(self, task: Task) -> None:
+        with self.tasks_lock:
+            if task in self.tasks:
+                self.tasks.remove(task)
+
+    def in_flight(self) -> int:
+        with self.tasks_lock:
+            return len(self.tasks)
+
+    def cancel_all(self) -> int:
+        with self.tasks_lock:
+            tasks = list(self.tasks)
+        for task in tasks:
             task.cancel.set()
-            P.send_message(conn, {"event": "result", "id": header.get("id"), "op": "cancel", "cancelled": 1})
-        else:
-            task.cancel.set()
-            raise P.ProtocolError("bad_header", "only cancel may be sent while a frame is running")
+        return len(tasks)
 
 # --- command line ---------------------------------------------------------------
 
