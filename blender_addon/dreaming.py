@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .dream_atomic import write_atomically
-from .dream_client import Cancelled, DreamClient
+from .dream_client import Cancelled, DreamClient, FrameRequest
 from .dream_protocol import ProtocolError
 from .server_link import ConnectionFailed, ServerLink
 
@@ -27,28 +27,35 @@ class FrameWork:
     job: str | None = None
 
 
-def dream_file(client: DreamClient, work: FrameWork, progress=None, should_cancel=None) -> None:
+def frame_request(work: FrameWork) -> FrameRequest:
+    """The rendered file as a request: its bytes as they are on disk, and the
+    target's format for the reply."""
     fmt = FORMATS.get(os.path.splitext(work.source)[1].lower())
     if fmt is None:
         raise ValueError(f"cannot dream {work.source}: unsupported file type")
-    with open(work.source, "rb") as f:
-        data = f.read()
+    try:
+        with open(work.source, "rb") as f:
+            data = f.read()
+    except OSError as err:  # not a lost server: no reconnect for this
+        raise ValueError(f"cannot read the rendered frame {work.source}: {err.strerror}") from None
     out_fmt = FORMATS.get(os.path.splitext(work.target)[1].lower(), "png")
-    result = client.dream(data, fmt, work.params, job=work.job, frame=work.frame, output={"format": out_fmt},
-                          progress=progress, should_cancel=should_cancel)
-    write_atomically(work.target, result.data)
+    return FrameRequest(data, fmt, frame=work.frame, params=work.params, output={"format": out_fmt})
 
 
 class DreamWorker:
-    """A thread that dreams queued frames in order. Events on ``events``:
-    ("progress", frame, fraction), ("done", frame, target),
-    ("error", frame, message), ("cancelled", frame)."""
+    """A thread that dreams queued frames in order, keeping up to two on
+    the server so the next one travels while the current one dreams.
+    Events on ``events``: ("progress", frame, fraction), ("done", frame,
+    target), ("error", frame, message), ("cancelled", frame)."""
+
+    IN_FLIGHT = 2
 
     def __init__(self, link: ServerLink) -> None:
         self.link = link
         self.todo: "queue.Queue[FrameWork | None]" = queue.Queue()
         self.events: "queue.Queue[tuple]" = queue.Queue()
         self.cancelled = threading.Event()
+        self.stopping = False
         self.thread = threading.Thread(target=self._run, name="dream-renders", daemon=True)
         self.thread.start()
 
@@ -65,44 +72,69 @@ class DreamWorker:
     def _run(self) -> None:
         client = None
         try:
-            while True:
-                work = self.todo.get()
-                if work is None or self.cancelled.is_set():
+            while not self.stopping and not self.cancelled.is_set():
+                first = self.todo.get()
+                if first is None or self.cancelled.is_set():
                     return
-                client = self._dream_with_retry(client, work)
+                client = self._dream_with_retry(client, [first])
         finally:
             if client is not None:
                 client.close()
 
-    def _dream_with_retry(self, client, work: FrameWork):
-        """Dreams one frame; a dropped connection gets one reconnect (which
-        restarts a server the add-on started) before the error is reported."""
+    def _more(self, taken: list[FrameWork]):
+        """The frames taken, then whatever else is queued now (without waiting)."""
+        yield from list(taken)
+        while not self.stopping:
+            try:
+                work = self.todo.get_nowait()
+            except queue.Empty:
+                return
+            if work is None:
+                self.stopping = True
+                return
+            taken.append(work)
+            yield work
+
+    def _dream_with_retry(self, client, taken: list[FrameWork]):
+        """Dreams the frames taken and those queued meanwhile; a dropped
+        connection gets one reconnect (which restarts a server the add-on
+        started) for the frames not yet done before the error is reported."""
         for attempt in (1, 2):
             try:
                 if client is None:
                     client = self.link.connect()
-                dream_file(client, work, lambda e: self._progress(work, e), self.cancelled.is_set)
-                self.events.put(("done", work.frame, work.target))
+                self._stream(client, taken)
                 return client
             except Cancelled:
-                self.events.put(("cancelled", work.frame))
+                self.events.put(("cancelled", taken[0].frame if taken else None))
                 return client
             except (OSError, EOFError) as err:
                 if client is not None:
                     client.close()
                 client = None
                 if attempt == 2:
-                    self.events.put(("error", work.frame, f"lost the dream server: {err}"))
+                    self.events.put(("error", taken[0].frame, f"lost the dream server: {err}"))
             except ConnectionFailed as err:
-                self.events.put(("error", work.frame, str(err)))
+                self.events.put(("error", taken[0].frame, str(err)))
                 return None
             except (ProtocolError, ValueError) as err:
-                self.events.put(("error", work.frame, str(err)))
+                self.events.put(("error", taken[0].frame if taken else None, str(err)))
                 return client
         return client
 
-    def _progress(self, work: FrameWork, event: dict) -> None:
+    def _stream(self, client: DreamClient, taken: list[FrameWork]) -> None:
+        works = self._more(taken)
+        requests = (frame_request(work) for work in works)
+        job = taken[0].job
+        stream = client.dream_many(requests, job=job, in_flight=self.IN_FLIGHT, progress=self._progress,
+                                   should_cancel=self.cancelled.is_set)
+        for result in stream:
+            work = taken.pop(0)
+            write_atomically(work.target, result.data)
+            self.events.put(("done", work.frame, work.target))
+
+    def _progress(self, event: dict) -> None:
         if event.get("event") == "progress":
             total = event["octaves"] * event["iterations"]
             done = (event["octave"] - 1) * event["iterations"] + event["iteration"]
-            self.events.put(("progress", work.frame, done / max(1, total)))
+            self.events.put(("progress", event.get("frame"), done / max(1, total)))

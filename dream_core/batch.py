@@ -7,6 +7,7 @@ or on a dream server (``dream_core.client``), both taking the same settings.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from typing import Callable, Protocol
 
 import numpy as np
@@ -20,7 +21,8 @@ from .settings import DreamSettings
 
 
 class Backend(Protocol):
-    def dream(self, picture: Picture, progress: Callable[[Progress], None]) -> Picture: ...
+    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None]) -> Iterator[Picture]:
+        """Dreams pictures in order (a sequence: each may depend on the one before), yielding results in order."""
 
 
 def load_mask(path: str, height: int, width: int) -> np.ndarray:
@@ -42,6 +44,10 @@ class LocalBackend:
         guide = read_image(settings.guide).pixels if settings.guide else None
         self.objective = self.dreamer.objective(settings.layer, settings.channels, guide)
         self.previous = None  # the last frame, for temporal coherence
+
+    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None]) -> Iterator[Picture]:
+        for picture in pictures:
+            yield self.dream(picture, progress)
 
     def dream(self, picture: Picture, progress: Callable[[Progress], None]) -> Picture:
         from .api import alpha_strength, dream_sequence_frame
@@ -65,17 +71,15 @@ def run_batch(jobs: list[FrameJob], backend: Backend, *, overwrite: bool = False
     skipped = len(jobs) - len(todo)
     frames_bar = tqdm(total=len(jobs), initial=skipped, unit="frame", desc="frames", disable=quiet or len(jobs) < 2)
     steps_bar = tqdm(unit="step", desc="dream", leave=False, disable=quiet)
+    def progress(p: Progress) -> None:
+        if p.octave == 1 and p.iteration == 1:  # the next frame started
+            steps_bar.reset(total=p.octaves * p.iterations)
+        steps_bar.set_postfix_str(f"octave {p.octave}/{p.octaves}", refresh=False)
+        steps_bar.update(1)
+
     try:
-        for job in todo:
-            picture = read_image(job.source)
-            steps_bar.reset()
-
-            def progress(p: Progress) -> None:
-                steps_bar.total = p.octaves * p.iterations
-                steps_bar.set_postfix_str(f"octave {p.octave}/{p.octaves}", refresh=False)
-                steps_bar.update(1)
-
-            dreamed = backend.dream(picture, progress)
+        pictures = (read_image(job.source) for job in todo)  # read lazily: a backend may read ahead
+        for job, dreamed in zip(todo, backend.dream_frames(pictures, progress)):
             write_image(job.target, dreamed)
             frames_bar.update(1)
     finally:

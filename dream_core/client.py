@@ -51,6 +51,8 @@ class FrameRequest:
     frame: Optional[int] = None
     raw: Optional[dict] = None
     vectors: Optional[tuple[bytes, dict]] = None
+    params: Optional[dict] = None  # this frame's settings (e.g. keyframed), instead of the stream's
+    output: Optional[dict] = None  # this frame's output format, instead of the stream's
 
 
 @dataclass
@@ -200,8 +202,9 @@ class DreamClient:
                 payloads.append(extra[0])
         self._check_sizes(payloads)
         request_id = next(self._ids)
-        P.send_message(self.conn, {"op": "dream", "id": request_id, "params": params or {}, "job": job,
-                                   "frame": request.frame, "payloads": metas, "output": output or {}}, payloads)
+        header = {"op": "dream", "id": request_id, "params": request.params or params or {}, "job": job,
+                  "frame": request.frame, "payloads": metas, "output": request.output or output or {}}
+        P.send_message(self.conn, header, payloads)
         return request_id
 
     @staticmethod

@@ -1,13 +1,15 @@
 """A batch backend that dreams on a dream server (``dream --server``)."""
 from __future__ import annotations
 
+import collections
 import uuid
+from collections.abc import Iterable, Iterator
 from multiprocessing import AuthenticationError
 from typing import Callable, Optional
 
 import numpy as np
 
-from .client import DreamClient
+from .client import DreamClient, FrameRequest
 from .engine import Progress
 from .io import Picture, decode_image, encode_image, read_image
 from .protocol import ProtocolError, read_token
@@ -43,23 +45,35 @@ class RemoteBackend:
             raise ValueError(f"cannot reach a dream server at {address}: {err}") from None
         return cls(client, settings)
 
-    def dream(self, picture: Picture, progress: Callable[[Progress], None]) -> Picture:
-        fmt = "exr" if picture.linear else "png"
-        data = encode_image(picture if fmt == "exr" else Picture(picture.pixels, False, "uint16"), fmt)
+    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None]) -> Iterator[Picture]:
+        """Dreams pictures in order with two frames in flight: the next is
+        read, encoded and sent while the server dreams the current one."""
+        sent: "collections.deque[Picture]" = collections.deque()
+
+        def requests():
+            for picture in pictures:
+                sent.append(picture)
+                self.frame += 1
+                yield self._request(picture)
 
         def relay(event: dict) -> None:
             if event.get("event") == "progress":
                 progress(Progress(event["octave"], event["octaves"], event["iteration"], event["iterations"]))
 
+        try:
+            for result in self.client.dream_many(requests(), self.params, job=self.job, in_flight=2,
+                                                 progress=relay, **self.extras):
+                source = sent.popleft()
+                dreamed = decode_image(result.data, result.meta["format"])
+                yield Picture(dreamed.pixels, source.linear, source.dtype)
+        except ProtocolError as err:
+            raise ValueError(f"dream server: {err}") from None
+
+    def _request(self, picture: Picture) -> FrameRequest:
+        fmt = "exr" if picture.linear else "png"
+        data = encode_image(picture if fmt == "exr" else Picture(picture.pixels, False, "uint16"), fmt)
         vectors = None
         if picture.vectors is not None:  # the plain EXR sent holds no passes: the Vector pass goes raw
             vectors = (np.ascontiguousarray(picture.vectors, dtype="<f4").tobytes(),
                        {"dtype": "float32", "shape": list(picture.vectors.shape)})
-        self.frame += 1
-        try:
-            result = self.client.dream(data, fmt, self.params, job=self.job, frame=self.frame, vectors=vectors,
-                                       progress=relay, **self.extras)
-        except ProtocolError as err:
-            raise ValueError(f"dream server: {err}") from None
-        dreamed = decode_image(result.data, result.meta["format"])
-        return Picture(dreamed.pixels, picture.linear, picture.dtype)
+        return FrameRequest(data, fmt, frame=self.frame, vectors=vectors)

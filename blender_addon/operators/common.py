@@ -67,8 +67,10 @@ class FrameRun:
         return f"Dreaming frame {min(self.done + 1, self.total)}/{self.total} ({self.fraction:.0%})"
 
     def _feed(self) -> None:
-        """Renders and submits the next frame while the worker is busy with at most one."""
-        if self.submitted >= self.total or self.submitted - self.done > 1:
+        """Renders and submits the next frame while the worker has room: its
+        frames in flight and one waiting, so the stream to the server never
+        runs dry between frames."""
+        if self.submitted >= self.total or self.submitted - self.done > DreamWorker.IN_FLIGHT:
             return
         plan = self.todo[self.submitted]
         if not os.path.exists(plan.source):
