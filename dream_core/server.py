@@ -194,11 +194,22 @@ class DreamServer:
                 else:
                     self._send_result(session, header, task, event[1])
                 return
-        except (OSError, EOFError, ValueError) as err:
-            log.info("could not send a result, the client is gone: %s", err)
+        except (OSError, EOFError) as err:
+            log.info("could not send to the client, it is gone: %s", err)
             task.cancel.set()
+        except Exception as err:  # every request gets its one final reply, whatever broke here
+            log.exception("relaying a frame failed")
+            task.cancel.set()
+            self._send_quietly(session, P.error_reply(request_id, "internal", f"{type(err).__name__}: {err}"))
         finally:
             session.remove(task)
+
+    @staticmethod
+    def _send_quietly(session: "Session", header: dict) -> None:
+        try:
+            session.send(header)
+        except (OSError, EOFError):
+            pass
 
     def _send_result(self, session: "Session", header: dict, task: Task, picture) -> None:
         request_id = header.get("id")

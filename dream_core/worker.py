@@ -28,7 +28,7 @@ class Cancelled(Exception):
     pass
 
 
-@dataclass
+@dataclass(eq=False)  # a task is itself: compared by identity (its fields hold arrays)
 class Task:
     """One frame to dream; ``events`` carries ("progress", Progress),
     then ("result", Picture) or ("error", code, message)."""

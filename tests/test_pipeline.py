@@ -110,3 +110,14 @@ def test_frames_through_the_stream_match_single_requests(client):
     single = np.frombuffer(dream_raw(client, seed=7).data, np.uint8)
     streamed = next(client.dream_many(frames(1, first_seed=7), TINY_PARAMS, output=RAW_OUT))
     assert np.array_equal(np.frombuffer(streamed.data, np.uint8), single)
+
+
+def test_a_queued_frame_hears_heartbeats_and_comes_back(client):
+    """Two alike frames, long enough that the queued one gets heartbeats
+    (one a second) and its place in the queue while the first runs."""
+    events = []
+    slow = dict(TINY_PARAMS, iterations=60)
+    results = list(client.dream_many(frames(2), slow, output=RAW_OUT, in_flight=2, progress=events.append))
+    assert [r.header["frame"] for r in results] == [1, 2]
+    queued = [e for e in events if e["event"] == "heartbeat" and e["frame"] == 2 and e["state"] == "queued"]
+    assert queued and queued[0]["position"] >= 1
