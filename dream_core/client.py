@@ -303,7 +303,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for stream in (self.process.stdout,):
+        for stream in (self.process.stdin, self.process.stdout):
             if stream:
                 stream.close()
 
@@ -314,13 +314,15 @@ def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = N
     """Starts ``python -m dream_core serve`` and waits for its ready line.
 
     The token goes through the child's standard input, never its command
-    line (which other users can read). If the server dies or stays silent,
-    ServerStartError carries the end of its log."""
+    line (which other users can read); the pipe then stays open and the
+    server stops when it closes, so it cannot outlive this process, even a
+    killed one. If the server dies or stays silent, ServerStartError
+    carries the end of its log."""
     token = P.new_token()
     if log_path is None:
         fd, log_path = tempfile.mkstemp(prefix="dream-server-", suffix=".log")
         os.close(fd)
-    cmd = [python, "-m", "dream_core", "serve", "--token-stdin", "--device", device]
+    cmd = [python, "-m", "dream_core", "serve", "--token-stdin", "--exit-with-stdin", "--device", device]
     if listen:
         cmd += ["--listen", listen]
     cmd += extra_args or []
@@ -333,7 +335,7 @@ def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = N
     finally:
         log_file.close()
     process.stdin.write((token + "\n").encode())
-    process.stdin.close()
+    process.stdin.flush()  # and kept open: the server stops when it closes, i.e. when this process ends
     lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
 
     def pump() -> None:

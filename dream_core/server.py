@@ -270,6 +270,16 @@ def _token(args: argparse.Namespace) -> str:
     return token
 
 
+def _stop_when_stdin_closes(server: DreamServer) -> None:
+    """The spawning process holds our standard input open; when it exits,
+    even killed, the pipe closes and this server must not linger (it would
+    hold GPU memory for nobody)."""
+    while sys.stdin.buffer.read1(1024):
+        pass
+    log.info("standard input closed: the process that started this server is gone; stopping")
+    server.shutdown()
+
+
 def serve_from_args(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
     limit_decoders()
@@ -278,6 +288,8 @@ def serve_from_args(args: argparse.Namespace) -> int:
                          job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote)
     if args.preload:
         server.worker.dreamer(args.preload, "default")  # first frame should not pay for loading
+    if args.exit_with_stdin:
+        threading.Thread(target=_stop_when_stdin_closes, args=(server,), daemon=True).start()
     print(P.ready_line(server.address, os.getpid()), flush=True)
     log.info("listening on %s (device %s)", server.address, server.worker.dreamer_device())
     try:

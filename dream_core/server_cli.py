@@ -12,6 +12,9 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    help="read the token from FILE, or create FILE (mode 0600) holding a new one")
     p.add_argument("--token-stdin", action="store_true",
                    help="read the token from the first line of standard input (how the add-on passes it)")
+    p.add_argument("--exit-with-stdin", action="store_true",
+                   help="stop when standard input closes: the process that started the server keeps it open, "
+                        "so the server cannot outlive it (spawned servers use this)")
     p.add_argument("--allow-remote", action="store_true", help="allow listening on a non-loopback address")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--max-payload-mb", type=int, default=512, help="largest accepted message (default 512 MiB)")

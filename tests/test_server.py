@@ -269,6 +269,29 @@ def test_spawn_reports_a_server_that_dies(tmp_path):
         spawn_server(str(tmp_path / "no-python"))
 
 
+def test_a_spawned_server_does_not_outlive_its_parent():
+    """Blender killed (or a farm job ending) must not leave a server holding the GPU."""
+    parent = subprocess.run([sys.executable, "-c", (
+        "import os, sys; from dream_core.client import spawn_server\n"
+        "s = spawn_server(sys.executable, device='cpu', extra_args=['--preload', ''])\n"
+        "print(s.pid, flush=True); os._exit(0)  # no cleanup at all, like a crash")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
+    pid = int(parent.stdout.split()[0])
+    deadline = time.time() + 30
+    while time.time() < deadline and _alive(pid):
+        time.sleep(0.2)
+    assert not _alive(pid), "the orphaned server is still running"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # an exited child of init may linger as a zombie for a moment
+        return f.read().split()[2] != "Z"
+
+
 def test_cli_through_the_server(tmp_path, coffee):
     token_file = tmp_path / "token"
     proc = subprocess.Popen([sys.executable, "-m", "dream_core", "serve", "--token-file", str(token_file),
