@@ -25,21 +25,31 @@ class FrameWork:
     target: str
     params: dict = field(default_factory=dict)
     job: str | None = None
+    resume: tuple[str, str] | None = None  # the frame before's render and dream, sent in case the server lost the job
 
 
 def frame_request(work: FrameWork) -> FrameRequest:
     """The rendered file as a request: its bytes as they are on disk, and the
     target's format for the reply."""
-    fmt = FORMATS.get(os.path.splitext(work.source)[1].lower())
-    if fmt is None:
-        raise ValueError(f"cannot dream {work.source}: unsupported file type")
-    try:
-        with open(work.source, "rb") as f:
-            data = f.read()
-    except OSError as err:  # not a lost server: no reconnect for this
-        raise ValueError(f"cannot read the rendered frame {work.source}: {err.strerror}") from None
+    data, meta = _file_payload(work.source)
+    extras = {}
+    if work.resume is not None:
+        for name, path in zip(("previous_render", "previous_dream"), work.resume):
+            extras[name] = _file_payload(path)
     out_fmt = FORMATS.get(os.path.splitext(work.target)[1].lower(), "png")
-    return FrameRequest(data, fmt, frame=work.frame, params=work.params, output={"format": out_fmt})
+    return FrameRequest(data, meta["format"], frame=work.frame, extras=extras, params=work.params,
+                        output={"format": out_fmt})
+
+
+def _file_payload(path: str) -> tuple[bytes, dict]:
+    fmt = FORMATS.get(os.path.splitext(path)[1].lower())
+    if fmt is None:
+        raise ValueError(f"cannot dream {path}: unsupported file type")
+    try:
+        with open(path, "rb") as f:
+            return f.read(), {"format": fmt}
+    except OSError as err:  # not a lost server: no reconnect for this
+        raise ValueError(f"cannot read the frame {path}: {err.strerror}") from None
 
 
 class DreamWorker:

@@ -27,6 +27,19 @@ class FramePlan:
         return os.path.exists(self.target)
 
 
+def resume_point(plans: list[FramePlan], todo: list[FramePlan]) -> tuple[str, str] | None:
+    """The render and dream of the frame before the first one to do, when
+    both are on disk: a resumed run sends them, so the sequence carries on
+    from there even if the server has lost the job (a crash, a restart)."""
+    if not todo:
+        return None
+    index = plans.index(todo[0])
+    before = plans[index - 1] if index > 0 else None
+    if before is None or before.frame != todo[0].frame - 1 or not before.done or not os.path.exists(before.source):
+        return None
+    return before.source, before.target
+
+
 def output_root(scene) -> str:
     """The absolute, persistent output folder of ``scene.dream.output_dir``."""
     raw = scene.dream.output_dir or "//dream/"

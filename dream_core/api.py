@@ -126,6 +126,20 @@ def dream_sequence_frame(dreamer: Dreamer, picture: Picture, objective: Objectiv
             temporal.Previous(rgb, dreamed, vectors, anchor))
 
 
+def resume_previous(dreamer: Dreamer, render: Picture, dreamed: Picture) -> temporal.Previous:
+    """What a sequence carries into its next frame, rebuilt from the last
+    frame on disk (its render and its written dream) when a resumed run or
+    a restarted server has lost it. The written dream is what gets carried:
+    with a strength below 1 its detail is that much weaker."""
+    source, _ = to_dream_space(image_tensor(render.pixels, dreamer.device), render.linear)
+    dream_rgb, _ = to_dream_space(image_tensor(dreamed.pixels, dreamer.device), dreamed.linear)
+    if dream_rgb.shape != source.shape:
+        raise ValueError(f"the previous dream is {dreamed.width}x{dreamed.height}, its render "
+                         f"{render.width}x{render.height}")
+    vectors = None if render.vectors is None else image_tensor(render.vectors, dreamer.device)
+    return temporal.Previous(source, dream_rgb, vectors, temporal.colour_gains(dream_rgb, source))
+
+
 def dream_picture(dreamer: Dreamer, picture: Picture, objective: Objective, config: DreamConfig,
                   **options) -> Picture:
     """:func:`dream_pixels` for a :class:`Picture`, keeping how it is stored."""

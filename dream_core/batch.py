@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import Callable, Protocol
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -21,8 +21,11 @@ from .settings import DreamSettings
 
 
 class Backend(Protocol):
-    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None]) -> Iterator[Picture]:
-        """Dreams pictures in order (a sequence: each may depend on the one before), yielding results in order."""
+    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None],
+                     resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
+        """Dreams pictures in order (a sequence: each may depend on the one
+        before), yielding results in order; ``resume`` is the render and the
+        dream of the frame before the first, when a resumed run has them."""
 
 
 def load_mask(path: str, height: int, width: int) -> np.ndarray:
@@ -45,7 +48,12 @@ class LocalBackend:
         self.objective = self.dreamer.objective(settings.layer, settings.channels, guide)
         self.previous = None  # the last frame, for temporal coherence
 
-    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None]) -> Iterator[Picture]:
+    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None],
+                     resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
+        from .api import resume_previous
+
+        if resume is not None and self.settings.temporal != "none":
+            self.previous = resume_previous(self.dreamer, *resume)
         for picture in pictures:
             yield self.dream(picture, progress)
 
@@ -64,6 +72,22 @@ class LocalBackend:
         return dreamed
 
 
+def _resume_from(jobs: list[FrameJob], todo: list[FrameJob]) -> Optional[tuple[Picture, Picture]]:
+    """A resumed run continues the sequence from the last frame on disk (its
+    render and its dream) rather than starting the motion afresh."""
+    if not todo:
+        return None
+    index = jobs.index(todo[0])
+    if index == 0 or not os.path.exists(jobs[index - 1].target):
+        return None
+    before = jobs[index - 1]
+    try:
+        render, dreamed = read_image(before.source), read_image(before.target)
+    except (OSError, ValueError):
+        return None  # unreadable: dream on without it
+    return (render, dreamed) if render.pixels.shape[:2] == dreamed.pixels.shape[:2] else None
+
+
 def run_batch(jobs: list[FrameJob], backend: Backend, *, overwrite: bool = False,
               quiet: bool = False) -> tuple[int, int]:
     """Dreams each job's source into its target; returns (done, skipped)."""
@@ -79,7 +103,7 @@ def run_batch(jobs: list[FrameJob], backend: Backend, *, overwrite: bool = False
 
     try:
         pictures = (read_image(job.source) for job in todo)  # read lazily: a backend may read ahead
-        for job, dreamed in zip(todo, backend.dream_frames(pictures, progress)):
+        for job, dreamed in zip(todo, backend.dream_frames(pictures, progress, _resume_from(jobs, todo))):
             write_image(job.target, dreamed)
             frames_bar.update(1)
     finally:

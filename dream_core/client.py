@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Optional, Union
 
 try:  # inside dream_core
@@ -43,14 +43,16 @@ class Cancelled(P.ProtocolError):
 @dataclass
 class FrameRequest:
     """One frame for :meth:`DreamClient.dream_many`: encoded bytes of ``fmt``,
-    or raw pixels described by ``raw``; ``vectors`` is Blender's Vector pass
-    as (raw bytes, raw description) when the frame travels without it."""
+    or raw pixels described by ``raw``. ``extras`` adds payloads by name, as
+    (bytes, description such as {"format": "png"}): ``vectors`` (Blender's
+    Vector pass, raw, when the frame travels without it), and to resume a
+    sequence ``previous_render``, ``previous_dream``, ``previous_vectors``."""
 
     image: bytes
     fmt: str
     frame: Optional[int] = None
     raw: Optional[dict] = None
-    vectors: Optional[tuple[bytes, dict]] = None
+    extras: dict[str, tuple[bytes, dict]] = field(default_factory=dict)
     params: Optional[dict] = None  # this frame's settings (e.g. keyframed), instead of the stream's
     output: Optional[dict] = None  # this frame's output format, instead of the stream's
 
@@ -131,7 +133,8 @@ class DreamClient:
         tiff, jpeg, webp) or raw pixels (``fmt="raw"`` with ``raw={"dtype":
         "float16", "shape": [h, w, c], "linear": bool}``). ``job`` ties
         frames of one sequence together. Raises ProtocolError (``.code``)."""
-        frames = [FrameRequest(image, fmt, frame, raw, vectors)]
+        extras = {} if vectors is None else {"vectors": (vectors[0], dict(vectors[1], format="raw"))}
+        frames = [FrameRequest(image, fmt, frame, raw, extras)]
         for result in self.dream_many(frames, params, job=job, mask=mask, guide=guide, output=output,
                                       in_flight=1, progress=progress, should_cancel=should_cancel):
             return result
@@ -193,9 +196,9 @@ class DreamClient:
     def _send_dream(self, request: "FrameRequest", params, job, mask, guide, output) -> int:
         metas = [dict({"name": "image", "format": request.fmt}, **(request.raw or {}))]
         payloads = [request.image]
-        if request.vectors is not None:
-            metas.append(dict({"name": "vectors", "format": "raw"}, **request.vectors[1]))
-            payloads.append(request.vectors[0])
+        for name, (data, meta) in request.extras.items():
+            metas.append(dict(meta, name=name))
+            payloads.append(data)
         for name, extra in (("mask", mask), ("guide", guide)):
             if extra is not None:
                 metas.append({"name": name, "format": extra[1]})

@@ -46,7 +46,28 @@ def decode_task(header: dict, payloads: list[bytes]) -> Task:
     if "guide" in named:
         guide = decode_picture(*named["guide"], "guide").pixels
     return Task(settings, picture, job=job_id(header), frame=header.get("frame"), mask=mask, guide=guide,
-                reply_format=named["image"][0].get("format", "png"))
+                reply_format=named["image"][0].get("format", "png"), resume=_resume(named, picture))
+
+
+def _resume(named: dict, picture: Picture) -> Optional[tuple[Picture, Picture]]:
+    """The previous frame's render (``previous_render``, with its Vector pass
+    inside or as ``previous_vectors``) and written dream (``previous_dream``):
+    a client resuming a sequence sends them in case the server lost the job."""
+    if "previous_render" not in named and "previous_dream" not in named:
+        return None
+    if "previous_render" not in named or "previous_dream" not in named:
+        raise P.ProtocolError("bad_header", "previous_render and previous_dream go together")
+    render = decode_picture(*named["previous_render"], "previous_render")
+    dreamed = decode_picture(*named["previous_dream"], "previous_dream")
+    if "previous_vectors" in named:
+        render.vectors = decode_picture(*named["previous_vectors"], "previous_vectors").pixels
+    for what, other in (("previous_render", render), ("previous_dream", dreamed)):
+        if (other.height, other.width) != (picture.height, picture.width):
+            raise P.ProtocolError("shape_mismatch", f"{what} is {other.width}x{other.height}, the image "
+                                  f"{picture.width}x{picture.height}")
+    if render.vectors is not None and render.vectors.shape != (picture.height, picture.width, 4):
+        raise P.ProtocolError("shape_mismatch", "previous_vectors must be the Vector pass, H×W×4")
+    return render, dreamed
 
 
 def job_id(header: dict) -> Optional[str]:

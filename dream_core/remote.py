@@ -45,16 +45,21 @@ class RemoteBackend:
             raise ValueError(f"cannot reach a dream server at {address}: {err}") from None
         return cls(client, settings)
 
-    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None]) -> Iterator[Picture]:
+    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None],
+                     resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
         """Dreams pictures in order with two frames in flight: the next is
-        read, encoded and sent while the server dreams the current one."""
+        read, encoded and sent while the server dreams the current one.
+        ``resume`` (the frame before's render and dream) goes with the first."""
         sent: "collections.deque[Picture]" = collections.deque()
 
         def requests():
             for picture in pictures:
                 sent.append(picture)
                 self.frame += 1
-                yield self._request(picture)
+                request = self._request(picture)
+                if resume is not None and self.frame == 1:
+                    request.extras.update(self._resume_extras(*resume))
+                yield request
 
         def relay(event: dict) -> None:
             if event.get("event") == "progress":
@@ -70,10 +75,28 @@ class RemoteBackend:
             raise ValueError(f"dream server: {err}") from None
 
     def _request(self, picture: Picture) -> FrameRequest:
-        fmt = "exr" if picture.linear else "png"
-        data = encode_image(picture if fmt == "exr" else Picture(picture.pixels, False, "uint16"), fmt)
-        vectors = None
-        if picture.vectors is not None:  # the plain EXR sent holds no passes: the Vector pass goes raw
-            vectors = (np.ascontiguousarray(picture.vectors, dtype="<f4").tobytes(),
-                       {"dtype": "float32", "shape": list(picture.vectors.shape)})
-        return FrameRequest(data, fmt, frame=self.frame, vectors=vectors)
+        data, fmt = _encoded(picture)
+        return FrameRequest(data, fmt, frame=self.frame, extras=_vectors_extra(picture, "vectors"))
+
+    @staticmethod
+    def _resume_extras(render: Picture, dreamed: Picture) -> dict:
+        extras = _vectors_extra(render, "previous_vectors")
+        for name, picture in (("previous_render", render), ("previous_dream", dreamed)):
+            data, fmt = _encoded(picture)
+            extras[name] = (data, {"format": fmt})
+        return extras
+
+
+def _encoded(picture: Picture) -> tuple[bytes, str]:
+    """Lossless on the wire: EXR for linear pictures, 16-bit PNG otherwise."""
+    if picture.linear:
+        return encode_image(picture, "exr"), "exr"
+    return encode_image(Picture(picture.pixels, False, "uint16"), "png"), "png"
+
+
+def _vectors_extra(picture: Picture, name: str) -> dict:
+    """The plain EXR sent holds no passes: a Vector pass travels raw beside it."""
+    if picture.vectors is None:
+        return {}
+    data = np.ascontiguousarray(picture.vectors, dtype="<f4").tobytes()
+    return {name: (data, {"format": "raw", "dtype": "float32", "shape": list(picture.vectors.shape)})}

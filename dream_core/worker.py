@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .api import alpha_strength, dream_sequence_frame
+from .api import alpha_strength, dream_sequence_frame, resume_previous
 from .engine import Dreamer, Progress, resolve_device
 from .io import Picture
 from .models import list_models, model_info
@@ -40,6 +40,7 @@ class Task:
     mask: Optional[np.ndarray] = None
     guide: Optional[np.ndarray] = None
     reply_format: str = "png"  # the result's format unless the request names one
+    resume: Optional[tuple[Picture, Picture]] = None  # the previous frame's render and dream, from the client
     events: "queue.Queue[tuple]" = field(default_factory=queue.Queue)
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -187,6 +188,11 @@ class Worker:
                 state = self.jobs.setdefault(task.job, JobState())
                 state.touched = time.monotonic()
         previous = state.previous if state is not None and _follows(state.last_frame, task.frame) else None
+        if previous is None and task.resume is not None and s.temporal != "none":
+            try:
+                previous = resume_previous(dreamer, *task.resume)
+            except ValueError as err:
+                raise ProtocolError("shape_mismatch", str(err)) from None
         try:
             result, carried = dream_sequence_frame(
                 dreamer, task.picture, objective, s.config, mode=s.temporal, previous=previous,

@@ -164,8 +164,15 @@ def scenario_cancel_resume(workdir, zip_path):
         run.tick(wait=0.2)
     frames_dir = os.path.join(workdir, "dream", "frames")
     after_cancel = sorted(os.listdir(frames_dir))
+    import importlib
+
+    frames = importlib.import_module(f"{module}.frames")
+    resumed, _ = _frame_run(module, scene)
+    point = frames.resume_point(resumed.plans, resumed.todo)  # what the resumed run sends first
+    resumed.cancel()
     bpy.ops.dream.render_animation()
     return {"after_cancel": after_cancel, "error": run.error,
+            "resume_from": [os.path.basename(p) for p in point] if point else None,
             "after_resume": sorted(os.listdir(frames_dir)), "strip": strip_report(scene, "Dream Scene")}
 
 

@@ -125,3 +125,21 @@ def test_mask_file_and_guide_image(tmp_path, coffee):
     left = np.abs(dreamed[:, :60] - coffee[:, :60]).mean()
     right = np.abs(dreamed[:, 68:] - coffee[:, 68:]).mean()
     assert left < 0.3 * right
+
+
+def test_a_resumed_sequence_carries_on_from_the_last_frame_on_disk(frames, tmp_path):
+    """Resuming a coherent run: the first missing frame continues from the
+    frame before it on disk instead of starting the motion afresh."""
+    from dream_core.cli import main
+
+    out = tmp_path / "coherent"
+    flags = ["--temporal", "blend", "--octaves", "1", "--iterations", "3", "--device", "cpu", "-q"]
+    assert main(["dream", str(frames), "-o", str(out), *flags]) == 0
+    whole = read_image(str(out / "shot0010.png")).pixels
+    os.remove(out / "shot0010.png")
+    assert main(["dream", str(frames), "-o", str(out), *flags]) == 0
+    resumed = read_image(str(out / "shot0010.png")).pixels
+    alone = tmp_path / "alone.png"
+    assert main(["dream", str(frames / "shot0010.png"), "-o", str(alone), *flags]) == 0
+    fresh = read_image(str(alone)).pixels
+    assert np.abs(resumed - whole).mean() < 0.25 * np.abs(fresh - whole).mean()

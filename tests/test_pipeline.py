@@ -121,3 +121,31 @@ def test_a_queued_frame_hears_heartbeats_and_comes_back(client):
     assert [r.header["frame"] for r in results] == [1, 2]
     queued = [e for e in events if e["event"] == "heartbeat" and e["frame"] == 2 and e["state"] == "queued"]
     assert queued and queued[0]["position"] >= 1
+
+
+def test_a_lost_job_resumes_from_the_frames_the_client_sends(client):
+    """After a server restart the job is gone; the client sends the frame
+    before's render and dream and the sequence carries on coherently."""
+    whole = [np.frombuffer(r.data, np.uint8).astype(np.float32)
+             for r in client.dream_many(frames(3), COHERENT, job="whole", output=RAW_OUT)]
+    raw = {"format": "raw", "dtype": "uint8", "shape": SHAPE}
+    _, _, third = frames(3)
+    alone = np.frombuffer(next(client.dream_many([third], COHERENT, job="alone", output=RAW_OUT)).data, np.uint8)
+    third.extras = {"previous_render": (raw_frame(*SHAPE[:2], 1), raw),
+                    "previous_dream": (whole[1].astype(np.uint8).tobytes(), raw)}
+    resumed = np.frombuffer(next(client.dream_many([third], COHERENT, job="restarted", output=RAW_OUT)).data,
+                            np.uint8)
+    gap_resumed = np.abs(resumed.astype(np.float32) - whole[2]).mean()
+    gap_alone = np.abs(alone.astype(np.float32) - whole[2]).mean()
+    assert gap_resumed < 0.25 * gap_alone, (gap_resumed, gap_alone)
+
+    half = dict(third.extras)
+    del half["previous_dream"]
+    third.extras = half
+    with pytest.raises(P.ProtocolError, match="go together"):
+        next(client.dream_many([third], COHERENT, output=RAW_OUT))
+    third.extras = {"previous_render": (raw_frame(8, 8), dict(raw, shape=[8, 8, 3])),
+                    "previous_dream": (raw_frame(8, 8), dict(raw, shape=[8, 8, 3]))}
+    with pytest.raises(P.ProtocolError) as err:
+        next(client.dream_many([third], COHERENT, output=RAW_OUT))
+    assert err.value.code == "shape_mismatch"

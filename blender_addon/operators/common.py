@@ -78,7 +78,8 @@ class FrameRun:
                 raise DreamError(f"source frame missing: {plan.source}")
             frames.render_to_file(self.scene, plan.frame, plan.source)
         params = frames.frame_params(self.scene, plan.frame)
-        self.worker.submit(FrameWork(plan.frame, plan.source, plan.target, params, self.job))
+        resume = frames.resume_point(self.plans, self.todo) if self.submitted == 0 else None
+        self.worker.submit(FrameWork(plan.frame, plan.source, plan.target, params, self.job, resume))
         self.submitted += 1
 
     def tick(self, wait: float = 0.0) -> None:
