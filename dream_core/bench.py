@@ -169,18 +169,18 @@ def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_
                   server: bool = True) -> list[dict]:
     """The GPU benchmark of issue 7: naive loop, engine, engine through the
     server (two frames in flight, and one at a time), per model and size,
+    plus the whole frame in this process (engine + colour + transfers),
     with TFLOP/s and the share of the device's peak; then a 4K frame's peak
     memory. Random weights (timing only). Engine and server figures are
     throughput over the same number of frames; the naive loop is best of."""
-    from .client import FrameRequest, spawn_server
+    from .client import spawn_server
 
     dev = resolve_device(device)
     sync = _sync(dev)
-    peak = _peak(dev)
     rows = []
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"GPU bench on {name}: {config.octaves} octaves x {config.octave_scale}, {config.iterations} iterations, "
-          f"random weights, best of {repeats}")
+          f"random weights; naive: best of {max(1, repeats // 3)}, others: {max(repeats, 2)} frames in a row")
     proc = spawn_server(sys.executable, device=str(dev), extra_args=["--preload", ""]) if server else None
     try:
         client = proc.connect(timeout=600) if proc else None
@@ -190,52 +190,78 @@ def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_
             objective = dreamer.objective(ref.layer)
             for width, height in sizes:
                 image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
-                tensor = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev)
-                naive = _time(lambda: naive_dream(ref.net, ref.hook, image, config, dev, ref.mean, ref.std),
-                              max(1, repeats // 3), sync)
-                count = max(repeats, 2)
-
-                def engine_frames(n):
-                    for _ in range(n):
-                        dreamer.run(tensor, objective, config)
-
-                ours = _per_frame(engine_frames, count, sync)
-                row = {"model": model, "size": f"{width}x{height}", "naive_ms": naive, "engine_ms": ours}
+                row = _engine_row(dreamer, ref, objective, image, config, repeats, sync)
                 if client is not None:
-                    params = {"model": model, "weights": None, "layer": ref.layer, "octaves": config.octaves,
-                              "octave_scale": config.octave_scale, "iterations": config.iterations}
-                    request = FrameRequest(image.astype("<f2").tobytes(), "raw",
-                                           raw={"dtype": "float16", "shape": [height, width, 3]})
-                    for key, in_flight in (("server_ms", 2), ("server_1_ms", 1)):
-                        row[key] = _per_frame(lambda n: _through_server(client, request, params, n, in_flight),
-                                              count, lambda: None)
-                flops = frame_flops(dreamer, objective, config, height, width)
-                row["tflop"] = flops / 1e12
-                row["tflops"] = flops / 1e12 / (ours / 1000)
+                    row.update(_server_row(client, model, ref.layer, image, config, max(repeats, 2)))
                 rows.append(row)
-                server_txt = (f", server {row['server_ms']:7.1f} ms ({row['server_ms'] / ours - 1:+.0%}; one "
-                              f"frame at a time {row['server_1_ms'] / ours - 1:+.0%})" if "server_ms" in row else "")
-                share = f", {row['tflops'] / peak:.1%} of peak" if peak else ""
-                print(f"  {model:9} {row['size']:>9}: naive {naive:8.1f} ms, engine {ours:7.1f} ms "
-                      f"({naive / ours:5.1f}x){server_txt}; {row['tflop']:.2f} TFLOP/frame, "
-                      f"{row['tflops']:.1f} TFLOP/s{share}")
+                _print_row(row, _peak(dev))
         if client is not None:
             client.close()
     finally:
         if proc is not None:
             proc.stop()
     if big is not None:
-        width, height = big
-        dreamer = Dreamer(model_names[0], weights=None, device=str(dev))
-        objective = dreamer.objective()
-        tensor = torch.rand(1, 3, height, width, device=dev)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        ms = _time(lambda: dreamer.run(tensor, objective, config), 1, sync)
-        memory = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
-        print(f"  {model_names[0]} {width}x{height}: {ms:.0f} ms/frame, peak GPU memory {memory:.2f} GiB "
-              f"(tiles of {dreamer.tile_for(height, width, config)} px)")
+        _big_frame(model_names[0], dev, big, config, sync)
     return rows
+
+
+def _engine_row(dreamer: Dreamer, ref: Reference, objective, image: np.ndarray, config: DreamConfig, repeats: int,
+                sync) -> dict:
+    """Naive loop, engine alone (a tensor on the device), and a whole frame
+    in this process (NumPy in and out: transfers and colour work included)."""
+    from .api import dream_sequence_frame
+    from .io import Picture
+
+    height, width = image.shape[:2]
+    dev = dreamer.device
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].to(dev)
+    picture = Picture(image, False, "float16")
+    naive = _time(lambda: naive_dream(ref.net, ref.hook, image, config, dev, ref.mean, ref.std),
+                  max(1, repeats // 3), sync)
+    count = max(repeats, 2)
+    engine = _per_frame(lambda n: [dreamer.run(tensor, objective, config) for _ in range(n)], count, sync)
+    frame = _per_frame(lambda n: [dream_sequence_frame(dreamer, picture, objective, config) for _ in range(n)],
+                       count, sync)
+    flops = frame_flops(dreamer, objective, config, height, width)
+    return {"model": dreamer.info.name, "size": f"{width}x{height}", "naive_ms": naive, "engine_ms": engine,
+            "frame_ms": frame, "tflop": flops / 1e12, "tflops": flops / 1e12 / (engine / 1000)}
+
+
+def _server_row(client, model: str, layer: str, image: np.ndarray, config: DreamConfig, count: int) -> dict:
+    """The same frame end to end through the server: two in flight, and one at a time."""
+    from .client import FrameRequest
+
+    height, width = image.shape[:2]
+    params = {"model": model, "weights": None, "layer": layer, "octaves": config.octaves,
+              "octave_scale": config.octave_scale, "iterations": config.iterations}
+    request = FrameRequest(image.astype("<f2").tobytes(), "raw", raw={"dtype": "float16", "shape": [height, width, 3]})
+    return {key: _per_frame(lambda n: _through_server(client, request, params, n, in_flight), count, lambda: None)
+            for key, in_flight in (("server_ms", 2), ("server_1_ms", 1))}
+
+
+def _print_row(row: dict, peak: float | None) -> None:
+    engine = row["engine_ms"]
+    server = (f", server {row['server_ms']:7.1f} ms ({row['server_ms'] / engine - 1:+.0%}; one frame at a time "
+              f"{row['server_1_ms'] / engine - 1:+.0%})" if "server_ms" in row else "")
+    share = f", {row['tflops'] / peak:.1%} of peak" if peak else ""
+    print(f"  {row['model']:9} {row['size']:>9}: naive {row['naive_ms']:8.1f} ms, engine {engine:7.1f} ms "
+          f"({row['naive_ms'] / engine:5.1f}x), whole frame {row['frame_ms']:7.1f} ms "
+          f"({row['frame_ms'] / engine - 1:+.0%}){server}; {row['tflop']:.2f} TFLOP/frame, "
+          f"{row['tflops']:.1f} TFLOP/s{share}")
+
+
+def _big_frame(model: str, dev: torch.device, size: tuple[int, int], config: DreamConfig, sync) -> None:
+    """A 4K frame: its time and the peak GPU memory (bounded by tiling)."""
+    width, height = size
+    dreamer = Dreamer(model, weights=None, device=str(dev))
+    objective = dreamer.objective()
+    tensor = torch.rand(1, 3, height, width, device=dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    ms = _time(lambda: dreamer.run(tensor, objective, config), 1, sync)
+    memory = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
+    print(f"  {model} {width}x{height}: {ms:.0f} ms/frame, peak GPU memory {memory:.2f} GiB "
+          f"(tiles of {dreamer.tile_for(height, width, config)} px)")
 
 
 def _through_server(client, request, params: dict, count: int, in_flight: int) -> None:
