@@ -1,3 +1,5 @@
+import json
+
 import bpy
 
 
@@ -11,7 +13,7 @@ def draw_settings(layout, context) -> None:
     row = layout.row()
     row.active = not settings.layer.strip()
     row.prop(settings, "layer_index")
-    name = settings.layer_name()
+    name = settings.layer_name(json.loads(context.window_manager.dream.server_layers or "{}"))
     if name:
         layout.label(text=f"Dreaming layer {name}")
     col = layout.column(align=True)

@@ -16,9 +16,6 @@ MODELS = [("lite0", "EfficientNet-Lite0", "Offline default: weights ship with dr
           ("googlenet", "GoogLeNet", "The original DeepDream network (downloads weights once)"),
           ("vgg16", "VGG16", "Painterly textures (downloads weights once)"),
           ("resnet50", "ResNet-50", "Downloads weights once")]
-# Known layer lists, for showing a name beside the animatable layer index
-# without asking the server; the server is the authority and checks them.
-LITE0_LAYERS = ["stem"] + [f"block{i}" for i in range(16)] + ["head"]
 
 
 def _apply_preset(self, context) -> None:
@@ -37,7 +34,8 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                           description="Layer to amplify, or a sum like 'block8+0.5*block11'; "
                                       "empty: use Layer Index")
     layer_index: IntProperty(name="Layer Index", default=-1, min=-1, max=40,
-                             description="Animatable layer choice, counted from the input; -1: the model's default")
+                             description="Animatable layer choice by position, counted from the input, for any "
+                                         "model (names show after Test Connection); -1: the model's default")
     octaves: IntProperty(name="Octaves", default=4, min=1, max=12, description="Scales to dream at")
     octave_scale: FloatProperty(name="Octave Scale", default=1.4, min=1.05, max=3.0)
     iterations: IntProperty(name="Iterations", default=10, min=1, max=200, description="Steps per octave")
@@ -64,23 +62,28 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
     channel: IntProperty(name="Channel", default=0, min=0, max=128,
                          description="Sequencer channel for dreamed strips; 0: the first free one")
 
-    def layer_name(self) -> str | None:
-        if self.layer.strip():
-            return self.layer.strip()
-        if self.layer_index >= 0 and self.model == "lite0":
-            return LITE0_LAYERS[min(self.layer_index, len(LITE0_LAYERS) - 1)]
-        return None
-
     def to_params(self) -> dict:
-        """The server's params for the current frame."""
+        """The server's params for the current frame. A layer index goes as
+        an index: the server knows each model's layers."""
         params = {"model": self.model, "octaves": self.octaves, "octave_scale": round(self.octave_scale, 4),
                   "iterations": self.iterations, "step": round(self.step, 6), "seed": self.seed,
                   "strength": round(self.strength, 4),
                   "keep_colors": self.keep_colors, "tile": self.tile, "temporal": self.temporal}
-        layer = self.layer_name()
-        if layer:
-            params["layer"] = layer
+        if self.layer.strip():
+            params["layer"] = self.layer.strip()
+        elif self.layer_index >= 0:
+            params["layer_index"] = self.layer_index
         return params
+
+    def layer_name(self, known: dict) -> str | None:
+        """The layer dreamed, for display, from ``known`` model layers (what
+        the server said at Test Connection); None when unknown or default."""
+        if self.layer.strip():
+            return self.layer.strip()
+        layers = known.get(self.model)
+        if self.layer_index < 0 or not layers:
+            return None
+        return layers[min(self.layer_index, len(layers) - 1)]
 
 
 class DreamRuntime(bpy.types.PropertyGroup):
@@ -90,6 +93,7 @@ class DreamRuntime(bpy.types.PropertyGroup):
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     running: BoolProperty(default=False)
     server_info: StringProperty(default="")
+    server_layers: StringProperty(default="{}")  # JSON {model: [layers]} from the last Test Connection
 
 
 CLASSES = (DreamSceneSettings, DreamRuntime)

@@ -45,7 +45,8 @@ class LocalBackend:
         self.settings = settings
         self.dreamer = cached_dreamer(settings.model, settings.weights, device)
         guide = read_image(settings.guide).pixels if settings.guide else None
-        self.objective = self.dreamer.objective(settings.layer, settings.channels, guide)
+        self.objective = self.dreamer.objective(settings.layer_for(self.dreamer.info.layers), settings.channels,
+                                                guide)
         self.previous = None  # the last frame, for temporal coherence
 
     def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None],

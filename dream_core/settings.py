@@ -15,6 +15,7 @@ class DreamSettings:
 
     model: str = "lite0"
     layer: Optional[str] = None
+    layer_index: int = -1  # a layer by position from the input when no layer is named; -1: the model's default
     channels: Optional[list[int]] = None
     weights: Optional[str] = "default"
     keep_colors: bool = False
@@ -23,6 +24,14 @@ class DreamSettings:
     temporal: str = "none"  # none, blend, flow, vectors, auto: see dream_core.temporal
     strength: float = 1.0  # output mix between the render (0) and the dream (1)
     config: DreamConfig = field(default_factory=DreamConfig)
+
+    def layer_for(self, layers: tuple[str, ...]) -> Optional[str]:
+        """The layer to dream for a model with ``layers``: the named one, or
+        the one at ``layer_index`` (the last past the end), or None for the
+        model's default. An index lets an animation keyframe the depth."""
+        if self.layer or self.layer_index < 0:
+            return self.layer
+        return layers[min(self.layer_index, len(layers) - 1)]
 
     def to_params(self) -> dict:
         """The wire form: flat, with the numeric settings beside the others."""
@@ -38,7 +47,7 @@ class DreamSettings:
         if not isinstance(params, dict):
             raise ValueError("params must be an object")
         config_names = set(DreamConfig.field_names())
-        own = {"model", "layer", "channels", "weights", "keep_colors", "mask", "temporal", "strength"}
+        own = {"model", "layer", "layer_index", "channels", "weights", "keep_colors", "mask", "temporal", "strength"}
         unknown = sorted(set(params) - config_names - own)
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: "
@@ -48,6 +57,9 @@ class DreamSettings:
         for name in ("model", "layer", "weights"):
             if kwargs.get(name) is not None and not isinstance(kwargs[name], str):
                 raise ValueError(f"{name} must be a string")
+        index = kwargs.get("layer_index", -1)
+        if isinstance(index, bool) or not isinstance(index, int) or not -1 <= index <= 1000:
+            raise ValueError("layer_index must be an integer from -1 (the model's default) to 1000")
         channels = kwargs.get("channels")
         if channels is not None and (not isinstance(channels, list)
                                      or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)):

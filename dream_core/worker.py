@@ -170,7 +170,7 @@ class Worker:
             raise ProtocolError("unknown_model", err.args[0]) from None
         dreamer = self.dreamer(s.model, s.weights)
         try:
-            objective = dreamer.objective(s.layer, s.channels, task.guide)
+            objective = dreamer.objective(s.layer_for(dreamer.info.layers), s.channels, task.guide)
         except ValueError as err:
             code = "unknown_layer" if "has no layer" in str(err) else "bad_params"
             raise ProtocolError(code, str(err)) from None

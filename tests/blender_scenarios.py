@@ -72,6 +72,10 @@ def scenario_animation(workdir, zip_path):
     scene.dream.keyframe_insert("strength", frame=1)  # animatable: fades from 1.0 to 0.0
     scene.dream.strength = 0.0
     scene.dream.keyframe_insert("strength", frame=3)
+    scene.dream.layer_index = 2  # and deeper layers over the shot: an index the server resolves per model
+    scene.dream.keyframe_insert("layer_index", frame=1)
+    scene.dream.layer_index = 8
+    scene.dream.keyframe_insert("layer_index", frame=3)
     bpy.ops.dream.render_animation()
     root = os.path.join(workdir, "dream")
     renders = sorted(os.listdir(os.path.join(root, "renders")))
@@ -85,7 +89,13 @@ def scenario_animation(workdir, zip_path):
     bpy.ops.wm.save_mainfile()
     return {"renders": renders, "dreamed": dreamed, "strip": strip_report(scene, f"Dream {scene.name}"),
             "user_output_kept": scene.render.image_settings.file_format,
+            "layer_index_sent": [_params_at(scene, f).get("layer_index") for f in (1, 2, 3)],
             "render_is_multilayer": open(src, "rb").read(4) == b"\x76\x2f\x31\x01"}
+
+
+def _params_at(scene, frame: int) -> dict:
+    scene.frame_set(frame)
+    return scene.dream.to_params()
 
 
 def scenario_rerun(workdir, zip_path):

@@ -73,6 +73,7 @@ def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, via_s
     assert result["dreamed"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]
     assert result["render_is_multilayer"]
     assert result["user_output_kept"] == "PNG"  # the user's output settings came back
+    assert result["layer_index_sent"] == [2, 5, 8]  # keyframed, evaluated per frame, sent as an index
     strip = result["strip"]
     assert strip["frames"] == 3 and strip["frame_start"] == 1 and strip["channel"] == 1
     assert "Dream Renders: Dreaming frame" in stdout  # progress lines for farm logs

@@ -149,3 +149,14 @@ def test_a_lost_job_resumes_from_the_frames_the_client_sends(client):
     with pytest.raises(P.ProtocolError) as err:
         next(client.dream_many([third], COHERENT, output=RAW_OUT))
     assert err.value.code == "shape_mismatch"
+
+
+def test_a_layer_index_picks_the_models_layer_by_position(client):
+    """The add-on keyframes depth as an index; the server knows each model's layers."""
+    by_name = dream_raw(client, params=dict(TINY_PARAMS, layer="block2")).data
+    assert dream_raw(client, params=dict(TINY_PARAMS, layer_index=3)).data == by_name  # stem, block0, 1, 2
+    last = dream_raw(client, params=dict(TINY_PARAMS, layer="head")).data
+    assert dream_raw(client, params=dict(TINY_PARAMS, layer_index=999)).data == last  # past the end: the last
+    with pytest.raises(P.ProtocolError) as err:
+        dream_raw(client, params=dict(TINY_PARAMS, layer_index=-2))
+    assert err.value.code == "bad_params"

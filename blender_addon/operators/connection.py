@@ -1,3 +1,5 @@
+import json
+
 import bpy
 
 from ..frames import DreamError
@@ -21,10 +23,12 @@ class DREAM_OT_test_connection(bpy.types.Operator):
         try:
             with server_link(context).connect() as client:
                 info = describe(client.server_info)
+                layers = {m["name"]: m.get("layers", []) for m in client.server_info.get("models", [])}
         except (DreamError, ConnectionFailed) as err:
             context.window_manager.dream.server_info = f"Failed: {err}"
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
         context.window_manager.dream.server_info = info
+        context.window_manager.dream.server_layers = json.dumps(layers)  # names beside the layer index
         self.report({"INFO"}, info)
         return {"FINISHED"}
