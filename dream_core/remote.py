@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from multiprocessing import AuthenticationError
 from typing import Callable, Optional
 
@@ -69,8 +70,7 @@ class RemoteBackend:
             for result in self.client.dream_many(requests(), self.params, job=self.job, in_flight=2,
                                                  progress=relay, **self.extras):
                 source = sent.popleft()
-                dreamed = decode_image(result.data, result.meta["format"])
-                yield Picture(dreamed.pixels, source.linear, source.dtype)
+                yield source.with_pixels(decode_image(result.data, result.meta["format"]).pixels)
         except ProtocolError as err:
             raise ValueError(f"dream server: {err}") from None
 
@@ -88,9 +88,10 @@ class RemoteBackend:
 
 
 def _encoded(picture: Picture) -> tuple[bytes, str]:
-    """Lossless on the wire: EXR for linear pictures, 16-bit PNG otherwise."""
+    """Lossless on the wire: EXR for linear pictures, 16-bit PNG otherwise.
+    Other passes stay here (they are written back from the source)."""
     if picture.linear:
-        return encode_image(picture, "exr"), "exr"
+        return encode_image(replace(picture, passes=None), "exr"), "exr"
     return encode_image(Picture(picture.pixels, False, "uint16"), "png"), "png"
 
 

@@ -107,3 +107,26 @@ def test_writes_are_atomic_and_leave_no_temp_files(tmp_path):
         write_image(str(target), Picture(np.zeros((0, 4, 3), np.float32)))
     assert err.type is not AssertionError
     assert [p.name for p in target.parent.iterdir()] == ["frame.png"]
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_a_dreamed_multilayer_exr_keeps_its_other_passes(tmp_path, rng, multipart):
+    """Depth, vectors and the like come back untouched beside the dreamed Combined."""
+    from dream_core.cli import main
+
+    rgba = np.dstack([rng.random((48, 64, 3)), np.linspace(0, 1, 64)[None, :].repeat(48, 0)]).astype(np.float32)
+    vector = rng.normal(size=(48, 64, 4)).astype(np.float32)
+    src, out = tmp_path / "render.exr", tmp_path / "dreamed.exr"
+    _write_blender_like_exr(str(src), rgba, vector, multipart)
+    assert main(["dream", str(src), "-o", str(out), "--octaves", "1", "--iterations", "2", "--device", "cpu",
+                 "-q"]) == 0
+    with OpenEXR.File(str(out), separate_channels=True) as f:
+        channels = {name: c.pixels for name, c in f.channels().items()}
+    assert sorted(channels) == sorted([f"ViewLayer.Combined.{c}" for c in "RGBA"] +
+                                      [f"ViewLayer.Vector.{c}" for c in "XYZW"])
+    for i, c in enumerate("XYZW"):
+        assert np.array_equal(channels[f"ViewLayer.Vector.{c}"], vector[..., i])
+    assert np.array_equal(channels["ViewLayer.Combined.A"], rgba[..., 3])  # alpha untouched
+    assert np.abs(channels["ViewLayer.Combined.R"] - rgba[..., 0]).mean() > 0.001  # the picture was dreamed
+    again = read_image(str(out))
+    assert again.vectors is not None and again.passes is not None  # and it reads as a multilayer frame again

@@ -2,10 +2,14 @@
 
 Blender writes multilayer EXR in two shapes: 3.x one part whose channels are
 named ``ViewLayer.Combined.R`` …, 5.0 one part per pass. Both are read by
-gathering every part's channels under their full names.
+gathering every part's channels under their full names. A dreamed
+multilayer frame is written back with its other passes (depth, normals,
+vectors…) untouched beside the dreamed Combined, as one part with full
+channel names, which every Blender version reads.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -37,8 +41,18 @@ def _find_pass(channels: dict[str, np.ndarray], pass_name: str, letters: str) ->
     return None
 
 
-def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray]]:
-    """Returns (pixels H×W×C float32, the stored pixel type, Vector pass H×W×4 or None)."""
+@dataclass
+class Passes:
+    """How a multilayer file stores its picture: the full names of the
+    channels the pixels came from, and every other channel as stored."""
+
+    names: list[str]
+    others: dict[str, np.ndarray]
+
+
+def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional[Passes]]:
+    """Returns (pixels H×W×C float32, the stored pixel type, Vector pass
+    H×W×4 or None, the other passes or None for a plain RGB(A)/Y(A) file)."""
     channels = _full_channels(path)
     if not channels:
         raise ValueError(f"{path}: EXR file holds no channels")
@@ -58,14 +72,22 @@ def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray]]:
     pixels = np.stack([c.astype(np.float32) for c in found], axis=-1)
     vector = _find_pass(channels, "Vector", "XYZW")
     vectors = np.stack([c.astype(np.float32) for c in vector], axis=-1) if vector else None
-    return pixels, dtype, vectors
+    used = [next(name for name, c in channels.items() if c is f) for f in found]  # in the pixels' order
+    others = {name: c for name, c in channels.items() if name not in used}
+    passes = Passes(used, others) if others or any("." in name for name in used) else None
+    return pixels, dtype, vectors, passes
 
 
-def write_exr(path: str, pixels: np.ndarray, dtype: str) -> None:
-    """Writes H×W×C pixels as a plain R, G, B(, A) or Y(, A) EXR, ZIP-compressed."""
-    names = {1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]]
+def write_exr(path: str, pixels: np.ndarray, dtype: str, passes: Optional[Passes] = None) -> None:
+    """Writes H×W×C pixels as a plain R, G, B(, A) or Y(, A) EXR, ZIP-compressed,
+    or under ``passes.names`` beside ``passes.others`` (a multilayer frame)."""
+    names = list({1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]])
+    if passes is not None and len(passes.names) == pixels.shape[-1]:
+        names = passes.names
     np_type = np.float16 if dtype == "float16" else np.float32
     channels = {n: np.ascontiguousarray(pixels[..., i].astype(np_type)) for i, n in enumerate(names)}
+    if passes is not None and len(passes.names) == pixels.shape[-1]:
+        channels.update(passes.others)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with OpenEXR.File(header, channels) as f:
         f.write(path)

@@ -30,6 +30,7 @@ class Picture:
     linear: bool = False  # scene-linear (EXR) rather than display-referred sRGB
     dtype: str = "uint8"  # stored sample type: uint8, uint16, float16, float32
     vectors: Optional[np.ndarray] = None  # Blender's Vector pass, H×W×4, when present
+    passes: Optional[exr.Passes] = None  # a multilayer EXR's other passes, written back beside the pixels
 
     @property
     def height(self) -> int:
@@ -117,10 +118,10 @@ def decode_image(data: bytes, fmt: str, source: str = "image") -> Picture:
 
 def _read_exr(path: str, source: str) -> Picture:
     try:
-        pixels, dtype, vectors = exr.read_exr(path)
+        pixels, dtype, vectors, passes = exr.read_exr(path)
     except (OSError, RuntimeError, ValueError) as err:
         raise ValueError(f"{source}: not a readable EXR image ({err})") from None
-    return Picture(pixels, True, dtype, vectors)
+    return Picture(pixels, True, dtype, vectors, passes)
 
 
 def encode_image(picture: Picture, fmt: str) -> bytes:
@@ -128,7 +129,7 @@ def encode_image(picture: Picture, fmt: str) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "frame.exr")
             dtype = picture.dtype if picture.dtype.startswith("float") else "float16"
-            exr.write_exr(path, _linear_pixels(picture), dtype)
+            exr.write_exr(path, _linear_pixels(picture), dtype, picture.passes)
             with open(path, "rb") as f:
                 return f.read()
     ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp"}[fmt]
