@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 ADDON = os.path.join(ROOT, "blender_addon")
 PACKAGE = "dream_renders"
 BUNDLED = {"dream_core/protocol.py": "dream_protocol.py", "dream_core/client.py": "dream_client.py",
-           "dream_core/atomic.py": "dream_atomic.py"}
+           "dream_core/spawn.py": "dream_spawn.py", "dream_core/atomic.py": "dream_atomic.py"}
 
 
 def version() -> str:

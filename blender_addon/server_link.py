@@ -8,8 +8,9 @@ import os
 import threading
 from dataclasses import dataclass
 
-from .dream_client import DreamClient, ServerProcess, ServerStartError, spawn_server
+from .dream_client import DreamClient
 from .dream_protocol import ProtocolError
+from .dream_spawn import ServerProcess, ServerStartError, spawn_server
 
 
 @dataclass(frozen=True)

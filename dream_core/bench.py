@@ -173,7 +173,7 @@ def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_
     with TFLOP/s and the share of the device's peak; then a 4K frame's peak
     memory. Random weights (timing only). Engine and server figures are
     throughput over the same number of frames; the naive loop is best of."""
-    from .client import spawn_server
+    from .spawn import spawn_server
 
     dev = resolve_device(device)
     sync = _sync(dev)
@@ -275,8 +275,8 @@ def run_transport_bench(device: str = "auto", repeats: int = 5, width: int = 192
     """Round trip of an RGBA frame through the protocol alone, against dreaming it."""
     import sys
 
-    from .client import spawn_server
     from .io import Picture, encode_image
+    from .spawn import spawn_server
 
     rng = np.random.default_rng(0)
     rgba = rng.random((height, width, 4), dtype=np.float32)

@@ -15,10 +15,10 @@ import time
 import numpy as np
 import torch
 
-from .client import spawn_server
 from .colour import linear_to_srgb
 from .io import read_image
 from .protocol import write_token
+from .spawn import spawn_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -59,7 +59,7 @@ TEST_MAX_PAYLOAD_MB = 4
 @pytest.fixture(scope="session")
 def server():
     """One real dream server process on loopback for the whole session."""
-    from dream_core.client import spawn_server
+    from dream_core.spawn import spawn_server
 
     env = {**os.environ, "PYTHONPATH": ROOT}
     proc = spawn_server(sys.executable, device="cpu", env=env,

@@ -13,8 +13,9 @@ import pytest
 from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, run_cli
 
 from dream_core import protocol as P
-from dream_core.client import Cancelled, DreamClient, ServerStartError, spawn_server
+from dream_core.client import Cancelled, DreamClient
 from dream_core.io import Picture, decode_image, encode_image
+from dream_core.spawn import ServerStartError, spawn_server
 
 
 def test_hello_describes_the_server(client):
@@ -272,7 +273,7 @@ def test_spawn_reports_a_server_that_dies(tmp_path):
 def test_a_spawned_server_does_not_outlive_its_parent():
     """Blender killed (or a farm job ending) must not leave a server holding the GPU."""
     parent = subprocess.run([sys.executable, "-c", (
-        "import os, sys; from dream_core.client import spawn_server\n"
+        "import os, sys; from dream_core.spawn import spawn_server\n"
         "s = spawn_server(sys.executable, device='cpu', extra_args=['--preload', ''])\n"
         "print(s.pid, flush=True); os._exit(0)  # no cleanup at all, like a crash")],
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
