@@ -17,6 +17,15 @@ Every request gets exactly one final reply (``"event": "result"`` or
 Replies carry their request's ``id``. A connection may keep up to
 ``MAX_IN_FLIGHT`` dreams in flight (a frame is decoded and sent while the
 one before it dreams); they run in the order sent.
+
+Ops: ``hello`` (server facts: version, device, models and their layers,
+limits); ``dream`` (header: ``params``, ``job``, ``frame``, ``output``;
+payloads by name: ``image``, optional ``vectors`` (the Vector pass, raw
+H×W×4), ``mask``, ``guide``, and for a sequence resumed where the server
+lost its job ``previous_render``, ``previous_dream``, ``previous_vectors``);
+``cancel`` (a ``job``'s frames from any connection, or without a job this
+connection's); ``close_job``; ``echo`` (the payloads back: transport
+timing); ``shutdown``.
 """
 from __future__ import annotations
 
