@@ -73,6 +73,9 @@ class RemoteBackend:
                 yield source.with_pixels(decode_image(result.data, result.meta["format"]).pixels)
         except ProtocolError as err:
             raise ValueError(f"dream server: {err}") from None
+        except (OSError, EOFError) as err:
+            raise ValueError(f"lost the dream server at {self.client.address} ({type(err).__name__}: {err}); "
+                             "finished frames are kept, run again to resume") from None
 
     def _request(self, picture: Picture) -> FrameRequest:
         data, fmt = _encoded(picture)
