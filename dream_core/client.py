@@ -144,7 +144,8 @@ class DreamClient:
         coherent (the server runs a connection's frames in the order sent).
         Progress events get the request's ``frame`` added. Stopping early
         (an error, a cancel, ``close()`` on the iterator) cancels the frames
-        still in flight and leaves the connection usable."""
+        still in flight and leaves the connection usable; a dead or silent
+        server closes it at once."""
         if self.server_info is None and in_flight > 1:
             self.hello()  # tells how many frames the server takes at once
         limit = (self.server_info or {}).get("max_in_flight", 1)
@@ -153,7 +154,7 @@ class DreamClient:
         pending: "collections.deque[int]" = collections.deque()
         numbers: dict[int, Optional[int]] = {}
         finished: dict[int, Union[DreamResult, P.ProtocolError]] = {}
-        cancel_sent = False
+        cancel_sent = broken = False
         try:
             while True:
                 while len(pending) < in_flight:
@@ -182,8 +183,13 @@ class DreamClient:
                 if isinstance(outcome, P.ProtocolError):
                     raise outcome
                 yield outcome
+        except (OSError, EOFError, ServerTimeout):
+            broken = True  # dead or hung: nothing to drain, and waiting again would double the wait
+            raise
         finally:
-            if pending:
+            if broken:
+                self.close()
+            elif pending:
                 self._abandon(pending, finished)
 
     def _send_dream(self, request: "FrameRequest", params, job, mask, guide, output) -> int:
