@@ -116,19 +116,19 @@ class DreamWorker:
                 self._stream(client, taken)
                 return client
             except Cancelled:
-                self.events.put(("cancelled", taken[0].frame if taken else None))
+                self.events.put(("cancelled", _first_frame(taken)))
                 return client
             except (OSError, EOFError) as err:
                 if client is not None:
                     client.close()
                 client = None
                 if attempt == 2:
-                    self.events.put(("error", taken[0].frame, f"lost the dream server: {err}"))
+                    self.events.put(("error", _first_frame(taken), f"lost the dream server: {err}"))
             except ConnectionFailed as err:
-                self.events.put(("error", taken[0].frame, str(err)))
+                self.events.put(("error", _first_frame(taken), str(err)))
                 return None
             except (ProtocolError, ValueError) as err:
-                self.events.put(("error", taken[0].frame if taken else None, str(err)))
+                self.events.put(("error", _first_frame(taken), str(err)))
                 return client
         return client
 
@@ -148,3 +148,8 @@ class DreamWorker:
             total = event["octaves"] * event["iterations"]
             done = (event["octave"] - 1) * event["iterations"] + event["iteration"]
             self.events.put(("progress", event.get("frame"), done / max(1, total)))
+
+
+def _first_frame(taken: list[FrameWork]) -> int | None:
+    """The frame an event is about: the first not yet done."""
+    return taken[0].frame if taken else None
