@@ -58,7 +58,7 @@ class RemoteBackend:
                 sent.append(picture)
                 self.frame += 1
                 request = self._request(picture)
-                if resume is not None and self.frame == 1:
+                if resume is not None and self.frame == 1 and self.settings.temporal != "none":
                     request.extras.update(self._resume_extras(*resume))
                 yield request
 

@@ -81,12 +81,11 @@ def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional
 def write_exr(path: str, pixels: np.ndarray, dtype: str, passes: Optional[Passes] = None) -> None:
     """Writes H×W×C pixels as a plain R, G, B(, A) or Y(, A) EXR, ZIP-compressed,
     or under ``passes.names`` beside ``passes.others`` (a multilayer frame)."""
-    names = list({1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]])
-    if passes is not None and len(passes.names) == pixels.shape[-1]:
-        names = passes.names
+    layered = passes is not None and len(passes.names) == pixels.shape[-1]
+    names = passes.names if layered else list({1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]])
     np_type = np.float16 if dtype == "float16" else np.float32
     channels = {n: np.ascontiguousarray(pixels[..., i].astype(np_type)) for i, n in enumerate(names)}
-    if passes is not None and len(passes.names) == pixels.shape[-1]:
+    if layered:
         channels.update(passes.others)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with OpenEXR.File(header, channels) as f:
