@@ -6,6 +6,7 @@ callback that may raise to cancel.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Optional
@@ -122,6 +123,8 @@ class ObjectiveValue(torch.nn.Module):
 class Dreamer:
     """A model loaded on a device, ready to dream any number of images."""
 
+    CACHED_OBJECTIVES = 16  # compiled objectives kept, least recently used dropped first
+
     def __init__(self, model: str = models.DEFAULT_MODEL, *, weights: Optional[str] = "default",
                  device: str = "auto", compile: str = "auto") -> None:
         """``compile``: ``"auto"`` compiles the forward and backward with CUDA
@@ -133,7 +136,7 @@ class Dreamer:
         # channels_last: faster convolutions on CUDA and, measured, ~7% on CPU too
         self.net = models.get_model(model, weights=weights).to(self.device, memory_format=torch.channels_last)
         self.compile = compile
-        self._compiled: dict[str, Callable] = {}
+        self._compiled: "OrderedDict[str, Callable]" = OrderedDict()
 
     def __repr__(self) -> str:
         return f"Dreamer({self.info.name!r}, device={str(self.device)!r})"
@@ -167,8 +170,9 @@ class Dreamer:
 
     def _value_fn(self, objective: Objective) -> Callable[[torch.Tensor], torch.Tensor]:
         """Tiles -> objective value per tile; compiled when ``self.compile`` asks."""
-        key = repr(objective)
+        key = objective.key
         if key in self._compiled:
+            self._compiled.move_to_end(key)
             return self._compiled[key]
         value: Callable[[torch.Tensor], torch.Tensor] = ObjectiveValue(self.net, objective)
         if self.compile != "off" and (self.compile != "auto" or self.device.type == "cuda"):
@@ -181,6 +185,8 @@ class Dreamer:
             else:
                 value = torch.compile(value, backend=self.compile, dynamic=False)
         self._compiled[key] = value
+        while len(self._compiled) > self.CACHED_OBJECTIVES:
+            self._compiled.popitem(last=False)  # a long-lived server meets many guides
         return value
 
     def score(self, image: torch.Tensor, objective: Objective, config: DreamConfig = DreamConfig()) -> float:

@@ -11,6 +11,7 @@ tiles' values weighted by their share of the image.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import torch
@@ -20,6 +21,12 @@ class Objective:
     """Base class; subclasses implement ``__call__`` and ``layers``."""
 
     layers: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        """What identifies this objective's computation, for caches: its
+        ``repr`` unless that leaves out data (a guide's features)."""
+        return repr(self)
 
     def __call__(self, acts: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -81,6 +88,13 @@ class Guide(Objective):
         self.name = name
         self.guide = guide_features
         self.layers = frozenset([name])
+        # two guides of one size share a repr; the cache key must tell them apart
+        digest = hashlib.sha1(guide_features.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
+        self._key = f"guide({name!r}, {digest})"
+
+    @property
+    def key(self) -> str:
+        return self._key
 
     def __call__(self, acts):
         act = acts[self.name].float()
@@ -103,6 +117,10 @@ class Sum(Objective):
         self.terms = flat
         self.layers = frozenset().union(*(t.layers for t in flat))
 
+    @property
+    def key(self) -> str:
+        return " + ".join(t.key for t in self.terms)
+
     def __call__(self, acts):
         return sum(term(acts) for term in self.terms)
 
@@ -114,6 +132,10 @@ class Scaled(Objective):
     def __init__(self, inner: Objective, weight: float) -> None:
         self.inner, self.weight = inner, weight
         self.layers = inner.layers
+
+    @property
+    def key(self) -> str:
+        return f"{self.weight:g} * {self.inner.key}"
 
     def __call__(self, acts):
         return self.weight * self.inner(acts)

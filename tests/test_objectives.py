@@ -56,3 +56,32 @@ def test_out_of_range_channel_is_reported(lite0, coffee):
 def test_unknown_layer_for_model_lists_valid_layers(lite0):
     with pytest.raises(ValueError, match="valid: stem, block0"):
         lite0.objective("inception4c")
+
+
+def test_two_guides_of_the_same_size_each_pull_their_own_way(coffee):
+    """Compiled objectives are cached per dreamer: a second guide image of the
+    same size must not reuse the first one's objective."""
+    import numpy as np
+
+    from dream_core import dream
+
+    rng = np.random.default_rng(5)
+    first, second = (rng.random((48, 64, 3), dtype=np.float32) for _ in range(2))
+    settings = dict(layer="block8", octaves=1, iterations=3, device="cpu")
+    dream(coffee, guide=first, **settings)  # leaves a cached dreamer and objective behind
+    after_first = dream(coffee, guide=second, **settings)
+    from dream_core.engine import Dreamer
+
+    fresh = Dreamer("lite0", device="cpu")
+    alone = fresh.run(to_tensor(coffee), fresh.objective("block8", guide=second),
+                      DreamConfig(octaves=1, iterations=3))
+    assert np.allclose(after_first, alone[0].permute(1, 2, 0).numpy(), atol=1e-5)
+
+
+def test_the_objective_cache_is_bounded(coffee):
+    from dream_core.engine import Dreamer
+
+    dreamer = Dreamer("lite0", device="cpu")
+    for channel in range(Dreamer.CACHED_OBJECTIVES + 5):
+        dreamer.score(to_tensor(coffee), dreamer.objective("block3", [channel]), FEW_STEPS)
+    assert len(dreamer._compiled) == Dreamer.CACHED_OBJECTIVES
