@@ -2,14 +2,20 @@
 its panel in Properties › Output and save a screenshot.
 
     xvfb-run -s "-screen 0 1600x1000x24" blender --factory-startup \
-        --python demo/screenshot_panel.py -- ADDON_ZIP OUT.png
+        --python demo/screenshot_panel.py -- ADDON_ZIP OUT.png [WITHOUT.png]
+
+With WITHOUT.png it then disables the add-on and saves the same area again:
+a test compares the two to know the panel was really drawn.
 """
 import os
 import sys
 
 import bpy
 
-zip_path, out = sys.argv[sys.argv.index("--") + 1:][:2]
+args = sys.argv[sys.argv.index("--") + 1:]
+zip_path, out = args[:2]
+without = args[2] if len(args) > 2 else None
+MODULE = "bl_ext.user_default.dream_renders" if bpy.app.version >= (4, 2, 0) else "dream_renders"
 
 
 def install() -> None:
@@ -50,12 +56,26 @@ def scroll():
     bpy.app.timers.register(shoot, first_interval=1.0)
 
 
-def shoot():
+def save_area(path: str) -> None:
     window, area = big_area()
     with bpy.context.temp_override(window=window, area=area):
-        bpy.ops.screen.screenshot_area(filepath=out) if hasattr(bpy.ops.screen, "screenshot_area") else \
-            bpy.ops.screen.screenshot(filepath=out)
-    print(f"screenshot: {out} ({os.path.getsize(out)} bytes)", flush=True)
+        bpy.ops.screen.screenshot_area(filepath=path) if hasattr(bpy.ops.screen, "screenshot_area") else \
+            bpy.ops.screen.screenshot(filepath=path)
+    print(f"screenshot: {path} ({os.path.getsize(path)} bytes)", flush=True)
+
+
+def shoot():
+    save_area(out)
+    if without is None:
+        bpy.ops.wm.quit_blender()
+        return
+    bpy.ops.preferences.addon_disable(module=MODULE)
+    big_area()[1].tag_redraw()
+    bpy.app.timers.register(shoot_without, first_interval=1.0)
+
+
+def shoot_without():
+    save_area(without)
     bpy.ops.wm.quit_blender()
 
 

@@ -31,8 +31,9 @@ STALL_SECONDS = 60.0  # a message started but not finished within this is a stal
 class DreamServer:
     def __init__(self, token: str, address: str = "127.0.0.1:0", *, device: str = "auto",
                  max_payload: int = P.DEFAULT_MAX_PAYLOAD, job_idle_timeout: float = 600.0,
-                 allow_remote: bool = False) -> None:
+                 allow_remote: bool = False, heartbeat: float = P.HEARTBEAT_SECONDS) -> None:
         self.token = token
+        self.heartbeat = heartbeat
         self.max_payload = max_payload
         self.family, addr = P.parse_address(address)
         if self.family != socket.AF_UNIX and not P.is_loopback(addr[0]):
@@ -138,7 +139,7 @@ class DreamServer:
     def _op_hello(self, session, header, payloads) -> None:
         session.send({"event": "result", "id": header.get("id"), "op": "hello", "protocol": P.PROTOCOL,
                       "version": __version__, "max_payload": self.max_payload, "max_in_flight": P.MAX_IN_FLIGHT,
-                      **self.worker.info()})
+                      "heartbeat": self.heartbeat, **self.worker.info()})
 
     def _op_cancel(self, session, header, payloads) -> None:
         """With a job: that job's frames, from any connection; without: this connection's."""
@@ -176,13 +177,12 @@ class DreamServer:
         """Sends one frame's events, then its result (encoded here, off the worker)."""
         request_id = header.get("id")
         try:
+            self._heartbeat(session, request_id, task)  # at once: the client learns its place in the queue
             while True:
                 try:
-                    event = task.events.get(timeout=P.HEARTBEAT_SECONDS)
+                    event = task.events.get(timeout=self.heartbeat)
                 except queue.Empty:
-                    position = self.worker.queue_position(task)
-                    session.send({"event": "heartbeat", "id": request_id,
-                                  "state": "queued" if position else "running", "position": position})
+                    self._heartbeat(session, request_id, task)
                     continue
                 if event[0] == "progress":
                     p = event[1]
@@ -203,6 +203,11 @@ class DreamServer:
             self._send_quietly(session, P.error_reply(request_id, "internal", f"{type(err).__name__}: {err}"))
         finally:
             session.remove(task)
+
+    def _heartbeat(self, session: "Session", request_id, task: Task) -> None:
+        position = self.worker.queue_position(task)
+        session.send({"event": "heartbeat", "id": request_id, "state": "queued" if position else "running",
+                      "position": position})
 
     @staticmethod
     def _send_quietly(session: "Session", header: dict) -> None:
@@ -285,7 +290,8 @@ def serve_from_args(args: argparse.Namespace) -> int:
     limit_decoders()
     address = args.socket or args.listen or "127.0.0.1:0"
     server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
-                         job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote)
+                         job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
+                         heartbeat=args.heartbeat)
     if args.preload:
         server.worker.dreamer(args.preload, "default")  # first frame should not pay for loading
     if args.exit_with_stdin:

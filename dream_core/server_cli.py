@@ -20,4 +20,7 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-payload-mb", type=int, default=512, help="largest accepted message (default 512 MiB)")
     p.add_argument("--job-idle-timeout", type=float, default=600.0,
                    help="seconds after which an idle job's state is freed (default 600)")
+    p.add_argument("--heartbeat", type=float, default=1.0, metavar="SECONDS",
+                   help="while a frame is queued or running and nothing else is sent, tell the client it is "
+                        "alive every SECONDS (default 1); clients time out on silence")
     p.add_argument("--preload", default="lite0", help="model to load at start (default lite0; '' for none)")

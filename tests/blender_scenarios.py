@@ -81,10 +81,6 @@ def scenario_animation(workdir, zip_path):
     renders = sorted(os.listdir(os.path.join(root, "renders")))
     dreamed = sorted(os.listdir(os.path.join(root, "frames")))
     src = os.path.join(root, "renders", renders[0])
-    diffs = []
-    for i, name in enumerate(dreamed):
-        diffs.append(mean_abs_diff(os.path.join(root, "frames", name),
-                                   os.path.join(root, "frames", dreamed[0])) if i else 0.0)
     # dreamed frame vs its render: compare the render through Blender's own PNG output
     bpy.ops.wm.save_mainfile()
     return {"renders": renders, "dreamed": dreamed, "strip": strip_report(scene, f"Dream {scene.name}"),
@@ -187,16 +183,21 @@ def scenario_cancel_resume(workdir, zip_path):
 
 
 def scenario_kill_server(workdir, zip_path):
-    """Spawn mode: the server dies after the first frame; the run restarts it and completes."""
+    """Spawn mode: the server dies while it dreams frame 2; the run restarts it
+    and completes. Frame 2 is keyframed to many iterations so it is surely
+    still dreaming when its first progress arrives, on any machine."""
     scene = build_scene(workdir, frames=3)
     module = install(zip_path)
     fast_settings(scene)
+    for frame, iterations in ((1, 3), (2, 400), (3, 3)):
+        scene.dream.iterations = iterations
+        scene.dream.keyframe_insert("iterations", frame=frame)
     run, link = _frame_run(module, scene)
     killed_pid = None
-    deadline = time.time() + 300
+    deadline = time.time() + 600
     while not run.finished and time.time() < deadline:
         run.tick(wait=0.5)
-        if run.done >= 1 and killed_pid is None and link.process is not None:
+        if run.done == 1 and run.current_fraction > 0 and killed_pid is None:
             killed_pid = link.process.pid
             link.process.process.kill()
             link.process.process.wait()

@@ -63,7 +63,8 @@ def server():
 
     env = {**os.environ, "PYTHONPATH": ROOT}
     proc = spawn_server(sys.executable, device="cpu", env=env,
-                        extra_args=["--max-payload-mb", str(TEST_MAX_PAYLOAD_MB), "--job-idle-timeout", "60"])
+                        extra_args=["--max-payload-mb", str(TEST_MAX_PAYLOAD_MB), "--job-idle-timeout", "60",
+                                    "--heartbeat", "0.25"])
     yield proc
     proc.stop()
 

@@ -62,9 +62,13 @@ def test_keep_colors_keeps_the_source_chroma(coffee):
 
 
 def test_grey_images_come_back_grey(coffee):
+    """A one-channel image is dreamed as RGB and comes back as that dream's luma."""
     grey = luma(coffee)[..., None]
     out = dream(grey, **QUICK)
     assert out.shape == grey.shape
+    assert np.abs(out - grey).mean() > 0.005  # dreamed, not passed through
+    as_rgb = dream(np.repeat(grey, 3, axis=-1), **QUICK)
+    assert np.allclose(out[..., 0], luma(as_rgb), atol=1e-5)
 
 
 def test_linear_hdr_round_trip_keeps_highlights():

@@ -21,15 +21,19 @@ def test_panel_screenshot(tmp_path):
     subprocess.run(["blender", "-b", "--factory-startup", "--python-expr",
                     "import bpy; bpy.context.preferences.view.show_splash = False; bpy.ops.wm.save_userpref()"],
                    env=env, capture_output=True, timeout=120, check=True)
-    out = tmp_path / "panel.png"
+    out, without = tmp_path / "panel.png", tmp_path / "without.png"
     result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "blender", "--python",
-                             os.path.join(ROOT, "demo", "screenshot_panel.py"), "--", built, str(out)],
+                             os.path.join(ROOT, "demo", "screenshot_panel.py"), "--", built, str(out), str(without)],
                             env=env, capture_output=True, text=True, timeout=300)
-    assert out.exists(), result.stdout[-2000:] + result.stderr[-2000:]
+    assert out.exists() and without.exists(), result.stdout[-2000:] + result.stderr[-2000:]
+    import numpy as np
     from PIL import Image
 
-    image = Image.open(out).convert("L")
-    assert image.size[0] > 800 and image.size[1] > 600
-    import numpy as np
-
-    assert len(np.unique(np.asarray(image))) > 20  # drawn, not blank
+    shot = np.asarray(Image.open(out).convert("RGB"), np.int16)
+    bare = np.asarray(Image.open(without).convert("RGB"), np.int16)
+    assert shot.shape[1] > 800 and shot.shape[0] > 600
+    assert len(np.unique(shot)) > 20  # drawn, not blank
+    # the same area with the add-on disabled: our panel's rows are what differ
+    assert shot.shape == bare.shape
+    changed = (np.abs(shot - bare).max(axis=-1) > 24).mean()
+    assert changed > 0.03, f"only {changed:.1%} of the area changed: the panel was not drawn"
