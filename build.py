@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Builds dist/dream_renders-<version>.zip: the add-on folder plus the
-stdlib-only protocol and client from dream_core (one source of truth),
-installable as an extension (Blender 4.2+) or a legacy add-on (3.4+)."""
+"""Builds dist/dream_renders-<version>.zip: the add-on folder plus
+dream_core's standard-library-only ``wire`` package, copied verbatim as the
+add-on's ``wire`` subpackage (one source of truth for the protocol, client,
+spawning, atomic writes and frame plans), installable as an extension
+(Blender 4.2+) or a legacy add-on (3.4+). tests/test_wire.py checks that
+``wire`` imports nothing beyond the standard library."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +16,7 @@ import zipfile
 ROOT = os.path.dirname(os.path.abspath(__file__))
 ADDON = os.path.join(ROOT, "blender_addon")
 PACKAGE = "dream_renders"
-BUNDLED = {"dream_core/protocol.py": "dream_protocol.py", "dream_core/client.py": "dream_client.py",
-           "dream_core/spawn.py": "dream_spawn.py", "dream_core/atomic.py": "dream_atomic.py"}
+WIRE = os.path.join(ROOT, "dream_core", "wire")
 
 
 def version() -> str:
@@ -22,11 +24,22 @@ def version() -> str:
         return re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
 
 
-def check_stdlib_only(source: str, path: str) -> None:
-    """The bundle must run in Blender's Python, which may lack numpy."""
+def check_no_heavy_imports(source: str, path: str) -> None:
+    """The add-on must run in Blender's Python, which may lack numpy."""
     for banned in ("numpy", "torch", "cv2", "OpenEXR"):
         if re.search(rf"^\s*(import|from)\s+{banned}\b", source, re.M):
             raise SystemExit(f"build: {path} imports {banned}; the add-on must stay standard-library only")
+
+
+def _sources(folder: str):
+    """(path relative to ``folder``, text) of every file to ship, in a stable order."""
+    for where, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if not name.endswith((".pyc", ".pyo")):
+                path = os.path.join(where, name)
+                with open(path, encoding="utf-8") as f:
+                    yield os.path.relpath(path, folder), f.read()
 
 
 def build(out_dir: str) -> str:
@@ -34,24 +47,12 @@ def build(out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     tmp = target + ".partial"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for folder, dirs, files in os.walk(ADDON):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith((".pyc", ".pyo")):
-                    continue
-                path = os.path.join(folder, name)
-                rel = os.path.relpath(path, ADDON)
-                with open(path, encoding="utf-8") as f:
-                    source = f.read()
-                if name.endswith(".py"):
-                    check_stdlib_only(source, rel)
-                zf.writestr(f"{PACKAGE}/{rel}", source)
-        for src, dst in BUNDLED.items():
-            with open(os.path.join(ROOT, src), encoding="utf-8") as f:
-                source = f.read()
-            check_stdlib_only(source, src)
-            zf.writestr(f"{PACKAGE}/{dst}", f"# Bundled from {src} by build.py; edit that file, not this one.\n"
-                        + source)
+        for rel, source in _sources(ADDON):
+            if rel.endswith(".py"):
+                check_no_heavy_imports(source, rel)
+            zf.writestr(f"{PACKAGE}/{rel}", source)
+        for rel, source in _sources(WIRE):
+            zf.writestr(f"{PACKAGE}/wire/{rel}", source)  # verbatim: its imports are relative
     os.replace(tmp, target)
     return target
 

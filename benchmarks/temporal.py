@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -26,9 +27,10 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dream_core import temporal  # noqa: E402
-from dream_core.api import dream_sequence_frame, to_dream_space  # noqa: E402
-from dream_core.engine import DreamConfig, Dreamer, image_tensor, tensor_pixels  # noqa: E402
+from dream_core.config import DreamConfig, DreamSettings  # noqa: E402
+from dream_core.engine import Dreamer, image_tensor, tensor_pixels  # noqa: E402
+from dream_core.frame import temporal  # noqa: E402
+from dream_core.frame.pipeline import SequenceDreamer, to_dream_space  # noqa: E402
 from dream_core.io import Picture, read_image  # noqa: E402
 
 
@@ -52,11 +54,12 @@ def motion(pictures: list[Picture], sources: list[np.ndarray]):
     return flows, masks
 
 
-def dream_all(dreamer, objective, config, pictures, mode):
-    previous, dreams, seconds = None, [], []
+def dream_all(dreamer, settings: DreamSettings, pictures, mode):
+    sequence, dreams, seconds = SequenceDreamer(), [], []
+    settings = replace(settings, temporal=mode)
     for picture in pictures:
         start = time.perf_counter()
-        out, previous = dream_sequence_frame(dreamer, picture, objective, config, mode=mode, previous=previous)
+        out = sequence.dream(dreamer, picture, settings)
         seconds.append(time.perf_counter() - start)
         dreams.append(dream_space(out))
     return dreams, float(np.mean(seconds))
@@ -96,12 +99,13 @@ def main(argv=None) -> int:
     dreamer = Dreamer("lite0", device=args.device)
     objective = dreamer.objective()
     config = DreamConfig(octaves=3, iterations=10, step=0.01)
+    settings = DreamSettings(config=config)
     print(f"{args.frames} frames {args.size}, lite0 {objective!r}, 3 octaves x 10 iterations, step 0.01, "
           f"device {dreamer.device}; renders' own flicker {base_flicker:.4f}")
-    dream_all(dreamer, objective, config, pictures[:2], "flow")  # warm-up: the first mode pays no start-up
+    dream_all(dreamer, settings, pictures[:2], "flow")  # warm-up: the first mode pays no start-up
     results = {}
     for mode in ("none", "blend", "flow", "vectors"):
-        dreams, spf = dream_all(dreamer, objective, config, pictures, mode)
+        dreams, spf = dream_all(dreamer, settings, pictures, mode)
         results[mode] = dict(flicker=temporal.flicker(dreams, flows, masks) / base_flicker,
                              strength=score(dreamer, objective, dreams), spf=spf, dreams=dreams)
     none_strength = results["none"]["strength"]
@@ -114,7 +118,7 @@ def main(argv=None) -> int:
     print(f"side-by-side preview (none | vectors): {preview}")
     if args.drift_frames:
         long = render(os.path.join(args.out, f"renders_{args.drift_frames}_96x64"), args.drift_frames, 96, 64, 8)
-        independent, _ = dream_all(dreamer, objective, config, long, "none")
+        independent, _ = dream_all(dreamer, settings, long, "none")
         print(f"drift over {args.drift_frames} frames (96x64): brightness and saturation of the dreams, "
               f"relative to dreaming each frame on its own (which has no memory, so cannot drift)")
 
@@ -127,9 +131,10 @@ def main(argv=None) -> int:
                   f"{last[1]:+5.1%}")
 
         # the noise floor: independent dreams with another seed differ this much already
-        report("other seed", dream_all(dreamer, objective, config.replace(seed=config.seed + 1), long, "none")[0])
+        other_seed = replace(settings, config=config.replace(seed=config.seed + 1))
+        report("other seed", dream_all(dreamer, other_seed, long, "none")[0])
         for mode in ("blend", "flow", "vectors"):
-            report(mode, dream_all(dreamer, objective, config, long, mode)[0])
+            report(mode, dream_all(dreamer, settings, long, mode)[0])
     return 0
 
 

@@ -2,7 +2,10 @@
 
 The add-on needs neither torch nor NumPy: it talks to a dream server
 (``python -m dream_core serve``) over a local socket, starting it itself
-when set to.
+when set to. Operators (``operators/``) are thin: they gather settings and
+call plain modules: ``runs`` (the frame scheduler), ``dreaming`` (the worker
+thread), ``plans``, ``rendering``, ``sequencer``, ``server_link``, and
+``wire/`` (the protocol and client, bundled from dream_core by build.py).
 """
 
 bl_info = {

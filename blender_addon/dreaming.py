@@ -1,43 +1,67 @@
 """Dreaming files on the server from a worker thread. No bpy here: the
 thread reads a rendered frame, sends it, and writes the dreamed frame
-atomically; the main thread drains its events (Blender's data may only be
-touched from the main thread)."""
+atomically; the main thread drains its messages (Blender's data may only be
+touched from the main thread). Messages are small classes, told apart with
+``isinstance``."""
 from __future__ import annotations
 
 import os
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Optional, Union
 
-from .dream_atomic import write_atomically
-from .dream_client import Cancelled, DreamClient, FrameRequest
-from .dream_protocol import ProtocolError
 from .server_link import ConnectionFailed, ServerLink
+from .wire.atomic import write_atomically
+from .wire.client import Cancelled, DreamClient, FrameRequest
+from .wire.plans import FramePlan
+from .wire.protocol import ProtocolError
 
 FORMATS = {".png": "png", ".exr": "exr", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
            ".webp": "webp"}
 
 
-@dataclass
-class FrameWork:
+@dataclass(frozen=True)
+class FrameProgress:
+    frame: Optional[int]
+    fraction: float  # of this frame's steps
+
+
+@dataclass(frozen=True)
+class FrameDone:
     frame: int
-    source: str
     target: str
-    params: dict = field(default_factory=dict)
-    job: str | None = None
-    resume: tuple[str, str] | None = None  # the frame before's render and dream, sent in case the server lost the job
 
 
-def frame_request(work: FrameWork) -> FrameRequest:
-    """The rendered file as a request: its bytes as they are on disk, and the
-    target's format for the reply."""
-    data, meta = _file_payload(work.source)
+@dataclass(frozen=True)
+class FrameFailed:
+    frame: Optional[int]
+    message: str
+
+
+@dataclass(frozen=True)
+class RunCancelled:
+    frame: Optional[int]
+
+
+Message = Union[FrameProgress, FrameDone, FrameFailed, RunCancelled]
+
+
+@dataclass
+class _Queued:
+    plan: FramePlan
+    resume: Optional[FramePlan]  # the frame before, sent in case the server lost the job
+
+
+def frame_request(plan: FramePlan, resume: Optional[FramePlan] = None) -> FrameRequest:
+    """The rendered file as a request: its bytes as they are on disk, the
+    frame's own settings, and the target's format for the reply."""
+    data, meta = _file_payload(plan.source)
     extras = {}
-    if work.resume is not None:
-        for name, path in zip(("previous_render", "previous_dream"), work.resume):
-            extras[name] = _file_payload(path)
-    out_fmt = FORMATS.get(os.path.splitext(work.target)[1].lower(), "png")
-    return FrameRequest(data, meta["format"], frame=work.frame, extras=extras, params=work.params,
+    if resume is not None:
+        extras = {"previous_render": _file_payload(resume.source), "previous_dream": _file_payload(resume.target)}
+    out_fmt = FORMATS.get(os.path.splitext(plan.target)[1].lower(), "png")
+    return FrameRequest(data, meta["format"], frame=plan.frame, extras=extras, params=plan.params,
                         output={"format": out_fmt})
 
 
@@ -53,30 +77,32 @@ def _file_payload(path: str) -> tuple[bytes, dict]:
 
 
 class DreamWorker:
-    """A thread that dreams queued frames in order, keeping up to two on
-    the server so the next one travels while the current one dreams.
-    Events on ``events``: ("progress", frame, fraction), ("done", frame,
-    target), ("error", frame, message), ("cancelled", frame)."""
+    """A thread that dreams queued frames of one job in order, keeping up to
+    two on the server so the next one travels while the current one dreams.
+    Its messages (:data:`Message`) arrive on ``messages``."""
 
     IN_FLIGHT = 2
 
-    def __init__(self, link: ServerLink) -> None:
+    def __init__(self, link: ServerLink, job: str) -> None:
         self.link = link
-        self.todo: "queue.Queue[FrameWork | None]" = queue.Queue()
-        self.events: "queue.Queue[tuple]" = queue.Queue()
+        self.job = job
+        self.todo: "queue.Queue[Optional[_Queued]]" = queue.Queue()
+        self.messages: "queue.Queue[Message]" = queue.Queue()
         self.cancelled = threading.Event()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="dream-renders", daemon=True)
         self.thread.start()
 
-    def submit(self, work: FrameWork) -> None:
-        self.todo.put(work)
+    def submit(self, plan: FramePlan, resume: Optional[FramePlan] = None) -> None:
+        self.todo.put(_Queued(plan, resume))
 
     def cancel(self) -> None:
+        """Stops at once: frames on the server are cancelled, none is written after."""
         self.cancelled.set()
         self.todo.put(None)
 
     def finish(self) -> None:
+        """Stops once the frames submitted so far are done."""
         self.todo.put(None)
 
     def _run(self) -> None:
@@ -87,25 +113,27 @@ class DreamWorker:
                 if first is None or self.cancelled.is_set():
                     return
                 client = self._dream_with_retry(client, [first])
+        except BaseException as err:  # a worker that dies silently would hang the run
+            self.messages.put(FrameFailed(None, f"the dream worker stopped: {type(err).__name__}: {err}"))
         finally:
             if client is not None:
                 client.close()
 
-    def _more(self, taken: list[FrameWork]):
+    def _more(self, taken: list[_Queued]):
         """The frames taken, then whatever else is queued now (without waiting)."""
         yield from list(taken)
         while not self.stopping:
             try:
-                work = self.todo.get_nowait()
+                queued = self.todo.get_nowait()
             except queue.Empty:
                 return
-            if work is None:
+            if queued is None:
                 self.stopping = True
                 return
-            taken.append(work)
-            yield work
+            taken.append(queued)
+            yield queued
 
-    def _dream_with_retry(self, client, taken: list[FrameWork]):
+    def _dream_with_retry(self, client: Optional[DreamClient], taken: list[_Queued]) -> Optional[DreamClient]:
         """Dreams the frames taken and those queued meanwhile; a dropped
         connection gets one reconnect (which restarts a server the add-on
         started) for the frames not yet done before the error is reported."""
@@ -116,40 +144,38 @@ class DreamWorker:
                 self._stream(client, taken)
                 return client
             except Cancelled:
-                self.events.put(("cancelled", _first_frame(taken)))
+                self.messages.put(RunCancelled(_first_frame(taken)))
                 return client
             except (OSError, EOFError) as err:
                 if client is not None:
                     client.close()
                 client = None
                 if attempt == 2:
-                    self.events.put(("error", _first_frame(taken), f"lost the dream server: {err}"))
+                    self.messages.put(FrameFailed(_first_frame(taken), f"lost the dream server: {err}"))
             except ConnectionFailed as err:
-                self.events.put(("error", _first_frame(taken), str(err)))
+                self.messages.put(FrameFailed(_first_frame(taken), str(err)))
                 return None
             except (ProtocolError, ValueError) as err:
-                self.events.put(("error", _first_frame(taken), str(err)))
+                self.messages.put(FrameFailed(_first_frame(taken), str(err)))
                 return client
         return client
 
-    def _stream(self, client: DreamClient, taken: list[FrameWork]) -> None:
-        works = self._more(taken)
-        requests = (frame_request(work) for work in works)
-        job = taken[0].job
-        stream = client.dream_many(requests, job=job, in_flight=self.IN_FLIGHT, progress=self._progress,
+    def _stream(self, client: DreamClient, taken: list[_Queued]) -> None:
+        requests = (frame_request(q.plan, q.resume) for q in self._more(taken))
+        stream = client.dream_many(requests, job=self.job, in_flight=self.IN_FLIGHT, progress=self._progress,
                                    should_cancel=self.cancelled.is_set)
         for result in stream:
-            work = taken.pop(0)
-            write_atomically(work.target, result.data)
-            self.events.put(("done", work.frame, work.target))
+            plan = taken.pop(0).plan
+            write_atomically(plan.target, result.data)
+            self.messages.put(FrameDone(plan.frame, plan.target))
 
     def _progress(self, event: dict) -> None:
         if event.get("event") == "progress":
             total = event["octaves"] * event["iterations"]
             done = (event["octave"] - 1) * event["iterations"] + event["iteration"]
-            self.events.put(("progress", event.get("frame"), done / max(1, total)))
+            self.messages.put(FrameProgress(event.get("frame"), done / max(1, total)))
 
 
-def _first_frame(taken: list[FrameWork]) -> int | None:
-    """The frame an event is about: the first not yet done."""
-    return taken[0].frame if taken else None
+def _first_frame(taken: list[_Queued]) -> Optional[int]:
+    """The frame a message is about: the first not yet done."""
+    return taken[0].plan.frame if taken else None

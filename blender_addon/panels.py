@@ -8,7 +8,9 @@ def draw_settings(layout, context) -> None:
     layout.use_property_split = True
     layout.use_property_decorate = True  # shows the keyframe dots: settings are animatable
     layout.prop(settings, "preset")
-    layout.prop(settings, "model")
+    row = layout.row(align=True)
+    row.prop(settings, "model")
+    row.menu("DREAM_MT_models", text="", icon="DOWNARROW_HLT")
     layout.prop(settings, "layer")
     row = layout.row()
     row.active = not settings.layer.strip()
@@ -22,7 +24,7 @@ def draw_settings(layout, context) -> None:
     col.prop(settings, "iterations")
     col = layout.column(align=True)
     col.prop(settings, "step")
-    col.prop(settings, "strength")
+    col.prop(settings, "mix")
     layout.prop(settings, "temporal")
     layout.prop(settings, "seed")
     layout.prop(settings, "keep_colors")
@@ -42,6 +44,20 @@ def draw_actions(layout, context) -> None:
         layout.label(text=runtime.status)
     if runtime.running:
         layout.prop(runtime, "progress", text="Progress", slider=True)
+
+
+class DREAM_MT_models(bpy.types.Menu):
+    """The server's models, as the last Test Connection reported them."""
+
+    bl_label = "Models"
+
+    def draw(self, context):
+        known = json.loads(context.window_manager.dream.server_layers or "{}")
+        if not known:
+            self.layout.label(text="Test Connection (add-on preferences) to list the server's models")
+        for name in known:
+            op = self.layout.operator("wm.context_set_string", text=name)
+            op.data_path, op.value = "scene.dream.model", name
 
 
 class DreamPanel:
@@ -66,4 +82,4 @@ class DREAM_PT_sequencer(DreamPanel, bpy.types.Panel):
     bl_category = "Dream"
 
 
-CLASSES = (DREAM_PT_output, DREAM_PT_sequencer)
+CLASSES = (DREAM_MT_models, DREAM_PT_output, DREAM_PT_sequencer)

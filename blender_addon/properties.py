@@ -1,7 +1,8 @@
 """Scene settings (``scene.dream``) and run-time status on the window
 manager (never saved in the .blend). Numeric settings are animatable:
-keyframe strength, step, octaves or the layer and each frame is dreamed with
-its own values."""
+keyframe the mix, step, octaves or the layer and each frame is dreamed with
+its own values. Models and their layers are the server's: the add-on keeps
+no copy of the list (Test Connection fetches it)."""
 from __future__ import annotations
 
 import bpy
@@ -12,10 +13,6 @@ PRESETS = {
     "CLASSIC": dict(octaves=4, iterations=10, step=0.01, octave_scale=1.4, layer_index=-1),
     "DEEP": dict(octaves=5, iterations=15, step=0.015, octave_scale=1.5, layer_index=12),
 }
-MODELS = [("lite0", "EfficientNet-Lite0", "Offline default: weights ship with dream_core"),
-          ("googlenet", "GoogLeNet", "The original DeepDream network (downloads weights once)"),
-          ("vgg16", "VGG16", "Painterly textures (downloads weights once)"),
-          ("resnet50", "ResNet-50", "Downloads weights once")]
 
 
 def _apply_preset(self, context) -> None:
@@ -29,7 +26,9 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                                                ("CLASSIC", "Classic", "The DeepDream look: eyes and swirls"),
                                                ("DEEP", "Deep", "Strong, deeper-layer dreams")],
                          default="CLASSIC", update=_apply_preset)
-    model: EnumProperty(name="Model", items=MODELS, default="lite0", description="Network that dreams")
+    model: StringProperty(name="Model", default="lite0",
+                          description="Network that dreams, by the server's name for it (the menu beside lists "
+                                      "the server's models after Test Connection)")
     layer: StringProperty(name="Layer", default="",
                           description="Layer to amplify, or a sum like 'block8+0.5*block11'; "
                                       "empty: use Layer Index")
@@ -41,9 +40,9 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
     iterations: IntProperty(name="Iterations", default=10, min=1, max=200, description="Steps per octave")
     step: FloatProperty(name="Step", default=0.01, min=0.0, max=0.2, precision=4,
                         description="Mean change per pixel and step")
-    strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=2.0, subtype="FACTOR",
-                            description="Mix between the render (0) and the dream (1); keyframe it to fade "
-                                        "the dream in and out")
+    mix: FloatProperty(name="Mix", default=1.0, min=0.0, max=2.0, subtype="FACTOR",
+                       description="The output, from the render (0) to the dream (1); keyframe it to fade "
+                                   "the dream in and out")
     seed: IntProperty(name="Seed", default=0, min=0)
     keep_colors: BoolProperty(name="Keep Colours", default=False,
                               description="Dream brightness only and keep the render's colours")
@@ -65,9 +64,9 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
     def to_params(self) -> dict:
         """The server's params for the current frame. A layer index goes as
         an index: the server knows each model's layers."""
-        params = {"model": self.model, "octaves": self.octaves, "octave_scale": round(self.octave_scale, 4),
-                  "iterations": self.iterations, "step": round(self.step, 6), "seed": self.seed,
-                  "strength": round(self.strength, 4),
+        params = {"model": self.model.strip() or "lite0", "octaves": self.octaves,
+                  "octave_scale": round(self.octave_scale, 4), "iterations": self.iterations,
+                  "step": round(self.step, 6), "seed": self.seed, "mix": round(self.mix, 4),
                   "keep_colors": self.keep_colors, "tile": self.tile, "temporal": self.temporal}
         if self.layer.strip():
             params["layer"] = self.layer.strip()

@@ -8,9 +8,9 @@ import os
 import threading
 from dataclasses import dataclass
 
-from .dream_client import DreamClient
-from .dream_protocol import ProtocolError
-from .dream_spawn import ServerProcess, ServerStartError, spawn_server
+from .wire.client import DreamClient
+from .wire.protocol import ProtocolError
+from .wire.spawn import ServerProcess, ServerStartError, spawn_server
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,32 @@ class ServerLink:
             if self.process is not None:
                 self.process.stop()
                 self.process = None
+
+
+class ConnectionProbe:
+    """Reaches the server on a thread of its own (starting one can take a
+    minute), so Test Connection never freezes the UI: the operator polls
+    ``done`` from a timer. ``info`` is the server's hello, or ``error`` why not."""
+
+    def __init__(self, link: ServerLink) -> None:
+        self.link = link
+        self.info: dict | None = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._probe, name="dream-renders-probe", daemon=True)
+        self.thread.start()
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def _probe(self) -> None:
+        try:
+            with self.link.connect() as client:
+                self.info = client.server_info
+        except ConnectionFailed as err:
+            self.error = str(err)
+        except Exception as err:  # reported, never a silent dead thread
+            self.error = f"{type(err).__name__}: {err}"
 
 
 _LINK: ServerLink | None = None

@@ -37,7 +37,7 @@ def show_panel() -> None:
     _, area = big_area()
     area.type = "PROPERTIES"  # its tabs exist once it has been drawn: see output_tab()
     scene = bpy.context.scene
-    scene.dream.keyframe_insert("strength", frame=1)
+    scene.dream.keyframe_insert("mix", frame=1)
     bpy.context.window_manager.dream.status = "Done: 16 frame(s) dreamed, 0 already there"
 
 

@@ -3,9 +3,9 @@
 >>> from dream_core import dream                 # NumPy in, NumPy out
 >>> from dream_core import Dreamer, DreamConfig  # keep a model warm
 
-The names are imported lazily so that the standard-library-only modules
-(``dream_core.protocol``, ``dream_core.client``) load without torch or NumPy,
-as they must inside Blender.
+The names are imported lazily so that the standard-library-only package
+``dream_core.wire`` (protocol, client) and the torch-free ``config`` load
+without torch or NumPy, as they must inside Blender and for ``--help``.
 """
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import importlib
 from .version import __version__
 
 _EXPORTS = {
-    "dream": "api", "dream_picture": "api", "dream_pixels": "api",
-    "DreamConfig": "engine", "Dreamer": "engine", "Progress": "engine",
+    "dream": "api", "dream_picture": "api",
+    "DreamConfig": "config", "DreamSettings": "config", "Progress": "config",
+    "Dreamer": "engine", "SequenceDreamer": "frame.pipeline",
     "Picture": "io", "read_image": "io", "write_image": "io",
 }
 __all__ = [*_EXPORTS, "__version__"]

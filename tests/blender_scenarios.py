@@ -69,9 +69,9 @@ def scenario_animation(workdir, zip_path):
     scene = build_scene(workdir)
     install(zip_path)
     fast_settings(scene)
-    scene.dream.keyframe_insert("strength", frame=1)  # animatable: fades from 1.0 to 0.0
-    scene.dream.strength = 0.0
-    scene.dream.keyframe_insert("strength", frame=3)
+    scene.dream.keyframe_insert("mix", frame=1)  # animatable: fades from 1.0 to 0.0
+    scene.dream.mix = 0.0
+    scene.dream.keyframe_insert("mix", frame=3)
     scene.dream.layer_index = 2  # and deeper layers over the shot: an index the server resolves per model
     scene.dream.keyframe_insert("layer_index", frame=1)
     scene.dream.layer_index = 8
@@ -150,11 +150,12 @@ def scenario_strip(workdir, zip_path):
 def _frame_run(module: str, scene):
     import importlib
 
-    common = importlib.import_module(f"{module}.operators.common")
-    frames = importlib.import_module(f"{module}.frames")
-    link = common.server_link(bpy.context)
-    plans = frames.animation_plan(scene, range(scene.frame_start, scene.frame_end + 1))
-    return common.FrameRun(scene, plans, "test/job", link), link
+    base = importlib.import_module(f"{module}.operators.base")
+    plans = importlib.import_module(f"{module}.plans")
+    runs = importlib.import_module(f"{module}.runs")
+    link = base.server_link(bpy.context)
+    frame_plans = plans.animation_plan(scene, range(scene.frame_start, scene.frame_end + 1))
+    return runs.FrameRun(scene, frame_plans, "test/job", link), link
 
 
 def scenario_cancel_resume(workdir, zip_path):
@@ -172,13 +173,13 @@ def scenario_cancel_resume(workdir, zip_path):
     after_cancel = sorted(os.listdir(frames_dir))
     import importlib
 
-    frames = importlib.import_module(f"{module}.frames")
+    wire_plans = importlib.import_module(f"{module}.wire.plans")
     resumed, _ = _frame_run(module, scene)
-    point = frames.resume_point(resumed.plans, resumed.todo)  # what the resumed run sends first
+    point = wire_plans.resume_point(resumed.plans, resumed.todo)  # what the resumed run sends first
     resumed.cancel()
     bpy.ops.dream.render_animation()
     return {"after_cancel": after_cancel, "error": run.error,
-            "resume_from": [os.path.basename(p) for p in point] if point else None,
+            "resume_from": [os.path.basename(p) for p in (point.source, point.target)] if point else None,
             "after_resume": sorted(os.listdir(frames_dir)), "strip": strip_report(scene, "Dream Scene")}
 
 
@@ -204,6 +205,24 @@ def scenario_kill_server(workdir, zip_path):
     return {"done": run.done, "total": run.total, "error": run.error, "killed": killed_pid,
             "new_pid": link.process.pid if link.process else None,
             "frames": sorted(os.listdir(os.path.join(workdir, "dream", "frames")))}
+
+
+def scenario_connection_and_renamed_scene(workdir, zip_path):
+    """Test Connection (blocking in background mode) lists the server's models;
+    a run whose scene is renamed under it stops with one clear error."""
+    scene = build_scene(workdir, frames=3)
+    module = install(zip_path)
+    fast_settings(scene)
+    bpy.ops.dream.test_connection()
+    runtime = bpy.context.window_manager.dream
+    info, models = runtime.server_info, sorted(json.loads(runtime.server_layers))
+    run, _ = _frame_run(module, scene)
+    run.tick(wait=0.0)  # frame 1 rendered and sent
+    scene.name = "Renamed"
+    deadline = time.time() + 300
+    while not run.finished and time.time() < deadline:
+        run.tick(wait=0.5)
+    return {"info": info, "models": models, "error": run.error}
 
 
 def scenario_failure(workdir, zip_path):

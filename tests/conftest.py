@@ -59,7 +59,7 @@ TEST_MAX_PAYLOAD_MB = 4
 @pytest.fixture(scope="session")
 def server():
     """One real dream server process on loopback for the whole session."""
-    from dream_core.spawn import spawn_server
+    from dream_core.wire.spawn import spawn_server
 
     env = {**os.environ, "PYTHONPATH": ROOT}
     proc = spawn_server(sys.executable, device="cpu", env=env,
@@ -71,7 +71,7 @@ def server():
 
 @pytest.fixture()
 def client(server):
-    from dream_core.client import DreamClient
+    from dream_core.wire.client import DreamClient
 
     with DreamClient(server.address, server.token, timeout=60) as c:
         yield c

@@ -87,14 +87,14 @@ def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, via_s
     faded = read_image(str(work / "dream" / "frames" / "Scene_00003.png"))
     import torch
 
-    from dream_core.colour import linear_to_srgb
+    from dream_core.frame.colour import linear_to_srgb
 
     def shown(picture):
         return linear_to_srgb(torch.from_numpy(picture.pixels[..., :3])).numpy()
 
     changed = np.abs(dreamed.pixels[..., :3] - shown(render)).mean()
     assert changed > 0.02, changed
-    # strength was keyframed 1 -> 0: the last frame is hardly dreamed
+    # the mix was keyframed 1 -> 0: the last frame is hardly dreamed
     last = shown(read_image(str(work / "dream" / "renders" / "Scene_00003.exr")))
     assert np.abs(faded.pixels[..., :3] - last).mean() < 0.5 * changed
     assert not [p for p in (work / "dream").rglob(".partial*")]
@@ -146,6 +146,15 @@ def test_server_killed_mid_run_is_restarted(tmp_path, addon_zip):
     assert result["error"] is None, result["error"]
     assert result["killed"] and result["new_pid"] != result["killed"]
     assert result["frames"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_connection_lists_models_and_a_renamed_scene_stops_the_run(tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario("bpy", "connection_and_renamed_scene", tmp_path, addon_zip, via_server)
+    assert result["info"].startswith("dream server") and "lite0" in result["info"]
+    assert result["models"] == ["googlenet", "lite0", "resnet50", "vgg16"]  # the server's list, not a copy
+    assert "the scene 'Scene' is gone" in result["error"]
 
 
 @pytest.mark.blender

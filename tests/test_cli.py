@@ -1,8 +1,10 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 from dream_core.io import Picture, read_image, write_image
 
@@ -94,6 +96,18 @@ def test_help_reads_like_a_man_page():
     sub = run_cli("dream", "--help")
     for word in ("--octaves", "--tile", "--keep-colors", "resumes", "examples:"):
         assert word in sub.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["dream"], ["serve"], ["bench"]])
+def test_help_loads_no_torch(command):
+    """--help answers at once: parsing needs only the torch-free config."""
+    script = ("import sys\nfrom dream_core.cli import main\n"
+              f"try:\n    main({command + ['--help']!r})\nexcept SystemExit:\n    pass\n"
+              "heavy = sorted(m for m in ('torch', 'numpy', 'cv2', 'OpenEXR') if m in sys.modules)\n"
+              "print('loaded:', heavy)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.stdout.strip().endswith("loaded: []"), result.stdout + result.stderr
 
 
 def test_models_lists_layers_and_offline_weights():

@@ -4,9 +4,10 @@ import torch
 from conftest import to_tensor
 
 from dream_core import dream
-from dream_core.colour import LUMA_WEIGHTS
-from dream_core.engine import DreamConfig, Progress, resolve_device
-from dream_core.tiling import tile_grid, tiled_gradient
+from dream_core.config import DreamConfig, Progress
+from dream_core.engine import resolve_device
+from dream_core.engine.tiling import tile_grid, tiled_gradient
+from dream_core.frame.colour import LUMA_WEIGHTS
 
 QUICK = dict(octaves=2, iterations=3, device="cpu")
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from conftest import run_cli, to_tensor
 
-from dream_core.engine import DreamConfig, Dreamer
+from dream_core.config import DreamConfig
+from dream_core.engine import Dreamer
 
 
 def test_compiled_path_matches_eager(coffee):
@@ -41,8 +42,12 @@ def test_automatic_tiles(lite0):
 def test_gpu_bench_runs_end_to_end_on_cpu():
     result = run_cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1")
     assert result.returncode == 0, result.stderr[-2000:]
-    for word in ("googlenet", "lite0", "naive", "engine", "server", "TFLOP/s"):
+    for word in ("googlenet", "lite0", "naive", "engine", "uncompiled", "first frame", "server", "TFLOP/s"):
         assert word in result.stdout
+    only = run_cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1",
+                   "--models", "lite0", "--no-server")
+    assert only.returncode == 0, only.stderr[-2000:]
+    assert "lite0" in only.stdout and "googlenet" not in only.stdout and "server" not in only.stdout
 
 
 @pytest.mark.cuda

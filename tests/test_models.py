@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from dream_core.errors import UnknownModel
 from dream_core.models import get_model, list_models, model_info
 from dream_core.models.lite0 import lite0_classifier
 
@@ -27,7 +28,7 @@ def test_registry_lists_models_with_layers_and_defaults():
         info = model_info(name)
         assert info.default_layer in info.layers
     assert model_info("lite0").weights_offline()
-    with pytest.raises(KeyError, match="valid: lite0"):
+    with pytest.raises(UnknownModel, match="valid: lite0"):
         model_info("alexnet")
 
 

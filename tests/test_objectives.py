@@ -4,8 +4,8 @@ import pytest
 import torch
 from conftest import to_tensor
 
-from dream_core.engine import DreamConfig
-from dream_core.objectives import Channels, Layer, Sum, parse_objective
+from dream_core.config import DreamConfig
+from dream_core.engine.objectives import Channels, Layer, Sum, parse_objective
 
 FEW_STEPS = DreamConfig(octaves=1, iterations=4, step=0.02, jitter=0, tile=0)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import TINY_PARAMS, dream_raw, raw_frame
 
-from dream_core import protocol as P
-from dream_core.client import Cancelled, FrameRequest
+from dream_core.wire import protocol as P
+from dream_core.wire.client import Cancelled, FrameRequest
 
 SHAPE = [40, 48, 3]
 COHERENT = dict(TINY_PARAMS, temporal="blend")  # each frame depends on the one before

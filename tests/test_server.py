@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, run_cli
 
-from dream_core import protocol as P
-from dream_core.client import Cancelled, DreamClient
 from dream_core.io import Picture, decode_image, encode_image
-from dream_core.spawn import ServerStartError, spawn_server
+from dream_core.wire import protocol as P
+from dream_core.wire.client import Cancelled, DreamClient
+from dream_core.wire.spawn import ServerStartError, spawn_server
 
 
 def test_hello_describes_the_server(client):
@@ -99,6 +99,15 @@ def _raw_connection(server):
     return P.connect(server.address, server.token)
 
 
+def test_every_typed_error_has_a_protocol_code():
+    """Errors carry their code: the server reports them without reading their text."""
+    from dream_core import errors
+
+    typed = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.DreamError)]
+    assert len(typed) >= 8
+    assert all(c.code in P.ERRORS for c in typed)
+
+
 def test_unknown_op_and_bad_version(server):
     conn = _raw_connection(server)
     P.send_message(conn, {"op": "teleport", "id": 1})
@@ -157,7 +166,7 @@ def test_garbage_and_huge_lengths_close_the_connection(server, client):
 
 def test_truncated_payload_and_vanished_client(server, client):
     conn = _raw_connection(server)
-    conn.send_bytes(b'{"v": 1, "op": "dream", "id": 1, "payloads": [{"name": "image", "format": "png"}, '
+    conn.send_bytes(b'{"v": 2, "op": "dream", "id": 1, "payloads": [{"name": "image", "format": "png"}, '
                     b'{"name": "mask", "format": "png"}]}')
     conn.send_bytes(b"only one payload")
     conn.close()
@@ -248,9 +257,9 @@ class Block:
         if name.split('.')[0] in ('numpy', 'torch', 'cv2', 'OpenEXR'):
             raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
-from dream_core.client import DreamClient
+from dream_core.wire.client import DreamClient
 c = DreamClient({server.address!r}, {server.token!r})
-assert c.hello()['protocol'] == 1
+assert c.hello()['protocol'] == 2
 r = c.dream(bytes(range(256)) * 30, 'raw', {{'octaves': 1, 'iterations': 1}},
             raw={{'dtype': 'uint8', 'shape': [40, 64, 3]}}, output={{'format': 'raw', 'dtype': 'uint8'}})
 assert len(r.data) == 40 * 64 * 3
@@ -273,7 +282,7 @@ def test_spawn_reports_a_server_that_dies(tmp_path):
 def test_a_spawned_server_does_not_outlive_its_parent():
     """Blender killed (or a farm job ending) must not leave a server holding the GPU."""
     parent = subprocess.run([sys.executable, "-c", (
-        "import os, sys; from dream_core.spawn import spawn_server\n"
+        "import os, sys; from dream_core.wire.spawn import spawn_server\n"
         "s = spawn_server(sys.executable, device='cpu', extra_args=['--preload', ''])\n"
         "print(s.pid, flush=True); os._exit(0)  # no cleanup at all, like a crash")],
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
@@ -360,7 +369,7 @@ def test_cli_through_the_server(tmp_path, coffee):
 
 
 def test_non_loopback_needs_allow_remote():
-    from dream_core.server import DreamServer
+    from dream_core.serving.server import DreamServer
 
     with pytest.raises(ValueError, match="allow-remote"):
         DreamServer("t", "0.0.0.0:0", device="cpu")

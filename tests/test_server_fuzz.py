@@ -9,8 +9,8 @@ from conftest import dream_raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dream_core import protocol as P
-from dream_core.client import DreamClient
+from dream_core.wire import protocol as P
+from dream_core.wire.client import DreamClient
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True) | st.text(max_size=20),
@@ -20,7 +20,7 @@ json_values = st.recursive(
 headers = st.fixed_dictionaries(
     {},
     optional={
-        "v": st.sampled_from([1, 1, 1, 0, 2, "1", None]),
+        "v": st.sampled_from([P.PROTOCOL] * 3 + [0, 1, 3, "2", None]),
         # shutdown is left out: an authenticated client may legitimately stop the server
         "op": st.sampled_from([op for op in P.OPS if op != "shutdown"] + ["", "drop", None, 5]),
         "id": json_values,

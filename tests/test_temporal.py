@@ -6,9 +6,10 @@ import pytest
 import torch
 from test_blender import HAS_BPY, SCENARIOS
 
-from dream_core import temporal
-from dream_core.api import dream_sequence_frame
-from dream_core.engine import DreamConfig, image_tensor, tensor_pixels
+from dream_core.config import DreamConfig, DreamSettings
+from dream_core.engine import image_tensor, tensor_pixels
+from dream_core.frame import temporal
+from dream_core.frame.pipeline import SequenceDreamer
 from dream_core.io import Picture, read_image
 
 
@@ -72,7 +73,7 @@ def test_prepare_carries_detail_along_the_motion():
     carried = prepared.base - src1
     expected, _ = temporal.warp(dream0 - src0, temporal.vectors_to_flow(vectors1))
     assert (carried[inner] - expected[inner]).abs().mean() < 0.02
-    assert prepared.strength[inner].mean() < 0.3  # damped where the dream was carried
+    assert prepared.step_mask[inner].mean() < 0.3  # damped where the dream was carried
 
 
 def test_warp_matches_opencv_remap():
@@ -107,12 +108,12 @@ def test_modes_and_errors():
 def test_vectors_mode_flickers_less_than_independent_frames(lite0):
     pictures = _moving_pictures(4)
     config = DreamConfig(octaves=2, iterations=5, step=0.02)
-    objective = lite0.objective("block6")
     results = {}
     for mode in ("none", "vectors"):
-        previous, dreams = None, []
+        sequence, dreams = SequenceDreamer(), []
+        settings = DreamSettings(layer="block6", temporal=mode, config=config)
         for picture in pictures:
-            out, previous = dream_sequence_frame(lite0, picture, objective, config, mode=mode, previous=previous)
+            out = sequence.dream(lite0, picture, settings)
             dreams.append(image_tensor(out.pixels))
         flows = [temporal.vectors_to_flow(image_tensor(p.vectors)) for p in pictures[1:]]
         masks = [torch.ones((1, 1, 64, 128))] * len(flows)

@@ -1,7 +1,7 @@
 import bpy
 
-from .. import compat, frames
-from .common import DreamRunOperator
+from .. import compat, plans, sequencer
+from .base import DreamRunOperator
 
 
 class DREAM_OT_process_strip(DreamRunOperator, bpy.types.Operator):
@@ -23,13 +23,13 @@ class DREAM_OT_process_strip(DreamRunOperator, bpy.types.Operator):
         return f"{context.scene.name}/strip/{compat.active_strip(context.scene).name}"
 
     def plans(self, context):
-        return frames.strip_plan(context.scene, compat.active_strip(context.scene))
+        return plans.strip_plan(context.scene, compat.active_strip(context.scene))
 
     def finish(self, context, run):
         scene = context.scene
         strip = compat.active_strip(scene)
         targets = run.targets()
         if strip is not None and len(targets) == len(run.plans):
-            dreamed = frames.place_strip(scene, f"Dream {strip.name}", targets, int(strip.frame_start),
+            dreamed = sequencer.place_strip(scene, f"Dream {strip.name}", targets, int(strip.frame_start),
                                          minimum=strip.channel + 1)
             print(f"Dream Renders: strip {dreamed.name!r} on channel {dreamed.channel}", flush=True)

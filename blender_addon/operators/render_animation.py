@@ -1,7 +1,8 @@
 import bpy
 
-from .. import compat, frames
-from .common import DreamRunOperator
+from .. import compat, plans, sequencer
+from ..errors import DreamError
+from .base import DreamRunOperator
 
 
 class DREAM_OT_render_animation(DreamRunOperator, bpy.types.Operator):
@@ -18,17 +19,17 @@ class DREAM_OT_render_animation(DreamRunOperator, bpy.types.Operator):
         start = scene.frame_start if self.frame_start < 0 else self.frame_start
         end = scene.frame_end if self.frame_end < 0 else self.frame_end
         if end < start:
-            raise frames.DreamError(f"the frame range {start}-{end} is empty")
+            raise DreamError(f"the frame range {start}-{end} is empty")
         if not compat.engine_has_vector_pass(scene):
             self.report({"WARNING"}, "this engine or motion blur leaves the Vector pass empty: "
                         "frames are dreamed without exact motion")
-        return frames.animation_plan(scene, range(start, end + 1))
+        return plans.animation_plan(scene, range(start, end + 1))
 
     def finish(self, context, run):
         scene = context.scene
         targets = run.targets()
         if len(targets) == len(run.plans):
-            strip = frames.place_strip(scene, f"Dream {scene.name}", targets, run.plans[0].frame,
+            strip = sequencer.place_strip(scene, f"Dream {scene.name}", targets, run.plans[0].frame,
                                        scene.dream.channel)
             print(f"Dream Renders: strip {strip.name!r} on channel {strip.channel}, "
                   f"{len(targets)} frames from {run.plans[0].frame}", flush=True)

@@ -2,8 +2,8 @@ import os
 
 import bpy
 
-from .. import frames
-from .common import DreamRunOperator
+from .. import plans, rendering
+from .base import DreamRunOperator
 
 
 class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
@@ -18,7 +18,7 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
     def plans(self, context):
         scene = context.scene
         frame = scene.frame_current
-        still = frames.animation_plan(scene, range(frame, frame + 1), suffix="_still")[0]
+        still = plans.animation_plan(scene, range(frame, frame + 1), suffix="_still")[0]
         for path in (still.source, still.target):  # a still is always made anew
             if os.path.exists(path):
                 os.remove(path)
@@ -30,4 +30,4 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
 
     def finish(self, context, run):
         if run.targets():
-            frames.show_image(run.targets()[0])
+            rendering.show_image(run.targets()[0])

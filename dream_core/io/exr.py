@@ -56,8 +56,22 @@ def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional
     channels = _full_channels(path)
     if not channels:
         raise ValueError(f"{path}: EXR file holds no channels")
+    found = _picture_channels(channels, path)
+    dtype = "float16" if all(c.dtype == np.float16 for c in found) else "float32"
+    pixels = np.stack([c.astype(np.float32) for c in found], axis=-1)
+    vector = _find_pass(channels, "Vector", "XYZW")
+    vectors = np.stack([c.astype(np.float32) for c in vector], axis=-1) if vector else None
+    used = [next(name for name, c in channels.items() if c is f) for f in found]  # in the pixels' order
+    others = {name: c for name, c in channels.items() if name not in used}
+    passes = Passes(used, others) if others or any("." in name for name in used) else None
+    return pixels, dtype, vectors, passes
+
+
+def _picture_channels(channels: dict[str, np.ndarray], path: str) -> list[np.ndarray]:
+    """The channels that make the picture: plain R, G, B(, A), else the first
+    view layer's Combined pass, else Y(, A)."""
     plain = [channels.get(c) for c in ("R", "G", "B", "A")]
-    if plain[0] is not None and plain[1] is not None and plain[2] is not None:
+    if all(c is not None for c in plain[:3]):
         found = plain
     elif (combined := _find_pass(channels, COMBINED, "RGBA")) is not None:
         found = combined
@@ -67,15 +81,7 @@ def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional
         found = [channels["Y"], channels.get("A")]
     else:
         raise ValueError(f"{path}: no RGB or Combined pass among channels {', '.join(sorted(channels)[:8])}")
-    found = [c for c in found if c is not None]
-    dtype = "float16" if all(c.dtype == np.float16 for c in found) else "float32"
-    pixels = np.stack([c.astype(np.float32) for c in found], axis=-1)
-    vector = _find_pass(channels, "Vector", "XYZW")
-    vectors = np.stack([c.astype(np.float32) for c in vector], axis=-1) if vector else None
-    used = [next(name for name, c in channels.items() if c is f) for f in found]  # in the pixels' order
-    others = {name: c for name, c in channels.items() if name not in used}
-    passes = Passes(used, others) if others or any("." in name for name in used) else None
-    return pixels, dtype, vectors, passes
+    return [c for c in found if c is not None]
 
 
 def write_exr(path: str, pixels: np.ndarray, dtype: str, passes: Optional[Passes] = None) -> None:

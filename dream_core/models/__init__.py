@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from ..config import DEFAULT_MODEL
+from ..errors import UnknownModel
 from .base import StagedNetwork
 from .classic import GOOGLENET_STAGES, RESNET50_LAYERS, VGG16_LAYERS, build_classic, hub_cache_path
 
@@ -59,7 +61,7 @@ _REGISTRY: dict[str, ModelInfo] = {
                   lambda w: build_classic("resnet50", w)),
     )
 }
-DEFAULT_MODEL = "lite0"
+__all__ = ["DEFAULT_MODEL", "ModelInfo", "get_model", "list_models", "model_info"]
 
 
 def list_models() -> list[str]:
@@ -70,7 +72,7 @@ def model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; valid: {', '.join(_REGISTRY)}") from None
+        raise UnknownModel(f"unknown model {name!r}; valid: {', '.join(_REGISTRY)}") from None
 
 
 def get_model(name: str = DEFAULT_MODEL, *, weights: str | None = "default") -> StagedNetwork:

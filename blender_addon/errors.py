@@ -1,0 +1,5 @@
+"""The add-on's one error type: a problem to report to the user in one sentence."""
+
+
+class DreamError(Exception):
+    """A problem to report to the user in one sentence."""

@@ -1,0 +1,161 @@
+"""What every dream operator shares: a mixin that runs a
+:class:`~..runs.FrameRun` modally in the UI (responsive, Esc cancels) or
+blocking in scripts and ``blender --background``, with one ``_quit`` that
+cleans up on every way out."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import bpy
+
+from ..errors import DreamError
+from ..runs import FrameRun
+from ..server_link import ServerConfig, get_link
+from ..wire.plans import FramePlan
+
+ADDON_ID = __package__.rsplit(".", 1)[0]
+
+
+def addon_prefs(context):
+    addon = context.preferences.addons.get(ADDON_ID)
+    return addon.preferences if addon else None
+
+
+def server_link(context):
+    config = ServerConfig.resolve(addon_prefs(context))
+    problem = config.problem()
+    if problem:
+        raise DreamError(problem)
+    return get_link(config)
+
+
+def report_failure(operator, message: str) -> None:
+    """Reports an error; in ``blender -b`` ends Blender with status 1 (unless told not to)."""
+    if bpy.app.background and getattr(operator, "exit_on_error", True):
+        print(f"Dream Renders: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+    operator.report({"ERROR"}, f"Dream Renders: {message}")
+
+
+class DreamRunOperator:
+    """Mixin: subclasses give ``plans(context)`` and ``finish(context, run)``,
+    and may name their job (``job_name``)."""
+
+    bl_options = {"REGISTER"}
+    render_missing = True
+    exit_on_error: bpy.props.BoolProperty(
+        name="Exit on Error", default=True, options={"SKIP_SAVE"},
+        description="In background mode (blender -b), end Blender with status 1 when the run fails, "
+                    "so render farms see the failure; scripts that handle errors turn this off")
+    _timer = None
+    _run: Optional[FrameRun] = None
+
+    def plans(self, context) -> list[FramePlan]:
+        raise NotImplementedError
+
+    def job_name(self, context) -> str:
+        return f"{context.scene.name}/{self.bl_idname}"
+
+    def finish(self, context, run: FrameRun) -> None:
+        pass
+
+    def _start(self, context) -> Optional[FrameRun]:
+        try:
+            frame_plans = self.plans(context)
+            link = server_link(context)
+        except DreamError as err:
+            report_failure(self, str(err))
+            return None
+        run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing)
+        if run.skipped:
+            self.report({"INFO"}, f"{run.skipped} frame(s) already dreamed; resuming")
+        return run
+
+    def _end(self, context, run: FrameRun) -> set:
+        wm = context.window_manager
+        wm.dream.running = False
+        wm.dream.progress = run.fraction
+        if run.error:
+            wm.dream.status = f"Failed: {run.error}"
+            report_failure(self, run.error)
+            return {"CANCELLED"}
+        try:
+            self.finish(context, run)
+        except DreamError as err:
+            report_failure(self, str(err))
+            return {"CANCELLED"}
+        if run.cancelled:
+            wm.dream.status = f"Cancelled after {run.done} frame(s); run again to resume"
+            self.report({"WARNING"}, wm.dream.status)
+            return {"CANCELLED"}
+        wm.dream.status = f"Done: {run.done} frame(s) dreamed, {run.skipped} already there"
+        self.report({"INFO"}, wm.dream.status)
+        return {"FINISHED"}
+
+    # blocking: scripts and --background
+    def execute(self, context):
+        run = self._start(context)
+        if run is None:
+            return {"CANCELLED"}
+        context.window_manager.dream.running = True
+        last = -1.0
+        while not run.finished:
+            run.tick(wait=0.5)
+            if run.fraction - last >= 0.1 or run.finished:
+                last = run.fraction
+                print(f"Dream Renders: {run.status()}", flush=True)
+        return self._end(context, run)
+
+    # modal: the UI stays responsive; Esc cancels
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        self._run = self._start(context)
+        if self._run is None:
+            return {"CANCELLED"}
+        wm = context.window_manager
+        wm.dream.running = True
+        wm.progress_begin(0, 100)
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        run = self._run
+        if event.type == "ESC":
+            run.cancel()
+        elif event.type == "TIMER":
+            run.tick(wait=0.0)  # a frame's render blocks briefly; dreaming never does
+            self._show_progress(context, run)
+        if not run.finished:
+            return {"PASS_THROUGH"}
+        self._quit(context)
+        return self._end(context, run)
+
+    def cancel(self, context):
+        """Blender cancels a modal operator (a file loaded, Blender quitting): stop everything."""
+        if self._run is not None:
+            self._run.cancel()
+        self._quit(context)
+        context.window_manager.dream.running = False
+
+    def _show_progress(self, context, run: FrameRun) -> None:
+        wm = context.window_manager
+        wm.dream.status = run.status()
+        wm.dream.progress = run.fraction
+        wm.progress_update(int(run.fraction * 100))
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"{run.status()} - Esc to cancel")
+        for area in getattr(context.screen, "areas", ()):
+            area.tag_redraw()
+
+    def _quit(self, context) -> None:
+        """Removes the timer, the progress and the status text: every way out goes through here."""
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+            wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)

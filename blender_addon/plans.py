@@ -1,0 +1,50 @@
+"""Where a run's frames come from and go to, and the (animatable) settings
+of each frame: plain functions the operators call, and the tests too."""
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from .errors import DreamError
+from .wire.plans import FramePlan
+
+
+def output_root(scene) -> str:
+    """The absolute, persistent output folder of ``scene.dream.output_dir``."""
+    raw = scene.dream.output_dir or "//dream/"
+    if raw.startswith("//") and not bpy.data.filepath:
+        raise DreamError("save the .blend file first, or set an absolute Dream output folder: "
+                         "dreamed frames are kept next to the .blend")
+    return os.path.normpath(bpy.path.abspath(raw))
+
+
+def animation_plan(scene, frames: range, suffix: str = "") -> list[FramePlan]:
+    """Renders go to ``renders/``, dreams to ``frames/``, named after the scene and frame."""
+    root = output_root(scene)
+    name = bpy.path.clean_name(scene.name)
+    return [FramePlan(f, os.path.join(root, "renders", f"{name}_{f:05d}{suffix}.exr"),
+                      os.path.join(root, "frames", f"{name}_{f:05d}{suffix}.png")) for f in frames]
+
+
+def strip_plan(scene, strip) -> list[FramePlan]:
+    """One plan per image of an image strip, dreamed into a folder named after it."""
+    if strip is None or strip.type != "IMAGE":
+        raise DreamError("select an image strip (a rendered frame sequence) in the Sequencer")
+    folder = bpy.path.abspath(strip.directory)
+    root = os.path.join(output_root(scene), "strips", bpy.path.clean_name(strip.name))
+    plans = []
+    for i, element in enumerate(strip.elements):
+        source = os.path.normpath(os.path.join(folder, element.filename))
+        if not os.path.isfile(source):
+            raise DreamError(f"frame file of strip {strip.name} is missing: {source}")
+        stem = os.path.splitext(element.filename)[0]
+        plans.append(FramePlan(int(strip.frame_start) + i, source, os.path.join(root, stem + ".png")))
+    return plans
+
+
+def frame_params(scene, frame: int) -> dict:
+    """The dream settings at ``frame``: keyframed values are evaluated there."""
+    if scene.frame_current != frame:
+        scene.frame_set(frame)
+    return scene.dream.to_params()

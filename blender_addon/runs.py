@@ -1,0 +1,118 @@
+"""The frame scheduler: a :class:`FrameRun` brings every planned frame to a
+dreamed file on disk, rendering missing frames on the main thread while a
+worker thread dreams finished ones. Operators drive it with :meth:`tick`,
+modally (a timer) or blocking (scripts, ``blender --background``)."""
+from __future__ import annotations
+
+import os
+import queue
+import time
+from dataclasses import replace
+from typing import Optional
+
+import bpy
+
+from . import plans, rendering
+from .dreaming import DreamWorker, FrameDone, FrameFailed, FrameProgress, Message, RunCancelled
+from .errors import DreamError
+from .wire.plans import FramePlan, resume_point
+
+
+class FrameRun:
+    """Frames whose dream exists are skipped (a re-run resumes); sources
+    that exist are not rendered again. The scene is looked up by name on
+    every tick: a reference held across ticks can be invalidated by undo."""
+
+    def __init__(self, scene, frame_plans: list[FramePlan], job: str, link, render_missing: bool = True) -> None:
+        self.scene_name = scene.name
+        self.plans = frame_plans
+        self.todo = [p for p in frame_plans if not p.done]
+        self.skipped = len(frame_plans) - len(self.todo)
+        self.render_missing = render_missing
+        self.worker = DreamWorker(link, job)
+        self.done = 0
+        self.error: Optional[str] = None
+        self.cancelled = False
+        self.current_fraction = 0.0
+        self.submitted = 0
+
+    @property
+    def scene(self):
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            raise DreamError(f"the scene {self.scene_name!r} is gone (renamed or deleted) while dreaming")
+        return scene
+
+    @property
+    def total(self) -> int:
+        return len(self.todo)
+
+    @property
+    def fraction(self) -> float:
+        return (self.done + self.current_fraction) / max(1, self.total)
+
+    @property
+    def finished(self) -> bool:
+        return self.error is not None or self.cancelled or self.done == self.total
+
+    def status(self) -> str:
+        return f"Dreaming frame {min(self.done + 1, self.total)}/{self.total} ({self.fraction:.0%})"
+
+    def _feed(self) -> None:
+        """Renders and submits the next frame while the worker has room: its
+        frames in flight and one waiting, so the stream to the server never
+        runs dry between frames."""
+        if self.submitted >= self.total or self.submitted - self.done > DreamWorker.IN_FLIGHT:
+            return
+        scene = self.scene
+        plan = self.todo[self.submitted]
+        if not os.path.exists(plan.source):
+            if not self.render_missing:
+                raise DreamError(f"source frame missing: {plan.source}")
+            rendering.render_to_file(scene, plan.frame, plan.source)
+        resume = resume_point(self.plans, self.todo) if self.submitted == 0 else None
+        self.worker.submit(replace(plan, params=plans.frame_params(scene, plan.frame)), resume)
+        self.submitted += 1
+
+    def tick(self, wait: float = 0.0) -> None:
+        """Feeds the worker and handles its messages; waits up to ``wait`` s for one."""
+        try:
+            self._feed()
+        except DreamError as err:
+            self.fail(str(err))
+            return
+        deadline = time.monotonic() + wait
+        while not self.finished:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                message = self.worker.messages.get(timeout=timeout) if timeout else self.worker.messages.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(message)
+            if isinstance(message, FrameDone):
+                return  # let the caller feed the next frame
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, FrameProgress):
+            self.current_fraction = message.fraction
+        elif isinstance(message, FrameDone):
+            self.done += 1
+            self.current_fraction = 0.0
+        elif isinstance(message, RunCancelled):
+            self.cancelled = True
+        elif isinstance(message, FrameFailed):
+            where = f"frame {message.frame}: " if message.frame is not None else ""
+            self.fail(where + message.message)
+        if self.finished:
+            self.worker.finish()
+
+    def fail(self, message: str) -> None:
+        self.error = message
+        self.worker.cancel()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.worker.cancel()
+
+    def targets(self) -> list[str]:
+        return [p.target for p in self.plans if p.done]

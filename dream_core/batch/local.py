@@ -1,0 +1,42 @@
+"""A batch backend that dreams in this process, with a model kept loaded."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Optional
+
+import numpy as np
+
+from ..config import DreamSettings, ProgressCallback
+from ..errors import ShapeMismatch
+from ..frame.colour import grey
+from ..frame.pipeline import SequenceDreamer
+from ..io import Picture, read_image
+
+
+def load_mask(path: str) -> np.ndarray:
+    """A grey image as a per-pixel mask in [0, 1]."""
+    return grey(read_image(path).pixels)
+
+
+class LocalBackend:
+    """The frames of one run form one sequence, dreamed in order."""
+
+    def __init__(self, settings: DreamSettings, device: str = "auto") -> None:
+        from ..api import cached_dreamer
+
+        self.settings = settings
+        self.dreamer = cached_dreamer(settings.model, settings.weights, device)
+        self.guide = read_image(settings.guide).pixels if settings.guide else None
+        self.mask = load_mask(settings.mask) if settings.mask not in (None, "alpha") else None
+        self.sequence = SequenceDreamer()
+
+    def dream_frames(self, pictures: Iterable[Picture], progress: ProgressCallback,
+                     resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
+        if resume is not None and self.settings.temporal != "none":
+            self.sequence.resume(self.dreamer, *resume)
+        for picture in pictures:
+            if self.mask is not None and self.mask.shape != (picture.height, picture.width):
+                raise ShapeMismatch(f"mask {self.settings.mask} is {self.mask.shape[1]}x{self.mask.shape[0]}, "
+                                    f"frames are {picture.width}x{picture.height}")
+            yield self.sequence.dream(self.dreamer, picture, self.settings, mask=self.mask, guide=self.guide,
+                                      callback=progress)

@@ -1,0 +1,72 @@
+"""Dreaming a list of frames to disk: resumable (finished frames are
+skipped), atomic (a frame appears only when complete), with progress bars.
+
+The work of one frame is a *backend*: in this process
+(:class:`~dream_core.batch.local.LocalBackend`) or on a dream server
+(:class:`~dream_core.batch.remote.RemoteBackend`), both taking the same settings.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Optional, Protocol
+
+from tqdm import tqdm
+
+from ..config import Progress, ProgressCallback
+from ..io import Picture, read_image, write_image
+from ..wire.plans import FramePlan, resume_point
+
+
+class Backend(Protocol):
+    def dream_frames(self, pictures: Iterable[Picture], progress: ProgressCallback,
+                     resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
+        """Dreams pictures in order (a sequence: each may depend on the one
+        before), yielding results in order; ``resume`` is the render and the
+        dream of the frame before the first, when a resumed run has them."""
+
+
+def _resume_pictures(plans: list[FramePlan], todo: list[FramePlan]) -> Optional[tuple[Picture, Picture]]:
+    """A resumed run continues the sequence from the last frame on disk (its
+    render and its dream) rather than starting the motion afresh."""
+    before = resume_point(plans, todo)
+    if before is None:
+        return None
+    try:
+        render, dreamed = read_image(before.source), read_image(before.target)
+    except (OSError, ValueError):
+        return None  # unreadable: dream on without it
+    return (render, dreamed) if render.pixels.shape[:2] == dreamed.pixels.shape[:2] else None
+
+
+class _Bars:
+    """A frames bar and a steps bar for the frame being dreamed."""
+
+    def __init__(self, total: int, skipped: int, quiet: bool) -> None:
+        self.frames = tqdm(total=total, initial=skipped, unit="frame", desc="frames", disable=quiet or total < 2)
+        self.steps = tqdm(unit="step", desc="dream", leave=False, disable=quiet)
+
+    def progress(self, p: Progress) -> None:
+        if p.octave == 1 and p.iteration == 1:  # the next frame started
+            self.steps.reset(total=p.octaves * p.iterations)
+        self.steps.set_postfix_str(f"octave {p.octave}/{p.octaves}", refresh=False)
+        self.steps.update(1)
+
+    def close(self) -> None:
+        self.steps.close()
+        self.frames.close()
+
+
+def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = False,
+              quiet: bool = False) -> tuple[int, int]:
+    """Dreams each plan's source into its target; returns (done, skipped)."""
+    todo = [p for p in plans if overwrite or not os.path.exists(p.target)]
+    bars = _Bars(len(plans), len(plans) - len(todo), quiet)
+    try:
+        pictures = (read_image(plan.source) for plan in todo)  # read lazily: a backend may read ahead
+        for plan, dreamed in zip(todo, backend.dream_frames(pictures, bars.progress, _resume_pictures(plans, todo))):
+            write_image(plan.target, dreamed)
+            bars.frames.update(1)
+    finally:
+        bars.close()
+    return len(todo), len(plans) - len(todo)

@@ -1,0 +1,34 @@
+"""``python -m dream_core``: dream images and frame sequences, list models,
+benchmark, serve. Bad input ends with one line on stderr and exit status 2.
+
+The parser (``parser``) needs no torch; a command's module (``commands``)
+loads what it needs when it runs."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+from .parser import UsageError, build_parser
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+__all__ = ["main", "build_parser", "UsageError"]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from . import commands
+
+    try:
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except KeyboardInterrupt:
+        print("interrupted; finished frames are kept, run again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        print(f"dream_core: error: {err}", file=sys.stderr)
+        return EXIT_USAGE

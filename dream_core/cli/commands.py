@@ -1,0 +1,134 @@
+"""The CLI's commands: each takes parsed arguments and returns an exit status."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from ..config import DreamSettings
+from ..io.images import format_of
+from ..io.sequences import list_frames, plan_frames, same_file
+from ..wire.plans import FramePlan
+from .parser import UsageError, config_from_args
+
+
+def _check_readable(path: str | None, what: str) -> None:
+    if path and not os.path.isfile(path):
+        raise UsageError(f"{what} not found: {path}")
+
+
+def _plan(args: argparse.Namespace):
+    source, target = args.input, args.output
+    if not os.path.exists(source):
+        raise UsageError(f"input not found: {source}")
+    if os.path.isdir(source):
+        if os.path.isfile(target):
+            raise UsageError(f"input is a folder, so the output must be a folder, but {target} is a file")
+        frames = list_frames(source)
+        if not frames:
+            raise UsageError(f"no image frames in {source}")
+        suffix = f".{args.format}" if args.format else None
+        plans = plan_frames(frames, target, suffix)
+    else:
+        format_of(source)
+        if os.path.isdir(target):
+            raise UsageError(f"output {target} is a folder; give a file name")
+        format_of(target)
+        plans = [FramePlan(1, source, target)]
+    for plan in plans:
+        if same_file(plan.source, plan.target):
+            raise UsageError(f"output {plan.target} would overwrite the input; choose another output")
+    return plans, os.path.isdir(source)
+
+
+def _settings(args: argparse.Namespace) -> DreamSettings:
+    _check_readable(args.weights, "weights file")
+    _check_readable(args.guide, "guide image")
+    if args.mask and args.mask != "alpha":
+        _check_readable(args.mask, "mask image")
+    return DreamSettings(model=args.model, layer=args.layer, channels=args.channels,
+                         weights=args.weights or "default", keep_colors=args.keep_colors, mask=args.mask,
+                         guide=args.guide, temporal=args.temporal, config=config_from_args(args))
+
+
+def cmd_dream(args: argparse.Namespace) -> int:
+    from ..batch.run import run_batch
+
+    settings = _settings(args)
+    plans, is_folder = _plan(args)
+    if args.server:
+        from ..batch.remote import RemoteBackend
+
+        backend = RemoteBackend.connect(args.server, args.token_file, settings)
+    else:
+        from ..batch.local import LocalBackend
+
+        backend = LocalBackend(settings, device=args.device)
+    done, skipped = run_batch(plans, backend, overwrite=args.overwrite or not is_folder, quiet=args.quiet)
+    where = args.output
+    note = f" ({skipped} already done, skipped)" if skipped else ""
+    print(f"dreamed {done} frame{'s' if done != 1 else ''}{note} -> {where}", file=sys.stderr)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from ..models import list_models, model_info
+
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        rows.append({"name": name, "description": info.description, "default_layer": info.default_layer,
+                     "layers": list(info.layers), "weights_offline": info.weights_offline()})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        offline = "weights offline" if row["weights_offline"] else "weights download on first use"
+        print(f"{row['name']:10} {row['description']} [{offline}]")
+        layers = " ".join(f"{name}*" if name == row["default_layer"] else name for name in row["layers"])
+        for line in _wrap(layers):
+            print(f"{'':10} {line}")
+    return 0
+
+
+def _wrap(text: str, width: int = 68) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ..tools.bench import BENCH_CONFIG, run_cpu_bench, run_gpu_bench, run_transport_bench
+
+    if args.transport:
+        run_transport_bench(args.device, args.repeats)
+        return 0
+    if args.gpu:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")] if args.sizes else \
+            [(960, 540), (1920, 1080)]
+        config = BENCH_CONFIG.replace(iterations=args.iterations) if args.iterations else BENCH_CONFIG
+        big = None if args.sizes else (3840, 2160)
+        models = tuple(args.models.split(",")) if args.models else ("googlenet", "lite0")
+        run_gpu_bench(args.device, sizes, models, repeats=args.repeats, config=config, big=big,
+                      server=not args.no_server)
+        return 0
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 640x360, got {args.size!r}") from None
+    run_cpu_bench(args.model, width, height, args.device, args.repeats)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serving.command import serve_from_args
+
+    return serve_from_args(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..tools.demo import run_demo
+
+    return run_demo()

@@ -1,0 +1,154 @@
+"""The command line's parser: every command, option and help text. No
+torch here, so ``--help`` answers at once."""
+from __future__ import annotations
+
+import argparse
+
+from ..config import TEMPORAL_MODES, DreamConfig
+from ..version import __version__
+
+DESCRIPTION = """\
+DeepDream for rendered frames and whole animations.
+
+A pretrained network looks at the image; gradient ascent on the pixels then
+amplifies whatever a chosen layer sees, octave by octave, until eyes, faces
+and swirls grow out of the picture."""
+
+EPILOG = """\
+commands:
+  dream     dream an image, or every frame in a folder
+  models    list models, their layers, and whether their weights are offline
+  bench     time our engine against a naive DeepDream loop
+  serve     run the dream server the Blender add-on talks to
+  demo      dream a sample picture (offline) and say where the result is
+
+examples:
+  python -m dream_core dream render.png -o dreamed.png
+  python -m dream_core dream frames/ -o dreamed/ --layer block10 --octaves 5
+  python -m dream_core dream shot.exr -o shot_dream.exr --keep-colors --mask alpha
+  python -m dream_core dream frames/ -o out/ --server 127.0.0.1:7860 --token-file ~/.dream/token
+  python -m dream_core models
+
+Run "python -m dream_core COMMAND --help" for a command's options."""
+
+DREAM_EPILOG = """\
+input and output:
+  INPUT may be one image or a folder of frames. Frames are taken in frame
+  order (the last number in the file name, as Blender writes them). With a
+  folder, OUTPUT is a folder and each frame keeps its name; frames whose output
+  already exists are skipped, so an interrupted batch resumes where it stopped
+  (--overwrite redoes them). Files are written atomically and inputs are never
+  overwritten. PNG (8/16-bit), JPEG, TIFF, WebP and EXR (also Blender's
+  multilayer EXR: the Combined pass is dreamed) are read; the output keeps the
+  input's channels, alpha and bit depth.
+
+colour:
+  Scene-linear EXR frames are dreamed in sRGB and written back linear, with
+  highlights above 1.0 kept. --keep-colors dreams brightness only and keeps
+  the source's colours.
+
+examples:
+  python -m dream_core dream cat.png -o cat_dream.png --octaves 5 --step 0.015
+  python -m dream_core dream frames/ -o dreamed/ --layer "block8+0.5*block11"
+  python -m dream_core dream frames/ -o dreamed/ --layer block10 --channels 3,17
+  python -m dream_core dream big.exr -o big_dream.exr --tile 512"""
+
+
+def _channel_list(text: str) -> list[int]:
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"channels must be integers separated by commas, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="python -m dream_core", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"dream_core {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("dream", help="dream an image or a folder of frames", formatter_class=fmt,
+                       description="Dream an image, or every frame of a folder.", epilog=DREAM_EPILOG)
+    d.add_argument("input", metavar="INPUT", help="an image file or a folder of frames")
+    d.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file, or folder for a folder")
+    add_dream_options(d)
+    d.add_argument("--format", choices=["png", "exr", "jpg", "tif"], help="output file type for a folder "
+                   "(default: each frame's own)")
+    d.add_argument("--overwrite", action="store_true", help="redo frames whose output exists")
+    d.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    d.add_argument("--server", metavar="HOST:PORT", help="dream on a running dream server instead of here")
+    d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    m = sub.add_parser("models", help="list models and layers", description="List models, their layers "
+                       "(the default marked *), and whether the default weights are available offline.")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+
+    b = sub.add_parser("bench", help="benchmark the engine", formatter_class=fmt,
+                       description="Times our engine against a naive reference loop written the way common "
+                       "public DeepDream scripts are, on the same frame, in one run.")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--size", default="640x360", help="frame size WxH (default 640x360)")
+    b.add_argument("--model", default="lite0")
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--transport", action="store_true",
+                   help="instead: time a 1920x1080 RGBA frame through the server protocol alone vs dreaming it")
+    b.add_argument("--gpu", action="store_true",
+                   help="instead: the GPU benchmark: naive loop, engine and server for googlenet and lite0 at "
+                        "960x540 and 1920x1080 (or --sizes), TFLOP/s, share of peak, and a 3840x2160 frame")
+    b.add_argument("--sizes", help="with --gpu: frame sizes, e.g. 960x540,1920x1080")
+    b.add_argument("--iterations", type=int, help="with --gpu: iterations per octave (default 10)")
+    b.add_argument("--models", help="with --gpu: models to time, e.g. lite0 (default googlenet,lite0)")
+    b.add_argument("--no-server", action="store_true",
+                   help="with --gpu: skip the server rows (a server compiles every shape again: minutes)")
+
+    s = sub.add_parser("serve", help="run the dream server", formatter_class=fmt,
+                       description="Serve dreams to the Blender add-on and to --server clients.")
+    from ..serving.command import add_serve_options
+
+    add_serve_options(s)
+
+    sub.add_parser("demo", help="dream a sample image, offline",
+                   description="Dreams a sample photo with the offline default model and prints where it went.")
+    return parser
+
+
+def add_dream_options(p: argparse.ArgumentParser) -> None:
+    defaults = DreamConfig()
+    g = p.add_argument_group("what to dream")
+    g.add_argument("--model", default="lite0", help="model name (see 'models'); default lite0")
+    g.add_argument("--weights", help="a .pth state dict instead of the model's default weights")
+    g.add_argument("--layer", help="layer to amplify, or a sum such as 'block8+0.5*block11'; "
+                   "default: the model's")
+    g.add_argument("--channels", type=_channel_list, help="amplify only these channels, e.g. 3,17")
+    g.add_argument("--guide", metavar="IMAGE", help="amplify features that match this image's")
+    g.add_argument("--mask", metavar="alpha|IMAGE", help="per-pixel strength: the frame's alpha or a grey image")
+    g.add_argument("--keep-colors", action="store_true", help="dream brightness only, keep the source's colours")
+    g.add_argument("--temporal", default="none", choices=TEMPORAL_MODES,
+                   help="coherence between frames of a folder: carry the last dream along Blender's Vector "
+                        "pass (vectors), optical flow (flow), either (auto), a plain mix (blend); default none")
+    h = p.add_argument_group("how hard")
+    h.add_argument("--octaves", type=int, default=defaults.octaves,
+                   help=f"scales to dream at (default {defaults.octaves})")
+    h.add_argument("--octave-scale", type=float, default=defaults.octave_scale,
+                   help=f"size ratio between octaves (default {defaults.octave_scale})")
+    h.add_argument("--iterations", type=int, default=defaults.iterations,
+                   help=f"gradient steps per octave (default {defaults.iterations})")
+    h.add_argument("--step", type=float, default=defaults.step,
+                   help=f"mean change per pixel and step, in [0, 1] units (default {defaults.step})")
+    h.add_argument("--jitter", type=int, default=defaults.jitter,
+                   help=f"random shift in px (default {defaults.jitter})")
+    h.add_argument("--tile", type=int, default=defaults.tile,
+                   help="largest tile side in px, bounds memory; 0 = whole image; default -1: automatic "
+                        "(512 on CPU; on CUDA whole frames up to 1440p, else 1024)")
+    h.add_argument("--seed", type=int, default=defaults.seed, help="random seed; same seed, same dream")
+
+
+def config_from_args(args: argparse.Namespace) -> DreamConfig:
+    return DreamConfig(octaves=args.octaves, octave_scale=args.octave_scale, iterations=args.iterations,
+                       step=args.step, jitter=args.jitter, tile=args.tile, seed=args.seed)
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit status 2."""

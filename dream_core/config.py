@@ -1,0 +1,149 @@
+"""Settings, limits and progress: plain values with no torch, so the CLI's
+``--help``, the request decoding and anything facing the add-on load fast.
+
+:class:`DreamConfig` is how hard and at which scales the engine dreams;
+:class:`DreamSettings` is everything else that shapes a dream (model, layer,
+masks, coherence, the output mix), in one JSON-friendly value that the CLI
+builds from arguments and the server from a request's ``params``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+from .errors import BadSetting
+
+TEMPORAL_MODES = ("none", "blend", "flow", "vectors", "auto")
+DEFAULT_MODEL = "lite0"
+
+
+def _check_number(name: str, value, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise BadSetting(f"{name} must be between {low} and {high}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DreamConfig:
+    """How hard and at which scales to dream. Defaults give classic DeepDream."""
+
+    octaves: int = 4
+    octave_scale: float = 1.4
+    iterations: int = 10
+    step: float = 0.01
+    jitter: int = 32
+    tile: int = -1  # largest tile side; 0 = whole image; -1 = automatic (see Dreamer.tile_for)
+    tile_margin: int = 32
+    tile_batch: int = 0  # tiles per forward pass; 0 = automatic (4 on CUDA, 1 on CPU)
+    seed: int = 0
+    precision: str = "auto"  # "fp32", "bf16" or "auto" (bf16 on CUDA)
+
+    LIMITS = {
+        "octaves": (1, 12), "octave_scale": (1.01, 4.0), "iterations": (0, 1000), "step": (0.0, 1.0),
+        "jitter": (0, 512), "tile": (-1, 16384), "tile_margin": (0, 256), "tile_batch": (0, 256),
+        "seed": (0, 2**63 - 1),
+    }
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in self.LIMITS.items():
+            _check_number(name, getattr(self, name), low, high)
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise BadSetting(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+    def replace(self, **changes) -> "DreamConfig":
+        return DreamConfig(**{**asdict(self), **changes})
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One gradient step done: ``octave`` and ``iteration`` count from 1."""
+
+    octave: int
+    octaves: int
+    iteration: int
+    iterations: int
+
+    @property
+    def fraction(self) -> float:
+        return ((self.octave - 1) * self.iterations + self.iteration) / max(1, self.octaves * self.iterations)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+# the settings of DreamSettings itself, beside DreamConfig's, on the wire
+_OWN = ("model", "layer", "layer_index", "channels", "weights", "keep_colors", "mask", "temporal", "mix")
+
+
+@dataclass
+class DreamSettings:
+    """Everything that shapes a dream besides the pixels."""
+
+    model: str = DEFAULT_MODEL
+    layer: Optional[str] = None
+    layer_index: int = -1  # a layer by position from the input when no layer is named; -1: the model's default
+    channels: Optional[list[int]] = None
+    weights: Optional[str] = "default"
+    keep_colors: bool = False
+    mask: Optional[str] = None  # "alpha", or (CLI only) a path to a grey image
+    guide: Optional[str] = None  # (CLI only) path to a guide image
+    temporal: str = "none"  # one of TEMPORAL_MODES: see dream_core.frame.temporal
+    mix: float = 1.0  # the output: the render (0) to the dream (1), up to 2 to exaggerate
+    config: DreamConfig = field(default_factory=DreamConfig)
+
+    def layer_for(self, layers: tuple[str, ...]) -> Optional[str]:
+        """The layer to dream for a model with ``layers``: the named one, or
+        the one at ``layer_index`` (the last past the end), or None for the
+        model's default. An index lets an animation keyframe the depth."""
+        if self.layer or self.layer_index < 0:
+            return self.layer
+        return layers[min(self.layer_index, len(layers) - 1)]
+
+    def to_params(self) -> dict:
+        """The wire form: flat, with the numeric settings beside the others."""
+        params = {k: v for k, v in asdict(self).items() if k not in ("config", "guide")}
+        if params["mask"] not in (None, "alpha"):
+            params["mask"] = None  # a mask file travels as a payload
+        params.update(asdict(self.config))
+        return params
+
+    @classmethod
+    def from_params(cls, params: dict) -> "DreamSettings":
+        """Reads and checks a request's params; BadSetting names the bad one."""
+        if not isinstance(params, dict):
+            raise BadSetting("params must be an object")
+        config_names = set(DreamConfig.field_names())
+        unknown = sorted(set(params) - config_names - set(_OWN))
+        if unknown:
+            raise BadSetting(f"unknown setting(s) {', '.join(unknown)}; valid: "
+                             f"{', '.join(sorted(config_names | set(_OWN)))}")
+        own = {k: v for k, v in params.items() if k in _OWN}
+        _check_own(own)
+        try:
+            config = DreamConfig(**{k: v for k, v in params.items() if k in config_names})
+        except TypeError as err:
+            raise BadSetting(str(err)) from None
+        return cls(**own, config=config)
+
+
+def _check_own(own: dict) -> None:
+    for name in ("model", "layer", "weights"):
+        if own.get(name) is not None and not isinstance(own[name], str):
+            raise BadSetting(f"{name} must be a string")
+    index = own.get("layer_index", -1)
+    if isinstance(index, bool) or not isinstance(index, int) or not -1 <= index <= 1000:
+        raise BadSetting("layer_index must be an integer from -1 (the model's default) to 1000")
+    channels = own.get("channels")
+    if channels is not None and (not isinstance(channels, list)
+                                 or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)):
+        raise BadSetting("channels must be a list of integers")
+    if own.get("mask") not in (None, "alpha"):
+        raise BadSetting("mask must be 'alpha' or null (send a mask image as a payload)")
+    if own.get("temporal", "none") not in TEMPORAL_MODES:
+        raise BadSetting(f"temporal must be one of {', '.join(TEMPORAL_MODES)}")
+    _check_number("mix", own.get("mix", 1.0), 0.0, 2.0)
+    if not isinstance(own.get("keep_colors", False), bool):
+        raise BadSetting("keep_colors must be true or false")

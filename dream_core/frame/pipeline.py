@@ -1,0 +1,162 @@
+"""The one frame pipeline: every caller (``dream()``, the CLI's batches, the
+server's worker) dreams a frame through here.
+
+A frame goes to the dreamer's device once and comes back once: the colour
+conversion into dream space (sRGB in [0, 1], highlights split off),
+temporal coherence, the dream, the output mix and the way back all run there.
+
+:class:`SequenceDreamer` holds what a sequence carries from frame to frame;
+a single image is a sequence of one.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import DreamSettings, ProgressCallback
+from ..engine import Dreamer, image_tensor, tensor_pixels
+from ..engine.checks import check_finite, check_shape
+from ..engine.objectives import Objective
+from ..errors import ShapeMismatch
+from ..io import Picture
+from . import temporal
+from .colour import compress_highlights, keep_source_colours, linear_to_srgb, luma, srgb_to_linear
+
+
+@dataclass
+class _Restore:
+    """What undoes :func:`to_dream_space`."""
+
+    source: torch.Tensor
+    linear: bool
+    ratio: Optional[torch.Tensor]
+
+
+def to_dream_space(pixels: torch.Tensor, linear: bool) -> tuple[torch.Tensor, _Restore]:
+    """Pixels [1, C, H, W] (C = 1…4) to sRGB [1, 3, H, W] in [0, 1], plus what undoes it."""
+    check_shape(pixels, ["1", "1|2|3|4", "H", "W"], "pixels")
+    check_finite(pixels)
+    colour = pixels[:, :3] if pixels.shape[1] >= 3 else pixels[:, :1].expand(-1, 3, -1, -1)
+    ratio = None
+    if linear:
+        colour, ratio = compress_highlights(colour)
+        colour = linear_to_srgb(colour)
+    return colour.clamp(0.0, 1.0), _Restore(pixels, linear, ratio)
+
+
+def from_dream_space(rgb: torch.Tensor, restore: _Restore) -> torch.Tensor:
+    if restore.linear:
+        rgb = srgb_to_linear(rgb) * restore.ratio
+    colour = rgb if restore.source.shape[1] >= 3 else luma(rgb)
+    return torch.cat([colour, restore.source[:, colour.shape[1]:]], dim=1)
+
+
+def alpha_mask(pixels: np.ndarray) -> Optional[np.ndarray]:
+    """The alpha channel as a per-pixel mask, or None without alpha."""
+    return pixels[..., -1].clip(0, 1) if pixels.shape[-1] in (2, 4) else None
+
+
+def mask_tensor(mask: Optional[np.ndarray], like: torch.Tensor) -> Optional[torch.Tensor]:
+    """A H×W mask in [0, 1] as [1, 1, H, W] beside ``like``, its size checked."""
+    if mask is None:
+        return None
+    if mask.shape != like.shape[-2:]:
+        raise ShapeMismatch(f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {like.shape[-1]}x{like.shape[-2]}")
+    return image_tensor(mask[..., None], like.device)
+
+
+def dream_rgb(dreamer: Dreamer, base: torch.Tensor, source: torch.Tensor, objective: Objective,
+              settings: DreamSettings, step_mask: Optional[torch.Tensor],
+              callback: Optional[ProgressCallback]) -> torch.Tensor:
+    """Dreams ``base`` (dream space); ``source`` gives the colours to keep."""
+    dreamed = dreamer.run(base, objective, settings.config, step_mask=step_mask, callback=callback)
+    return keep_source_colours(dreamed, source) if settings.keep_colors else dreamed
+
+
+class SequenceDreamer:
+    """Dreams the frames of one sequence in order, carrying each frame's
+    dream into the next under ``settings.temporal``. Frames may change
+    settings (keyframes); a frame that does not follow the last one
+    (its number is not the next) starts the motion afresh."""
+
+    def __init__(self) -> None:
+        self.previous: Optional[temporal.Previous] = None
+        self.last_frame: Optional[int] = None
+        self._objective: tuple[tuple, Optional[Objective]] = ((), None)
+
+    def resume(self, dreamer: Dreamer, render: Picture, dreamed: Picture) -> None:
+        """Carries on from the frame before, rebuilt from its render and its
+        written dream when a resumed run or a restarted server lost it. The
+        written dream is what gets carried: with a mix below 1 its detail is
+        that much weaker."""
+        source, _ = to_dream_space(image_tensor(render.pixels, dreamer.device), render.linear)
+        dream_rgb_, _ = to_dream_space(image_tensor(dreamed.pixels, dreamer.device), dreamed.linear)
+        if dream_rgb_.shape != source.shape:
+            raise ShapeMismatch(f"the previous dream is {dreamed.width}x{dreamed.height}, its render "
+                                f"{render.width}x{render.height}")
+        vectors = None if render.vectors is None else image_tensor(render.vectors, dreamer.device)
+        self.previous = temporal.Previous(source, dream_rgb_, vectors, temporal.colour_gains(dream_rgb_, source))
+        self.last_frame = None
+
+    def needs_resume(self, frame: Optional[int]) -> bool:
+        """Whether this frame would start without a previous one to carry."""
+        return self.previous is None or not _follows(self.last_frame, frame)
+
+    def objective(self, dreamer: Dreamer, settings: DreamSettings, guide: Optional[np.ndarray]) -> Objective:
+        """The frame's objective, reused while the layer, channels and guide
+        stay the same (a guide's features cost a forward pass)."""
+        layer = settings.layer_for(dreamer.info.layers)
+        guide_key = None if guide is None else hashlib.sha1(np.ascontiguousarray(guide).tobytes()).hexdigest()
+        key = (dreamer.info.name, id(dreamer), layer, tuple(settings.channels or ()), guide_key)
+        if self._objective[0] != key:
+            self._objective = (key, dreamer.objective(layer, settings.channels, guide))
+        return self._objective[1]
+
+    def dream(self, dreamer: Dreamer, picture: Picture, settings: DreamSettings, *, frame: Optional[int] = None,
+              mask: Optional[np.ndarray] = None, guide: Optional[np.ndarray] = None,
+              callback: Optional[ProgressCallback] = None) -> Picture:
+        """Dreams one frame. ``mask`` (H×W in [0, 1]) scales the ascent per
+        pixel; without one, ``settings.mask == "alpha"`` takes the alpha.
+        ``settings.mix`` fades the output between the render (0) and the
+        dream (1); the next frame still carries the full dream, so a
+        keyframed fade does not wash out the coherence."""
+        objective = self.objective(dreamer, settings, guide)
+        if not _follows(self.last_frame, frame):
+            self.previous = None
+        if mask is None and settings.mask == "alpha":
+            mask = alpha_mask(picture.pixels)
+        rgb, restore = to_dream_space(image_tensor(picture.pixels, dreamer.device), picture.linear)
+        vectors = None if picture.vectors is None else image_tensor(picture.vectors, dreamer.device)
+        prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous)
+        step_mask = _combined(mask_tensor(mask, rgb), prepared.step_mask)
+        dreamed = dream_rgb(dreamer, prepared.base, rgb, objective, settings, step_mask, callback)
+        dreamed, anchor = self._anchored(dreamed, rgb, prepared.mode)
+        mix = settings.mix
+        shown = dreamed if mix == 1.0 else (rgb + mix * (dreamed - rgb)).clamp(0.0, 1.0)
+        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor)
+        self.last_frame = frame
+        return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))
+
+    def _anchored(self, dreamed: torch.Tensor, rgb: torch.Tensor, mode: str):
+        """A coherent sequence is held to its first frame's colour gains."""
+        if mode == "none":
+            return dreamed, None
+        if self.previous is not None and self.previous.anchor is not None:
+            anchor = self.previous.anchor
+            return temporal.anchor_colours(dreamed, rgb, anchor), anchor
+        return dreamed, temporal.colour_gains(dreamed, rgb)
+
+
+def _combined(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    if a is None or b is None:
+        return a if b is None else b
+    return a * b
+
+
+def _follows(last: Optional[int], frame: Optional[int]) -> bool:
+    """Motion is carried only into the next frame of a sequence (or when frames are unnumbered)."""
+    return last is None or frame is None or frame == last + 1

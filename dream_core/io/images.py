@@ -1,0 +1,157 @@
+"""Reading and writing pictures, to files (atomically) and to bytes (for the
+wire). Rasters go through OpenCV, which keeps 16 bits per channel where
+Pillow reduces 16-bit RGB to 8 bits; EXR goes through OpenEXR."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import BadImage
+from ..wire.atomic import write_atomically
+from . import exr
+
+# file suffix -> format name
+FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
+           ".webp": "webp", ".exr": "exr"}
+_MAX = {"uint8": 255.0, "uint16": 65535.0}
+
+
+@dataclass
+class Picture:
+    """An image as the engine sees it: float32 pixels H×W×C (C = 1…4,
+    alpha last), plus how it was stored so it can be written back alike."""
+
+    pixels: np.ndarray
+    linear: bool = False  # scene-linear (EXR) rather than display-referred sRGB
+    dtype: str = "uint8"  # stored sample type: uint8, uint16, float16, float32
+    vectors: Optional[np.ndarray] = None  # Blender's Vector pass, H×W×4, when present
+    passes: Optional[exr.Passes] = None  # a multilayer EXR's other passes, written back beside the pixels
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.shape[-1] in (2, 4)
+
+    def with_pixels(self, pixels: np.ndarray) -> "Picture":
+        return replace(self, pixels=pixels, vectors=None)
+
+
+def format_of(path: str) -> str:
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in FORMATS:
+        raise BadImage(f"{path}: unsupported file type {suffix or '(none)'}; "
+                         f"use one of {', '.join(sorted(FORMATS))}")
+    return FORMATS[suffix]
+
+
+def _from_cv(array: np.ndarray, source: str) -> Picture:
+    if array.dtype not in (np.uint8, np.uint16):
+        raise BadImage(f"{source}: unsupported sample type {array.dtype}")
+    dtype = str(array.dtype)
+    if array.ndim == 2:
+        array = array[..., None]
+    elif array.shape[-1] == 3:
+        array = array[..., ::-1]
+    elif array.shape[-1] == 4:
+        array = array[..., [2, 1, 0, 3]]
+    return Picture(np.ascontiguousarray(array, dtype=np.float32) / _MAX[dtype], False, dtype)
+
+
+def _to_cv(picture: Picture, fmt: str) -> np.ndarray:
+    dtype = picture.dtype if picture.dtype in _MAX else "uint16"
+    if fmt in ("jpeg", "webp"):
+        dtype = "uint8"
+    pixels = picture.pixels
+    if picture.linear:
+        from ..frame.colour import linear_to_srgb  # display formats hold sRGB
+
+        pixels = pixels.copy()
+        colour = slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
+        pixels[..., colour] = linear_to_srgb(torch.from_numpy(pixels[..., colour])).numpy()
+    if fmt == "jpeg" and picture.has_alpha:
+        pixels = pixels[..., :-1]
+    array = np.round(np.clip(pixels, 0.0, 1.0) * _MAX[dtype]).astype(dtype)
+    if array.shape[-1] == 3:
+        array = array[..., ::-1]
+    elif array.shape[-1] == 4:
+        array = array[..., [2, 1, 0, 3]]
+    elif array.shape[-1] == 1:
+        array = array[..., 0]
+    return np.ascontiguousarray(array)
+
+
+def read_image(path: str) -> Picture:
+    """Reads a picture; raises FileNotFoundError or BadImage with the path in the message."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    fmt = format_of(path)
+    if fmt == "exr":
+        return _read_exr(path, path)
+    with open(path, "rb") as f:
+        return decode_image(f.read(), fmt, source=path)
+
+
+def decode_image(data: bytes, fmt: str, source: str = "image") -> Picture:
+    """Decodes bytes of the given format (``png``, ``jpeg``, ``tiff``, ``webp``, ``exr``)."""
+    if fmt == "exr":
+        with tempfile.NamedTemporaryFile(suffix=".exr") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            return _read_exr(tmp.name, source)
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if array is None:
+        raise BadImage(f"{source}: not a decodable {fmt} image")
+    return _from_cv(array, source)
+
+
+def _read_exr(path: str, source: str) -> Picture:
+    try:
+        pixels, dtype, vectors, passes = exr.read_exr(path)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise BadImage(f"{source}: not a readable EXR image ({err})") from None
+    return Picture(pixels, True, dtype, vectors, passes)
+
+
+def encode_image(picture: Picture, fmt: str) -> bytes:
+    if fmt == "exr":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "frame.exr")
+            dtype = picture.dtype if picture.dtype.startswith("float") else "float16"
+            exr.write_exr(path, _linear_pixels(picture), dtype, picture.passes)
+            with open(path, "rb") as f:
+                return f.read()
+    ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp"}[fmt]
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpeg" else []
+    ok, buf = cv2.imencode(ext, _to_cv(picture, fmt), params)
+    if not ok:
+        raise ValueError(f"could not encode a {picture.width}x{picture.height} picture as {fmt}")
+    return buf.tobytes()
+
+
+def _linear_pixels(picture: Picture) -> np.ndarray:
+    if picture.linear:
+        return picture.pixels
+    from ..frame.colour import srgb_to_linear
+
+    pixels = picture.pixels.copy()
+    colour = slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
+    pixels[..., colour] = srgb_to_linear(torch.from_numpy(pixels[..., colour])).numpy()
+    return pixels
+
+
+def write_image(path: str, picture: Picture) -> None:
+    """Encodes and writes atomically (a crash never leaves a half-written frame)."""
+    write_atomically(path, encode_image(picture, format_of(path)))

@@ -1,0 +1,152 @@
+"""Frames on the wire: request payloads decoded into a :class:`FrameTask`
+(every size, type and value checked, errors as protocol codes) and results
+encoded as the client asked."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+from ..config import DreamSettings
+from ..errors import DreamError
+from ..frame.colour import grey
+from ..io import Picture, decode_image, encode_image
+from ..wire import protocol as P
+from .tasks import FrameTask
+
+MAX_SIDE = 16384
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+
+
+def decode_task(header: dict, payloads: list[bytes]) -> FrameTask:
+    """A dream request's header and payloads as a task for the worker."""
+    named = {}
+    for meta, data in zip(header.get("payloads", []), payloads):
+        named[meta.get("name")] = (meta, data)
+    if "image" not in named:
+        raise P.ProtocolError("bad_header", "a dream request needs an 'image' payload")
+    try:
+        settings = DreamSettings.from_params(header.get("params") or {})
+    except DreamError as err:
+        raise P.ProtocolError(err.code, str(err)) from None
+    check_output(header.get("output"))
+    picture = decode_picture(*named["image"], "image")
+    if "vectors" in named:
+        vectors = decode_picture(*named["vectors"], "vectors").pixels
+        if vectors.shape != (picture.height, picture.width, 4):
+            raise P.ProtocolError("shape_mismatch", f"vectors are {list(vectors.shape)}, expected "
+                                  f"[{picture.height}, {picture.width}, 4]")
+        picture.vectors = vectors
+    mask = guide = None
+    if "mask" in named:
+        mask_pixels = decode_picture(*named["mask"], "mask").pixels
+        if mask_pixels.shape[:2] != (picture.height, picture.width):
+            raise P.ProtocolError("shape_mismatch", "the mask's size differs from the image's")
+        mask = grey(mask_pixels)
+    if "guide" in named:
+        guide = decode_picture(*named["guide"], "guide").pixels
+    return FrameTask(settings, picture, job=job_id(header), frame=frame_number(header), mask=mask, guide=guide,
+                     reply_format=named["image"][0].get("format", "png"), resume=_resume(named, picture))
+
+
+def _resume(named: dict, picture: Picture) -> Optional[tuple[Picture, Picture]]:
+    """The previous frame's render (``previous_render``, with its Vector pass
+    inside or as ``previous_vectors``) and written dream (``previous_dream``):
+    a client resuming a sequence sends them in case the server lost the job."""
+    if "previous_render" not in named and "previous_dream" not in named:
+        return None
+    if "previous_render" not in named or "previous_dream" not in named:
+        raise P.ProtocolError("bad_header", "previous_render and previous_dream go together")
+    render = decode_picture(*named["previous_render"], "previous_render")
+    dreamed = decode_picture(*named["previous_dream"], "previous_dream")
+    if "previous_vectors" in named:
+        render.vectors = decode_picture(*named["previous_vectors"], "previous_vectors").pixels
+    for what, other in (("previous_render", render), ("previous_dream", dreamed)):
+        if (other.height, other.width) != (picture.height, picture.width):
+            raise P.ProtocolError("shape_mismatch", f"{what} is {other.width}x{other.height}, the image "
+                                  f"{picture.width}x{picture.height}")
+    if render.vectors is not None and render.vectors.shape != (picture.height, picture.width, 4):
+        raise P.ProtocolError("shape_mismatch", "previous_vectors must be the Vector pass, H×W×4")
+    return render, dreamed
+
+
+def frame_number(header: dict) -> Optional[int]:
+    frame = header.get("frame")
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int)):
+        raise P.ProtocolError("bad_header", "frame must be an integer or null")
+    return frame
+
+
+def job_id(header: dict) -> Optional[str]:
+    job = header.get("job")
+    if job is not None and (not isinstance(job, str) or not 0 < len(job) <= 200):
+        raise P.ProtocolError("bad_header", "job must be a string of 1 to 200 characters")
+    return job
+
+
+def decode_picture(meta: dict, data: bytes, what: str) -> Picture:
+    fmt = meta.get("format")
+    if fmt == "raw":
+        h, w, c, dtype = P.check_raw(meta, len(data))
+        if h * w > MAX_PIXELS:
+            raise P.ProtocolError("oversize", f"{what} has {h * w} pixels; at most {MAX_PIXELS}")
+        array = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(h, w, c).astype(np.float32)
+        if dtype in ("uint8", "uint16"):
+            array /= 255.0 if dtype == "uint8" else 65535.0
+        picture = Picture(array, bool(meta.get("linear", False)), dtype)
+    elif fmt in P.IMAGE_FORMATS:
+        try:
+            picture = decode_image(data, fmt, source=what)
+        except DreamError as err:
+            raise P.ProtocolError(err.code, str(err)) from None
+    else:
+        raise P.ProtocolError("bad_header", f"{what} format must be one of {', '.join(P.IMAGE_FORMATS)}")
+    if picture.height * picture.width > MAX_PIXELS:
+        raise P.ProtocolError("oversize", f"{what} is {picture.width}x{picture.height}; too large")
+    if picture.height == 0 or picture.width == 0:
+        raise P.ProtocolError("too_small", f"{what} is {picture.width}x{picture.height}")
+    if not np.isfinite(picture.pixels).all():
+        raise P.ProtocolError("nonfinite", f"{what} holds NaN or infinite values")
+    return picture
+
+
+def to_raw(pixels: np.ndarray, dtype: str) -> bytes:
+    if dtype in ("uint8", "uint16"):
+        top = 255 if dtype == "uint8" else 65535
+        pixels = np.round(np.clip(pixels, 0, 1) * top)
+    return np.ascontiguousarray(pixels.astype(np.dtype(dtype).newbyteorder("<"))).tobytes()
+
+
+def check_output(output) -> None:
+    """Refuses a bad ``output`` before the frame is dreamed, not after."""
+    if output is None:
+        return
+    if not isinstance(output, dict):
+        raise P.ProtocolError("bad_header", "output must be an object such as {\"format\": \"png\"}")
+    fmt = output.get("format")
+    if fmt is not None and fmt not in P.IMAGE_FORMATS:
+        raise P.ProtocolError("bad_header", f"output format must be one of {', '.join(P.IMAGE_FORMATS)}")
+    if output.get("dtype", "float32") not in P.RAW_DTYPES:
+        raise P.ProtocolError("bad_header", f"raw dtype must be one of {', '.join(P.RAW_DTYPES)}")
+
+
+def encode_result(picture: Picture, output: dict, default_format: str) -> tuple[dict, bytes]:
+    """The dreamed picture as the request's ``output`` asks: raw pixels or an image file's bytes."""
+    check_output(output)
+    fmt = output.get("format") or default_format
+    if fmt == "raw":
+        dtype = output.get("dtype", "float32")
+        meta = {"name": "image", "format": "raw", "dtype": dtype, "shape": list(picture.pixels.shape),
+                "linear": picture.linear}
+        return meta, to_raw(picture.pixels, dtype)
+    return {"name": "image", "format": fmt}, encode_image(picture, fmt)
+
+
+def limit_decoders(side: int = MAX_SIDE) -> None:
+    """Refuse decompression bombs: a small file that declares a huge image
+    must fail to decode, not exhaust memory."""
+    import OpenEXR
+
+    OpenEXR.setMaxImageSize(side, side)
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(side * side))

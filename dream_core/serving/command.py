@@ -1,0 +1,81 @@
+"""``python -m dream_core serve``: its options and its start. Torch loads
+only when the server starts, so ``--help`` answers at once."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+
+from ..wire import protocol as P
+
+log = logging.getLogger("dream_core.server")
+
+
+def add_serve_options(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--listen", metavar="HOST:PORT", help="TCP address (default 127.0.0.1 on a free port)")
+    where.add_argument("--socket", metavar="PATH", help="a Unix socket path instead of TCP")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="read the token from FILE, or create FILE (mode 0600) holding a new one")
+    p.add_argument("--token-stdin", action="store_true",
+                   help="read the token from the first line of standard input (how the add-on passes it)")
+    p.add_argument("--exit-with-stdin", action="store_true",
+                   help="stop when standard input closes: the process that started the server keeps it open, "
+                        "so the server cannot outlive it (spawned servers use this)")
+    p.add_argument("--allow-remote", action="store_true", help="allow listening on a non-loopback address")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--max-payload-mb", type=int, default=512, help="largest accepted message (default 512 MiB)")
+    p.add_argument("--job-idle-timeout", type=float, default=600.0,
+                   help="seconds after which an idle job's state is freed (default 600)")
+    p.add_argument("--heartbeat", type=float, default=1.0, metavar="SECONDS",
+                   help="while a frame is queued or running and nothing else is sent, tell the client it is "
+                        "alive every SECONDS (default 1); clients time out on silence")
+    p.add_argument("--preload", default="lite0", help="model to load at start (default lite0; '' for none)")
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise ValueError("--token-stdin: standard input gave no token")
+        return token
+    path = args.token_file or os.path.join(os.path.expanduser("~"), ".dream_renders", "token")
+    token = P.read_or_create_token(path)
+    log.info("token file: %s", path)
+    return token
+
+
+def _stop_when_stdin_closes(server) -> None:
+    """The spawning process holds our standard input open; when it exits,
+    even killed, the pipe closes and this server must not linger (it would
+    hold GPU memory for nobody)."""
+    while sys.stdin.buffer.read1(1024):
+        pass
+    log.info("standard input closed: the process that started this server is gone; stopping")
+    server.shutdown()
+
+
+def serve_from_args(args: argparse.Namespace) -> int:
+    from .codec import limit_decoders
+    from .server import DreamServer
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
+    limit_decoders()
+    address = args.socket or args.listen or "127.0.0.1:0"
+    server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
+                         job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
+                         heartbeat=args.heartbeat)
+    if args.preload:
+        server.worker.dreamer(args.preload, "default")  # first frame should not pay for loading
+    if args.exit_with_stdin:
+        threading.Thread(target=_stop_when_stdin_closes, args=(server,), daemon=True).start()
+    print(P.ready_line(server.address, os.getpid()), flush=True)
+    log.info("listening on %s (device %s)", server.address, server.worker.dreamer_device())
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    log.info("stopped")
+    return 0

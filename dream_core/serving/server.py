@@ -1,0 +1,261 @@
+"""``python -m dream_core serve``: the dream server.
+
+One thread accepts; each connection gets a thread that authenticates it,
+reads its requests and decodes their frames, and each frame in flight a
+thread that relays the worker's events and encodes the result, so codec and
+transfer work overlaps the frame on the device. A slow, stalled or vanished
+client only ever holds its own threads.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection
+
+from ..version import __version__
+from ..wire import protocol as P
+from .codec import decode_task, encode_result, job_id
+from .tasks import ErrorEvent, FrameTask, ProgressEvent
+from .worker import Worker
+
+log = logging.getLogger("dream_core.server")
+
+STALL_SECONDS = 60.0  # a message started but not finished within this is a stalled client
+
+
+class DreamServer:
+    def __init__(self, token: str, address: str = "127.0.0.1:0", *, device: str = "auto",
+                 max_payload: int = P.DEFAULT_MAX_PAYLOAD, job_idle_timeout: float = 600.0,
+                 allow_remote: bool = False, heartbeat: float = P.HEARTBEAT_SECONDS) -> None:
+        self.token = token
+        self.heartbeat = heartbeat
+        self.max_payload = max_payload
+        self.family, addr = P.parse_address(address)
+        if self.family != socket.AF_UNIX and not P.is_loopback(addr[0]):
+            if not allow_remote:
+                raise ValueError(f"{addr[0]} is not a loopback address; pass --allow-remote to listen on it")
+            log.warning("listening on %s: reachable from other machines, protected by the token only", addr[0])
+        self.listener = socket.socket(self.family, socket.SOCK_STREAM)
+        if self.family == socket.AF_UNIX:
+            if os.path.exists(addr):
+                os.unlink(addr)  # a stale socket from a crashed server
+            self.listener.bind(addr)
+            os.chmod(addr, 0o600)
+        else:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.listener.bind(addr)
+        self.listener.listen(64)
+        self.address = P.format_address(self.family, self.listener.getsockname())
+        self.worker = Worker(device, job_idle_timeout)
+        self.stopping = threading.Event()
+        self.counter_lock = threading.Lock()
+        self.connections = 0
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        self.listener.settimeout(0.5)
+        while not self.stopping.is_set():
+            try:
+                sock, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                if self.stopping.is_set():
+                    break
+                raise
+            threading.Thread(target=self._connection, args=(sock,), daemon=True).start()
+        self.listener.close()
+        self.worker.stop()
+        self.worker.thread.join(timeout=30)
+        if self.family == socket.AF_UNIX and os.path.exists(self.address):
+            os.unlink(self.address)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+
+    # --- one connection ------------------------------------------------------
+
+    def _connection(self, sock: socket.socket) -> None:
+        try:
+            conn = P.authenticate(sock, self.token, server_side=True)
+        except (AuthenticationError, OSError, EOFError) as err:
+            log.warning("connection refused: %s", err or type(err).__name__)
+            sock.close()
+            return
+        P.set_connection_read_timeout(conn, STALL_SECONDS)
+        with self.counter_lock:
+            self.connections += 1
+        try:
+            self._serve(conn)
+        except EOFError:
+            log.debug("client closed its connection")
+        except OSError as err:
+            log.info("client connection dropped: %s", err)
+        finally:
+            with self.counter_lock:
+                self.connections -= 1
+            conn.close()
+
+    def _serve(self, conn: Connection) -> None:
+        session = Session(conn)
+        try:
+            while not self.stopping.is_set():
+                if not conn.poll(0.5):
+                    continue
+                if not self._handle(session):
+                    return
+        finally:
+            session.cancel_all()  # nobody is left to receive these frames
+
+    def _handle(self, session: "Session") -> bool:
+        """Reads and answers one request; False when the stream cannot go on."""
+        try:
+            header = P.recv_header(session.conn)
+        except P.ProtocolError as err:
+            session.send(P.error_reply(None, err.code, err.message))
+            return False  # the stream cannot be trusted after a bad header
+        request_id = header.get("id")
+        if header.get("v") != P.PROTOCOL:
+            session.send(P.error_reply(request_id, "bad_version", f"server speaks protocol {P.PROTOCOL}, "
+                                       f"request says {header.get('v')!r}"))
+            return False
+        op = header.get("op")
+        try:
+            payloads = P.recv_payloads(session.conn, header, self.max_payload)
+            if op not in P.OPS:
+                raise P.ProtocolError("unknown_op", f"unknown op {op!r}; valid: {', '.join(P.OPS)}")
+            getattr(self, f"_op_{op}")(session, header, payloads)
+        except P.ProtocolError as err:
+            session.send(P.error_reply(request_id, err.code, err.message))
+            return err.code != "oversize"
+        return True
+
+    def _op_hello(self, session, header, payloads) -> None:
+        session.send({"event": "result", "id": header.get("id"), "op": "hello", "protocol": P.PROTOCOL,
+                      "version": __version__, "max_payload": self.max_payload, "max_in_flight": P.MAX_IN_FLIGHT,
+                      "heartbeat": self.heartbeat, **self.worker.info()})
+
+    def _op_cancel(self, session, header, payloads) -> None:
+        """With a job: that job's frames, from any connection; without: this connection's."""
+        job = job_id(header)
+        count = self.worker.cancel_job(job) if job else session.cancel_all()
+        session.send({"event": "result", "id": header.get("id"), "op": "cancel", "cancelled": count})
+
+    def _op_close_job(self, session, header, payloads) -> None:
+        job = job_id(header)
+        if not job:
+            raise P.ProtocolError("bad_header", "close_job needs a job id")
+        closed = self.worker.close_job(job)
+        session.send({"event": "result", "id": header.get("id"), "op": "close_job", "closed": closed})
+
+    def _op_echo(self, session, header, payloads) -> None:
+        """Sends the payloads back: measures what the transport alone costs."""
+        session.send({"event": "result", "id": header.get("id"), "op": "echo",
+                      "payloads": header.get("payloads", [])}, payloads)
+
+    def _op_shutdown(self, session, header, payloads) -> None:
+        session.send({"event": "result", "id": header.get("id"), "op": "shutdown"})
+        log.info("shutdown requested by a client")
+        self.shutdown()
+
+    def _op_dream(self, session, header, payloads) -> None:
+        if session.in_flight() >= P.MAX_IN_FLIGHT:
+            raise P.ProtocolError("busy", f"this connection already has {P.MAX_IN_FLIGHT} frames in flight; "
+                                  "wait for a result before sending more")
+        task = decode_task(header, payloads)  # here, so it overlaps the frame the worker is dreaming
+        session.add(task)
+        self.worker.submit(task)
+        threading.Thread(target=self._relay, args=(session, header, task), daemon=True).start()
+
+    def _relay(self, session: "Session", header: dict, task: FrameTask) -> None:
+        """Sends one frame's events, then its result (encoded here, off the worker)."""
+        request_id = header.get("id")
+        try:
+            self._heartbeat(session, request_id, task)  # at once: the client learns its place in the queue
+            while True:
+                try:
+                    event = task.events.get(timeout=self.heartbeat)
+                except queue.Empty:
+                    self._heartbeat(session, request_id, task)
+                    continue
+                if isinstance(event, ProgressEvent):
+                    p = event.progress
+                    session.send({"event": "progress", "id": request_id, "octave": p.octave, "octaves": p.octaves,
+                                  "iteration": p.iteration, "iterations": p.iterations})
+                    continue
+                if isinstance(event, ErrorEvent):
+                    session.send(P.error_reply(request_id, event.code, event.message))
+                else:
+                    self._send_result(session, header, task, event.picture)
+                return
+        except (OSError, EOFError) as err:
+            log.info("could not send to the client, it is gone: %s", err)
+            task.cancel.set()
+        except Exception as err:  # every request gets its one final reply, whatever broke here
+            log.exception("relaying a frame failed")
+            task.cancel.set()
+            self._send_quietly(session, P.error_reply(request_id, "internal", f"{type(err).__name__}: {err}"))
+        finally:
+            session.remove(task)
+
+    def _heartbeat(self, session: "Session", request_id, task: FrameTask) -> None:
+        position = self.worker.queue_position(task)
+        session.send({"event": "heartbeat", "id": request_id, "state": "queued" if position else "running",
+                      "position": position})
+
+    @staticmethod
+    def _send_quietly(session: "Session", header: dict) -> None:
+        try:
+            session.send(header)
+        except (OSError, EOFError):
+            pass
+
+    def _send_result(self, session: "Session", header: dict, task: FrameTask, picture) -> None:
+        request_id = header.get("id")
+        try:
+            meta, data = encode_result(picture, header.get("output") or {}, task.reply_format)
+        except P.ProtocolError as err:
+            session.send(P.error_reply(request_id, err.code, err.message))
+            return
+        session.send({"event": "result", "id": request_id, "op": "dream", "job": task.job, "frame": task.frame,
+                      "width": picture.width, "height": picture.height, "payloads": [meta]}, [data])
+
+
+class Session:
+    """One client connection: its sends (from the reader and relay threads,
+    one message at a time) and its frames in flight."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.tasks_lock = threading.Lock()
+        self.tasks: list[FrameTask] = []
+
+    def send(self, header: dict, payloads: list[bytes] = ()) -> None:
+        with self.send_lock:
+            P.send_message(self.conn, header, payloads)
+
+    def add(self, task: FrameTask) -> None:
+        with self.tasks_lock:
+            self.tasks.append(task)
+
+    def remove(self, task: FrameTask) -> None:
+        with self.tasks_lock:
+            if task in self.tasks:
+                self.tasks.remove(task)
+
+    def in_flight(self) -> int:
+        with self.tasks_lock:
+            return len(self.tasks)
+
+    def cancel_all(self) -> int:
+        with self.tasks_lock:
+            tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel.set()
+        return len(tasks)

@@ -1,0 +1,49 @@
+"""What a connection hands the worker (:class:`FrameTask`) and what the
+worker hands back on the task's event queue: :class:`ProgressEvent`s, then
+one :class:`ResultEvent` or :class:`ErrorEvent`."""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from ..config import DreamSettings, Progress
+from ..io import Picture
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class ResultEvent:
+    picture: Picture
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    code: str  # one of dream_core.wire.protocol.ERRORS
+    message: str
+
+
+FrameEvent = Union[ProgressEvent, ResultEvent, ErrorEvent]
+
+
+@dataclass(eq=False)  # a task is itself: compared by identity (its fields hold arrays)
+class FrameTask:
+    """One decoded frame to dream, and the channel its events go back on."""
+
+    settings: DreamSettings
+    picture: Picture
+    job: Optional[str] = None
+    frame: Optional[int] = None
+    mask: Optional[np.ndarray] = None
+    guide: Optional[np.ndarray] = None
+    reply_format: str = "png"  # the result's format unless the request names one
+    resume: Optional[tuple[Picture, Picture]] = None  # the previous frame's render and dream, from the client
+    events: "queue.Queue[FrameEvent]" = field(default_factory=queue.Queue)
+    cancel: threading.Event = field(default_factory=threading.Event)

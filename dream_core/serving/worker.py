@@ -1,0 +1,169 @@
+"""The one thread that owns the device. Connections hand it decoded frames
+as :class:`FrameTask` objects and read its events; it never touches a
+socket, so no client can stall it."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..config import Progress
+from ..engine import Dreamer, resolve_device
+from ..errors import DreamError
+from ..frame.pipeline import SequenceDreamer
+from ..io import Picture
+from ..models import list_models, model_info
+from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
+
+log = logging.getLogger("dream_core.server")
+
+IDLE_CHECK_SECONDS = 5.0
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass
+class JobState:
+    """A job is a sequence: its carried state, and when it was last used."""
+
+    sequence: SequenceDreamer = field(default_factory=SequenceDreamer)
+    touched: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    def __init__(self, device: str = "auto", job_idle_timeout: float = 600.0) -> None:
+        self.device = device
+        self.job_idle_timeout = job_idle_timeout
+        self.dreamers: dict[tuple, Dreamer] = {}
+        self.jobs: dict[str, JobState] = {}
+        self.pending: list[FrameTask] = []
+        self.lock = threading.Lock()
+        self.queue: "queue.Queue[Optional[FrameTask]]" = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="dream-worker", daemon=True)
+        self.thread.start()
+
+    # --- called from connection threads ------------------------------------
+
+    def submit(self, task: FrameTask) -> None:
+        with self.lock:
+            self.pending.append(task)
+        self.queue.put(task)
+
+    def queue_position(self, task: FrameTask) -> int:
+        """0 while running (or done), else how many frames are ahead of it."""
+        with self.lock:
+            return self.pending.index(task) if task in self.pending else 0
+
+    def cancel_job(self, job: str) -> int:
+        with self.lock:
+            hits = [t for t in self.pending if t.job == job]
+        for task in hits:
+            task.cancel.set()
+        return len(hits)
+
+    def close_job(self, job: str) -> bool:
+        with self.lock:
+            return self.jobs.pop(job, None) is not None
+
+    def stop(self) -> None:
+        self.queue.put(None)
+
+    def dreamer(self, model: str, weights: Optional[str]) -> Dreamer:
+        key = (model, weights)
+        if key not in self.dreamers:
+            log.info("loading model %s on %s", model, self.device)
+            self.dreamers[key] = Dreamer(model, weights=weights, device=self.device)
+        return self.dreamers[key]
+
+    def info(self) -> dict:
+        device = torch.device(self.dreamer_device())
+        gpu = {}
+        if device.type == "cuda":
+            props = torch.cuda.get_device_properties(device)
+            gpu = {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1)}
+        models = [{"name": n, "layers": list(model_info(n).layers), "default_layer": model_info(n).default_layer,
+                   "description": model_info(n).description, "offline": model_info(n).weights_offline(),
+                   "loaded": any(k[0] == n for k in self.dreamers)} for n in list_models()]
+        return {"device": str(device), **gpu, "models": models, "jobs": len(self.jobs)}
+
+    def dreamer_device(self) -> str:
+        return str(resolve_device(self.device))
+
+    # --- the device thread ---------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                task = self.queue.get(timeout=IDLE_CHECK_SECONDS)
+            except queue.Empty:
+                self._forget_idle_jobs()
+                continue
+            if task is None:
+                return
+            try:
+                task.events.put(self._outcome(task))
+            finally:
+                with self.lock:
+                    if task in self.pending:
+                        self.pending.remove(task)
+            self._forget_idle_jobs()
+
+    def _forget_idle_jobs(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            for job in [j for j, s in self.jobs.items() if now - s.touched > self.job_idle_timeout]:
+                log.info("job %s idle for %.0f s, freed", job, self.job_idle_timeout)
+                del self.jobs[job]
+
+    def _outcome(self, task: FrameTask):
+        """The task's final event: its result or why there is none."""
+        if task.cancel.is_set():
+            return ErrorEvent("cancelled", "cancelled before it started")
+        try:
+            return ResultEvent(self._dream(task))
+        except DreamError as err:
+            return ErrorEvent(err.code, str(err))
+        except Cancelled:
+            return ErrorEvent("cancelled", "cancelled by the client")
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            return ErrorEvent("out_of_memory", "the GPU ran out of memory; the server freed it and is still up. "
+                              "Retry with a smaller tile size (e.g. tile 256)")
+        except Exception as err:  # the worker must outlive any frame
+            log.exception("frame failed")
+            return ErrorEvent("internal", f"{type(err).__name__}: {err}")
+
+    def _dream(self, task: FrameTask) -> Picture:
+        settings = task.settings
+        model_info(settings.model)  # UnknownModel before anything loads
+        dreamer = self.dreamer(settings.model, settings.weights)
+
+        def progress(p: Progress) -> None:
+            if task.cancel.is_set():
+                raise Cancelled()
+            task.events.put(ProgressEvent(p))
+
+        state = self._job_state(task.job)
+        sequence = state.sequence
+        if task.resume is not None and settings.temporal != "none" and sequence.needs_resume(task.frame):
+            sequence.resume(dreamer, *task.resume)
+        result = sequence.dream(dreamer, task.picture, settings, frame=task.frame, mask=task.mask,
+                                guide=task.guide, callback=progress)
+        state.touched = time.monotonic()
+        return result
+
+    def _job_state(self, job: Optional[str]) -> JobState:
+        """A named job's state (kept between frames), or a fresh one for a lone frame."""
+        if job is None:
+            return JobState()
+        with self.lock:
+            state = self.jobs.setdefault(job, JobState())
+            state.touched = time.monotonic()
+            return state

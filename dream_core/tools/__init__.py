@@ -1,0 +1,1 @@
+"""Tools around the engine: the benchmark (bench) and the offline demo (demo)."""

@@ -1,0 +1,147 @@
+"""Starting a dream server process of our own and stopping it. Standard
+library only: the add-on bundles it to start a server from the configured
+Python.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Optional
+
+from . import protocol as P
+from .client import DreamClient
+
+
+class ServerStartError(RuntimeError):
+    """The server could not start; the message carries the end of its log."""
+
+
+class ServerProcess:
+    """A dream server started by :func:`spawn_server`."""
+
+    def __init__(self, process: subprocess.Popen, address: str, token: str, log_path: str) -> None:
+        self.process = process
+        self.address = address
+        self.token = token
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def connect(self, **kwargs) -> DreamClient:
+        return DreamClient(self.address, self.token, **kwargs)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Asks the server to shut down; terminates it if it does not."""
+        if self.alive():
+            try:
+                with self.connect(timeout=timeout) as client:
+                    client.shutdown()
+            except (OSError, EOFError, P.ProtocolError):
+                pass
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream:
+                stream.close()
+
+
+def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = None,
+                 extra_args: Optional[list[str]] = None, env: Optional[dict] = None, cwd: Optional[str] = None,
+                 ready_timeout: float = 180.0, log_path: Optional[str] = None) -> ServerProcess:
+    """Starts ``python -m dream_core serve`` and waits for its ready line.
+
+    The token goes through the child's standard input, never its command
+    line (which other users can read); the pipe then stays open and the
+    server stops when it closes, so it cannot outlive this process, even a
+    killed one. If the server dies or stays silent, ServerStartError
+    carries the end of its log."""
+    token = P.new_token()
+    if log_path is None:
+        fd, log_path = tempfile.mkstemp(prefix="dream-server-", suffix=".log")
+        os.close(fd)
+    cmd = [python, "-m", "dream_core", "serve", "--token-stdin", "--exit-with-stdin", "--device", device]
+    if listen:
+        cmd += ["--listen", listen]
+    process = _start(cmd + (extra_args or []), token, log_path, env, cwd)
+    server = ServerProcess(process, "", token, log_path)
+    server.address = _ready_address(server, ready_timeout)
+    return server
+
+
+def _start(cmd: list[str], token: str, log_path: str, env: Optional[dict], cwd: Optional[str]) -> subprocess.Popen:
+    """The server process, its log going to ``log_path``, the token on its stdin."""
+    log_file = open(log_path, "ab")
+    try:
+        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
+                                   env=env, cwd=cwd)
+    except OSError as err:
+        raise ServerStartError(f"cannot start the dream server with {cmd[0]!r}: {err}") from None
+    finally:
+        log_file.close()
+    process.stdin.write((token + "\n").encode())
+    process.stdin.flush()  # and kept open: the server stops when it closes, i.e. when this process ends
+    return process
+
+
+def _ready_address(server: ServerProcess, timeout: float) -> str:
+    """Reads the server's stdout until its ready line; its address."""
+    lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
+
+    def pump() -> None:
+        for line in server.process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            server.stop(timeout=2)
+            raise ServerStartError(f"the dream server did not get ready within {timeout:.0f} s; "
+                                   f"its log ({server.log_path}) ends:\n{server.log_tail()}") from None
+        if line is None:
+            server.process.wait()
+            raise ServerStartError(f"the dream server exited with status {server.process.returncode} before it "
+                                   f"was ready; its log ({server.log_path}) ends:\n{server.log_tail()}")
+        ready = _ready(line)
+        if ready is not None:
+            if ready.get("protocol") != P.PROTOCOL:
+                server.stop(timeout=2)
+                raise ServerStartError(f"the server speaks protocol {ready.get('protocol')}, this client "
+                                       f"{P.PROTOCOL}")
+            return ready["address"]
+
+
+def _ready(line: bytes) -> Optional[dict]:
+    """The ready event, if ``line`` is one (an import may print stray output)."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and event.get("event") == "ready" else None
