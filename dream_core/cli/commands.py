@@ -99,7 +99,8 @@ def _wrap(text: str, width: int = 68) -> list[str]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ..tools.bench import BENCH_CONFIG, run_cpu_bench, run_gpu_bench, run_transport_bench
+    from ..tools.bench import BENCH_CONFIG, run_cpu_bench, run_transport_bench
+    from ..tools.bench_gpu import run_gpu_bench
 
     if args.transport:
         run_transport_bench(args.device, args.repeats)

@@ -20,7 +20,7 @@ commands:
   models    list models, their layers, and whether their weights are offline
   bench     time our engine against a naive DeepDream loop
   serve     run the dream server the Blender add-on talks to
-  demo      dream a sample picture (offline) and say where the result is
+  demo      render an animation in Blender and dream it (offline)
 
 examples:
   python -m dream_core dream render.png -o dreamed.png
@@ -61,14 +61,32 @@ def _channel_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"channels must be integers separated by commas, got {text!r}") from None
 
 
+FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="python -m dream_core", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=fmt)
+                                     formatter_class=FORMATTER)
     parser.add_argument("--version", action="version", version=f"dream_core {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_dream_command(sub)
+    m = sub.add_parser("models", help="list models and layers", description="List models, their layers "
+                       "(the default marked *), and whether the default weights are available offline.")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_bench_command(sub)
+    s = sub.add_parser("serve", help="run the dream server", formatter_class=FORMATTER,
+                       description="Serve dreams to the Blender add-on and to --server clients.")
+    from ..serving.command import add_serve_options
 
-    d = sub.add_parser("dream", help="dream an image or a folder of frames", formatter_class=fmt,
+    add_serve_options(s)
+    sub.add_parser("demo", help="render an animation in Blender and dream it, offline",
+                   description="Builds a small animated scene with bpy, renders it with Cycles, dreams every frame "
+                   "through the add-on and a dream server (offline default model), and prints where it all went.")
+    return parser
+
+
+def _add_dream_command(sub) -> None:
+    d = sub.add_parser("dream", help="dream an image or a folder of frames", formatter_class=FORMATTER,
                        description="Dream an image, or every frame of a folder.", epilog=DREAM_EPILOG)
     d.add_argument("input", metavar="INPUT", help="an image file or a folder of frames")
     d.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file, or folder for a folder")
@@ -81,11 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
-    m = sub.add_parser("models", help="list models and layers", description="List models, their layers "
-                       "(the default marked *), and whether the default weights are available offline.")
-    m.add_argument("--json", action="store_true", help="machine-readable output")
 
-    b = sub.add_parser("bench", help="benchmark the engine", formatter_class=fmt,
+def _add_bench_command(sub) -> None:
+    b = sub.add_parser("bench", help="benchmark the engine", formatter_class=FORMATTER,
                        description="Times our engine against a naive reference loop written the way common "
                        "public DeepDream scripts are, on the same frame, in one run.")
     b.add_argument("--device", default="auto")
@@ -95,23 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--transport", action="store_true",
                    help="instead: time a 1920x1080 RGBA frame through the server protocol alone vs dreaming it")
     b.add_argument("--gpu", action="store_true",
-                   help="instead: the GPU benchmark: naive loop, engine and server for googlenet and lite0 at "
-                        "960x540 and 1920x1080 (or --sizes), TFLOP/s, share of peak, and a 3840x2160 frame")
+                   help="instead: the GPU benchmark: naive loop, engine (compiled and not) and server for "
+                        "googlenet and lite0 at 960x540 and 1920x1080 (or --sizes), TFLOP/s, share of peak, "
+                        "and a 3840x2160 frame")
     b.add_argument("--sizes", help="with --gpu: frame sizes, e.g. 960x540,1920x1080")
     b.add_argument("--iterations", type=int, help="with --gpu: iterations per octave (default 10)")
     b.add_argument("--models", help="with --gpu: models to time, e.g. lite0 (default googlenet,lite0)")
     b.add_argument("--no-server", action="store_true",
                    help="with --gpu: skip the server rows (a server compiles every shape again: minutes)")
-
-    s = sub.add_parser("serve", help="run the dream server", formatter_class=fmt,
-                       description="Serve dreams to the Blender add-on and to --server clients.")
-    from ..serving.command import add_serve_options
-
-    add_serve_options(s)
-
-    sub.add_parser("demo", help="dream a sample image, offline",
-                   description="Dreams a sample photo with the offline default model and prints where it went.")
-    return parser
 
 
 def add_dream_options(p: argparse.ArgumentParser) -> None:

@@ -1,1 +1,1 @@
-"""Tools around the engine: the benchmark (bench) and the offline demo (demo)."""
+"""Tools around the engine: the benchmarks (bench, bench_gpu) and the offline demo (demo)."""
