@@ -4,8 +4,9 @@ temporal mode with the same settings, and prints per mode:
 
 - flicker: mean |dream N - warp(dream N-1)| over non-occluded pixels (warped
   by the renderer's vectors), divided by the same figure for the renders;
-- strength: the objective of the dreamed frames relative to dreaming each
-  frame on its own (coherence must not wash the dream out);
+- energy: the objective (block energy) of the dreamed frames relative to
+  dreaming each frame on its own: coherence must not wash the dream out
+  (earlier notes call this figure "strength");
 - seconds per frame;
 - drift (a separate run of --drift-frames): brightness and saturation of
   the coherent dreams against dreaming each frame on its own, frame by frame.
@@ -107,12 +108,12 @@ def main(argv=None) -> int:
     for mode in ("none", "blend", "flow", "vectors"):
         dreams, spf = dream_all(dreamer, settings, pictures, mode)
         results[mode] = dict(flicker=temporal.flicker(dreams, flows, masks) / base_flicker,
-                             strength=score(dreamer, objective, dreams), spf=spf, dreams=dreams)
-    none_strength = results["none"]["strength"]
-    print(f"{'mode':8} {'flicker':>8} {'vs none':>8} {'strength':>9} {'s/frame':>8}")
+                             energy=score(dreamer, objective, dreams), spf=spf, dreams=dreams)
+    none_energy = results["none"]["energy"]
+    print(f"{'mode':8} {'flicker':>8} {'vs none':>8} {'energy':>9} {'s/frame':>8}")
     for mode, r in results.items():
         print(f"{mode:8} {r['flicker']:8.2f} {results['none']['flicker'] / r['flicker']:7.1f}x "
-              f"{r['strength'] / none_strength:9.2f} {r['spf']:8.2f}")
+              f"{r['energy'] / none_energy:9.2f} {r['spf']:8.2f}")
     preview = os.path.join(args.out, "none_vs_vectors.gif")
     gif(preview, results["none"]["dreams"], results["vectors"]["dreams"])
     print(f"side-by-side preview (none | vectors): {preview}")

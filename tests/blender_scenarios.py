@@ -162,6 +162,10 @@ def scenario_cancel_resume(workdir, zip_path):
     scene = build_scene(workdir, frames=4)
     module = install(zip_path)
     fast_settings(scene)
+    scene.dream.iterations = 3
+    scene.dream.keyframe_insert("iterations", frame=1)
+    scene.dream.iterations = 400
+    scene.dream.keyframe_insert("iterations", frame=2)
     run, _ = _frame_run(module, scene)
     while run.done < 1 and not run.finished:
         run.tick(wait=0.5)
@@ -177,6 +181,8 @@ def scenario_cancel_resume(workdir, zip_path):
     resumed, _ = _frame_run(module, scene)
     point = wire_plans.resume_point(resumed.plans, resumed.todo)  # what the resumed run sends first
     resumed.cancel()
+    scene.animation_data_clear()  # the resumed run dreams quickly
+    scene.dream.iterations = 3
     bpy.ops.dream.render_animation()
     return {"after_cancel": after_cancel, "error": run.error,
             "resume_from": [os.path.basename(p) for p in (point.source, point.target)] if point else None,

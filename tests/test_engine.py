@@ -47,7 +47,7 @@ def test_alpha_is_untouched_and_masks_out_pixels(coffee):
     out = dream(rgba, mask="alpha", **QUICK)
     assert out.shape == rgba.shape
     assert np.array_equal(out[..., 3], alpha)
-    # zero strength: the masked half keeps the source pixels (octave resampling aside)
+    # a zero mask: the masked half keeps the source pixels (octave resampling aside)
     left = np.abs(out[:, :60, :3] - coffee[:, :60]).mean()
     right = np.abs(out[:, 68:, :3] - coffee[:, 68:]).mean()
     assert left < 0.2 * right

@@ -130,7 +130,7 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
                    "default: the model's")
     g.add_argument("--channels", type=_channel_list, help="amplify only these channels, e.g. 3,17")
     g.add_argument("--guide", metavar="IMAGE", help="amplify features that match this image's")
-    g.add_argument("--mask", metavar="alpha|IMAGE", help="per-pixel strength: the frame's alpha or a grey image")
+    g.add_argument("--mask", metavar="alpha|IMAGE", help="per-pixel step scale: the frame's alpha or a grey image")
     g.add_argument("--keep-colors", action="store_true", help="dream brightness only, keep the source's colours")
     g.add_argument("--temporal", default="none", choices=TEMPORAL_MODES,
                    help="coherence between frames of a folder: carry the last dream along Blender's Vector "
