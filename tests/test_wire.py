@@ -50,3 +50,20 @@ def test_the_zip_carries_wire_verbatim(tmp_path):
             if name.endswith(".py"):
                 with open(os.path.join(WIRE, name), encoding="utf-8") as f:
                     assert zf.read(f"dream_renders/wire/{name}").decode() == f.read()
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    """Dreamed frames must be readable by other users and farm machines, as
+    any file the user writes: mkstemp alone would leave them 0600."""
+    from dream_core.wire.atomic import write_atomically
+
+    old = os.umask(0o022)
+    try:
+        write_atomically(str(tmp_path / "shared.png"), b"frame")
+        os.umask(0o027)
+        write_atomically(str(tmp_path / "group.png"), b"frame")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.png").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "group.png").stat().st_mode & 0o777 == 0o640
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial file left
