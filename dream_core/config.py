@@ -43,10 +43,14 @@ class DreamConfig:
         "jitter": (0, 512), "tile": (-1, 16384), "tile_margin": (0, 256), "tile_batch": (0, 256),
         "seed": (0, 2**63 - 1),
     }
+    COUNTS = ("octaves", "iterations", "jitter", "tile", "tile_margin", "tile_batch", "seed")  # whole numbers
 
     def __post_init__(self) -> None:
         for name, (low, high) in self.LIMITS.items():
             _check_number(name, getattr(self, name), low, high)
+        for name in self.COUNTS:
+            if not isinstance(getattr(self, name), int):
+                raise BadSetting(f"{name} must be a whole number, got {getattr(self, name)!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise BadSetting(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
 

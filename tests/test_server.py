@@ -99,6 +99,29 @@ def _raw_connection(server):
     return P.connect(server.address, server.token)
 
 
+def test_deeply_nested_json_gets_its_one_reply(server, client):
+    """100,000 levels of nesting: a bad_header reply, not a dead connection thread."""
+    conn = _raw_connection(server)
+    conn.send_bytes(b"[" * 100_000 + b"]" * 100_000)
+    assert P.recv_header(conn)["code"] == "bad_header"
+    conn.close()
+    assert dream_raw(client).data
+
+
+@pytest.mark.parametrize("params", [{"octaves": 1.5}, {"iterations": 2.5}, {"seed": 1e30}, {"jitter": True}])
+def test_a_fractional_count_is_a_bad_param(client, params):
+    with pytest.raises(P.ProtocolError) as err:
+        dream_raw(client, params=dict(TINY_PARAMS, **params))
+    assert err.value.code == "bad_params" and next(iter(params)) in err.value.message
+
+
+def test_loopback_means_a_loopback_address():
+    for host in ("127.0.0.1", "127.9.9.9", "::1", "localhost"):
+        assert P.is_loopback(host), host
+    for host in ("127.attacker.example", "0.0.0.0", "10.0.0.1", "::", "", "localhost.attacker.example"):
+        assert not P.is_loopback(host), host
+
+
 def test_every_typed_error_has_a_protocol_code():
     """Errors carry their code: the server reports them without reading their text."""
     from dream_core import errors

@@ -29,6 +29,7 @@ timing); ``shutdown``.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -104,7 +105,15 @@ def format_address(family: int, address: object) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """Whether ``host`` is a loopback address: an IP literal of the loopback
+    range, or ``localhost``. Other names are not resolved (a name can point
+    anywhere): give an address, or allow remote listening explicitly."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # --- tokens ------------------------------------------------------------------
@@ -217,6 +226,8 @@ def recv_header(conn: Connection) -> dict:
         header = json.loads(raw.decode())
     except (UnicodeDecodeError, ValueError):
         raise ProtocolError("bad_header", "header is not valid JSON") from None
+    except RecursionError:  # "[[[[..." a hundred thousand deep
+        raise ProtocolError("bad_header", "header JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_header", "header must be a JSON object")
     payloads = header.get("payloads", [])
