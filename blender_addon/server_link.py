@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 
 from .wire.client import DreamClient
-from .wire.protocol import ProtocolError
+from .wire.protocol import ProtocolError, read_token
 from .wire.spawn import ServerProcess, ServerStartError, spawn_server
 
 
@@ -69,8 +69,10 @@ class ServerLink:
     def _endpoint(self) -> tuple[str, str]:
         cfg = self.config
         if cfg.mode == "CONNECT":
-            with open(os.path.expanduser(cfg.token_file), encoding="utf-8") as f:
-                return cfg.address, f.read().strip()
+            try:
+                return cfg.address, read_token(cfg.token_file)
+            except ValueError as err:
+                raise ConnectionFailed(str(err)) from None
         with self.lock:
             if self.process is None or not self.process.alive():
                 if self.process is not None:

@@ -53,6 +53,15 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return image_tensor(img[..., :3])
 
 
+def write_token_file(path, token: str) -> str:
+    """A token file as it must be: readable by its owner only."""
+    path = str(path)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(token)
+    os.chmod(path, 0o600)
+    return path
+
+
 TEST_MAX_PAYLOAD_MB = 4
 
 

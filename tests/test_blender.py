@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, write_token_file
 
 SCENARIOS = os.path.join(ROOT, "tests", "blender_scenarios.py")
 BLENDER = shutil.which("blender")
@@ -37,7 +37,7 @@ def addon_zip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def token_file(server, tmp_path_factory):
     path = tmp_path_factory.mktemp("token") / "token"
-    path.write_text(server.token)
+    write_token_file(path, server.token)
     return str(path)
 
 

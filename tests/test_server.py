@@ -10,7 +10,7 @@ from multiprocessing import AuthenticationError
 
 import numpy as np
 import pytest
-from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, run_cli
+from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, run_cli, write_token_file
 
 from dream_core.io import Picture, decode_image, encode_image
 from dream_core.wire import protocol as P
@@ -339,7 +339,7 @@ def test_cli_batch_reports_a_lost_server_and_resumes(tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT}
 
     def cli(server, *how):
-        (tmp_path / "token").write_text(server.token)
+        write_token_file(tmp_path / "token", server.token)
         return subprocess.Popen([sys.executable, "-m", "dream_core", "dream", str(frames), "-o", str(out),
                                  "--server", server.address, "--token-file", str(tmp_path / "token"), *how, "-q"],
                                 stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -449,7 +449,7 @@ def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_
         rgba = np.dstack([rng.random((48, 64, 3)), np.ones((48, 64))]).astype(np.float32)
         _write_blender_like_exr(str(frames / f"shot_{n:04d}.exr"), rgba, np.zeros((48, 64, 4), np.float32), True)
     token = tmp_path / "token"
-    token.write_text(server.token)
+    write_token_file(token, server.token)
     args = ["dream", str(frames), "-o", str(tmp_path / "out"), "--server", server.address, "--temporal", "vectors",
             "--octaves", "1", "--iterations", "1", "-q"]
     ok = run_cli(*args, "--token-file", str(token))
@@ -457,7 +457,10 @@ def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_
     assert read_image(str(tmp_path / "out" / "shot_0003.exr")).linear
     missing = run_cli(*args, "--token-file", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "token file not found" in missing.stderr
-    (tmp_path / "wrong").write_text("not-the-token")
+    write_token_file(tmp_path / "wrong", "not-the-token")
     wrong = run_cli(*args, "--token-file", str(tmp_path / "wrong"))
     assert wrong.returncode == 2 and "refused the token" in wrong.stderr
-    assert "Traceback" not in missing.stderr + wrong.stderr
+    os.chmod(token, 0o644)  # like ssh with a private key, a token others can read is refused
+    shared = run_cli(*args, "--token-file", str(token))
+    assert shared.returncode == 2 and "readable by other users" in shared.stderr and "chmod 600" in shared.stderr
+    assert "Traceback" not in missing.stderr + wrong.stderr + shared.stderr

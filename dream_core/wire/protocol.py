@@ -123,10 +123,16 @@ def new_token() -> str:
 
 
 def read_token(path: str) -> str:
-    """The token in ``path``; ValueError if the file is missing or empty."""
+    """The token in ``path``; ValueError if the file is missing, empty, or
+    readable by other users (as ssh refuses a private key others can read:
+    whoever reads the token can use the server)."""
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         raise ValueError(f"token file not found: {path}")
+    mode = os.stat(path).st_mode & 0o777
+    if os.name == "posix" and mode & 0o077:
+        raise ValueError(f"token file {path} is readable by other users (mode {mode:o}); "
+                         f"make it private with: chmod 600 {path}")
     with open(path, encoding="utf-8") as f:
         token = f.read().strip()
     if not token:
