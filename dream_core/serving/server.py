@@ -8,6 +8,7 @@ client only ever holds its own threads.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -111,6 +112,7 @@ class DreamServer:
                     return
         finally:
             session.cancel_all()  # nobody is left to receive these frames
+            self.worker.close_owner(session.owner)
 
     def _handle(self, session: "Session") -> bool:
         """Reads and answers one request; False when the stream cannot go on."""
@@ -141,16 +143,17 @@ class DreamServer:
                       "heartbeat": self.heartbeat, **self.worker.info()})
 
     def _op_cancel(self, session, header, payloads) -> None:
-        """With a job: that job's frames, from any connection; without: this connection's."""
+        """With a job: that job's frames; without: all of this connection's. Jobs
+        are private to their connection: another's frames are never touched."""
         job = job_id(header)
-        count = self.worker.cancel_job(job) if job else session.cancel_all()
+        count = self.worker.cancel_job(session.owner, job) if job else session.cancel_all()
         session.send({"event": "result", "id": header.get("id"), "op": "cancel", "cancelled": count})
 
     def _op_close_job(self, session, header, payloads) -> None:
         job = job_id(header)
         if not job:
             raise P.ProtocolError("bad_header", "close_job needs a job id")
-        closed = self.worker.close_job(job)
+        closed = self.worker.close_job(session.owner, job)
         session.send({"event": "result", "id": header.get("id"), "op": "close_job", "closed": closed})
 
     def _op_echo(self, session, header, payloads) -> None:
@@ -168,6 +171,7 @@ class DreamServer:
             raise P.ProtocolError("busy", f"this connection already has {P.MAX_IN_FLIGHT} frames in flight; "
                                   "wait for a result before sending more")
         task = decode_task(header, payloads)  # here, so it overlaps the frame the worker is dreaming
+        task.owner = session.owner
         session.add(task)
         self.worker.submit(task)
         threading.Thread(target=self._relay, args=(session, header, task), daemon=True).start()
@@ -230,8 +234,11 @@ class Session:
     """One client connection: its sends (from the reader and relay threads,
     one message at a time) and its frames in flight."""
 
+    _owners = itertools.count(1)
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.owner = next(self._owners)  # tells this connection's jobs from another's
         self.send_lock = threading.Lock()
         self.tasks_lock = threading.Lock()
         self.tasks: list[FrameTask] = []

@@ -40,6 +40,7 @@ class FrameTask:
     settings: DreamSettings
     picture: Picture
     job: Optional[str] = None
+    owner: int = 0  # the connection that sent it: jobs are private to their connection
     frame: Optional[int] = None
     mask: Optional[np.ndarray] = None
     guide: Optional[np.ndarray] = None

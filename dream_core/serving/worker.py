@@ -42,7 +42,7 @@ class Worker:
         self.device = device
         self.job_idle_timeout = job_idle_timeout
         self.dreamers: dict[tuple, Dreamer] = {}
-        self.jobs: dict[str, JobState] = {}
+        self.jobs: dict[tuple[int, str], JobState] = {}  # by (connection, job id)
         self.pending: list[FrameTask] = []
         self.lock = threading.Lock()
         self.queue: "queue.Queue[Optional[FrameTask]]" = queue.Queue()
@@ -61,16 +61,22 @@ class Worker:
         with self.lock:
             return self.pending.index(task) if task in self.pending else 0
 
-    def cancel_job(self, job: str) -> int:
+    def cancel_job(self, owner: int, job: str) -> int:
         with self.lock:
-            hits = [t for t in self.pending if t.job == job]
+            hits = [t for t in self.pending if t.owner == owner and t.job == job]
         for task in hits:
             task.cancel.set()
         return len(hits)
 
-    def close_job(self, job: str) -> bool:
+    def close_job(self, owner: int, job: str) -> bool:
         with self.lock:
-            return self.jobs.pop(job, None) is not None
+            return self.jobs.pop((owner, job), None) is not None
+
+    def close_owner(self, owner: int) -> None:
+        """A connection closed: its jobs' state is nobody's any more."""
+        with self.lock:
+            for key in [k for k in self.jobs if k[0] == owner]:
+                del self.jobs[key]
 
     def stop(self) -> None:
         self.queue.put(None)
@@ -150,7 +156,7 @@ class Worker:
                 raise Cancelled()
             task.events.put(ProgressEvent(p))
 
-        state = self._job_state(task.job)
+        state = self._job_state(task.owner, task.job)
         sequence = state.sequence
         if task.resume is not None and settings.temporal != "none" and sequence.needs_resume(task.frame):
             sequence.resume(dreamer, *task.resume)
@@ -159,11 +165,11 @@ class Worker:
         state.touched = time.monotonic()
         return result
 
-    def _job_state(self, job: Optional[str]) -> JobState:
+    def _job_state(self, owner: int, job: Optional[str]) -> JobState:
         """A named job's state (kept between frames), or a fresh one for a lone frame."""
         if job is None:
             return JobState()
         with self.lock:
-            state = self.jobs.setdefault(job, JobState())
+            state = self.jobs.setdefault((owner, job), JobState())
             state.touched = time.monotonic()
             return state

@@ -23,8 +23,9 @@ limits); ``dream`` (header: ``params``, ``job``, ``frame``, ``output``;
 payloads by name: ``image``, optional ``vectors`` (the Vector pass, raw
 H×W×4), ``mask``, ``guide``, and for a sequence resumed where the server
 lost its job ``previous_render``, ``previous_dream``, ``previous_vectors``);
-``cancel`` (a ``job``'s frames from any connection, or without a job this
-connection's); ``close_job``; ``echo`` (the payloads back: transport
+``cancel`` (a ``job``'s frames, or without a job all of this connection's);
+``close_job``. Jobs are private to the connection that made them: the same
+id on another connection is another job; ``echo`` (the payloads back: transport
 timing); ``shutdown``.
 """
 from __future__ import annotations
