@@ -78,6 +78,7 @@ class ServerLink:
                 if self.process is not None:
                     print(f"Dream Renders: the dream server stopped; restarting it. Its log ended:\n"
                           f"{self.process.log_tail(8)}")
+                    self.process.stop()  # reaps it and removes its log
                 try:
                     self.process = spawn_server(os.path.expanduser(cfg.python), device=cfg.device)
                 except ServerStartError as err:

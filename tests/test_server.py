@@ -301,6 +301,18 @@ def test_spawn_reports_a_server_that_dies(tmp_path):
         spawn_server(str(tmp_path / "no-python"))
 
 
+def test_a_spawned_server_removes_its_temporary_log(tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    temporary = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--preload", ""])
+    assert os.path.exists(temporary.log_path)
+    temporary.stop()
+    assert not os.path.exists(temporary.log_path)
+    chosen = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--preload", ""],
+                          log_path=str(tmp_path / "server.log"))
+    chosen.stop()
+    assert "listening on" in (tmp_path / "server.log").read_text()  # a log the caller named stays
+
+
 def test_a_spawned_server_does_not_outlive_its_parent():
     """Blender killed (or a farm job ending) must not leave a server holding the GPU."""
     parent = subprocess.run([sys.executable, "-c", (

@@ -24,11 +24,13 @@ class ServerStartError(RuntimeError):
 class ServerProcess:
     """A dream server started by :func:`spawn_server`."""
 
-    def __init__(self, process: subprocess.Popen, address: str, token: str, log_path: str) -> None:
+    def __init__(self, process: subprocess.Popen, address: str, token: str, log_path: str,
+                 owns_log: bool = False) -> None:
         self.process = process
         self.address = address
         self.token = token
         self.log_path = log_path
+        self.owns_log = owns_log  # a temporary log of ours: removed once the server has stopped
 
     @property
     def pid(self) -> int:
@@ -67,6 +69,8 @@ class ServerProcess:
         for stream in (self.process.stdin, self.process.stdout):
             if stream:
                 stream.close()
+        if self.owns_log and os.path.exists(self.log_path):
+            os.remove(self.log_path)
 
 
 def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = None,
@@ -80,14 +84,15 @@ def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = N
     killed one. If the server dies or stays silent, ServerStartError
     carries the end of its log."""
     token = P.new_token()
-    if log_path is None:
+    owns_log = log_path is None
+    if owns_log:
         fd, log_path = tempfile.mkstemp(prefix="dream-server-", suffix=".log")
         os.close(fd)
     cmd = [python, "-m", "dream_core", "serve", "--token-stdin", "--exit-with-stdin", "--device", device]
     if listen:
         cmd += ["--listen", listen]
     process = _start(cmd + (extra_args or []), token, log_path, env, cwd)
-    server = ServerProcess(process, "", token, log_path)
+    server = ServerProcess(process, "", token, log_path, owns_log)
     server.address = _ready_address(server, ready_timeout)
     return server
 
@@ -122,6 +127,7 @@ def _ready_address(server: ServerProcess, timeout: float) -> str:
         try:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
         except queue.Empty:
+            server.owns_log = False  # the error names the log: keep it
             server.stop(timeout=2)
             raise ServerStartError(f"the dream server did not get ready within {timeout:.0f} s; "
                                    f"its log ({server.log_path}) ends:\n{server.log_tail()}") from None
