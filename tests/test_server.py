@@ -301,6 +301,38 @@ def test_spawn_reports_a_server_that_dies(tmp_path):
         spawn_server(str(tmp_path / "no-python"))
 
 
+def test_serve_socket_never_takes_over_a_file_or_a_live_server(tmp_path):
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="dr-", dir="/tmp")  # socket paths must be short
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    precious = os.path.join(folder, "notes.txt")
+    with open(precious, "w") as f:
+        f.write("keep me")
+    with pytest.raises(ServerStartError, match="not a socket"):
+        spawn_server(sys.executable, device="cpu", env=env, listen=None,
+                     extra_args=["--socket", precious, "--preload", ""])
+    assert open(precious).read() == "keep me"
+    path = os.path.join(folder, "dream.sock")
+    live = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--socket", path, "--preload", ""])
+    try:
+        with pytest.raises(ServerStartError, match="already listening"):
+            spawn_server(sys.executable, device="cpu", env=env, extra_args=["--socket", path, "--preload", ""])
+        with DreamClient(live.address, live.token) as c:
+            assert c.hello()["protocol"] == P.PROTOCOL  # the first server still owns its socket
+    finally:
+        live.stop()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(os.path.join(folder, "stale.sock"))
+    stale.close()  # a socket file nobody listens on: a crashed server's leftover
+    again = spawn_server(sys.executable, device="cpu", env=env,
+                         extra_args=["--socket", os.path.join(folder, "stale.sock"), "--preload", ""])
+    again.stop()
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_a_spawned_server_removes_its_temporary_log(tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT}
     temporary = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--preload", ""])

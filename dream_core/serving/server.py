@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import socket
+import stat
 import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
@@ -42,8 +43,7 @@ class DreamServer:
             log.warning("listening on %s: reachable from other machines, protected by the token only", addr[0])
         self.listener = socket.socket(self.family, socket.SOCK_STREAM)
         if self.family == socket.AF_UNIX:
-            if os.path.exists(addr):
-                os.unlink(addr)  # a stale socket from a crashed server
+            _clear_stale_socket(addr)
             self.listener.bind(addr)
             os.chmod(addr, 0o600)
         else:
@@ -228,6 +228,25 @@ class DreamServer:
             return
         session.send({"event": "result", "id": request_id, "op": "dream", "job": task.job, "frame": task.frame,
                       "width": picture.width, "height": picture.height, "payloads": [meta]}, [data])
+
+
+def _clear_stale_socket(path: str) -> None:
+    """Removes a socket a crashed server left at ``path``; refuses anything
+    else there: a file that is not a socket, or a socket a live server answers."""
+    if not os.path.lexists(path):
+        return
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise ValueError(f"{path} exists and is not a socket; choose another --socket path")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(2.0)
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody answers: stale
+        return
+    finally:
+        probe.close()
+    raise ValueError(f"a server is already listening on {path}; stop it or choose another --socket path")
 
 
 class Session:
