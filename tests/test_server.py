@@ -122,6 +122,28 @@ def test_loopback_means_a_loopback_address():
         assert not P.is_loopback(host), host
 
 
+def test_weights_are_only_what_the_server_offers(client):
+    """A token holder must not learn which files exist on the server: every
+    weights path but 'default' and null is refused with the same words."""
+    replies = []
+    for weights in ("/etc/passwd", "/no/such/file.pth", "../lite0.pth", "x.pth"):
+        with pytest.raises(P.ProtocolError) as err:
+            dream_raw(client, params=dict(TINY_PARAMS, weights=weights))
+        replies.append((err.value.code, err.value.message))
+    assert len(set(replies)) == 1 and replies[0][0] == "bad_params", replies
+    assert dream_raw(client, params=dict(TINY_PARAMS, weights=None)).data
+
+
+def test_weights_from_the_servers_folder_by_name(tmp_path):
+    from dream_core.serving.codec import served_weights
+
+    (tmp_path / "mine.pth").write_bytes(b"weights")
+    assert served_weights("mine.pth", str(tmp_path)) == str(tmp_path / "mine.pth")
+    for refused in ("other.pth", str(tmp_path / "mine.pth"), "../mine.pth"):
+        with pytest.raises(P.ProtocolError, match="--weights-dir"):
+            served_weights(refused, str(tmp_path))
+
+
 def test_every_typed_error_has_a_protocol_code():
     """Errors carry their code: the server reports them without reading their text."""
     from dream_core import errors

@@ -19,8 +19,9 @@ MAX_SIDE = 16384
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
 
-def decode_task(header: dict, payloads: list[bytes]) -> FrameTask:
-    """A dream request's header and payloads as a task for the worker."""
+def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] = None) -> FrameTask:
+    """A dream request's header and payloads as a task for the worker.
+    ``weights_dir``: the folder whose ``.pth`` files requests may name."""
     named = {}
     for meta, data in zip(header.get("payloads", []), payloads):
         named[meta.get("name")] = (meta, data)
@@ -30,6 +31,7 @@ def decode_task(header: dict, payloads: list[bytes]) -> FrameTask:
         settings = DreamSettings.from_params(header.get("params") or {})
     except DreamError as err:
         raise P.ProtocolError(err.code, str(err)) from None
+    settings.weights = served_weights(settings.weights, weights_dir)
     check_output(header.get("output"))
     picture = decode_picture(*named["image"], "image")
     if "vectors" in named:
@@ -69,6 +71,21 @@ def _resume(named: dict, picture: Picture) -> Optional[tuple[Picture, Picture]]:
     if render.vectors is not None and render.vectors.shape != (picture.height, picture.width, 4):
         raise P.ProtocolError("shape_mismatch", "previous_vectors must be the Vector pass, H×W×4")
     return render, dreamed
+
+
+def served_weights(name: Optional[str], weights_dir: Optional[str]) -> Optional[str]:
+    """A request's ``weights`` as a path this server may load: ``default``,
+    None (random, for timing), or the name of a ``.pth`` file in
+    ``weights_dir``. Every refusal reads the same, so a client cannot learn
+    which files exist on the server."""
+    if name in ("default", None):
+        return name
+    if weights_dir and os.path.basename(name) == name and name.endswith(".pth"):
+        path = os.path.join(weights_dir, name)
+        if os.path.isfile(path):
+            return path
+    offered = "'default', null" + (" or a .pth file name from the server's --weights-dir" if weights_dir else "")
+    raise P.ProtocolError("bad_params", f"weights: this server offers {offered}")
 
 
 def frame_number(header: dict) -> Optional[int]:

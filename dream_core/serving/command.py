@@ -29,6 +29,9 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-payload-mb", type=int, default=512, help="largest accepted message (default 512 MiB)")
     p.add_argument("--job-idle-timeout", type=float, default=600.0,
                    help="seconds after which an idle job's state is freed (default 600)")
+    p.add_argument("--weights-dir", metavar="DIR",
+                   help="a folder of .pth weights that requests may name (by file name); without it requests may "
+                        "ask only for each model's default weights")
     p.add_argument("--heartbeat", type=float, default=1.0, metavar="SECONDS",
                    help="while a frame is queued or running and nothing else is sent, tell the client it is "
                         "alive every SECONDS (default 1); clients time out on silence")
@@ -66,7 +69,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     address = args.socket or args.listen or "127.0.0.1:0"
     server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
                          job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
-                         heartbeat=args.heartbeat)
+                         heartbeat=args.heartbeat, weights_dir=args.weights_dir)
     if args.preload:
         server.worker.dreamer(args.preload, "default")  # first frame should not pay for loading
     if args.exit_with_stdin:

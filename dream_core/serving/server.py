@@ -17,6 +17,7 @@ import stat
 import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
+from typing import Optional
 
 from ..version import __version__
 from ..wire import protocol as P
@@ -32,8 +33,10 @@ STALL_SECONDS = 60.0  # a message started but not finished within this is a stal
 class DreamServer:
     def __init__(self, token: str, address: str = "127.0.0.1:0", *, device: str = "auto",
                  max_payload: int = P.DEFAULT_MAX_PAYLOAD, job_idle_timeout: float = 600.0,
-                 allow_remote: bool = False, heartbeat: float = P.HEARTBEAT_SECONDS) -> None:
+                 allow_remote: bool = False, heartbeat: float = P.HEARTBEAT_SECONDS,
+                 weights_dir: Optional[str] = None) -> None:
         self.token = token
+        self.weights_dir = weights_dir
         self.heartbeat = heartbeat
         self.max_payload = max_payload
         self.family, addr = P.parse_address(address)
@@ -170,7 +173,7 @@ class DreamServer:
         if session.in_flight() >= P.MAX_IN_FLIGHT:
             raise P.ProtocolError("busy", f"this connection already has {P.MAX_IN_FLIGHT} frames in flight; "
                                   "wait for a result before sending more")
-        task = decode_task(header, payloads)  # here, so it overlaps the frame the worker is dreaming
+        task = decode_task(header, payloads, self.weights_dir)  # here, so it overlaps the frame the worker is dreaming
         task.owner = session.owner
         session.add(task)
         self.worker.submit(task)
