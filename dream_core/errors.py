@@ -42,3 +42,7 @@ class ShapeMismatch(DreamError, code="shape_mismatch"):
 
 class BadImage(DreamError, code="bad_image"):
     """A file or payload that does not decode as the image it claims to be."""
+
+
+class ImageTooLarge(DreamError, code="oversize"):
+    """More pixels than this process decodes (``io.images.set_max_pixels``)."""

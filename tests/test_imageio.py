@@ -130,3 +130,40 @@ def test_a_dreamed_multilayer_exr_keeps_its_other_passes(tmp_path, rng, multipar
     assert np.abs(channels["ViewLayer.Combined.R"] - rgba[..., 0]).mean() > 0.001  # the picture was dreamed
     again = read_image(str(out))
     assert again.vectors is not None and again.passes is not None  # and it reads as a multilayer frame again
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height (its data is one row)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+            + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_refused_from_its_header():
+    import tracemalloc
+
+    from dream_core.errors import ImageTooLarge
+    from dream_core.io.images import max_pixels, set_max_pixels
+
+    bomb = _png_declaring(20000, 20000)
+    assert len(bomb) < 1000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageTooLarge):
+            decode_image(bomb, "png")
+        assert tracemalloc.get_traced_memory()[1] < 10 << 20  # refused before any pixel was decoded
+    finally:
+        tracemalloc.stop()
+    before = max_pixels()
+    set_max_pixels(1000 * 1000)
+    try:
+        with pytest.raises(ImageTooLarge, match="2000x1000"):
+            decode_image(_png_declaring(2000, 1000), "png")
+    finally:
+        set_max_pixels(before)

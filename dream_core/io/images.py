@@ -3,6 +3,7 @@ wire). Rasters go through OpenCV, which keeps 16 bits per channel where
 Pillow reduces 16-bit RGB to 8 bits; EXR goes through OpenEXR."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -11,8 +12,9 @@ from typing import Optional
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
-from ..errors import BadImage
+from ..errors import BadImage, ImageTooLarge
 from ..wire.atomic import write_atomically
 from . import exr
 
@@ -20,6 +22,33 @@ from . import exr
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
            ".webp": "webp", ".exr": "exr"}
 _MAX = {"uint8": 255.0, "uint16": 65535.0}
+_LIMIT = {"pixels": 16384 * 16384}  # what decode_image accepts; a server lowers it (serve --max-megapixels)
+
+
+def set_max_pixels(pixels: int) -> None:
+    """The largest image, in pixels, that this process decodes."""
+    _LIMIT["pixels"] = int(pixels)
+
+
+def max_pixels() -> int:
+    return _LIMIT["pixels"]
+
+
+def check_declared_size(data: bytes, fmt: str, source: str) -> None:
+    """Refuses a decompression bomb from its header, before any pixel is
+    decoded: a small PNG can declare 20000x20000 and cost gigabytes."""
+    if fmt == "exr":
+        return  # OpenEXR checks its own header (serving.codec.limit_decoders)
+    try:
+        with Image.open(io.BytesIO(data)) as header:  # reads the header only
+            width, height = header.size
+    except Image.DecompressionBombError as err:  # Pillow's own, larger limit
+        raise ImageTooLarge(f"{source}: {err}") from None
+    except Exception:  # not Pillow's to judge: OpenCV's decoder says what is wrong with it
+        return
+    if width * height > max_pixels():
+        raise ImageTooLarge(f"{source} declares {width}x{height} pixels; this process decodes at most "
+                            f"{max_pixels()}")
 
 
 @dataclass
@@ -111,6 +140,7 @@ def decode_image(data: bytes, fmt: str, source: str = "image") -> Picture:
             tmp.write(data)
             tmp.flush()
             return _read_exr(tmp.name, source)
+    check_declared_size(data, fmt, source)
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if array is None:
         raise BadImage(f"{source}: not a decodable {fmt} image")

@@ -12,11 +12,11 @@ from ..config import DreamSettings
 from ..errors import DreamError
 from ..frame.colour import grey
 from ..io import Picture, decode_image, encode_image
+from ..io.images import max_pixels, set_max_pixels
 from ..wire import protocol as P
 from .tasks import FrameTask
 
-MAX_SIDE = 16384
-MAX_PIXELS = MAX_SIDE * MAX_SIDE
+MAX_SIDE = 16384  # EXR's own limit, a side
 
 
 def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] = None) -> FrameTask:
@@ -106,8 +106,8 @@ def decode_picture(meta: dict, data: bytes, what: str) -> Picture:
     fmt = meta.get("format")
     if fmt == "raw":
         h, w, c, dtype = P.check_raw(meta, len(data))
-        if h * w > MAX_PIXELS:
-            raise P.ProtocolError("oversize", f"{what} has {h * w} pixels; at most {MAX_PIXELS}")
+        if h * w > max_pixels():
+            raise P.ProtocolError("oversize", f"{what} has {h * w} pixels; at most {max_pixels()}")
         array = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(h, w, c).astype(np.float32)
         if dtype in ("uint8", "uint16"):
             array /= 255.0 if dtype == "uint8" else 65535.0
@@ -119,7 +119,7 @@ def decode_picture(meta: dict, data: bytes, what: str) -> Picture:
             raise P.ProtocolError(err.code, str(err)) from None
     else:
         raise P.ProtocolError("bad_header", f"{what} format must be one of {', '.join(P.IMAGE_FORMATS)}")
-    if picture.height * picture.width > MAX_PIXELS:
+    if picture.height * picture.width > max_pixels():
         raise P.ProtocolError("oversize", f"{what} is {picture.width}x{picture.height}; too large")
     if picture.height == 0 or picture.width == 0:
         raise P.ProtocolError("too_small", f"{what} is {picture.width}x{picture.height}")
@@ -160,10 +160,10 @@ def encode_result(picture: Picture, output: dict, default_format: str) -> tuple[
     return {"name": "image", "format": fmt}, encode_image(picture, fmt)
 
 
-def limit_decoders(side: int = MAX_SIDE) -> None:
+def limit_decoders(megapixels: float, side: int = MAX_SIDE) -> None:
     """Refuse decompression bombs: a small file that declares a huge image
-    must fail to decode, not exhaust memory."""
+    must fail before it is decoded, not exhaust memory."""
     import OpenEXR
 
+    set_max_pixels(int(megapixels * 1_000_000))
     OpenEXR.setMaxImageSize(side, side)
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(side * side))

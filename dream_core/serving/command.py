@@ -29,6 +29,9 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-payload-mb", type=int, default=512, help="largest accepted message (default 512 MiB)")
     p.add_argument("--job-idle-timeout", type=float, default=600.0,
                    help="seconds after which an idle job's state is freed (default 600)")
+    p.add_argument("--max-megapixels", type=float, default=36.0, metavar="MP",
+                   help="largest image a request may hold, checked from its header before decoding "
+                        "(default 36: 8K UHD fits)")
     p.add_argument("--weights-dir", metavar="DIR",
                    help="a folder of .pth weights that requests may name (by file name); without it requests may "
                         "ask only for each model's default weights")
@@ -65,7 +68,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     from .server import DreamServer
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
-    limit_decoders()
+    limit_decoders(args.max_megapixels)
     address = args.socket or args.listen or "127.0.0.1:0"
     server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
                          job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
