@@ -157,3 +157,62 @@ def test_a_resumed_sequence_carries_on_from_the_last_frame_on_disk(frames, tmp_p
     assert main(["dream", str(frames / "shot0010.png"), "-o", str(alone), *flags]) == 0
     fresh = read_image(str(alone)).pixels
     assert np.abs(resumed - whole).mean() < 0.25 * np.abs(fresh - whole).mean()
+
+
+def test_two_inputs_for_one_output_are_refused_before_dreaming(tmp_path, coffee):
+    folder = tmp_path / "mixed"
+    write_image(str(folder / "shot0001.png"), Picture(coffee, False))
+    write_image(str(folder / "shot0001.jpg"), Picture(coffee, False))
+    result = run_cli("dream", str(folder), "-o", str(tmp_path / "out"), "--format", "png", *FAST)
+    _assert_usage_error(result.returncode, result.stderr, "shot0001.jpg", "shot0001.png", "would both be written")
+    assert not (tmp_path / "out").exists()
+
+
+def test_exr_into_its_own_input_folder_resumes(frames):
+    first = run_cli("dream", str(frames), "-o", str(frames), "--format", "exr", *FAST)
+    assert first.returncode == 0, first.stderr
+    (frames / "shot0002.exr").unlink()
+    again = run_cli("dream", str(frames), "-o", str(frames), "--format", "exr", *FAST)
+    assert again.returncode == 0, again.stderr
+    assert "dreamed 1 frame (2 already done" in again.stderr
+    assert sorted(p.name for p in frames.iterdir()) == [
+        "shot0001.exr", "shot0001.png", "shot0002.exr", "shot0002.png", "shot0010.exr", "shot0010.png"]
+
+
+def test_unwritable_outputs_give_one_line(tmp_path, frames):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_cli("dream", str(frames), "-o", str(blocker / "out"), *FAST)
+    _assert_usage_error(result.returncode, result.stderr, "Not a directory")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        result = run_cli("dream", str(frames), "-o", str(locked), *FAST)
+        _assert_usage_error(result.returncode, result.stderr, "Permission denied")
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real file system that fills up: a 40 KiB tmpfs (needs root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_stops_with_one_line_and_resumes(frames, small_disk):
+    before = {p.name: p.read_bytes() for p in frames.iterdir()}
+    full = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST)
+    _assert_usage_error(full.returncode, full.stderr, "No space left on device", "run again to resume")
+    kept = sorted(small_disk.iterdir())
+    assert len(kept) < 3 and not [p for p in kept if p.name.startswith(".")]  # no half-written frame
+    for path in kept:
+        assert read_image(str(path)).pixels.shape == (96, 128, 3)  # every finished frame intact
+    assert {p.name: p.read_bytes() for p in frames.iterdir()} == before  # inputs untouched
+    subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)
+    again = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST)
+    assert again.returncode == 0, again.stderr
+    assert len(list(small_disk.iterdir())) == 3

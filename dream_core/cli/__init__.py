@@ -29,6 +29,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished frames are kept, run again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (UsageError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+    except (UsageError, ValueError) as err:
         print(f"dream_core: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # a full disk, a read-only folder, a file where a folder should be
+        where = f": {err.filename}" if err.filename else ""
+        print(f"dream_core: error: {err.strerror or err}{where}; finished frames are kept, run again to resume",
+              file=sys.stderr)
         return EXIT_USAGE

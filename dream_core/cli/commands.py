@@ -23,13 +23,7 @@ def _plan(args: argparse.Namespace):
     if not os.path.exists(source):
         raise UsageError(f"input not found: {source}")
     if os.path.isdir(source):
-        if os.path.isfile(target):
-            raise UsageError(f"input is a folder, so the output must be a folder, but {target} is a file")
-        frames = list_frames(source)
-        if not frames:
-            raise UsageError(f"no image frames in {source}")
-        suffix = f".{args.format}" if args.format else None
-        plans = plan_frames(frames, target, suffix)
+        plans = _plan_folder(source, target, f".{args.format}" if args.format else None)
     else:
         format_of(source)
         if os.path.isdir(target):
@@ -40,6 +34,32 @@ def _plan(args: argparse.Namespace):
         if same_file(plan.source, plan.target):
             raise UsageError(f"output {plan.target} would overwrite the input; choose another output")
     return plans, os.path.isdir(source)
+
+
+def _plan_folder(source: str, target: str, suffix: str | None) -> list[FramePlan]:
+    if os.path.isfile(target):
+        raise UsageError(f"input is a folder, so the output must be a folder, but {target} is a file")
+    frames = list_frames(source)
+    plans = plan_frames(frames, target, suffix)
+    # dreaming into the input folder (with another --format): an earlier run's outputs are not inputs
+    written = {os.path.abspath(p.target) for p in plans if os.path.abspath(p.target) != os.path.abspath(p.source)}
+    frames = [f for f in frames if os.path.abspath(f) not in written]
+    if not frames:
+        raise UsageError(f"no image frames in {source}")
+    plans = plan_frames(frames, target, suffix)
+    _check_unique_targets(plans)
+    return plans
+
+
+def _check_unique_targets(plans: list[FramePlan]) -> None:
+    """Two inputs that would write one output (shot0001.png and shot0001.jpg with --format png)."""
+    seen: dict[str, str] = {}
+    for plan in plans:
+        key = os.path.abspath(plan.target)
+        if key in seen:
+            raise UsageError(f"{os.path.basename(seen[key])} and {os.path.basename(plan.source)} would both be "
+                             f"written to {plan.target}; rename one, or dream them into separate folders")
+        seen[key] = plan.source
 
 
 def _settings(args: argparse.Namespace) -> DreamSettings:
