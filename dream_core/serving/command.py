@@ -35,6 +35,15 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dir", metavar="DIR",
                    help="a folder of .pth weights that requests may name (by file name); without it requests may "
                         "ask only for each model's default weights")
+    p.add_argument("--max-connections", type=int, default=64, metavar="N",
+                   help="authenticated connections at once (default 64); more are answered 'busy'")
+    p.add_argument("--max-pending", type=int, default=32, metavar="N",
+                   help="connections still in the handshake (default 32); past it the oldest is dropped, so a "
+                        "flood of them cannot keep real clients out")
+    p.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="the whole handshake must be done within SECONDS (default 10)")
+    p.add_argument("--idle-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="close a connection silent this long with no frame in flight (default 600)")
     p.add_argument("--heartbeat", type=float, default=1.0, metavar="SECONDS",
                    help="while a frame is queued or running and nothing else is sent, tell the client it is "
                         "alive every SECONDS (default 1); clients time out on silence")
@@ -64,6 +73,7 @@ def _stop_when_stdin_closes(server) -> None:
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
+    from .admission import Limits
     from .codec import limit_decoders
     from .server import DreamServer
 
@@ -72,7 +82,9 @@ def serve_from_args(args: argparse.Namespace) -> int:
     address = args.socket or args.listen or "127.0.0.1:0"
     server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
                          job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
-                         heartbeat=args.heartbeat, weights_dir=args.weights_dir)
+                         heartbeat=args.heartbeat, weights_dir=args.weights_dir,
+                         limits=Limits(args.max_pending, args.max_connections, args.handshake_timeout,
+                                       args.idle_timeout))
     if args.preload:
         server.worker.dreamer(args.preload, "default")  # first frame should not pay for loading
     if args.exit_with_stdin:

@@ -8,6 +8,7 @@ client only ever holds its own threads.
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -15,12 +16,14 @@ import queue
 import socket
 import stat
 import threading
+import time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
 from typing import Optional
 
 from ..version import __version__
 from ..wire import protocol as P
+from .admission import Admission, Limits
 from .codec import decode_task, encode_result, job_id
 from .tasks import ErrorEvent, FrameTask, ProgressEvent
 from .worker import Worker
@@ -34,8 +37,9 @@ class DreamServer:
     def __init__(self, token: str, address: str = "127.0.0.1:0", *, device: str = "auto",
                  max_payload: int = P.DEFAULT_MAX_PAYLOAD, job_idle_timeout: float = 600.0,
                  allow_remote: bool = False, heartbeat: float = P.HEARTBEAT_SECONDS,
-                 weights_dir: Optional[str] = None) -> None:
+                 weights_dir: Optional[str] = None, limits: Limits = Limits()) -> None:
         self.token = token
+        self.admission = Admission(limits)
         self.weights_dir = weights_dir
         self.heartbeat = heartbeat
         self.max_payload = max_payload
@@ -52,26 +56,31 @@ class DreamServer:
         else:
             self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.listener.bind(addr)
-        self.listener.listen(64)
+        self.listener.listen(128)
         self.address = P.format_address(self.family, self.listener.getsockname())
         self.worker = Worker(device, job_idle_timeout)
         self.stopping = threading.Event()
-        self.counter_lock = threading.Lock()
-        self.connections = 0
 
     # --- lifecycle -----------------------------------------------------------
 
     def serve_forever(self) -> None:
         self.listener.settimeout(0.5)
         while not self.stopping.is_set():
+            self.admission.reap()
             try:
                 sock, _ = self.listener.accept()
             except socket.timeout:
                 continue
-            except OSError:
+            except OSError as err:
                 if self.stopping.is_set():
                     break
-                raise
+                if err.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                log.warning("cannot accept a connection: %s", err.strerror)
+                if not self.admission.make_room():
+                    self.stopping.wait(0.1)  # nothing to drop: let sessions end before trying again
+                continue
+            self.admission.arrived(sock)
             threading.Thread(target=self._connection, args=(sock,), daemon=True).start()
         self.listener.close()
         self.worker.stop()
@@ -85,15 +94,22 @@ class DreamServer:
     # --- one connection ------------------------------------------------------
 
     def _connection(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
         try:
-            conn = P.authenticate(sock, self.token, server_side=True)
+            conn = P.authenticate(sock, self.token, server_side=True,
+                                  read_timeout=self.admission.limits.handshake_seconds)
         except (AuthenticationError, OSError, EOFError) as err:
+            self.admission.handshake_over(fd)
             log.warning("connection refused: %s", err or type(err).__name__)
             sock.close()
             return
+        self.admission.handshake_over(fd)
+        if not self.admission.open_session():
+            self._send_quietly_on(conn, P.error_reply(None, "busy", "the server has as many connections as it "
+                                                      "takes; try again when one closes"))
+            conn.close()
+            return
         P.set_connection_read_timeout(conn, STALL_SECONDS)
-        with self.counter_lock:
-            self.connections += 1
         try:
             self._serve(conn)
         except EOFError:
@@ -101,16 +117,27 @@ class DreamServer:
         except OSError as err:
             log.info("client connection dropped: %s", err)
         finally:
-            with self.counter_lock:
-                self.connections -= 1
+            self.admission.close_session()
             conn.close()
+
+    @staticmethod
+    def _send_quietly_on(conn: Connection, header: dict) -> None:
+        try:
+            P.send_message(conn, header)
+        except (OSError, EOFError):
+            pass
 
     def _serve(self, conn: Connection) -> None:
         session = Session(conn)
+        heard = time.monotonic()
         try:
             while not self.stopping.is_set():
                 if not conn.poll(0.5):
+                    if session.in_flight() == 0 and time.monotonic() - heard > self.admission.limits.idle_seconds:
+                        log.info("closing a connection silent for %.0f s", self.admission.limits.idle_seconds)
+                        return
                     continue
+                heard = time.monotonic()
                 if not self._handle(session):
                     return
         finally:
