@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, write_token_file
 
 from dream_core.io import Picture, read_image, write_image
 
@@ -203,9 +203,14 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_a_full_disk_stops_with_one_line_and_resumes(frames, small_disk):
+@pytest.mark.parametrize("where", ["here", "server"])
+def test_a_full_disk_stops_with_one_line_and_resumes(frames, small_disk, where, request, tmp_path):
+    how = []
+    if where == "server":
+        server = request.getfixturevalue("server")
+        how = ["--server", server.address, "--token-file", write_token_file(tmp_path / "token", server.token)]
     before = {p.name: p.read_bytes() for p in frames.iterdir()}
-    full = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST)
+    full = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
     _assert_usage_error(full.returncode, full.stderr, "No space left on device", "run again to resume")
     kept = sorted(small_disk.iterdir())
     assert len(kept) < 3 and not [p for p in kept if p.name.startswith(".")]  # no half-written frame
@@ -213,6 +218,6 @@ def test_a_full_disk_stops_with_one_line_and_resumes(frames, small_disk):
         assert read_image(str(path)).pixels.shape == (96, 128, 3)  # every finished frame intact
     assert {p.name: p.read_bytes() for p in frames.iterdir()} == before  # inputs untouched
     subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)
-    again = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST)
+    again = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
     assert again.returncode == 0, again.stderr
     assert len(list(small_disk.iterdir())) == 3
