@@ -110,15 +110,16 @@ class DreamServer:
             conn.close()
             return
         P.set_connection_read_timeout(conn, STALL_SECONDS)
+        session = Session(conn)
         try:
-            self._serve(conn)
+            self._serve(session)
         except EOFError:
             log.debug("client closed its connection")
         except OSError as err:
             log.info("client connection dropped: %s", err)
         finally:
             self.admission.close_session()
-            conn.close()
+            session.close()
 
     @staticmethod
     def _send_quietly_on(conn: Connection, header: dict) -> None:
@@ -127,8 +128,8 @@ class DreamServer:
         except (OSError, EOFError):
             pass
 
-    def _serve(self, conn: Connection) -> None:
-        session = Session(conn)
+    def _serve(self, session: "Session") -> None:
+        conn = session.conn
         heard = time.monotonic()
         try:
             while not self.stopping.is_set():
@@ -289,12 +290,22 @@ class Session:
         self.conn = conn
         self.owner = next(self._owners)  # tells this connection's jobs from another's
         self.send_lock = threading.Lock()
+        self.closed = False
         self.tasks_lock = threading.Lock()
         self.tasks: list[FrameTask] = []
 
     def send(self, header: dict, payloads: list[bytes] = ()) -> None:
         with self.send_lock:
+            if self.closed:  # a relay outliving its connection must not write to a reused descriptor
+                raise OSError("the connection is closed")
             P.send_message(self.conn, header, payloads)
+
+    def close(self) -> None:
+        """Closes under the send lock: no send is half-way when the descriptor
+        is freed (the next accepted connection may get its number)."""
+        with self.send_lock:
+            self.closed = True
+            self.conn.close()
 
     def add(self, task: FrameTask) -> None:
         with self.tasks_lock:
