@@ -165,5 +165,8 @@ def test_a_decompression_bomb_is_refused_from_its_header():
     try:
         with pytest.raises(ImageTooLarge, match="2000x1000"):
             decode_image(_png_declaring(2000, 1000), "png")
+        exr = encode_image(Picture(np.zeros((1000, 1001, 3), np.float32), True, "float16"), "exr")
+        with pytest.raises(ImageTooLarge, match="1001x1000"):
+            decode_image(exr, "exr")
     finally:
         set_max_pixels(before)

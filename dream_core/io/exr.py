@@ -50,6 +50,13 @@ class Passes:
     others: dict[str, np.ndarray]
 
 
+def declared_size(path: str) -> tuple[int, int]:
+    """(width, height) from the header alone, before any pixel is read."""
+    with OpenEXR.File(path, header_only=True) as f:
+        low, high = f.header()["dataWindow"]
+    return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
+
+
 def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional[Passes]]:
     """Returns (pixels H×W×C float32, the stored pixel type, Vector pass
     H×W×4 or None, the other passes or None for a plain RGB(A)/Y(A) file)."""
