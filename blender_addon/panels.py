@@ -30,6 +30,7 @@ def draw_settings(layout, context) -> None:
     layout.prop(settings, "keep_colors")
     layout.prop(settings, "tile")
     layout.prop(settings, "output_dir")
+    layout.prop(settings, "strip_scene")
     layout.prop(settings, "channel")
 
 

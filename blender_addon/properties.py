@@ -58,6 +58,10 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                       description="Largest tile side (bounds memory); 0: whole frame; -1: automatic")
     output_dir: StringProperty(name="Output", default="//dream/", subtype="DIR_PATH",
                                description="Where renders and dreamed frames are kept")
+    strip_scene: PointerProperty(type=bpy.types.Scene, name="Strip Scene",
+                                 description="Where dreamed animations go as strips; empty: a scene of their own "
+                                             "('<scene> Dream', made on first use), so this scene still renders "
+                                             "its 3D view")
     channel: IntProperty(name="Channel", default=0, min=0, max=128,
                          description="Sequencer channel for dreamed strips; 0: the first free one")
 

@@ -1,10 +1,41 @@
-"""Placing dreamed frames in the Video Sequence Editor."""
+"""Placing dreamed frames in the Video Sequence Editor.
+
+A scene whose sequencer holds strips renders the sequencer instead of its 3D
+view (Post Processing > Sequencer is on by default), so dreamed strips never
+go into the scene that was rendered: they go into a scene of their own,
+"<scene> Dream", made on first use, or the scene the user picks."""
 from __future__ import annotations
 
 import os
 
+import bpy
+
 from . import compat
 from .errors import DreamError
+
+
+def strip_scene(scene):
+    """The scene whose sequencer receives ``scene``'s dreamed strips."""
+    chosen = scene.dream.strip_scene
+    if chosen is not None:
+        return chosen
+    name = f"{scene.name} Dream"
+    edit = bpy.data.scenes.get(name) or _new_edit_scene(scene, name)
+    scene.dream.strip_scene = edit
+    return edit
+
+
+def _new_edit_scene(scene, name: str):
+    """An edit scene matching ``scene``'s size, rate and range. Its view
+    transform is Standard: the dreamed frames are display-referred already,
+    and a Filmic or AgX sequencer would tone-map them a second time."""
+    edit = bpy.data.scenes.new(name)
+    for attr in ("resolution_x", "resolution_y", "resolution_percentage", "fps", "fps_base"):
+        setattr(edit.render, attr, getattr(scene.render, attr))
+    edit.frame_start, edit.frame_end = scene.frame_start, scene.frame_end
+    edit.view_settings.view_transform = "Standard"
+    compat.ensure_sequence_editor(edit)
+    return edit
 
 
 def free_channel(scene, start: int, end: int, avoid: str = "", minimum: int = 1) -> int:

@@ -76,17 +76,40 @@ def scenario_animation(workdir, zip_path):
     scene.dream.keyframe_insert("layer_index", frame=1)
     scene.dream.layer_index = 8
     scene.dream.keyframe_insert("layer_index", frame=3)
+    scene.frame_set(2)
     bpy.ops.dream.render_animation()
     root = os.path.join(workdir, "dream")
     renders = sorted(os.listdir(os.path.join(root, "renders")))
     dreamed = sorted(os.listdir(os.path.join(root, "frames")))
     src = os.path.join(root, "renders", renders[0])
-    # dreamed frame vs its render: compare the render through Blender's own PNG output
+    frame_after = scene.frame_current
     bpy.ops.wm.save_mainfile()
-    return {"renders": renders, "dreamed": dreamed, "strip": strip_report(scene, f"Dream {scene.name}"),
+    f12 = _render_like_f12(scene, os.path.join(workdir, "f12_"))
+    edit = bpy.data.scenes.get(f"{scene.name} Dream")
+    return {"renders": renders, "dreamed": dreamed, "strip": strip_report(edit, f"Dream {scene.name}") if edit else {},
+            "strips_in_rendered_scene": len(compat_all_strips(scene)),
+            "f12_vs_dream": mean_abs_diff(f12, os.path.join(root, "frames", dreamed[0])),
+            "frame_after": frame_after,
             "user_output_kept": scene.render.image_settings.file_format,
             "layer_index_sent": [_params_at(scene, f).get("layer_index") for f in (1, 2, 3)],
             "render_is_multilayer": open(src, "rb").read(4) == b"\x76\x2f\x31\x01"}
+
+
+def compat_all_strips(scene) -> list:
+    sed = scene.sequence_editor
+    if sed is None:
+        return []
+    return list(sed.strips_all if hasattr(sed, "strips_all") else sed.sequences_all)
+
+
+def _render_like_f12(scene, path: str) -> str:
+    """Frame 1 rendered as F12 would (the sequencer on, as by default), written to ``path``."""
+    scene.frame_set(1)
+    saved = scene.render.filepath
+    scene.render.filepath = path
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    scene.render.filepath = saved
+    return path + ".png"
 
 
 def _params_at(scene, frame: int) -> dict:
@@ -103,7 +126,7 @@ def scenario_rerun(workdir, zip_path):
     first = os.path.getmtime(os.path.join(workdir, "dream", "frames", "Scene_00001.png"))
     bpy.ops.dream.render_animation()
     second = os.path.getmtime(os.path.join(workdir, "dream", "frames", "Scene_00001.png"))
-    return {"unchanged": first == second, "strip": strip_report(scene, "Dream Scene")}
+    return {"unchanged": first == second, "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}
 
 
 def _make_sequence(folder: str, count: int) -> list:
@@ -186,7 +209,8 @@ def scenario_cancel_resume(workdir, zip_path):
     bpy.ops.dream.render_animation()
     return {"after_cancel": after_cancel, "error": run.error,
             "resume_from": [os.path.basename(p) for p in (point.source, point.target)] if point else None,
-            "after_resume": sorted(os.listdir(frames_dir)), "strip": strip_report(scene, "Dream Scene")}
+            "after_resume": sorted(os.listdir(frames_dir)),
+            "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}
 
 
 def scenario_kill_server(workdir, zip_path):

@@ -76,6 +76,10 @@ def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, via_s
     assert result["layer_index_sent"] == [2, 5, 8]  # keyframed, evaluated per frame, sent as an index
     strip = result["strip"]
     assert strip["frames"] == 3 and strip["frame_start"] == 1 and strip["channel"] == 1
+    # the strip went to a scene of its own: F12 on the shot still renders the 3D scene, not the dream
+    assert result["strips_in_rendered_scene"] == 0
+    assert result["f12_vs_dream"] > 0.02, result["f12_vs_dream"]
+    assert result["frame_after"] == 2  # the frame the user was on
     assert "Dream Renders: Dreaming frame" in stdout  # progress lines for farm logs
     import numpy as np
 

@@ -50,6 +50,7 @@ class DreamRunOperator:
                     "so render farms see the failure; scripts that handle errors turn this off")
     _timer = None
     _run: Optional[FrameRun] = None
+    _frame = 0
 
     def plans(self, context) -> list[FramePlan]:
         raise NotImplementedError
@@ -68,11 +69,14 @@ class DreamRunOperator:
             report_failure(self, str(err))
             return None
         run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing)
+        self._frame = context.scene.frame_current  # the run moves through the frames; the user's comes back
         if run.skipped:
             self.report({"INFO"}, f"{run.skipped} frame(s) already dreamed; resuming")
         return run
 
     def _end(self, context, run: FrameRun) -> set:
+        if context.scene.frame_current != self._frame:
+            context.scene.frame_set(self._frame)
         wm = context.window_manager
         wm.dream.running = False
         wm.dream.progress = run.fraction

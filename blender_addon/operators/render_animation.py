@@ -29,7 +29,10 @@ class DREAM_OT_render_animation(DreamRunOperator, bpy.types.Operator):
         scene = context.scene
         targets = run.targets()
         if len(targets) == len(run.plans):
-            strip = sequencer.place_strip(scene, f"Dream {scene.name}", targets, run.plans[0].frame,
-                                       scene.dream.channel)
-            print(f"Dream Renders: strip {strip.name!r} on channel {strip.channel}, "
-                  f"{len(targets)} frames from {run.plans[0].frame}", flush=True)
+            edit = sequencer.strip_scene(scene)
+            strip = sequencer.place_strip(edit, f"Dream {scene.name}", targets, run.plans[0].frame,
+                                          scene.dream.channel)
+            message = (f"strip {strip.name!r} in scene {edit.name!r}, channel {strip.channel}, "
+                       f"{len(targets)} frames from {run.plans[0].frame}")
+            print(f"Dream Renders: {message}", flush=True)
+            self.report({"INFO"}, message)
