@@ -5,6 +5,7 @@ touched from the main thread). Messages are small classes, told apart with
 ``isinstance``."""
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import threading
@@ -155,7 +156,7 @@ class DreamWorker:
             except ConnectionFailed as err:
                 self.messages.put(FrameFailed(_first_frame(taken), str(err)))
                 return None
-            except (ProtocolError, ValueError) as err:
+            except (ProtocolError, ValueError, WriteFailed) as err:
                 self.messages.put(FrameFailed(_first_frame(taken), str(err)))
                 return client
         return client
@@ -164,16 +165,32 @@ class DreamWorker:
         requests = (frame_request(q.plan, q.resume) for q in self._more(taken))
         stream = client.dream_many(requests, job=self.job, in_flight=self.IN_FLIGHT, progress=self._progress,
                                    should_cancel=self.cancelled.is_set)
-        for result in stream:
-            plan = taken.pop(0).plan
-            write_atomically(plan.target, result.data)
-            self.messages.put(FrameDone(plan.frame, plan.target))
+        try:
+            for result in stream:
+                plan = taken[0].plan
+                _write(plan, result.data)
+                taken.pop(0)
+                self.messages.put(FrameDone(plan.frame, plan.target))
+        finally:
+            stream.close()  # frames still on the server are cancelled
 
     def _progress(self, event: dict) -> None:
         if event.get("event") == "progress":
             total = event["octaves"] * event["iterations"]
             done = (event["octave"] - 1) * event["iterations"] + event["iteration"]
             self.messages.put(FrameProgress(event.get("frame"), done / max(1, total)))
+
+
+class WriteFailed(Exception):
+    """A dreamed frame could not be written: not the server's fault, no retry."""
+
+
+def _write(plan: FramePlan, data: bytes) -> None:
+    try:
+        write_atomically(plan.target, data)
+    except OSError as err:
+        why = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        raise WriteFailed(f"cannot write the dreamed frame {plan.target}: {why}") from None
 
 
 def _first_frame(taken: list[_Queued]) -> Optional[int]:

@@ -147,13 +147,14 @@ def _make_sequence(folder: str, count: int) -> list:
     return names
 
 
-def scenario_strip(workdir, zip_path):
+def _strip_scene(workdir, zip_path, frames: int = 3):
+    """An edit scene with an image strip of ``frames`` rendered frames, selected."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     bpy.ops.wm.save_as_mainfile(filepath=os.path.join(workdir, "edit.blend"))
     install(zip_path)
     fast_settings(scene)
-    names = _make_sequence(os.path.join(workdir, "lux"), 3)
+    names = _make_sequence(os.path.join(workdir, "lux"), frames)
     scene.sequence_editor_create()
     sed = scene.sequence_editor
     strips = sed.strips if hasattr(sed, "strips") else sed.sequences
@@ -162,6 +163,25 @@ def scenario_strip(workdir, zip_path):
     for name in names[1:]:
         strip.elements.append(name)
     sed.active_strip = strip
+    return scene
+
+
+def scenario_full_disk(workdir, zip_path):
+    """Dreamed frames go to a nearly full disk: the run ends with one message naming it, no hang."""
+    scene = _strip_scene(workdir, zip_path, frames=4)
+    scene.dream.output_dir = os.environ["DREAM_TEST_OUTPUT"]
+    try:
+        bpy.ops.dream.process_strip(exit_on_error=False)
+        message = None
+    except RuntimeError as err:
+        message = str(err)
+    written = sorted(os.listdir(os.path.join(os.environ["DREAM_TEST_OUTPUT"], "strips", "lux")))
+    return {"message": message, "written": written}
+
+
+def scenario_strip(workdir, zip_path):
+    scene = _strip_scene(workdir, zip_path)
+    names = sorted(os.listdir(os.path.join(workdir, "lux")))
     before = sorted(os.listdir(os.path.join(workdir, "lux")))
     bpy.ops.dream.process_strip()
     return {"source": strip_report(scene, "lux"), "dreamed": strip_report(scene, "Dream lux"),

@@ -162,6 +162,23 @@ def test_connection_lists_models_and_a_renamed_scene_stops_the_run(tmp_path, add
 
 
 @pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_a_full_disk_ends_the_run_with_one_message(tmp_path, addon_zip, via_server):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(disk)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        result, _, _ = run_scenario("bpy", "full_disk", tmp_path, addon_zip, {**via_server,
+                                                                              "DREAM_TEST_OUTPUT": str(disk)})
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert "the disk is full" in result["message"], result
+    assert len(result["written"]) < 4 and not [n for n in result["written"] if n.startswith(".")]
+
+
+@pytest.mark.blender
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_built_zip_alone_registers_and_unregisters(runtime, tmp_path, addon_zip):
     """Smoke test outside the checkout: only the zip, no dream_core on the path."""
