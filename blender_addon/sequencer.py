@@ -62,4 +62,6 @@ def place_strip(scene, name: str, files: list[str], frame_start: int, channel: i
     strip = strips.new_image(name=name, filepath=files[0], channel=channel, frame_start=frame_start)
     for path in files[1:]:
         strip.elements.append(os.path.basename(path))
+    if bpy.data.filepath:  # relative to the .blend: the project folder can move with its frames
+        strip.directory = bpy.path.relpath(strip.directory)
     return strip

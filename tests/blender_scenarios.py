@@ -52,7 +52,7 @@ def strip_report(scene, name: str) -> dict:
         return {}
     s = found[0]
     return {"name": s.name, "channel": s.channel, "frame_start": int(s.frame_start),
-            "frames": len(s.elements), "directory": bpy.path.abspath(s.directory),
+            "frames": len(s.elements), "directory": bpy.path.abspath(s.directory), "stored_directory": s.directory,
             "count_same_name": len(found)}
 
 

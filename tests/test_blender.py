@@ -80,6 +80,7 @@ def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, via_s
     assert result["strips_in_rendered_scene"] == 0
     assert result["f12_vs_dream"] > 0.02, result["f12_vs_dream"]
     assert result["frame_after"] == 2  # the frame the user was on
+    assert strip["stored_directory"].startswith("//")  # relative: the project folder can move
     assert "Dream Renders: Dreaming frame" in stdout  # progress lines for farm logs
     import numpy as np
 

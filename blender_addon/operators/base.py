@@ -5,6 +5,7 @@ cleans up on every way out."""
 from __future__ import annotations
 
 import sys
+import uuid
 from typing import Optional
 
 import bpy
@@ -42,7 +43,7 @@ class DreamRunOperator:
     """Mixin: subclasses give ``plans(context)`` and ``finish(context, run)``,
     and may name their job (``job_name``)."""
 
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER"}  # no UNDO flag: its redo panel would re-run a whole shot; see _undo_step
     render_missing = True
     exit_on_error: bpy.props.BoolProperty(
         name="Exit on Error", default=True, options={"SKIP_SAVE"},
@@ -56,7 +57,8 @@ class DreamRunOperator:
         raise NotImplementedError
 
     def job_name(self, context) -> str:
-        return f"{context.scene.name}/{self.bl_idname}"
+        """Unique per run: two Blender sessions sharing a server never share a sequence."""
+        return f"{context.scene.name}/{self.bl_idname}/{uuid.uuid4().hex[:12]}"
 
     def finish(self, context, run: FrameRun) -> None:
         pass
@@ -95,7 +97,17 @@ class DreamRunOperator:
             return {"CANCELLED"}
         wm.dream.status = f"Done: {run.done} frame(s) dreamed, {run.skipped} already there"
         self.report({"INFO"}, wm.dream.status)
+        self._undo_step()
         return {"FINISHED"}
+
+    def _undo_step(self) -> None:
+        """One undo step per run: Ctrl+Z takes back its strip (and the scene made for it)."""
+        if bpy.app.background:
+            return  # no undo history without a window
+        try:
+            bpy.ops.ed.undo_push(message=self.bl_label)
+        except RuntimeError:  # no window to push from (a script without one)
+            pass
 
     # blocking: scripts and --background
     def execute(self, context):

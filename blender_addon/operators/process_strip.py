@@ -19,9 +19,6 @@ class DREAM_OT_process_strip(DreamRunOperator, bpy.types.Operator):
             return False
         return True
 
-    def job_name(self, context):
-        return f"{context.scene.name}/strip/{compat.active_strip(context.scene).name}"
-
     def plans(self, context):
         return plans.strip_plan(context.scene, compat.active_strip(context.scene))
 
