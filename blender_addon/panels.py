@@ -39,7 +39,9 @@ def draw_actions(layout, context) -> None:
     col = layout.column(align=True)
     col.enabled = not runtime.running
     col.operator("dream.render_frame", icon="RENDER_STILL")
-    col.operator("dream.render_animation", icon="RENDER_ANIMATION")
+    row = col.row(align=True)
+    row.operator("dream.render_animation", icon="RENDER_ANIMATION")
+    row.operator("dream.render_animation", text="", icon="FILE_REFRESH").redream = True
     col.operator("dream.process_strip", icon="SEQUENCE")
     if runtime.status:
         layout.label(text=runtime.status)

@@ -43,6 +43,13 @@ def strip_plan(scene, strip) -> list[FramePlan]:
     return plans
 
 
+def output_size(scene) -> tuple[int, int]:
+    """The rendered frame's size in pixels."""
+    render = scene.render
+    scale = render.resolution_percentage / 100
+    return round(render.resolution_x * scale), round(render.resolution_y * scale)
+
+
 def frame_params(scene, frame: int) -> dict:
     """The dream settings at ``frame``: keyframed values are evaluated there."""
     if scene.frame_current != frame:

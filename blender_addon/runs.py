@@ -12,21 +12,27 @@ from typing import Optional
 
 import bpy
 
-from . import plans, rendering
+from . import cache, plans, rendering
 from .dreaming import DreamWorker, FrameDone, FrameFailed, FrameProgress, Message, RunCancelled
 from .errors import DreamError
 from .wire.plans import FramePlan, resume_point
 
 
 class FrameRun:
-    """Frames whose dream exists are skipped (a re-run resumes); sources
-    that exist are not rendered again. The scene is looked up by name on
-    every tick: a reference held across ticks can be invalidated by undo."""
+    """Frames whose dream exists and was made with the settings they would
+    get now are skipped (a re-run resumes; changed settings re-dream);
+    sources that exist are not rendered again. The scene is looked up by
+    name on every tick: a reference held across ticks can be invalidated by
+    undo. ``redream`` dreams every frame again."""
 
-    def __init__(self, scene, frame_plans: list[FramePlan], job: str, link, render_missing: bool = True) -> None:
+    def __init__(self, scene, frame_plans: list[FramePlan], job: str, link, render_missing: bool = True,
+                 redream: bool = False) -> None:
         self.scene_name = scene.name
-        self.plans = frame_plans
-        self.todo = [p for p in frame_plans if not p.done]
+        size = plans.output_size(scene)
+        self.plans = [replace(p, params=plans.frame_params(scene, p.frame)) for p in frame_plans]
+        self.prints = {p.target: cache.fingerprint(p.params, size) for p in self.plans}
+        self.cache = cache.FrameCache()
+        self.todo = [p for p in self.plans if redream or not self.cache.reusable(p, self.prints[p.target])]
         self.skipped = len(frame_plans) - len(self.todo)
         self.render_missing = render_missing
         self.worker = DreamWorker(link, job)
@@ -71,7 +77,7 @@ class FrameRun:
                 raise DreamError(f"source frame missing: {plan.source}")
             rendering.render_to_file(scene, plan.frame, plan.source)
         resume = resume_point(self.plans, self.todo) if self.submitted == 0 else None
-        self.worker.submit(replace(plan, params=plans.frame_params(scene, plan.frame)), resume)
+        self.worker.submit(plan, resume)
         self.submitted += 1
 
     def tick(self, wait: float = 0.0) -> None:
@@ -98,6 +104,7 @@ class FrameRun:
         elif isinstance(message, FrameDone):
             self.done += 1
             self.current_fraction = 0.0
+            self._remember(message.target)
         elif isinstance(message, RunCancelled):
             self.cancelled = True
         elif isinstance(message, FrameFailed):
@@ -105,6 +112,12 @@ class FrameRun:
             self.fail(where + message.message)
         if self.finished:
             self.worker.finish()
+
+    def _remember(self, target: str) -> None:
+        try:
+            self.cache.record(target, self.prints[target])
+        except OSError as err:  # the frame is there; only its reuse next time is lost
+            print(f"Dream Renders: cannot update the frame cache next to {target}: {err.strerror}")
 
     def fail(self, message: str) -> None:
         self.error = message
@@ -115,4 +128,5 @@ class FrameRun:
         self.worker.cancel()
 
     def targets(self) -> list[str]:
-        return [p.target for p in self.plans if p.done]
+        """The dreamed frames on disk that this run's settings made or confirmed."""
+        return [p.target for p in self.plans if self.cache.reusable(p, self.prints[p.target])]

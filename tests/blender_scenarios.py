@@ -129,6 +129,46 @@ def scenario_rerun(workdir, zip_path):
     return {"unchanged": first == second, "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}
 
 
+def scenario_changed_settings(workdir, zip_path):
+    """Frames are reused only with the settings they were dreamed with."""
+    scene = build_scene(workdir, frames=3)
+    install(zip_path)
+    fast_settings(scene)
+    frames = os.path.join(workdir, "dream", "frames")
+
+    def stamps():
+        return [os.stat(os.path.join(frames, f"Scene_{n:05d}.png")).st_mtime_ns for n in (1, 2, 3)]
+
+    bpy.ops.dream.render_animation()
+    first = stamps()
+    bpy.ops.dream.render_animation()
+    same = stamps()
+    scene.dream.keyframe_insert("mix", frame=1)  # only frame 3's mix changes: 1.0 -> 0.5
+    scene.dream.mix = 0.5
+    scene.dream.keyframe_insert("mix", frame=3)
+    for curve in _fcurves(scene):
+        for point in curve.keyframe_points:
+            point.interpolation = "CONSTANT"
+    bpy.ops.dream.render_animation()
+    keyed = stamps()
+    scene.dream.iterations += 1  # every frame changes
+    bpy.ops.dream.render_animation()
+    all_new = stamps()
+    bpy.ops.dream.render_animation(redream=True)
+    forced = stamps()
+    return {"rerun_kept": [a == b for a, b in zip(first, same)],
+            "keyframe_redreamed": [a != b for a, b in zip(same, keyed)],
+            "setting_redreamed": [a != b for a, b in zip(keyed, all_new)],
+            "redream_redreamed": [a != b for a, b in zip(all_new, forced)]}
+
+
+def _fcurves(scene):
+    action = scene.animation_data.action
+    if hasattr(action, "fcurves"):
+        return list(action.fcurves)
+    return [c for layer in action.layers for strip in layer.strips for bag in strip.channelbags for c in bag.fcurves]
+
+
 def _make_sequence(folder: str, count: int) -> list:
     os.makedirs(folder, exist_ok=True)
     names = []

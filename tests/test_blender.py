@@ -134,6 +134,16 @@ def test_rerun_skips_done_frames_and_keeps_one_strip(tmp_path, addon_zip, via_se
 
 
 @pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_changed_settings_are_dreamed_again(runtime, tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario(runtime, "changed_settings", tmp_path, addon_zip, via_server)
+    assert result["rerun_kept"] == [True, True, True]
+    assert result["keyframe_redreamed"] == [False, False, True]  # the keyframed mix changed frame 3 only
+    assert result["setting_redreamed"] == [True, True, True]
+    assert result["redream_redreamed"] == [True, True, True]
+
+
+@pytest.mark.blender
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
 def test_cancel_then_resume(tmp_path, addon_zip, via_server):
     result, _, _ = run_scenario("bpy", "cancel_resume", tmp_path, addon_zip, via_server)

@@ -49,6 +49,9 @@ class DreamRunOperator:
         name="Exit on Error", default=True, options={"SKIP_SAVE"},
         description="In background mode (blender -b), end Blender with status 1 when the run fails, "
                     "so render farms see the failure; scripts that handle errors turn this off")
+    redream: bpy.props.BoolProperty(
+        name="Re-dream", default=False, options={"SKIP_SAVE"},
+        description="Dream every frame again, even those already dreamed with the current settings")
     _timer = None
     _run: Optional[FrameRun] = None
     _frame = 0
@@ -70,7 +73,8 @@ class DreamRunOperator:
         except DreamError as err:
             report_failure(self, str(err))
             return None
-        run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing)
+        run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
+                       redream=self.redream)
         self._frame = context.scene.frame_current  # the run moves through the frames; the user's comes back
         if run.skipped:
             self.report({"INFO"}, f"{run.skipped} frame(s) already dreamed; resuming")
