@@ -51,7 +51,8 @@ def output_size(scene) -> tuple[int, int]:
 
 
 def frame_params(scene, frame: int) -> dict:
-    """The dream settings at ``frame``: keyframed values are evaluated there."""
-    if scene.frame_current != frame:
-        scene.frame_set(frame)
+    """The dream settings at ``frame``: keyframed values are evaluated there
+    (always set, even on the current frame: a keyed value edited by hand
+    shows until the animation is evaluated again, as a render would)."""
+    scene.frame_set(frame)
     return scene.dream.to_params()

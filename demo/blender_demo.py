@@ -1,6 +1,6 @@
 """Inside Blender (the bpy module): build the demo scene, install the
 add-on zip as a user would, render and dream the animation through the
-dream server, save the .blend and a sequencer MP4.
+dream server, save the .blend and an MP4 of the dreamed strip's scene.
 
     python demo/blender_demo.py OUT_DIR ADDON_ZIP FRAMES
 """
@@ -22,7 +22,7 @@ def install(zip_path: str) -> None:
 
 
 def render_preview(scene, path: str) -> None:
-    """The sequencer (holding the dreamed strip) rendered to an MP4."""
+    """The strip's scene (its sequencer holds the dreamed frames) rendered to an MP4."""
     settings = scene.render.image_settings
     if hasattr(settings, "media_type"):
         settings.media_type = "VIDEO"
@@ -32,7 +32,7 @@ def render_preview(scene, path: str) -> None:
     scene.render.use_sequencer = True
     scene.render.filepath = path
     scene.render.use_file_extension = False
-    bpy.ops.render.render(animation=True)
+    bpy.ops.render.render(animation=True, scene=scene.name)
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     bpy.ops.dream.render_animation()
     bpy.ops.wm.save_mainfile()
     try:
-        render_preview(scene, os.path.join(out_dir, "dream_preview.mp4"))
+        render_preview(scene.dream.strip_scene, os.path.join(out_dir, "dream_preview.mp4"))
     except Exception as err:  # the GIF made outside Blender still shows the result
         print(f"demo: no MP4 preview ({err})")
     print("DEMO OK", flush=True)

@@ -35,6 +35,11 @@ def install(zip_path: str) -> str:
     return module
 
 
+def visible(folder: str) -> list:
+    """A folder's files as a user lists them (our cache manifest is a dotfile)."""
+    return sorted(n for n in os.listdir(folder) if not n.startswith("."))
+
+
 def build_scene(workdir: str, frames: int = 3, width: int = 64, height: int = 48):
     return demo_scene.build_scene(os.path.join(workdir, "shot.blend"), frames, width, height)
 
@@ -79,8 +84,8 @@ def scenario_animation(workdir, zip_path):
     scene.frame_set(2)
     bpy.ops.dream.render_animation()
     root = os.path.join(workdir, "dream")
-    renders = sorted(os.listdir(os.path.join(root, "renders")))
-    dreamed = sorted(os.listdir(os.path.join(root, "frames")))
+    renders = visible(os.path.join(root, "renders"))
+    dreamed = visible(os.path.join(root, "frames"))
     src = os.path.join(root, "renders", renders[0])
     frame_after = scene.frame_current
     bpy.ops.wm.save_mainfile()
@@ -215,17 +220,17 @@ def scenario_full_disk(workdir, zip_path):
         message = None
     except RuntimeError as err:
         message = str(err)
-    written = sorted(os.listdir(os.path.join(os.environ["DREAM_TEST_OUTPUT"], "strips", "lux")))
+    written = visible(os.path.join(os.environ["DREAM_TEST_OUTPUT"], "strips", "lux"))
     return {"message": message, "written": written}
 
 
 def scenario_strip(workdir, zip_path):
     scene = _strip_scene(workdir, zip_path)
-    names = sorted(os.listdir(os.path.join(workdir, "lux")))
-    before = sorted(os.listdir(os.path.join(workdir, "lux")))
+    names = visible(os.path.join(workdir, "lux"))
+    before = visible(os.path.join(workdir, "lux"))
     bpy.ops.dream.process_strip()
     return {"source": strip_report(scene, "lux"), "dreamed": strip_report(scene, "Dream lux"),
-            "sources_untouched": sorted(os.listdir(os.path.join(workdir, "lux"))) == before,
+            "sources_untouched": visible(os.path.join(workdir, "lux")) == before,
             "diff": mean_abs_diff(os.path.join(workdir, "lux", names[0]),
                                   os.path.join(workdir, "dream", "strips", "lux", "lux_0001.png"))}
 
@@ -257,7 +262,7 @@ def scenario_cancel_resume(workdir, zip_path):
     while run.worker.thread.is_alive() and time.time() < deadline:
         run.tick(wait=0.2)
     frames_dir = os.path.join(workdir, "dream", "frames")
-    after_cancel = sorted(os.listdir(frames_dir))
+    after_cancel = visible(frames_dir)
     import importlib
 
     wire_plans = importlib.import_module(f"{module}.wire.plans")
@@ -269,7 +274,7 @@ def scenario_cancel_resume(workdir, zip_path):
     bpy.ops.dream.render_animation()
     return {"after_cancel": after_cancel, "error": run.error,
             "resume_from": [os.path.basename(p) for p in (point.source, point.target)] if point else None,
-            "after_resume": sorted(os.listdir(frames_dir)),
+            "after_resume": visible(frames_dir),
             "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}
 
 
@@ -294,7 +299,7 @@ def scenario_kill_server(workdir, zip_path):
             link.process.process.wait()
     return {"done": run.done, "total": run.total, "error": run.error, "killed": killed_pid,
             "new_pid": link.process.pid if link.process else None,
-            "frames": sorted(os.listdir(os.path.join(workdir, "dream", "frames")))}
+            "frames": visible(os.path.join(workdir, "dream", "frames"))}
 
 
 def scenario_connection_and_renamed_scene(workdir, zip_path):
@@ -326,7 +331,7 @@ def scenario_failure(workdir, zip_path):
     except RuntimeError as err:
         message = str(err)
     frames_dir = os.path.join(workdir, "dream", "frames")
-    return {"message": message, "frames": sorted(os.listdir(frames_dir)) if os.path.isdir(frames_dir) else []}
+    return {"message": message, "frames": visible(frames_dir) if os.path.isdir(frames_dir) else []}
 
 
 def scenario_prepare_headless(workdir, zip_path):
@@ -352,7 +357,7 @@ def scenario_cli_command(workdir, zip_path):
     command = importlib.import_module(f"{module}.cli_command")
     bad = command.run(["--frames", "x-y"])
     good = command.run(["--frames", "2-3", "--iterations", "2"])
-    return {"bad": bad, "good": good, "frames": sorted(os.listdir(os.path.join(workdir, "dream", "frames"))),
+    return {"bad": bad, "good": good, "frames": visible(os.path.join(workdir, "dream", "frames")),
             "iterations": scene.dream.iterations, "registered": command._handle is not None}
 
 
@@ -367,7 +372,7 @@ def scenario_render_frame(workdir, zip_path):
     first = {"image": image is not None and tuple(image.size), "file": bpy.path.abspath(image.filepath)}
     bpy.ops.render.render()
     bpy.ops.dream.render_frame(use_existing=True)
-    files = sorted(os.listdir(os.path.join(workdir, "dream", "frames")))
+    files = visible(os.path.join(workdir, "dream", "frames"))
     return {"first": first, "files": files, "exists": os.path.exists(first["file"])}
 
 

@@ -215,14 +215,15 @@ def test_headless_command_line_form(tmp_path, addon_zip, via_server, token_file)
                         env=env, timeout=600)
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     assert "Dream Renders: Dreaming frame" in ok.stdout
-    assert sorted(os.listdir(work / "dream" / "frames")) == ["Scene_00001.png", "Scene_00002.png"]
+    assert sorted(p.name for p in (work / "dream" / "frames").glob("*.png")) == ["Scene_00001.png",
+                                                                                "Scene_00002.png"]
     (work / "dream" / "frames" / "Scene_00002.png").unlink()
     env["DREAM_SERVER_ADDRESS"] = "127.0.0.1:9"
     bad = subprocess.run([BLENDER, "-b", result["blend"], "--python-expr", expr], capture_output=True, text=True,
                          env=env, timeout=600)
     assert bad.returncode == 1
     assert "Dream Renders: error: frame 2: cannot talk to the dream server at 127.0.0.1:9" in bad.stderr
-    assert sorted(os.listdir(work / "dream" / "frames")) == ["Scene_00001.png"]  # nothing half-written
+    assert [p.name for p in (work / "dream" / "frames").iterdir() if p.suffix != ".json"] == ["Scene_00001.png"]
 
 
 @pytest.mark.blender

@@ -67,6 +67,7 @@ class DreamRunOperator:
         pass
 
     def _start(self, context) -> Optional[FrameRun]:
+        self._frame = context.scene.frame_current  # the run moves through the frames; the user's comes back
         try:
             frame_plans = self.plans(context)
             link = server_link(context)
@@ -75,7 +76,6 @@ class DreamRunOperator:
             return None
         run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
                        redream=self.redream)
-        self._frame = context.scene.frame_current  # the run moves through the frames; the user's comes back
         if run.skipped:
             self.report({"INFO"}, f"{run.skipped} frame(s) already dreamed; resuming")
         return run
@@ -117,6 +117,7 @@ class DreamRunOperator:
     def execute(self, context):
         run = self._start(context)
         if run is None:
+            context.scene.frame_set(self._frame)
             return {"CANCELLED"}
         context.window_manager.dream.running = True
         last = -1.0

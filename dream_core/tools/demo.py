@@ -99,7 +99,8 @@ def _blender_env(out_dir: str, server) -> dict:
 
 def _report(out_dir: str, gif: str, seconds: float) -> None:
     print(f"demo finished in {seconds:.0f} s:")
-    print(f"  blend file with the dreamed strip in its sequencer: {os.path.join(out_dir, 'dream_demo.blend')}")
+    print(f"  blend file (the dreamed strip is in the scene 'Scene Dream'): "
+          f"{os.path.join(out_dir, 'dream_demo.blend')}")
     print(f"  dreamed frames:      {os.path.join(out_dir, 'frames')}")
     print(f"  renders (EXR):       {os.path.join(out_dir, 'renders')}")
     mp4 = os.path.join(out_dir, "dream_preview.mp4")
