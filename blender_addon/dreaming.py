@@ -32,6 +32,7 @@ class FrameProgress:
 class FrameDone:
     frame: int
     target: str
+    written: str  # the file the dream was written to: ``target``, or a scene-linear EXR to convert into it
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,27 @@ class _Queued:
     resume: Optional[FramePlan]  # the frame before, sent in case the server lost the job
 
 
-def frame_request(plan: FramePlan, resume: Optional[FramePlan] = None) -> FrameRequest:
+def frame_request(plan: FramePlan, resume: Optional[FramePlan] = None, reply_format: str = "png") -> FrameRequest:
     """The rendered file as a request: its bytes as they are on disk, the
-    frame's own settings, and the target's format for the reply."""
+    frame's own settings, and the format of the reply."""
     data, meta = _file_payload(plan.source)
     extras = {}
     if resume is not None:
         extras = {"previous_render": _file_payload(resume.source), "previous_dream": _file_payload(resume.target)}
-    out_fmt = FORMATS.get(os.path.splitext(plan.target)[1].lower(), "png")
     return FrameRequest(data, meta["format"], frame=plan.frame, extras=extras, params=plan.params,
-                        output={"format": out_fmt})
+                        output={"format": reply_format})
+
+
+def reply_as_target(plan: FramePlan) -> tuple[str, str]:
+    """The reply goes straight to the target, in the target's format."""
+    return plan.target, FORMATS.get(os.path.splitext(plan.target)[1].lower(), "png")
+
+
+def reply_as_linear(plan: FramePlan) -> tuple[str, str]:
+    """The reply is scene-linear EXR beside the target (hidden), for Blender
+    to write into the target with the scene's colour management."""
+    folder, name = os.path.split(plan.target)
+    return os.path.join(folder, ".linear", os.path.splitext(name)[0] + ".exr"), "exr"
 
 
 def _file_payload(path: str) -> tuple[bytes, dict]:
@@ -84,9 +96,10 @@ class DreamWorker:
 
     IN_FLIGHT = 2
 
-    def __init__(self, link: ServerLink, job: str) -> None:
+    def __init__(self, link: ServerLink, job: str, reply=reply_as_target) -> None:
         self.link = link
         self.job = job
+        self.reply = reply  # plan -> (where the dream is written, in which format)
         self.todo: "queue.Queue[Optional[_Queued]]" = queue.Queue()
         self.messages: "queue.Queue[Message]" = queue.Queue()
         self.cancelled = threading.Event()
@@ -162,15 +175,16 @@ class DreamWorker:
         return client
 
     def _stream(self, client: DreamClient, taken: list[_Queued]) -> None:
-        requests = (frame_request(q.plan, q.resume) for q in self._more(taken))
+        requests = (frame_request(q.plan, q.resume, self.reply(q.plan)[1]) for q in self._more(taken))
         stream = client.dream_many(requests, job=self.job, in_flight=self.IN_FLIGHT, progress=self._progress,
                                    should_cancel=self.cancelled.is_set)
         try:
             for result in stream:
                 plan = taken[0].plan
-                _write(plan, result.data)
+                written = self.reply(plan)[0]
+                _write(written, result.data)
                 taken.pop(0)
-                self.messages.put(FrameDone(plan.frame, plan.target))
+                self.messages.put(FrameDone(plan.frame, plan.target, written))
         finally:
             stream.close()  # frames still on the server are cancelled
 
@@ -185,12 +199,15 @@ class WriteFailed(Exception):
     """A dreamed frame could not be written: not the server's fault, no retry."""
 
 
-def _write(plan: FramePlan, data: bytes) -> None:
+def _write(path: str, data: bytes) -> None:
     try:
-        write_atomically(plan.target, data)
+        write_atomically(path, data)
     except OSError as err:
-        why = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
-        raise WriteFailed(f"cannot write the dreamed frame {plan.target}: {why}") from None
+        raise WriteFailed(f"cannot write the dreamed frame {path}: {why_not_written(err)}") from None
+
+
+def why_not_written(err: OSError) -> str:
+    return "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
 
 
 def _first_frame(taken: list[_Queued]) -> Optional[int]:

@@ -12,8 +12,18 @@ from typing import Optional
 
 import bpy
 
-from . import cache, plans, rendering
-from .dreaming import DreamWorker, FrameDone, FrameFailed, FrameProgress, Message, RunCancelled
+from . import cache, colour, plans, rendering
+from .dreaming import (
+    DreamWorker,
+    FrameDone,
+    FrameFailed,
+    FrameProgress,
+    Message,
+    RunCancelled,
+    reply_as_linear,
+    reply_as_target,
+    why_not_written,
+)
 from .errors import DreamError
 from .wire.plans import FramePlan, resume_point
 
@@ -26,7 +36,10 @@ class FrameRun:
     undo. ``redream`` dreams every frame again."""
 
     def __init__(self, scene, frame_plans: list[FramePlan], job: str, link, render_missing: bool = True,
-                 redream: bool = False) -> None:
+                 redream: bool = False, colour_managed: bool = False) -> None:
+        """``colour_managed``: the sources are scene-linear renders; their dreams
+        are written through the scene's colour management, as Blender writes
+        renders (the server replies in EXR, Blender makes the PNG)."""
         self.scene_name = scene.name
         size = plans.output_size(scene)
         self.plans = [replace(p, params=plans.frame_params(scene, p.frame)) for p in frame_plans]
@@ -35,7 +48,8 @@ class FrameRun:
         self.todo = [p for p in self.plans if redream or not self.cache.reusable(p, self.prints[p.target])]
         self.skipped = len(frame_plans) - len(self.todo)
         self.render_missing = render_missing
-        self.worker = DreamWorker(link, job)
+        self.display = colour.DisplayWriter(scene) if colour_managed else None
+        self.worker = DreamWorker(link, job, reply_as_linear if colour_managed else reply_as_target)
         self.done = 0
         self.error: Optional[str] = None
         self.cancelled = False
@@ -102,6 +116,8 @@ class FrameRun:
         if isinstance(message, FrameProgress):
             self.current_fraction = message.fraction
         elif isinstance(message, FrameDone):
+            if not self._display(message):
+                return
             self.done += 1
             self.current_fraction = 0.0
             self._remember(message.target)
@@ -112,6 +128,24 @@ class FrameRun:
             self.fail(where + message.message)
         if self.finished:
             self.worker.finish()
+
+    def _display(self, message: FrameDone) -> bool:
+        """Writes a colour-managed frame from the linear dream; False if that failed."""
+        if self.display is None:
+            return True
+        try:
+            self.display.write(message.written, message.target)
+        except (OSError, RuntimeError) as err:
+            why = why_not_written(err) if isinstance(err, OSError) else str(err)
+            self.fail(f"frame {message.frame}: cannot write the dreamed frame {message.target}: {why}")
+            return False
+        return True
+
+    def close(self) -> None:
+        """Removes what the run made for itself (the colour helper scene)."""
+        if self.display is not None:
+            self.display.close()
+            self.display = None
 
     def _remember(self, target: str) -> None:
         try:

@@ -90,14 +90,35 @@ def scenario_animation(workdir, zip_path):
     frame_after = scene.frame_current
     bpy.ops.wm.save_mainfile()
     f12 = _render_like_f12(scene, os.path.join(workdir, "f12_"))
+    own_3 = _render_like_f12(scene, os.path.join(workdir, "f12_3_"), frame=3)
     edit = bpy.data.scenes.get(f"{scene.name} Dream")
     return {"renders": renders, "dreamed": dreamed, "strip": strip_report(edit, f"Dream {scene.name}") if edit else {},
             "strips_in_rendered_scene": len(compat_all_strips(scene)),
             "f12_vs_dream": mean_abs_diff(f12, os.path.join(root, "frames", dreamed[0])),
+            "faded_vs_own": mean_abs_diff(own_3, os.path.join(root, "frames", dreamed[2])),
             "frame_after": frame_after,
             "user_output_kept": scene.render.image_settings.file_format,
             "layer_index_sent": [_params_at(scene, f).get("layer_index") for f in (1, 2, 3)],
             "render_is_multilayer": open(src, "rb").read(4) == b"\x76\x2f\x31\x01"}
+
+
+def scenario_colour(workdir, zip_path):
+    """At mix 0 a dreamed frame is the render as Blender itself writes it:
+    the scene's view transform (Filmic in 3.4, AgX in 5.0) applied once."""
+    scene = build_scene(workdir, frames=2)
+    install(zip_path)
+    fast_settings(scene)
+    scene.dream.mix = 0.0
+    scene.render.dither_intensity = 0.0  # Blender's own output adds dither noise otherwise
+    bpy.ops.dream.render_animation()
+    own = _render_like_f12(scene, os.path.join(workdir, "blender_own_"))
+    dreamed = os.path.join(workdir, "dream", "frames", "Scene_00001.png")
+    a, b = list(bpy.data.images.load(own).pixels), list(bpy.data.images.load(dreamed).pixels)
+    diffs = [abs(x - y) for x, y in zip(a, b)] if len(a) == len(b) else [1.0]
+    return {"view_transform": scene.view_settings.view_transform, "mean": sum(diffs) / len(diffs),
+            "max": max(diffs), "helper_left": ".Dream Colour" in bpy.data.scenes,
+            "linear_left": visible(os.path.join(workdir, "dream", "frames", ".linear"))
+            if os.path.isdir(os.path.join(workdir, "dream", "frames", ".linear")) else []}
 
 
 def compat_all_strips(scene) -> list:
@@ -107,9 +128,9 @@ def compat_all_strips(scene) -> list:
     return list(sed.strips_all if hasattr(sed, "strips_all") else sed.sequences_all)
 
 
-def _render_like_f12(scene, path: str) -> str:
-    """Frame 1 rendered as F12 would (the sequencer on, as by default), written to ``path``."""
-    scene.frame_set(1)
+def _render_like_f12(scene, path: str, frame: int = 1) -> str:
+    """``frame`` rendered as F12 would (the sequencer on, as by default), written to ``path``."""
+    scene.frame_set(frame)
     saved = scene.render.filepath
     scene.render.filepath = path
     bpy.ops.render.render(write_still=True, scene=scene.name)

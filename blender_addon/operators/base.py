@@ -45,6 +45,7 @@ class DreamRunOperator:
 
     bl_options = {"REGISTER"}  # no UNDO flag: its redo panel would re-run a whole shot; see _undo_step
     render_missing = True
+    colour_managed = True  # the sources are our scene-linear renders: write dreams with the scene's look
     exit_on_error: bpy.props.BoolProperty(
         name="Exit on Error", default=True, options={"SKIP_SAVE"},
         description="In background mode (blender -b), end Blender with status 1 when the run fails, "
@@ -75,12 +76,13 @@ class DreamRunOperator:
             report_failure(self, str(err))
             return None
         run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
-                       redream=self.redream)
+                       redream=self.redream, colour_managed=self.colour_managed)
         if run.skipped:
             self.report({"INFO"}, f"{run.skipped} frame(s) already dreamed; resuming")
         return run
 
     def _end(self, context, run: FrameRun) -> set:
+        run.close()
         if context.scene.frame_current != self._frame:
             context.scene.frame_set(self._frame)
         wm = context.window_manager
@@ -158,6 +160,10 @@ class DreamRunOperator:
         """Blender cancels a modal operator (a file loaded, Blender quitting): stop everything."""
         if self._run is not None:
             self._run.cancel()
+            try:
+                self._run.close()
+            except (ReferenceError, RuntimeError):  # a file being loaded may have freed it already
+                pass
         self._quit(context)
         context.window_manager.dream.running = False
 

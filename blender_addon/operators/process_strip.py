@@ -10,6 +10,7 @@ class DREAM_OT_process_strip(DreamRunOperator, bpy.types.Operator):
     bl_idname = "dream.process_strip"
     bl_label = "Dream Strip"
     render_missing = False
+    colour_managed = False  # a strip's frames are display images already: dreamed as they are
 
     @classmethod
     def poll(cls, context):
