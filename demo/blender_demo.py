@@ -35,6 +35,16 @@ def render_preview(scene, path: str) -> None:
     bpy.ops.render.render(animation=True, scene=scene.name)
 
 
+def write_shown_renders(scene, renders: str, out: str) -> None:
+    """Each raw render as Blender writes it (the scene's view transform), for the render | dream GIF."""
+    os.makedirs(out, exist_ok=True)
+    for name in sorted(os.listdir(renders)):
+        if name.endswith(".exr"):
+            image = bpy.data.images.load(os.path.join(renders, name), check_existing=False)
+            image.save_render(os.path.join(out, name.replace(".exr", ".png")), scene=scene)
+            bpy.data.images.remove(image)
+
+
 def main() -> None:
     out_dir, zip_path, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
     scene = demo_scene.build_scene(os.path.join(out_dir, "dream_demo.blend"), frames=frames, width=320,
@@ -44,6 +54,7 @@ def main() -> None:
     scene.dream.output_dir = "//"
     bpy.ops.dream.render_animation()
     bpy.ops.wm.save_mainfile()
+    write_shown_renders(scene, os.path.join(out_dir, "renders"), os.path.join(out_dir, "renders_shown"))
     try:
         render_preview(scene.dream.strip_scene, os.path.join(out_dir, "dream_preview.mp4"))
     except Exception as err:  # the GIF made outside Blender still shows the result

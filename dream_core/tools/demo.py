@@ -13,9 +13,7 @@ import sys
 import time
 
 import numpy as np
-import torch
 
-from ..frame.colour import linear_to_srgb
 from ..io import read_image
 from ..wire.protocol import write_token
 from ..wire.spawn import spawn_server
@@ -30,8 +28,7 @@ def _side_by_side_gif(renders: str, dreams: str, path: str) -> None:
     for name in sorted(os.listdir(dreams)):
         if not name.endswith(".png"):
             continue
-        render = read_image(os.path.join(renders, name.replace(".png", ".exr")))
-        shown = linear_to_srgb(torch.from_numpy(render.pixels[..., :3])).numpy()
+        shown = read_image(os.path.join(renders, name)).pixels[..., :3]  # as Blender wrote it
         dream = read_image(os.path.join(dreams, name)).pixels[..., :3]
         both = np.concatenate([shown, dream], axis=1)
         pictures.append(Image.fromarray((both * 255 + 0.5).astype(np.uint8)))
@@ -59,7 +56,7 @@ def run_demo(out_dir: str = "demo_output", frames: int = 16) -> int:
         print(result.stdout[-4000:], file=sys.stderr)
         raise ValueError("the Blender part of the demo failed (its output is above)")
     gif = os.path.join(out_dir, "dream_preview.gif")
-    _side_by_side_gif(os.path.join(out_dir, "renders"), os.path.join(out_dir, "frames"), gif)
+    _side_by_side_gif(os.path.join(out_dir, "renders_shown"), os.path.join(out_dir, "frames"), gif)
     _report(out_dir, gif, time.monotonic() - started)
     return 0
 
@@ -76,7 +73,8 @@ def _check_ready() -> str:
 
 def _clear(out_dir: str) -> None:
     """Removes what an earlier demo left, so nothing stale is shown."""
-    for stale in ("frames", "renders", "dream_demo.blend", "dream_preview.mp4", "dream_preview.gif"):
+    for stale in ("frames", "renders", "renders_shown", "dream_demo.blend", "dream_preview.mp4",
+                  "dream_preview.gif"):
         path = os.path.join(out_dir, stale)
         if os.path.isdir(path):
             shutil.rmtree(path)
