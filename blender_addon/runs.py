@@ -96,6 +96,8 @@ class FrameRun:
 
     def tick(self, wait: float = 0.0) -> None:
         """Feeds the worker and handles its messages; waits up to ``wait`` s for one."""
+        if self.finished:
+            return  # cancelled or failed: render and send nothing more
         try:
             self._feed()
         except DreamError as err:

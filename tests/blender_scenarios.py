@@ -280,10 +280,11 @@ def scenario_cancel_resume(workdir, zip_path):
         run.tick(wait=0.5)
     run.cancel()
     deadline = time.time() + 60
-    while run.worker.thread.is_alive() and time.time() < deadline:
-        run.tick(wait=0.2)
+    run.worker.thread.join(max(0.0, deadline - time.time()))
+    run.tick(wait=0.2)  # a cancelled run renders and sends nothing more
     frames_dir = os.path.join(workdir, "dream", "frames")
     after_cancel = visible(frames_dir)
+    renders_after_cancel = visible(os.path.join(workdir, "dream", "renders"))
     import importlib
 
     wire_plans = importlib.import_module(f"{module}.wire.plans")
@@ -293,7 +294,7 @@ def scenario_cancel_resume(workdir, zip_path):
     scene.animation_data_clear()  # the resumed run dreams quickly
     scene.dream.iterations = 3
     bpy.ops.dream.render_animation()
-    return {"after_cancel": after_cancel, "error": run.error,
+    return {"after_cancel": after_cancel, "error": run.error, "renders_after_cancel": renders_after_cancel,
             "resume_from": [os.path.basename(p) for p in (point.source, point.target)] if point else None,
             "after_resume": visible(frames_dir),
             "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}

@@ -144,6 +144,7 @@ def test_cancel_then_resume(tmp_path, addon_zip, via_server):
     result, _, _ = run_scenario("bpy", "cancel_resume", tmp_path, addon_zip, via_server)
     assert result["error"] is None
     assert 1 <= len(result["after_cancel"]) < 4
+    assert len(result["renders_after_cancel"]) < 4  # nothing rendered after the cancel
     last_done = result["after_cancel"][-1]  # the resumed run carries on from it: its render and its dream
     assert result["resume_from"] == [last_done.replace(".png", ".exr"), last_done]
     assert len(result["after_resume"]) == 4 and result["strip"]["frames"] == 4
