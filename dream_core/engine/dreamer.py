@@ -20,7 +20,7 @@ from .checks import check_finite, check_shape
 from .device import image_tensor, resolve_device
 from .objectives import Guide, Objective, parse_objective
 from .octaves import octave_shapes, resize
-from .tiling import tile_grid, tiled_gradient
+from .tiling import TileGrid, tile_grid, tiled_gradient
 from .transforms import Jitter, roll
 
 
@@ -152,17 +152,17 @@ class Dreamer:
             octave_base = resize(base, shape)
             x = octave_base + resize(detail, shape)
             octave_mask = None if step_mask is None else resize(step_mask, shape)
+            grid = self.grid(shape[0], shape[1], config)
             for iteration in range(1, config.iterations + 1):
-                x = self._step(x, value_fn, config, jitter, octave_mask)
+                x = self._step(x, value_fn, grid, config, jitter, octave_mask)
                 if callback is not None:
                     callback(Progress(octave, len(shapes), iteration, config.iterations))
             detail = x - octave_base
         return x
 
-    def _step(self, x: torch.Tensor, value_fn, config: DreamConfig, jitter: Jitter,
+    def _step(self, x: torch.Tensor, value_fn, grid: TileGrid, config: DreamConfig, jitter: Jitter,
               step_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """One gradient-ascent step at one octave."""
-        grid = self.grid(x.shape[-2], x.shape[-1], config)
+        """One gradient-ascent step at one octave (``grid``: that octave's tiles)."""
         dy, dx = jitter.draw()
         with torch.enable_grad(), self._autocast(config.precision):
             grad, _ = tiled_gradient(roll(x, dy, dx), value_fn, grid, self._tile_batch(config))
