@@ -46,6 +46,3 @@ class FrameCache:
         manifest = self._manifest(folder)
         manifest[name] = print_
         write_atomically(os.path.join(folder, MANIFEST), json.dumps(manifest, indent=0, sort_keys=True).encode())
-
-    def forget(self, folder: str) -> None:
-        self.manifests.pop(folder, None)

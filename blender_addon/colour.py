@@ -9,6 +9,8 @@ import os
 
 import bpy
 
+from .rendering import partial_path
+
 HELPER = ".Dream Colour"  # a hidden scene that carries the look and the file format
 
 
@@ -29,7 +31,7 @@ class DisplayWriter:
     def write(self, linear_exr: str, target: str) -> None:
         """Writes ``target`` atomically from ``linear_exr`` (then removed)."""
         image = bpy.data.images.load(linear_exr, check_existing=False)
-        partial = os.path.join(os.path.dirname(target), ".partial_" + os.path.basename(target))
+        partial = partial_path(target)
         try:
             image.save_render(partial, scene=self.helper)
         finally:

@@ -34,12 +34,17 @@ def render_output(scene, path: str):
         layer.use_pass_vector = saved[4]
 
 
+def partial_path(path: str) -> str:
+    """Where Blender writes a file before it is renamed to ``path``: a hidden
+    name beside it, so a crash never leaves a half-written file under the real one."""
+    return os.path.join(os.path.dirname(path), ".partial_" + os.path.basename(path))
+
+
 def render_to_file(scene, frame: int, path: str) -> None:
     """Renders ``frame`` of ``scene`` into ``path`` (written atomically by Blender's own rename)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     scene.frame_set(frame)
-    # written under a hidden name, renamed when complete: a crash leaves no half frame
-    partial = os.path.join(os.path.dirname(path), ".partial_" + os.path.basename(path))
+    partial = partial_path(path)
     with render_output(scene, partial):
         bpy.ops.render.render(write_still=True, scene=scene.name)
     if not os.path.exists(partial):

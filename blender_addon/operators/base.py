@@ -119,7 +119,6 @@ class DreamRunOperator:
     def execute(self, context):
         run = self._start(context)
         if run is None:
-            context.scene.frame_set(self._frame)
             return {"CANCELLED"}
         context.window_manager.dream.running = True
         last = -1.0

@@ -104,13 +104,13 @@ class DreamServer:
             sock.close()
             return
         self.admission.handshake_over(fd)
+        session = Session(conn)
         if not self.admission.open_session():
-            self._send_quietly_on(conn, P.error_reply(None, "busy", "the server has as many connections as it "
+            self._send_quietly(session, P.error_reply(None, "busy", "the server has as many connections as it "
                                                       "takes; try again when one closes"))
-            conn.close()
+            session.close()
             return
         P.set_connection_read_timeout(conn, STALL_SECONDS)
-        session = Session(conn)
         try:
             self._serve(session)
         except EOFError:
@@ -120,13 +120,6 @@ class DreamServer:
         finally:
             self.admission.close_session()
             session.close()
-
-    @staticmethod
-    def _send_quietly_on(conn: Connection, header: dict) -> None:
-        try:
-            P.send_message(conn, header)
-        except (OSError, EOFError):
-            pass
 
     def _serve(self, session: "Session") -> None:
         conn = session.conn
