@@ -39,14 +39,12 @@ def _plan(args: argparse.Namespace):
 def _plan_folder(source: str, target: str, suffix: str | None) -> list[FramePlan]:
     if os.path.isfile(target):
         raise UsageError(f"input is a folder, so the output must be a folder, but {target} is a file")
-    frames = list_frames(source)
-    plans = plan_frames(frames, target, suffix)
+    plans = plan_frames(list_frames(source), target, suffix)
     # dreaming into the input folder (with another --format): an earlier run's outputs are not inputs
     written = {os.path.abspath(p.target) for p in plans if os.path.abspath(p.target) != os.path.abspath(p.source)}
-    frames = [f for f in frames if os.path.abspath(f) not in written]
-    if not frames:
+    plans = [p for p in plans if os.path.abspath(p.source) not in written]
+    if not plans:
         raise UsageError(f"no image frames in {source}")
-    plans = plan_frames(frames, target, suffix)
     _check_unique_targets(plans)
     return plans
 

@@ -46,6 +46,10 @@ def check_declared_size(data: bytes, fmt: str, source: str) -> None:
         raise ImageTooLarge(f"{source}: {err}") from None
     except Exception:  # not Pillow's to judge: OpenCV's decoder says what is wrong with it
         return
+    _check_pixel_count(width, height, source)
+
+
+def _check_pixel_count(width: int, height: int, source: str) -> None:
     if width * height > max_pixels():
         raise ImageTooLarge(f"{source} declares {width}x{height} pixels; this process decodes at most "
                             f"{max_pixels()}")
@@ -152,9 +156,7 @@ def _read_exr(path: str, source: str) -> Picture:
         width, height = exr.declared_size(path)
     except (OSError, RuntimeError, ValueError, KeyError) as err:
         raise BadImage(f"{source}: not a readable EXR image ({err})") from None
-    if width * height > max_pixels():
-        raise ImageTooLarge(f"{source} declares {width}x{height} pixels; this process decodes at most "
-                            f"{max_pixels()}")
+    _check_pixel_count(width, height, source)
     try:
         pixels, dtype, vectors, passes = exr.read_exr(path)
     except (OSError, RuntimeError, ValueError) as err:
