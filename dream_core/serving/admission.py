@@ -39,7 +39,9 @@ def within_descriptors(limits: Limits) -> Limits:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     except (ImportError, ValueError, OSError):  # no such limit here (Windows)
         return limits
-    room = max(4, soft // 4) if soft != resource.RLIM_INFINITY else limits.max_pending
+    if soft == resource.RLIM_INFINITY:
+        return limits
+    room = max(4, soft // 4)
     fitted = replace(limits, max_pending=min(limits.max_pending, room), max_sessions=min(limits.max_sessions, room))
     if fitted != limits:
         log.warning("open-file limit %d: at most %d connections in the handshake and %d sessions",
