@@ -3,7 +3,8 @@
 The add-on needs neither torch nor NumPy: it talks to a dream server
 (``python -m dream_core serve``) over a local socket, starting it itself
 when set to. Operators (``operators/``) are thin: they gather settings and
-call plain modules: ``runs`` (the frame scheduler), ``dreaming`` (the worker
+call plain modules: ``runs`` (the frame scheduler), ``on_render`` (Dream
+on Render: Blender's own render jobs write dreamed frames), ``dreaming`` (the worker
 thread), ``plans``, ``rendering``, ``sequencer``, ``server_link``, and
 ``wire/`` (the protocol and client, bundled from dream_core by build.py).
 """
@@ -20,7 +21,7 @@ bl_info = {
 
 import bpy  # noqa: E402
 
-from . import cli_command, panels, preferences, properties, server_link  # noqa: E402
+from . import cli_command, on_render, panels, preferences, properties, server_link  # noqa: E402
 from .operators import CLASSES as OPERATOR_CLASSES  # noqa: E402
 
 CLASSES = (preferences.DREAM_AddonPreferences, *OPERATOR_CLASSES, *panels.CLASSES)
@@ -31,9 +32,11 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     cli_command.register()
+    on_render.register()
 
 
 def unregister() -> None:
+    on_render.unregister()
     cli_command.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

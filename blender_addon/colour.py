@@ -6,30 +6,42 @@ dreamed at mix 0 is Blender's own written render."""
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 import bpy
 
-from .rendering import partial_path
+from .rendering import OutputSettings, partial_path
 
 HELPER = ".Dream Colour"  # a hidden scene that carries the look and the file format
 
 
 class DisplayWriter:
-    """Turns scene-linear EXR files into display-referred PNGs as ``scene``
-    would write its renders. Call :meth:`close` when done (it removes the helper)."""
+    """Turns scene-linear EXR files into the files ``scene`` would write
+    from its renders: PNGs by default, or the format of ``output`` (the
+    user's own output settings: PNG 8/16, JPEG, TIFF, OpenEXR...). Call
+    :meth:`close` when done (it removes the helper)."""
 
-    def __init__(self, scene, depth: str = "8") -> None:
+    def __init__(self, scene, output: Optional[OutputSettings] = None) -> None:
         self.helper = bpy.data.scenes.get(HELPER) or bpy.data.scenes.new(HELPER)
-        _copy_look(scene, self.helper)
         settings = self.helper.render.image_settings
-        settings.file_format = "PNG"
-        own = scene.render.image_settings.color_mode
-        settings.color_mode = own if own in ("BW", "RGB", "RGBA") else "RGBA"
-        settings.color_depth = depth
+        if output is None:
+            settings.file_format = "PNG"
+            own = scene.render.image_settings.color_mode
+            settings.color_mode = own if own in ("BW", "RGB", "RGBA") else "RGBA"
+            settings.color_depth = "8"
+        else:
+            output.apply_format(settings)
+        own = scene.render.image_settings
+        if getattr(own, "color_management", "FOLLOW_SCENE") == "OVERRIDE":  # the output's own look wins
+            _copy_look(own, self.helper)
+            settings.color_management = "FOLLOW_SCENE"
+        else:
+            _copy_look(scene, self.helper)
         self.helper.render.dither_intensity = scene.render.dither_intensity
 
-    def write(self, linear_exr: str, target: str) -> None:
-        """Writes ``target`` atomically from ``linear_exr`` (then removed)."""
+    def write(self, linear_exr: str, target: str, keep_linear: bool = False) -> None:
+        """Writes ``target`` atomically from ``linear_exr`` (removed unless ``keep_linear``)."""
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         image = bpy.data.images.load(linear_exr, check_existing=False)
         partial = partial_path(target)
         try:
@@ -37,6 +49,8 @@ class DisplayWriter:
         finally:
             bpy.data.images.remove(image)
         os.replace(partial, target)
+        if keep_linear:
+            return
         os.remove(linear_exr)
         try:
             os.rmdir(os.path.dirname(linear_exr))  # leave no empty hidden folder behind
@@ -44,12 +58,19 @@ class DisplayWriter:
             pass  # other frames' dreams are still on their way
 
     def close(self) -> None:
-        helper = bpy.data.scenes.get(HELPER)
-        if helper is not None:
-            bpy.data.scenes.remove(helper)
+        remove_helper()
+
+
+def remove_helper() -> None:
+    """Removes the helper scene. Never from a render handler: Blender 3.4
+    crashes when a scene is removed while its render job winds down."""
+    helper = bpy.data.scenes.get(HELPER)
+    if helper is not None:
+        bpy.data.scenes.remove(helper)
 
 
 def _copy_look(source, helper) -> None:
+    """``source``: a scene, or image settings with their own colour management."""
     view, display = source.view_settings, source.display_settings
     helper.display_settings.display_device = display.display_device
     helper.view_settings.view_transform = view.view_transform
@@ -57,4 +78,5 @@ def _copy_look(source, helper) -> None:
     helper.view_settings.exposure = view.exposure
     helper.view_settings.gamma = view.gamma
     helper.view_settings.use_curve_mapping = False  # curves are not copied: written without them
-    helper.sequencer_colorspace_settings.name = source.sequencer_colorspace_settings.name
+    if hasattr(source, "sequencer_colorspace_settings"):
+        helper.sequencer_colorspace_settings.name = source.sequencer_colorspace_settings.name

@@ -206,8 +206,12 @@ def _write(path: str, data: bytes) -> None:
         raise WriteFailed(f"cannot write the dreamed frame {path}: {why_not_written(err)}") from None
 
 
-def why_not_written(err: OSError) -> str:
-    return "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+def why_not_written(err: Exception) -> str:
+    """An OSError, or the RuntimeError of Blender's image writer: "the disk is full" said as such."""
+    if isinstance(err, OSError):
+        return "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    text = str(err).strip()
+    return "the disk is full" if "No space left" in text else text
 
 
 def _first_frame(taken: list[_Queued]) -> Optional[int]:

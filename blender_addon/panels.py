@@ -34,11 +34,20 @@ def draw_settings(layout, context) -> None:
     layout.prop(settings, "channel")
 
 
+def draw_on_render(layout, context) -> None:
+    scene = context.scene
+    layout.prop(scene.dream, "on_render")
+    if scene.dream.on_render and scene.render.is_movie_format:
+        layout.label(text="Choose an image format: Dream on Render writes frames, not movies", icon="ERROR")
+
+
 def draw_actions(layout, context) -> None:
     runtime = context.window_manager.dream
     col = layout.column(align=True)
     col.enabled = not runtime.running
-    col.operator("dream.render_frame", icon="RENDER_STILL")
+    row = col.row(align=True)
+    row.operator("dream.render_frame", icon="RENDER_STILL")
+    row.operator("dream.render_frame", text="", icon="IMAGE_DATA").use_existing = True  # the last F12 render
     row = col.row(align=True)
     row.operator("dream.render_animation", icon="RENDER_ANIMATION")
     row.operator("dream.render_animation", text="", icon="FILE_REFRESH").redream = True
@@ -69,6 +78,7 @@ class DreamPanel:
     bl_label = "Dream Renders"
 
     def draw(self, context):
+        draw_on_render(self.layout, context)
         draw_actions(self.layout, context)
         draw_settings(self.layout.column(), context)
 

@@ -1,7 +1,26 @@
+"""The add-on's preferences (how to reach the dream server), and the one
+place that turns them into a server link."""
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from .errors import DreamError
+from .server_link import ServerConfig, get_link
+
 ADDON_ID = __package__
+
+
+def addon_prefs(context):
+    addon = context.preferences.addons.get(ADDON_ID)
+    return addon.preferences if addon else None
+
+
+def configured_link(context):
+    """The link to the dream server that the preferences (or DREAM_SERVER_*) describe."""
+    config = ServerConfig.resolve(addon_prefs(context))
+    problem = config.problem()
+    if problem:
+        raise DreamError(problem)
+    return get_link(config)
 
 
 class DREAM_AddonPreferences(bpy.types.AddonPreferences):

@@ -21,6 +21,10 @@ def _apply_preset(self, context) -> None:
 
 
 class DreamSceneSettings(bpy.types.PropertyGroup):
+    on_render: BoolProperty(
+        name="Dream on Render", default=False,
+        description="Blender's own renders (Render Animation, blender -b -a / -f) write dreamed frames to the "
+                    "scene's output path in its file format; the raw renders are kept in the Dream output folder")
     preset: EnumProperty(name="Preset", items=[("CUSTOM", "Custom", "Your own settings"),
                                                ("SUBTLE", "Subtle", "A light touch of texture"),
                                                ("CLASSIC", "Classic", "The DeepDream look: eyes and swirls"),

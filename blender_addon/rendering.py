@@ -4,34 +4,87 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 import bpy
 
 from . import compat
 from .errors import DreamError
 
+# Image settings copied between scenes, in the order Blender accepts them
+# (the file format decides which modes and depths are valid).
+FORMAT_FIELDS = ("media_type", "file_format", "color_mode", "color_depth", "compression", "quality",
+                 "exr_codec", "tiff_codec", "use_preview", "color_management")
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """What a scene writes when it renders: the output path, its extension
+    rule, the image format and the Vector pass of each view layer."""
+
+    filepath: str
+    use_file_extension: bool
+    image: dict
+    vector_passes: dict
+
+    @classmethod
+    def capture(cls, scene) -> "OutputSettings":
+        settings = scene.render.image_settings
+        image = {name: getattr(settings, name) for name in FORMAT_FIELDS if hasattr(settings, name)}
+        return cls(scene.render.filepath, scene.render.use_file_extension, image,
+                   {layer.name: layer.use_pass_vector for layer in scene.view_layers})
+
+    @property
+    def is_movie(self) -> bool:
+        return self.image.get("media_type") == "VIDEO" or self.image["file_format"] in MOVIE_FORMATS
+
+    def apply(self, scene) -> None:
+        scene.render.filepath = self.filepath
+        scene.render.use_file_extension = self.use_file_extension
+        self.apply_format(scene.render.image_settings)
+        for layer in scene.view_layers:
+            layer.use_pass_vector = self.vector_passes.get(layer.name, layer.use_pass_vector)
+
+    def apply_format(self, image_settings) -> None:
+        for name, value in self.image.items():
+            try:
+                setattr(image_settings, name, value)
+            except TypeError:  # not valid for this format (Blender reset it): keep Blender's choice
+                pass
+
+
+MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW"}
+
+
+def raw_output(scene, path: str) -> None:
+    """Points ``scene``'s renders at ``path`` exactly: multilayer EXR with the Vector pass."""
+    scene.render.filepath = path
+    scene.render.use_file_extension = False
+    compat.set_multilayer_exr(scene.render.image_settings)
+    for layer in scene.view_layers:
+        layer.use_pass_vector = True
+
+
+_own_renders = 0  # renders of our own (Dream Animation, Dream Frame): Dream on Render leaves them alone
+
+
+def is_own_render() -> bool:
+    return _own_renders > 0
+
 
 @contextlib.contextmanager
 def render_output(scene, path: str):
     """Renders go to ``path`` as multilayer EXR with the Vector pass; the
     user's own output settings come back afterwards."""
-    render = scene.render
-    layer = bpy.context.view_layer if bpy.context.view_layer.id_data == scene else scene.view_layers[0]
-    saved = (render.filepath, render.use_file_extension, render.image_settings.file_format,
-             render.image_settings.color_depth, layer.use_pass_vector,
-             getattr(render.image_settings, "media_type", None))
+    global _own_renders
+    saved = OutputSettings.capture(scene)
+    _own_renders += 1
     try:
-        render.filepath = path
-        render.use_file_extension = False
-        compat.set_multilayer_exr(render.image_settings)
-        layer.use_pass_vector = True
+        raw_output(scene, path)
         yield
     finally:
-        if saved[5] is not None:
-            render.image_settings.media_type = saved[5]
-        render.filepath, render.use_file_extension = saved[0], saved[1]
-        render.image_settings.file_format, render.image_settings.color_depth = saved[2], saved[3]
-        layer.use_pass_vector = saved[4]
+        _own_renders -= 1
+        saved.apply(scene)
 
 
 def partial_path(path: str) -> str:
@@ -50,6 +103,24 @@ def render_to_file(scene, frame: int, path: str) -> None:
     if not os.path.exists(partial):
         raise DreamError(f"Blender did not write the render of frame {frame} to {partial}")
     os.replace(partial, path)
+
+
+def save_render_result(scene, path: str) -> None:
+    """The last render (F12) as scene-linear multilayer EXR at ``path``.
+    (``has_data`` is False for a finished Render Result too: saving is the test.)"""
+    result = bpy.data.images.get("Render Result")
+    saved = OutputSettings.capture(scene)
+    try:
+        if result is None:
+            raise RuntimeError("no Render Result")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        raw_output(scene, path)
+        result.save_render(path, scene=scene)
+    except RuntimeError:
+        raise DreamError("there is no render to dream yet: render (F12) first, or turn off Use Existing Render") \
+            from None
+    finally:
+        saved.apply(scene)
 
 
 def show_image(path: str, name: str = "Dream Result"):

@@ -138,8 +138,8 @@ class FrameRun:
         try:
             self.display.write(message.written, message.target)
         except (OSError, RuntimeError) as err:
-            why = why_not_written(err) if isinstance(err, OSError) else str(err)
-            self.fail(f"frame {message.frame}: cannot write the dreamed frame {message.target}: {why}")
+            self.fail(f"frame {message.frame}: cannot write the dreamed frame {message.target}: "
+                      f"{why_not_written(err)}")
             return False
         return True
 

@@ -259,10 +259,10 @@ def scenario_strip(workdir, zip_path):
 def _frame_run(module: str, scene):
     import importlib
 
-    base = importlib.import_module(f"{module}.operators.base")
+    preferences = importlib.import_module(f"{module}.preferences")
     plans = importlib.import_module(f"{module}.plans")
     runs = importlib.import_module(f"{module}.runs")
-    link = base.server_link(bpy.context)
+    link = preferences.configured_link(bpy.context)
     frame_plans = plans.animation_plan(scene, range(scene.frame_start, scene.frame_end + 1))
     return runs.FrameRun(scene, frame_plans, "test/job", link), link
 
@@ -396,6 +396,120 @@ def scenario_render_frame(workdir, zip_path):
     bpy.ops.dream.render_frame(use_existing=True)
     files = visible(os.path.join(workdir, "dream", "frames"))
     return {"first": first, "files": files, "exists": os.path.exists(first["file"])}
+
+
+OUTPUT_FORMATS = {  # name: (media type (5.0), file format, colour depth, extension)
+    "png8": ("IMAGE", "PNG", "8", ".png"), "png16": ("IMAGE", "PNG", "16", ".png"),
+    "jpeg": ("IMAGE", "JPEG", "8", ".jpg"), "tiff16": ("IMAGE", "TIFF", "16", ".tif"),
+    "exr_half": ("IMAGE", "OPEN_EXR", "16", ".exr"), "exr_float": ("IMAGE", "OPEN_EXR", "32", ".exr"),
+    "movie": ("VIDEO", "FFMPEG", "8", ""),
+}
+
+
+def set_output(scene, path: str, name: str) -> None:
+    media, fmt, depth, _ = OUTPUT_FORMATS[name]
+    settings = scene.render.image_settings
+    if hasattr(settings, "media_type"):
+        settings.media_type = media
+    settings.file_format = fmt
+    if fmt != "FFMPEG":
+        settings.color_depth = depth
+    scene.render.filepath = path
+
+
+def output_report(scene) -> dict:
+    settings = scene.render.image_settings
+    return {"filepath": scene.render.filepath, "format": settings.file_format, "depth": settings.color_depth,
+            "extension": scene.render.use_file_extension,
+            "vector": [layer.use_pass_vector for layer in scene.view_layers]}
+
+
+def pixel_diff(a: str, b: str) -> dict:
+    pa, pb = list(bpy.data.images.load(a).pixels), list(bpy.data.images.load(b).pixels)
+    diffs = [abs(x - y) for x, y in zip(pa, pb)] if len(pa) == len(pb) else [1.0]
+    return {"mean": sum(diffs) / len(diffs), "max": max(diffs)}
+
+
+def image_facts(path: str) -> dict:
+    image = bpy.data.images.load(path, check_existing=False)
+    return {"format": image.file_format, "float": image.is_float, "size": list(image.size),
+            "depth": image.depth}
+
+
+def prepare_on_render(workdir, zip_path, output_format: str):
+    """A saved shot with Dream on Render on, writing ``//out/shot_###`` in
+    ``output_format``; and the same frames as Blender writes them without
+    the add-on (``own/``). Frame 1 is dreamed at mix 0 (equal to Blender's
+    own frame), frame 3 at mix 1."""
+    scene = build_scene(workdir, frames=3)
+    module = install(zip_path)
+    fast_settings(scene)
+    scene.render.dither_intensity = 0.0  # Blender adds dither noise to 8-bit files otherwise
+    set_output(scene, "//own/shot_###", output_format)
+    if output_format != "movie":
+        bpy.ops.render.render(animation=True)
+    scene.dream.mix = 0.0
+    scene.dream.keyframe_insert("mix", frame=1)
+    scene.dream.mix = 1.0
+    scene.dream.keyframe_insert("mix", frame=3)
+    scene.dream.on_render = True
+    set_output(scene, "//out/shot_###", output_format)
+    bpy.ops.wm.save_mainfile()
+    if bpy.app.version < (4, 2, 0):
+        bpy.ops.wm.save_userpref()  # the add-on stays enabled for the blender -b runs that follow
+    return scene, module
+
+
+def scenario_prepare_on_render(workdir, zip_path):
+    scene, _ = prepare_on_render(workdir, zip_path, os.environ.get("DREAM_TEST_FORMAT", "png8"))
+    return {"blend": bpy.data.filepath, "before": output_report(scene)}
+
+
+def scenario_on_render(workdir, zip_path):
+    """Dream on Render with Blender's own animation render, in one output format."""
+    output_format = os.environ.get("DREAM_TEST_FORMAT", "png8")
+    scene, module = prepare_on_render(workdir, zip_path, output_format)
+    before = output_report(scene)
+    bpy.ops.render.render(animation=True)
+    import importlib
+
+    summary = importlib.import_module(f"{module}.on_render").last_summary
+    ext = OUTPUT_FORMATS[output_format][3]
+    out = os.path.join(workdir, "out")
+    files = visible(out) if os.path.isdir(out) else []
+    result = {"before": before, "after": output_report(scene), "summary": summary, "files": files,
+              "renders": visible(os.path.join(workdir, "dream", "renders")),
+              "linear": visible(os.path.join(workdir, "dream", "linear")),
+              "helper_left": ".Dream Colour" in bpy.data.scenes}
+    bpy.ops.wm.save_mainfile()  # a file saved after the render keeps no helper scene
+    result["helper_saved"] = ".Dream Colour" in bpy.data.scenes
+    if files == [f"shot_00{i}{ext}" for i in (1, 2, 3)]:
+        result["facts"] = image_facts(os.path.join(out, files[0]))
+        own = [os.path.join(workdir, "own", f) for f in files]
+        result["mix0"] = pixel_diff(own[0], os.path.join(out, files[0]))
+        result["mix1"] = pixel_diff(own[2], os.path.join(out, files[2]))
+    return result
+
+
+def scenario_render_existing(workdir, zip_path):
+    """Dream Frame > Use Existing Render dreams the last render without
+    rendering again; with no render yet it says so."""
+    scene = build_scene(workdir)
+    install(zip_path)
+    fast_settings(scene)
+    renders = []
+    bpy.app.handlers.render_init.append(lambda *_: renders.append(1))
+    try:
+        bpy.ops.dream.render_frame(use_existing=True, exit_on_error=False)
+        missing = None
+    except RuntimeError as err:
+        missing = str(err)
+    bpy.ops.render.render()
+    before = len(renders)
+    bpy.ops.dream.render_frame(use_existing=True)
+    dreamed = os.path.join(workdir, "dream", "frames", "Scene_00001_still.png")
+    return {"missing": missing, "renders_during": len(renders) - before, "dreamed": os.path.exists(dreamed),
+            "output": output_report(scene)}
 
 
 def scenario_smoke(workdir, zip_path):

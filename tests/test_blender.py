@@ -238,3 +238,92 @@ def test_render_frame_shows_the_dream(tmp_path, addon_zip, via_server):
     result, _, _ = run_scenario("bpy", "render_frame", tmp_path, addon_zip, via_server)
     assert result["first"]["image"] == [64, 48]
     assert result["exists"] and result["files"] == ["Scene_00002_still.png"]
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+@pytest.mark.parametrize("output_format", ["png8", "png16", "jpeg", "tiff16", "exr_half"])
+def test_dream_on_render_writes_the_scenes_own_output(output_format, tmp_path, addon_zip, via_server):
+    """Blender's own animation render with Dream on Render: dreamed frames at
+    the scene's output path, in its format; the user's settings unchanged."""
+    result, work, _ = run_scenario("bpy", "on_render", tmp_path, addon_zip,
+                                   {**via_server, "DREAM_TEST_FORMAT": output_format})
+    ext = {"png8": ".png", "png16": ".png", "jpeg": ".jpg", "tiff16": ".tif", "exr_half": ".exr"}[output_format]
+    assert result["files"] == [f"shot_00{i}{ext}" for i in (1, 2, 3)], result
+    assert result["summary"] == "Dream on Render: 3 frame(s) dreamed"
+    assert result["after"] == result["before"]  # what the user asked Blender to write is as it was
+    assert result["renders"] == ["Scene_00001.exr", "Scene_00002.exr", "Scene_00003.exr"]  # raw, with vectors
+    assert result["linear"] == ["Scene_00001.exr", "Scene_00002.exr", "Scene_00003.exr"]
+    assert not result["helper_saved"]
+    facts = result["facts"]
+    assert facts["size"] == [64, 48]
+    assert facts["format"] == {"png8": "PNG", "png16": "PNG", "jpeg": "JPEG", "tiff16": "TIFF",
+                               "exr_half": "OPEN_EXR"}[output_format]
+    assert facts["float"] == (output_format in ("png16", "tiff16", "exr_half"))  # 16-bit files load as float
+    tolerance = {"jpeg": 3 / 255, "exr_half": 2e-3}.get(output_format, 1.01 / 255)
+    assert result["mix0"]["max"] <= tolerance, result  # frame 1 at mix 0: Blender's own frame
+    assert result["mix1"]["mean"] > 0.01, result  # frame 3 at mix 1: dreamed
+    if output_format == "exr_half":
+        import OpenEXR
+
+        channels = OpenEXR.File(str(work / "out" / "shot_001.exr")).parts[0].channels
+        assert {str(c.pixels.dtype) for c in channels.values()} == {"float16"}  # half, as the scene asks
+
+
+def _pixels(path):
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")
+def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server):
+    """``blender -b shot.blend --addons dream_renders -s 1 -e 2 -a``, then
+    ``-f 3`` as the next chunk: dreamed PNGs at the scene's output path; the
+    chunk carries on from frame 2; Filmic applied once (mix 0 equals
+    Blender's own frame). Failures end Blender with status 1 and one line."""
+    result, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip, via_server)
+    user = tmp_path / "user"
+    farm_config = tmp_path / "farm_config"  # a farm machine: the add-on installed, enabled by --addons only
+    env = {**os.environ, "BLENDER_USER_CONFIG": str(farm_config), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
+           **via_server}
+
+    def blender(*args, **extra):
+        return subprocess.run([BLENDER, "-b", result["blend"], "--addons", "dream_renders", *args],
+                              capture_output=True, text=True, env={**env, **extra}, timeout=600)
+
+    first = blender("-s", "1", "-e", "2", "-a")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "Dream Renders: Dream on Render: 2 frame(s) dreamed" in first.stdout
+    out = work / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["shot_001.png", "shot_002.png"]
+    chunk = blender("-f", "3")
+    assert chunk.returncode == 0, chunk.stdout[-3000:] + chunk.stderr[-3000:]
+    assert "frame 3 carries on from the dream of frame 2" in chunk.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["shot_001.png", "shot_002.png", "shot_003.png"]
+    own = work / "own"
+    assert abs(_pixels(own / "shot_001.png") - _pixels(out / "shot_001.png")).max() <= 1.01 / 255  # Filmic, once
+    assert abs(_pixels(own / "shot_003.png") - _pixels(out / "shot_003.png")).mean() > 0.01  # mix 1: dreamed
+
+    before = (out / "shot_003.png").read_bytes()
+    lost = blender("-f", "3", DREAM_SERVER_ADDRESS="127.0.0.1:9")
+    assert lost.returncode == 1
+    errors = [line for line in lost.stderr.splitlines() if line.startswith("Dream Renders:")]
+    assert len(errors) == 1 and "frame 3: cannot talk to the dream server at 127.0.0.1:9" in errors[0], errors
+    assert (out / "shot_003.png").read_bytes() == before  # the last good frame is not overwritten
+
+    movie = blender("--python-expr", "import bpy; bpy.context.scene.render.image_settings.file_format = 'FFMPEG'",
+                    "-f", "1")
+    assert movie.returncode == 1
+    assert "Dream on Render writes image files, not movies" in movie.stderr
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_dream_frame_uses_the_existing_render(runtime, tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario(runtime, "render_existing", tmp_path, addon_zip, via_server)
+    assert "there is no render to dream yet" in result["missing"], result
+    assert result["renders_during"] == 0 and result["dreamed"]
+    assert result["output"]["format"] == "PNG" and result["output"]["vector"] == [False]  # restored

@@ -11,24 +11,9 @@ from typing import Optional
 import bpy
 
 from ..errors import DreamError
+from ..preferences import configured_link
 from ..runs import FrameRun
-from ..server_link import ServerConfig, get_link
 from ..wire.plans import FramePlan
-
-ADDON_ID = __package__.rsplit(".", 1)[0]
-
-
-def addon_prefs(context):
-    addon = context.preferences.addons.get(ADDON_ID)
-    return addon.preferences if addon else None
-
-
-def server_link(context):
-    config = ServerConfig.resolve(addon_prefs(context))
-    problem = config.problem()
-    if problem:
-        raise DreamError(problem)
-    return get_link(config)
 
 
 def report_failure(operator, message: str) -> None:
@@ -71,7 +56,7 @@ class DreamRunOperator:
         self._frame = context.scene.frame_current  # the run moves through the frames; the user's comes back
         try:
             frame_plans = self.plans(context)
-            link = server_link(context)
+            link = configured_link(context)
         except DreamError as err:
             report_failure(self, str(err))
             return None

@@ -3,8 +3,8 @@ import json
 import bpy
 
 from ..errors import DreamError
+from ..preferences import configured_link
 from ..server_link import ConnectionProbe
-from .base import server_link
 
 
 def describe(info: dict) -> str:
@@ -24,7 +24,7 @@ class DREAM_OT_test_connection(bpy.types.Operator):
 
     def _begin(self, context) -> bool:
         try:
-            self._probe = ConnectionProbe(server_link(context))
+            self._probe = ConnectionProbe(configured_link(context))
         except DreamError as err:
             context.window_manager.dream.server_info = f"Failed: {err}"
             self.report({"ERROR"}, str(err))

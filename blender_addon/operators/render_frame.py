@@ -22,10 +22,8 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
         for path in (still.source, still.target):  # a still is always made anew
             if os.path.exists(path):
                 os.remove(path)
-        result = bpy.data.images.get("Render Result")
-        if self.use_existing and result is not None and result.has_data:
-            os.makedirs(os.path.dirname(still.source), exist_ok=True)
-            result.save_render(still.source, scene=scene)
+        if self.use_existing:
+            rendering.save_render_result(scene, still.source)
         return [still]
 
     def finish(self, context, run):

@@ -1,0 +1,329 @@
+"""Dream on Render (``scene.dream.on_render``): Blender's own render jobs
+(Render Animation, ``blender -b shot.blend -a``, ``-f N``, ``-s A -e B -a``)
+write *dreamed* frames where the scene's output goes, in its format.
+
+How: when a render starts, the scene's output is pointed at our raw renders
+(multilayer EXR with the Vector pass, in the Dream output folder). Blender
+renders and writes each raw frame; as it is written (``render_write``) it
+goes to the dream server while Blender renders the next one. Each dream
+comes back scene-linear and Blender writes it to the user's own output path
+through the scene's colour management (:class:`~.colour.DisplayWriter`).
+When the render ends the user's settings come back, and the last frames are
+waited for. A chunk that starts right after frames already on disk carries
+the dream on from them. In ``blender -b`` a failure ends Blender with
+status 1, so a farm sees it.
+
+Blender calls render handlers from its render thread when a window is open,
+so there only settings are switched and frames submitted; files are written
+from a timer on the main thread. In background mode everything runs on the
+one thread, and the handlers write the frames themselves."""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import uuid
+from typing import Optional
+
+import bpy
+from bpy.app.handlers import persistent
+
+from . import colour, plans, rendering
+from .dreaming import DreamWorker, FrameDone, FrameFailed, RunCancelled, why_not_written
+from .errors import DreamError
+from .preferences import configured_link
+from .rendering import OutputSettings
+from .wire.plans import FramePlan
+
+MOVIE_ERROR = ("Dream on Render writes image files, not movies: set the output's file format to an image "
+               "format (PNG, JPEG, TIFF or OpenEXR), then make the movie from the dreamed frames")
+GUI_PUMP_INTERVAL = 0.2  # s between the main thread's looks at finished dreams while a window is open
+
+
+class RenderDreaming:
+    """One render job's dreaming: the user's output settings, the worker,
+    and the frames submitted and written so far."""
+
+    def __init__(self, scene, link, job: str) -> None:
+        self.scene_name = scene.name
+        self.user_output = OutputSettings.capture(scene)
+        if self.user_output.is_movie:
+            raise DreamError(MOVIE_ERROR)
+        root = plans.output_root(scene)
+        name = bpy.path.clean_name(scene.name)
+        self.folders = os.path.join(root, "renders"), os.path.join(root, "linear")
+        self.name = name  # frames are named as Dream Animation names them: its renders are the same
+        self.raw_pattern = self.raw_path("#####")
+        self.worker = DreamWorker(link, job, self._reply)
+        self.writer: Optional[colour.DisplayWriter] = None
+        self.pending: list[FramePlan] = []  # submitted, not yet written
+        self.submitted = 0
+        self.written = 0
+        self.error: Optional[str] = None
+        self.ended = False  # Blender's render job is over; frames may still be dreaming
+        self.cancelled = False
+        rendering.raw_output(scene, self.raw_pattern)
+
+    # -- paths
+    def raw_path(self, frame) -> str:
+        """``frame``: a number, or Blender's ``#`` padding."""
+        return os.path.join(self.folders[0], f"{self.name}_{frame:05d}.exr" if isinstance(frame, int)
+                            else f"{self.name}_{frame}.exr")
+
+    def linear_path(self, frame: int) -> str:
+        """The dream, scene-linear: kept, for the next chunk to carry on from."""
+        return os.path.join(self.folders[1], f"{self.name}_{frame:05d}.exr")
+
+    def _reply(self, plan: FramePlan) -> tuple[str, str]:
+        return self.linear_path(plan.frame), "exr"
+
+    def target_path(self, scene, frame: int) -> str:
+        """Where Blender itself would write ``frame``: the user's path, padding and extension."""
+        self.user_output.apply(scene)
+        try:
+            return scene.render.frame_path(frame=frame)
+        finally:
+            rendering.raw_output(scene, self.raw_pattern)
+
+    # -- Blender's render job
+    def frame_written(self, scene) -> None:
+        """Blender wrote the raw render of the current frame: send it to dream."""
+        frame = scene.frame_current
+        plan = FramePlan(frame, scene.render.frame_path(frame=frame), self.target_path(scene, frame),
+                         params=scene.dream.to_params())  # keyframed settings are evaluated at this frame
+        resume = self._resume_point(frame - scene.frame_step) if self.submitted == 0 else None
+        if resume is not None:
+            print(f"Dream Renders: frame {frame} carries on from the dream of frame {resume.frame}", flush=True)
+        self.worker.submit(plan, resume)
+        self.pending.append(plan)
+        self.submitted += 1
+
+    def _resume_point(self, frame: int) -> Optional[FramePlan]:
+        """The frame before this chunk, when its raw render and its dream are on disk."""
+        raw, linear = self.raw_path(frame), self.linear_path(frame)
+        if os.path.exists(raw) and os.path.exists(linear):
+            return FramePlan(frame, raw, linear)
+        return None
+
+    def render_ended(self, scene, cancelled: bool = False) -> None:
+        """Blender's render job is over: the user's settings come back."""
+        self.user_output.apply(scene)
+        self.ended = True
+        if cancelled:
+            self.cancel()
+        else:
+            self.worker.finish()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.worker.cancel()
+
+    # -- main thread: write what the server dreamed
+    @property
+    def finished(self) -> bool:
+        return self.error is not None or self.cancelled or (self.ended and not self.pending)
+
+    def pump(self, wait: float = 0.0) -> None:
+        """Writes the dreams that came back; waits up to ``wait`` s for one."""
+        while not self.finished:
+            try:
+                message = self.worker.messages.get(timeout=wait) if wait else self.worker.messages.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(message)
+
+    def _handle(self, message) -> None:
+        if isinstance(message, FrameDone):
+            self._write(message)
+        elif isinstance(message, FrameFailed):
+            where = f"frame {message.frame}: " if message.frame is not None else ""
+            self.fail(where + message.message)
+        elif isinstance(message, RunCancelled):
+            self.cancelled = True
+
+    def _write(self, message: FrameDone) -> None:
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            self.fail(f"the scene {self.scene_name!r} is gone (renamed or deleted) while dreaming")
+            return
+        if self.writer is None:
+            self.writer = colour.DisplayWriter(scene, self.user_output)
+        try:
+            self.writer.write(message.written, message.target, keep_linear=True)  # the next chunk starts from it
+        except (OSError, RuntimeError) as err:
+            self.fail(f"frame {message.frame}: cannot write the dreamed frame {message.target}: {why_not_written(err)}")
+            return
+        self.pending = [p for p in self.pending if p.frame != message.frame]
+        self.written += 1
+        print(f"Dream Renders: dreamed frame {message.frame} -> {message.target}", flush=True)
+
+    def fail(self, message: str) -> None:
+        if self.error is None:
+            self.error = message
+        self.worker.cancel()
+
+    def close(self, remove_helper: bool) -> None:
+        """``remove_helper``: only outside render handlers (else the next save removes it)."""
+        if self.writer is not None and remove_helper:
+            self.writer.close()
+        self.writer = None
+
+    def summary(self) -> str:
+        if self.error:
+            return f"Dream on Render failed: {self.error}"
+        if self.cancelled:
+            return f"Dream on Render cancelled after {self.written} frame(s)"
+        return f"Dream on Render: {self.written} frame(s) dreamed"
+
+
+_active: Optional[RenderDreaming] = None
+last_summary = ""  # what the last render job's dreaming came to (scripts and tests read it)
+
+
+def _exits_on_failure() -> bool:
+    """``blender -b``: a failure ends Blender with status 1 so a farm sees it
+    (not the bpy module inside someone's script, and not with a window open)."""
+    return bool(bpy.app.background and bpy.app.binary_path)
+
+
+def _show(summary: str, failed: bool) -> None:
+    """The outcome, where the user looks: the console and the panel."""
+    global last_summary
+    last_summary = summary
+    print(f"Dream Renders: {summary}", file=sys.stderr if failed else sys.stdout, flush=True)
+    wm = bpy.context.window_manager
+    if wm is not None and hasattr(wm, "dream"):
+        wm.dream.status = summary
+
+
+def _report(summary: str, failed: bool) -> None:
+    _show(summary, failed)
+    if failed and _exits_on_failure():
+        raise SystemExit(1)
+
+
+def _finish(dreaming: RenderDreaming, in_handler: bool = True) -> None:
+    global _active
+    _active = None
+    dreaming.close(remove_helper=not in_handler)
+    if dreaming.submitted or dreaming.error:
+        _report(dreaming.summary(), dreaming.error is not None)
+
+
+def _dream_the_still() -> None:
+    """F12 writes no file: its result is dreamed as Dream Frame > Use
+    Existing Render would, and shown in the Image Editor."""
+    windows = bpy.context.window_manager.windows
+    if not windows:
+        return
+    with bpy.context.temp_override(window=windows[0]):
+        bpy.ops.dream.render_frame("INVOKE_DEFAULT", use_existing=True)
+
+
+@persistent
+def _on_init(scene, *_args) -> None:
+    global _active
+    if rendering.is_own_render() or not scene.dream.on_render:
+        return
+    if _active is not None:  # a job that never ended (Blender stopped it without telling): drop it
+        _active.render_ended(scene, cancelled=True)
+        _active.close(remove_helper=False)
+        _active = None
+    try:
+        _active = RenderDreaming(scene, configured_link(bpy.context), f"{scene.name}/render/{uuid.uuid4().hex[:12]}")
+    except DreamError as err:
+        _report(f"Dream on Render failed: {err}", True)
+        return
+    if not bpy.app.background:
+        bpy.app.timers.register(_gui_pump, first_interval=GUI_PUMP_INTERVAL)
+
+
+@persistent
+def _on_write(scene, *_args) -> None:
+    dreaming = _active
+    if dreaming is None or dreaming.scene_name != scene.name or dreaming.finished:
+        return
+    dreaming.frame_written(scene)
+    if bpy.app.background:
+        dreaming.pump()
+        if dreaming.error and _exits_on_failure():  # no point rendering frames that cannot be dreamed
+            dreaming.render_ended(scene, cancelled=True)
+            _finish(dreaming)
+
+
+def _end(scene, cancelled: bool) -> None:
+    dreaming = _active
+    if dreaming is None or dreaming.scene_name != scene.name:
+        return
+    dreaming.render_ended(scene, cancelled)
+    if bpy.app.background:
+        while not dreaming.finished:
+            dreaming.pump(wait=0.5)
+        _finish(dreaming)
+
+
+@persistent
+def _on_complete(scene, *_args) -> None:
+    _end(scene, cancelled=False)
+
+
+@persistent
+def _on_cancel(scene, *_args) -> None:
+    _end(scene, cancelled=True)
+
+
+def _gui_pump() -> Optional[float]:
+    """A timer on the main thread while a window is open: writes finished dreams."""
+    dreaming = _active
+    if dreaming is None:
+        return None
+    dreaming.pump()
+    if dreaming.finished and dreaming.ended:
+        _finish(dreaming, in_handler=False)
+        if not dreaming.submitted and not dreaming.cancelled and dreaming.error is None:
+            _dream_the_still()
+        return None
+    if dreaming.error:  # say so now; the user's settings come back when Blender's render ends
+        _show(dreaming.summary(), True)
+    return GUI_PUMP_INTERVAL
+
+
+@persistent
+def _on_save_pre(*_args) -> None:
+    """A .blend saved during a render keeps the user's output settings, not
+    ours; saved after one, it keeps no helper scene."""
+    dreaming = _active
+    if dreaming is None:
+        colour.remove_helper()
+        return
+    scene = bpy.data.scenes.get(dreaming.scene_name)
+    if scene is not None and not dreaming.ended:
+        dreaming.user_output.apply(scene)
+
+
+@persistent
+def _on_save_post(*_args) -> None:
+    dreaming = _active
+    scene = bpy.data.scenes.get(dreaming.scene_name) if dreaming else None
+    if scene is not None and not dreaming.ended:
+        rendering.raw_output(scene, dreaming.raw_pattern)
+
+
+HANDLERS = (("render_init", _on_init), ("render_write", _on_write), ("render_complete", _on_complete),
+            ("render_cancel", _on_cancel), ("save_pre", _on_save_pre), ("save_post", _on_save_post))
+
+
+def register() -> None:
+    for name, handler in HANDLERS:
+        getattr(bpy.app.handlers, name).append(handler)
+
+
+def unregister() -> None:
+    global _active
+    for name, handler in HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if handler in handlers:
+            handlers.remove(handler)
+    if _active is not None:
+        _active.cancel()
+        _active = None
