@@ -456,7 +456,8 @@ def prepare_on_render(workdir, zip_path, output_format: str):
     set_output(scene, "//out/shot_###", output_format)
     bpy.ops.wm.save_mainfile()
     if bpy.app.version < (4, 2, 0):
-        bpy.ops.wm.save_userpref()  # the add-on stays enabled for the blender -b runs that follow
+        bpy.context.preferences.view.show_splash = False
+        bpy.ops.wm.save_userpref()  # the add-on stays enabled for the Blender runs that follow
     return scene, module
 
 

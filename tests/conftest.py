@@ -78,6 +78,14 @@ def server():
     proc.stop()
 
 
+@pytest.fixture(scope="session")
+def token_file(server, tmp_path_factory):
+    """The session server's token, in a file as the add-on reads it."""
+    path = tmp_path_factory.mktemp("token") / "token"
+    write_token_file(path, server.token)
+    return str(path)
+
+
 @pytest.fixture()
 def client(server):
     from dream_core.wire.client import DreamClient

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, write_token_file
+from conftest import ROOT
 
 SCENARIOS = os.path.join(ROOT, "tests", "blender_scenarios.py")
 BLENDER = shutil.which("blender")
@@ -32,13 +32,6 @@ def addon_zip(tmp_path_factory):
     result = subprocess.run([sys.executable, os.path.join(ROOT, "build.py"), "--out", str(out)],
                             capture_output=True, text=True, check=True)
     return result.stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def token_file(server, tmp_path_factory):
-    path = tmp_path_factory.mktemp("token") / "token"
-    write_token_file(path, server.token)
-    return str(path)
 
 
 def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None):

@@ -37,3 +37,39 @@ def test_panel_screenshot(tmp_path):
     assert shot.shape == bare.shape
     changed = (np.abs(shot - bare).max(axis=-1) > 24).mean()
     assert changed > 0.03, f"only {changed:.1%} of the area changed: the panel was not drawn"
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not (shutil.which("blender") and shutil.which("xvfb-run")), reason="needs blender and xvfb-run")
+def test_dream_on_render_in_the_window(tmp_path, server, token_file):
+    """As a user renders with a window open: Render Animation runs in
+    Blender's render thread; dreamed frames still land at the output path
+    and the settings come back. F12 then dreams the still and shows it."""
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, os.path.join(ROOT, "build.py"), "--out", str(dist)],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "config"),
+           "BLENDER_USER_SCRIPTS": str(tmp_path / "scripts"), "DREAM_SERVER_ADDRESS": server.address,
+           "DREAM_SERVER_TOKEN_FILE": token_file}
+    scenarios = os.path.join(ROOT, "tests")
+    prepared = subprocess.run(["blender", "-b", "--factory-startup", "--python",
+                               os.path.join(scenarios, "blender_scenarios.py"), "--", "prepare_on_render",
+                               str(work), built], env=env, capture_output=True, text=True, timeout=600)
+    assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
+    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "blender", str(work / "shot.blend"),
+                             "--python", os.path.join(scenarios, "gui_scenarios.py"), "--", "on_render",
+                             str(work), built], env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, result.stdout[-3000:] + result.stderr[-3000:]
+    import json
+
+    found = json.loads(lines[-1][len("RESULT "):])
+    assert "error" not in found, found
+    assert found["files"] == ["shot_001.png", "shot_002.png", "shot_003.png"], found
+    assert found["summary"] == "Dream on Render: 3 frame(s) dreamed"
+    assert found["output"]["filepath"] == "//out/shot_###" and found["output"]["format"] == "PNG"
+    assert found["still"] == "Scene_00001_still.png" and found["still_size"] == [64, 48]
+    assert found["output_after_still"] == found["output"]
+    assert not found["helper_left"]

@@ -1,0 +1,104 @@
+"""Scenarios that need Blender's window and event loop (Blender 3.4 under
+Xvfb: ``blender shot.blend --python gui_scenarios.py -- NAME WORKDIR ZIP``,
+the shot prepared by a blender_scenarios.py scenario): a render
+job started as a user starts it runs in Blender's render thread, and only
+the event loop's timers see it through. Each step waits for the one before
+(no fixed sleeps); DREAM_TEST_GUI_TIMEOUT bounds the whole scenario so a
+broken build fails instead of hanging. Prints ``RESULT {json}`` and quits."""
+import json
+import os
+import sys
+import time
+
+import bpy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import blender_scenarios as scenarios  # noqa: E402
+
+POLL = 0.25  # s between looks at the running job
+
+
+def window_override():
+    return bpy.context.temp_override(window=bpy.context.window_manager.windows[0])
+
+
+def finish(result: dict) -> None:
+    print("RESULT " + json.dumps(result), flush=True)
+    bpy.ops.wm.quit_blender()
+
+
+def steps_on_render(workdir, zip_path):
+    """Render Animation (the render job, in its thread) with Dream on Render,
+    then F12: the still is dreamed and shown in the Image Editor."""
+    scene = bpy.context.scene  # the shot scenario_prepare_on_render saved, opened in the window
+    on_render = sys.modules[f"{scenarios.ADDON}.on_render"]
+    ended = []
+    bpy.app.handlers.render_complete.append(lambda *_: ended.append("complete"))
+    bpy.app.handlers.render_cancel.append(lambda *_: ended.append("cancel"))
+
+    def steps():
+        result = {}
+        yield lambda: bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
+        yield lambda: bool(ended) and on_render._active is None  # rendered, and every frame dreamed
+        out = os.path.join(workdir, "out")
+        result["ended"] = list(ended)
+        result["files"] = scenarios.visible(out) if os.path.isdir(out) else []
+        result["summary"] = on_render.last_summary
+        result["output"] = scenarios.output_report(scene)
+        yield lambda: bpy.ops.render.render("INVOKE_DEFAULT")
+        yield lambda: (len(ended) == 2 and bpy.data.images.get("Dream Result") is not None
+                       and not bpy.context.window_manager.dream.running)
+        image = bpy.data.images["Dream Result"]
+        result["still"] = os.path.basename(image.filepath)
+        result["still_size"] = list(image.size)
+        result["status"] = bpy.context.window_manager.dream.status
+        result["output_after_still"] = scenarios.output_report(scene)
+        result["helper_left"] = ".Dream Colour" in bpy.data.scenes
+        finish(result)
+        yield lambda: None
+
+    return steps()
+
+
+def run(steps, deadline: float) -> None:
+    """Drives a scenario: an action step runs once; a check step (returning
+    a bool) is polled until true."""
+    pending = {"check": None}
+
+    def tick():
+        if time.monotonic() > deadline:
+            finish({"error": "timed out", "waiting_for": getattr(pending["check"], "__name__", "?")})
+            return None
+        if pending["check"] is not None:
+            with window_override():
+                if not pending["check"]():
+                    return POLL
+            pending["check"] = None
+        try:
+            step = next(steps)
+        except StopIteration:
+            return None
+        with window_override():
+            outcome = step()
+        if isinstance(outcome, bool) and not outcome:
+            pending["check"] = step
+        return POLL
+
+    bpy.app.timers.register(tick, first_interval=1.0, persistent=True)
+
+
+def main() -> None:
+    args = sys.argv[sys.argv.index("--") + 1:]
+    name, workdir, zip_path = args[:3]
+    deadline = time.monotonic() + float(os.environ.get("DREAM_TEST_GUI_TIMEOUT", "300"))
+    try:
+        run(globals()[f"steps_{name}"](workdir, zip_path), deadline)
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        sys.stdout.flush()
+        os._exit(1)
+
+
+main()
