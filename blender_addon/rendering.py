@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass
 
 import bpy
 
-from . import compat
+from . import compat, exr_check
 from .errors import DreamError
 
 # Image settings copied between scenes, in the order Blender accepts them
@@ -94,15 +95,32 @@ def partial_path(path: str) -> str:
 
 
 def render_to_file(scene, frame: int, path: str) -> None:
-    """Renders ``frame`` of ``scene`` into ``path`` (written atomically by Blender's own rename)."""
+    """Renders ``frame`` of ``scene`` into ``path``; only a complete,
+    readable render is renamed into place."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     scene.frame_set(frame)
     partial = partial_path(path)
     with render_output(scene, partial):
         bpy.ops.render.render(write_still=True, scene=scene.name)
-    if not os.path.exists(partial):
-        raise DreamError(f"Blender did not write the render of frame {frame} to {partial}")
+    if not is_complete_render(partial):
+        why = "the disk is full" if _disk_nearly_full(partial) else "the file is missing or incomplete"
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise DreamError(f"Blender could not write the render of frame {frame} to {path}: {why}")
     os.replace(partial, path)
+
+
+def is_complete_render(path: str) -> bool:
+    """Whether our render at ``path`` (an EXR) is whole: one cut short by a
+    full disk or a crash is rendered again."""
+    return os.path.isfile(path) and exr_check.is_complete_exr(path)
+
+
+def _disk_nearly_full(path: str) -> bool:
+    try:
+        return shutil.disk_usage(os.path.dirname(path)).free < 1 << 20
+    except OSError:
+        return False
 
 
 def save_render_result(scene, path: str) -> None:

@@ -90,6 +90,9 @@ class FrameRun:
             if not self.render_missing:
                 raise DreamError(f"source frame missing: {plan.source}")
             rendering.render_to_file(scene, plan.frame, plan.source)
+        elif self.render_missing and not rendering.is_complete_render(plan.source):
+            print(f"Dream Renders: the render of frame {plan.frame} is incomplete; rendering it again", flush=True)
+            rendering.render_to_file(scene, plan.frame, plan.source)
         resume = resume_point(self.plans, self.todo) if self.submitted == 0 else None
         self.worker.submit(plan, resume)
         self.submitted += 1

@@ -513,6 +513,22 @@ def scenario_render_existing(workdir, zip_path):
             "output": output_report(scene)}
 
 
+def scenario_truncated_render(workdir, zip_path):
+    """A render cut short on disk (a full disk, a crash) is rendered again, not dreamed."""
+    scene = build_scene(workdir)
+    install(zip_path)
+    fast_settings(scene)
+    bpy.ops.dream.render_animation()
+    render = os.path.join(workdir, "dream", "renders", "Scene_00002.exr")
+    whole = os.path.getsize(render)
+    with open(render, "r+b") as f:
+        f.truncate(whole // 2)
+    os.remove(os.path.join(workdir, "dream", "frames", "Scene_00002.png"))
+    bpy.ops.dream.render_animation()
+    return {"whole": whole, "after": os.path.getsize(render),
+            "frames": visible(os.path.join(workdir, "dream", "frames"))}
+
+
 def scenario_smoke(workdir, zip_path):
     module = install(zip_path)
 

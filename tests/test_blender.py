@@ -320,3 +320,12 @@ def test_dream_frame_uses_the_existing_render(runtime, tmp_path, addon_zip, via_
     assert "there is no render to dream yet" in result["missing"], result
     assert result["renders_during"] == 0 and result["dreamed"]
     assert result["output"]["format"] == "PNG" and result["output"]["vector"] == [False]  # restored
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_truncated_render_is_rendered_again(runtime, tmp_path, addon_zip, via_server):
+    result, _, out = run_scenario(runtime, "truncated_render", tmp_path, addon_zip, via_server)
+    assert "the render of frame 2 is incomplete; rendering it again" in out
+    assert result["after"] == result["whole"]
+    assert result["frames"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]

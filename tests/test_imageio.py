@@ -170,3 +170,42 @@ def test_a_decompression_bomb_is_refused_from_its_header():
             decode_image(exr, "exr")
     finally:
         set_max_pixels(before)
+
+
+def _addon_module(name):
+    """An add-on module that needs no bpy, loaded from its file (the package's __init__ imports bpy)."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "blender_addon", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"addon_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+@pytest.mark.parametrize("compression", ["ZIP_COMPRESSION", "NO_COMPRESSION", "PIZ_COMPRESSION"])
+def test_an_exr_cut_short_is_seen_as_incomplete(tmp_path, rng, multipart, compression):
+    """What the add-on checks before dreaming a render of its own (Blender
+    3.4 writes one part, 5.0 one part per pass)."""
+    check = _addon_module("exr_check")
+    path = str(tmp_path / "render.exr")
+    rgba = rng.random((37, 50, 4)).astype(np.float32)
+    header = lambda: {"compression": getattr(OpenEXR, compression), "type": OpenEXR.scanlineimage}  # noqa: E731
+    channels = {c: rgba[..., i].copy() for i, c in enumerate("RGBA")}
+    if multipart:
+        parts = [OpenEXR.Part(header(), channels, "Combined"), OpenEXR.Part(header(), channels, "Vector")]
+        with OpenEXR.File(parts) as f:
+            f.write(path)
+    else:
+        with OpenEXR.File(header(), channels) as f:
+            f.write(path)
+    data = open(path, "rb").read()
+    assert check.is_complete_exr(path)
+    for cut in (3, 100, len(data) // 3, len(data) // 2, len(data) - 1):
+        (tmp_path / "cut.exr").write_bytes(data[:cut])
+        assert not check.is_complete_exr(str(tmp_path / "cut.exr")), cut
+    assert not check.is_complete_exr(str(tmp_path / "missing.exr"))
+    (tmp_path / "not.exr").write_bytes(b"\x89PNG" + data[4:])
+    assert not check.is_complete_exr(str(tmp_path / "not.exr"))

@@ -1,0 +1,77 @@
+"""Is an OpenEXR file whole? Standard library only (Blender's Python may have
+no OpenEXR, and Blender loads a multilayer EXR without showing its pixels).
+
+OpenEXR writes a table of chunk offsets after the headers and fills it in
+when the file is closed; a render cut short (a full disk, a crash) has
+offsets missing or pointing past the end, or its last chunk cut off."""
+from __future__ import annotations
+
+import struct
+
+MAGIC = 20000630
+MULTIPART, TILED, DEEP = 0x1000, 0x200, 0x800
+LINES_PER_CHUNK = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256}  # by compression
+
+
+def is_complete_exr(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        return _complete(data)
+    except (OSError, ValueError, struct.error, IndexError):
+        return False
+
+
+def _complete(data: bytes) -> bool:
+    magic, version = struct.unpack_from("<ii", data, 0)
+    if magic != MAGIC:
+        return False
+    pos, headers = 8, []
+    while True:
+        header, pos = _header(data, pos)
+        headers.append(header)
+        if not version & MULTIPART or data[pos] == 0:
+            break
+    if version & MULTIPART:
+        pos += 1  # the empty header that ends the list
+    last_end = 0
+    for header in headers:
+        count = _chunk_count(header, version)
+        offsets = struct.unpack_from(f"<{count}Q", data, pos)
+        pos += 8 * count
+        if not offsets or min(offsets) == 0 or max(offsets) >= len(data):
+            return False
+        last_end = max(last_end, _chunk_end(data, max(offsets), version, header))
+    return last_end <= len(data)
+
+
+def _header(data: bytes, pos: int) -> tuple[dict, int]:
+    header = {}
+    while data[pos] != 0:
+        name_end = data.index(b"\0", pos)
+        type_end = data.index(b"\0", name_end + 1)
+        (size,) = struct.unpack_from("<i", data, type_end + 1)
+        start = type_end + 5
+        header[data[pos:name_end].decode("latin-1")] = (data[name_end + 1:type_end], data[start:start + size])
+        pos = start + size
+    return header, pos + 1
+
+
+def _chunk_count(header: dict, version: int) -> int:
+    if "chunkCount" in header:
+        return struct.unpack("<i", header["chunkCount"][1])[0]
+    if version & (TILED | DEEP):
+        raise ValueError("single-part tiled or deep files carry no chunk count: not ours")
+    _, y_min, _, y_max = struct.unpack("<4i", header["dataWindow"][1][:16])
+    lines = LINES_PER_CHUNK[header["compression"][1][0]]
+    return -(-(y_max - y_min + 1) // lines)
+
+
+def _chunk_end(data: bytes, offset: int, version: int, header: dict) -> int:
+    """Where the chunk at ``offset`` ends (scanline chunks: [part,] y, size, data)."""
+    kind = header.get("type", (b"", b"scanlineimage"))[1].rstrip(b"\0")
+    if version & (TILED | DEEP) or kind != b"scanlineimage":
+        return offset  # its table entry is in the file; its size layout differs: trust it
+    at = offset + (4 if version & MULTIPART else 0) + 4
+    (size,) = struct.unpack_from("<i", data, at)
+    return at + 4 + size
