@@ -39,8 +39,9 @@ class DisplayWriter:
             _copy_look(scene, self.helper)
         self.helper.render.dither_intensity = scene.render.dither_intensity
 
-    def write(self, linear_exr: str, target: str, keep_linear: bool = False) -> None:
-        """Writes ``target`` atomically from ``linear_exr`` (removed unless ``keep_linear``)."""
+    def write(self, linear_exr: str, target: str) -> None:
+        """Writes ``target`` atomically from ``linear_exr`` (kept: a resumed
+        run carries the dream on from it)."""
         os.makedirs(os.path.dirname(target), exist_ok=True)
         image = bpy.data.images.load(linear_exr, check_existing=False)
         partial = partial_path(target)
@@ -49,13 +50,6 @@ class DisplayWriter:
         finally:
             bpy.data.images.remove(image)
         os.replace(partial, target)
-        if keep_linear:
-            return
-        os.remove(linear_exr)
-        try:
-            os.rmdir(os.path.dirname(linear_exr))  # leave no empty hidden folder behind
-        except OSError:
-            pass  # other frames' dreams are still on their way
 
     def close(self) -> None:
         remove_helper()

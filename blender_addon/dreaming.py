@@ -72,10 +72,12 @@ def reply_as_target(plan: FramePlan) -> tuple[str, str]:
 
 
 def reply_as_linear(plan: FramePlan) -> tuple[str, str]:
-    """The reply is scene-linear EXR beside the target (hidden), for Blender
-    to write into the target with the scene's colour management."""
+    """The reply is scene-linear EXR in ``linear/`` beside the target's
+    folder (``//dream/frames/X.png`` -> ``//dream/linear/X.exr``), for Blender
+    to write into the target with the scene's colour management; it is kept,
+    for a resumed run to carry on from."""
     folder, name = os.path.split(plan.target)
-    return os.path.join(folder, ".linear", os.path.splitext(name)[0] + ".exr"), "exr"
+    return os.path.join(os.path.dirname(folder), "linear", os.path.splitext(name)[0] + ".exr"), "exr"
 
 
 def _file_payload(path: str) -> tuple[bytes, dict]:

@@ -49,11 +49,8 @@ class RenderDreaming:
         self.user_output = OutputSettings.capture(scene)
         if self.user_output.is_movie:
             raise DreamError(MOVIE_ERROR)
-        root = plans.output_root(scene)
-        name = bpy.path.clean_name(scene.name)
-        self.folders = os.path.join(root, "renders"), os.path.join(root, "linear")
-        self.name = name  # frames are named as Dream Animation names them: its renders are the same
-        self.raw_pattern = self.raw_path("#####")
+        self.raw_pattern = plans.frame_file(scene, "renders", "#####")  # Dream Animation's renders, same names
+        self.linear_pattern = plans.frame_file(scene, "linear", "#####")  # kept: the next chunk starts there
         self.worker = DreamWorker(link, job, self._reply)
         self.writer: Optional[colour.DisplayWriter] = None
         self.pending: list[FramePlan] = []  # submitted, not yet written
@@ -65,14 +62,11 @@ class RenderDreaming:
         rendering.raw_output(scene, self.raw_pattern)
 
     # -- paths
-    def raw_path(self, frame) -> str:
-        """``frame``: a number, or Blender's ``#`` padding."""
-        return os.path.join(self.folders[0], f"{self.name}_{frame:05d}.exr" if isinstance(frame, int)
-                            else f"{self.name}_{frame}.exr")
+    def raw_path(self, frame: int) -> str:
+        return _numbered(self.raw_pattern, frame)
 
     def linear_path(self, frame: int) -> str:
-        """The dream, scene-linear: kept, for the next chunk to carry on from."""
-        return os.path.join(self.folders[1], f"{self.name}_{frame:05d}.exr")
+        return _numbered(self.linear_pattern, frame)
 
     def _reply(self, plan: FramePlan) -> tuple[str, str]:
         return self.linear_path(plan.frame), "exr"
@@ -149,7 +143,7 @@ class RenderDreaming:
         if self.writer is None:
             self.writer = colour.DisplayWriter(scene, self.user_output)
         try:
-            self.writer.write(message.written, message.target, keep_linear=True)  # the next chunk starts from it
+            self.writer.write(message.written, message.target)
         except (OSError, RuntimeError) as err:
             self.fail(f"frame {message.frame}: cannot write the dreamed frame {message.target}: {why_not_written(err)}")
             return
@@ -174,6 +168,11 @@ class RenderDreaming:
         if self.cancelled:
             return f"Dream on Render cancelled after {self.written} frame(s)"
         return f"Dream on Render: {self.written} frame(s) dreamed"
+
+
+def _numbered(pattern: str, frame: int) -> str:
+    folder, name = os.path.split(pattern)
+    return os.path.join(folder, name.replace("#####", f"{frame:05d}"))
 
 
 _active: Optional[RenderDreaming] = None

@@ -19,12 +19,20 @@ def output_root(scene) -> str:
     return os.path.normpath(bpy.path.abspath(raw))
 
 
+KINDS = {"renders": ".exr", "frames": ".png", "linear": ".exr"}  # raw renders, dreamed frames, dreams scene-linear
+
+
+def frame_file(scene, kind: str, frame, suffix: str = "") -> str:
+    """A frame's file in the Dream output folder, named after the scene and
+    frame; ``frame`` may be Blender's ``#####`` padding."""
+    number = f"{frame:05d}" if isinstance(frame, int) else frame
+    return os.path.join(output_root(scene), kind, f"{bpy.path.clean_name(scene.name)}_{number}{suffix}{KINDS[kind]}")
+
+
 def animation_plan(scene, frames: range, suffix: str = "") -> list[FramePlan]:
-    """Renders go to ``renders/``, dreams to ``frames/``, named after the scene and frame."""
-    root = output_root(scene)
-    name = bpy.path.clean_name(scene.name)
-    return [FramePlan(f, os.path.join(root, "renders", f"{name}_{f:05d}{suffix}.exr"),
-                      os.path.join(root, "frames", f"{name}_{f:05d}{suffix}.png")) for f in frames]
+    """Renders go to ``renders/``, dreams to ``frames/`` (and ``linear/``, see dreaming.reply_as_linear)."""
+    return [FramePlan(f, frame_file(scene, "renders", f, suffix), frame_file(scene, "frames", f, suffix))
+            for f in frames]
 
 
 def strip_plan(scene, strip) -> list[FramePlan]:

@@ -93,9 +93,19 @@ class FrameRun:
         elif self.render_missing and not rendering.is_complete_render(plan.source):
             print(f"Dream Renders: the render of frame {plan.frame} is incomplete; rendering it again", flush=True)
             rendering.render_to_file(scene, plan.frame, plan.source)
-        resume = resume_point(self.plans, self.todo) if self.submitted == 0 else None
+        resume = self.resume_point() if self.submitted == 0 else None
         self.worker.submit(plan, resume)
         self.submitted += 1
+
+    def resume_point(self) -> Optional[FramePlan]:
+        """The frame before the first to do, sent along with it so the dream
+        carries on. For colour-managed runs its dream goes as the scene-linear
+        file kept beside the display frame (in the same space as the render)."""
+        before = resume_point(self.plans, self.todo)
+        if before is None or self.display is None:
+            return before
+        linear = reply_as_linear(before)[0]
+        return replace(before, target=linear) if os.path.exists(linear) else before
 
     def tick(self, wait: float = 0.0) -> None:
         """Feeds the worker and handles its messages; waits up to ``wait`` s for one."""

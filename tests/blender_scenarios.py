@@ -117,8 +117,9 @@ def scenario_colour(workdir, zip_path):
     diffs = [abs(x - y) for x, y in zip(a, b)] if len(a) == len(b) else [1.0]
     return {"view_transform": scene.view_settings.view_transform, "mean": sum(diffs) / len(diffs),
             "max": max(diffs), "helper_left": ".Dream Colour" in bpy.data.scenes,
-            "linear_left": visible(os.path.join(workdir, "dream", "frames", ".linear"))
-            if os.path.isdir(os.path.join(workdir, "dream", "frames", ".linear")) else []}
+            "linear": visible(os.path.join(workdir, "dream", "linear")),
+            "hidden_in_frames": [n for n in os.listdir(os.path.join(workdir, "dream", "frames"))
+                                 if n.startswith(".") and n != ".dream_frames.json"]}
 
 
 def compat_all_strips(scene) -> list:
@@ -264,7 +265,7 @@ def _frame_run(module: str, scene):
     runs = importlib.import_module(f"{module}.runs")
     link = preferences.configured_link(bpy.context)
     frame_plans = plans.animation_plan(scene, range(scene.frame_start, scene.frame_end + 1))
-    return runs.FrameRun(scene, frame_plans, "test/job", link), link
+    return runs.FrameRun(scene, frame_plans, "test/job", link, colour_managed=True), link  # as Dream Animation
 
 
 def scenario_cancel_resume(workdir, zip_path):
@@ -285,17 +286,16 @@ def scenario_cancel_resume(workdir, zip_path):
     frames_dir = os.path.join(workdir, "dream", "frames")
     after_cancel = visible(frames_dir)
     renders_after_cancel = visible(os.path.join(workdir, "dream", "renders"))
-    import importlib
 
-    wire_plans = importlib.import_module(f"{module}.wire.plans")
     resumed, _ = _frame_run(module, scene)
-    point = wire_plans.resume_point(resumed.plans, resumed.todo)  # what the resumed run sends first
+    point = resumed.resume_point()  # what the resumed run sends first
     resumed.cancel()
     scene.animation_data_clear()  # the resumed run dreams quickly
     scene.dream.iterations = 3
     bpy.ops.dream.render_animation()
     return {"after_cancel": after_cancel, "error": run.error, "renders_after_cancel": renders_after_cancel,
-            "resume_from": [os.path.basename(p) for p in (point.source, point.target)] if point else None,
+            "resume_from": [os.path.relpath(p, os.path.join(workdir, "dream")) for p in (point.source, point.target)]
+            if point else None,
             "after_resume": visible(frames_dir),
             "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}
 

@@ -118,7 +118,8 @@ def test_a_mix_0_dream_is_blenders_own_written_frame(runtime, tmp_path, addon_zi
     result, _, _ = run_scenario(runtime, "colour", tmp_path, addon_zip, via_server)
     assert result["view_transform"] == ("Filmic" if runtime == "blender" else "AgX")
     assert result["mean"] < 0.5 / 255 and result["max"] <= 1.01 / 255, result
-    assert not result["helper_left"] and result["linear_left"] == []
+    assert not result["helper_left"] and result["hidden_in_frames"] == []
+    assert result["linear"] == ["Scene_00001.exr", "Scene_00002.exr"]  # kept: a resume carries on from them
 
 
 @pytest.mark.blender
@@ -138,8 +139,9 @@ def test_cancel_then_resume(tmp_path, addon_zip, via_server):
     assert result["error"] is None
     assert 1 <= len(result["after_cancel"]) < 4
     assert len(result["renders_after_cancel"]) < 4  # nothing rendered after the cancel
-    last_done = result["after_cancel"][-1]  # the resumed run carries on from it: its render and its dream
-    assert result["resume_from"] == [last_done.replace(".png", ".exr"), last_done]
+    last_done = result["after_cancel"][-1]  # the resumed run carries on from it: its render and its dream,
+    stem = last_done.replace(".png", "")  # scene-linear like the render (not the view-transformed PNG)
+    assert result["resume_from"] == [f"renders/{stem}.exr", f"linear/{stem}.exr"]
     assert len(result["after_resume"]) == 4 and result["strip"]["frames"] == 4
 
 
