@@ -529,6 +529,21 @@ def scenario_truncated_render(workdir, zip_path):
             "frames": visible(os.path.join(workdir, "dream", "frames"))}
 
 
+def scenario_hash_in_output(workdir, zip_path):
+    """A ``#`` in the Dream output folder is a character of its name, not frame padding."""
+    scene = build_scene(workdir, frames=1)
+    install(zip_path)
+    fast_settings(scene)
+    scene.dream.output_dir = "//take #2/"
+    try:
+        bpy.ops.dream.render_animation(exit_on_error=False)
+        message = None
+    except RuntimeError as err:
+        message = str(err)
+    return {"message": message, "folders": visible(workdir),
+            "frames": visible(os.path.join(workdir, "take #2", "frames"))}
+
+
 def scenario_smoke(workdir, zip_path):
     module = install(zip_path)
 

@@ -331,3 +331,12 @@ def test_a_truncated_render_is_rendered_again(runtime, tmp_path, addon_zip, via_
     assert "the render of frame 2 is incomplete; rendering it again" in out
     assert result["after"] == result["whole"]
     assert result["frames"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_a_hash_in_the_output_folder_is_part_of_its_name(tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario("bpy", "hash_in_output", tmp_path, addon_zip, via_server)
+    assert result["message"] is None
+    assert result["folders"] == ["shot.blend", "take #2"]  # not "take 12" nor a folder per frame
+    assert result["frames"] == ["Scene_00001.png"]
