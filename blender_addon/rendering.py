@@ -142,7 +142,8 @@ def save_render_result(scene, path: str) -> None:
 
 
 def show_image(path: str, name: str = "Dream Result"):
-    """Loads ``path`` as image ``name`` and shows it in any open Image Editor."""
+    """Loads ``path`` as image ``name`` and shows it in the open Image
+    Editors; with none open (and a window), opens Blender's render view for it."""
     image = bpy.data.images.get(name)
     if image is None:
         image = bpy.data.images.load(path, check_existing=False)
@@ -150,8 +151,19 @@ def show_image(path: str, name: str = "Dream Result"):
     else:
         image.filepath = path
         image.reload()
-    for window in getattr(bpy.context.window_manager, "windows", []):
+    windows = list(getattr(bpy.context.window_manager, "windows", []))
+    if not _show_in_image_editors(windows, image) and windows:
+        with bpy.context.temp_override(window=windows[0]):
+            bpy.ops.render.view_show("INVOKE_DEFAULT")  # a new window or area, as the user's preferences say
+        _show_in_image_editors(bpy.context.window_manager.windows, image)
+    return image
+
+
+def _show_in_image_editors(windows, image) -> bool:
+    shown = False
+    for window in windows:
         for area in window.screen.areas:
             if area.type == "IMAGE_EDITOR":
                 area.spaces.active.image = image
-    return image
+                shown = True
+    return shown

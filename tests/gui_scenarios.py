@@ -28,8 +28,9 @@ def finish(result: dict) -> None:
 
 
 def steps_on_render(workdir, zip_path):
-    """Render Animation (the render job, in its thread) with Dream on Render,
-    then F12: the still is dreamed and shown in the Image Editor."""
+    """Dream Frame with no Image Editor open; Render Animation (the render
+    job, in its thread) with Dream on Render; then F12: the still is dreamed
+    and shown in the Image Editor."""
     scene = bpy.context.scene  # the shot scenario_prepare_on_render saved, opened in the window
     on_render = sys.modules[f"{scenarios.ADDON}.on_render"]
     ended = []
@@ -38,6 +39,13 @@ def steps_on_render(workdir, zip_path):
 
     def steps():
         result = {}
+        # Dream Frame with no Image Editor open: the result still shows
+        yield lambda: bpy.ops.dream.render_frame("INVOKE_DEFAULT")
+        yield lambda: bpy.data.images.get("Dream Result") is not None and not bpy.context.window_manager.dream.running
+        result["frame_shown_in"] = [area.type for window in bpy.context.window_manager.windows
+                                    for area in window.screen.areas if area.type == "IMAGE_EDITOR"
+                                    and area.spaces.active.image == bpy.data.images["Dream Result"]]
+        ended.clear()  # (Dream Frame's own render ended too)
         yield lambda: bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
         yield lambda: bool(ended) and on_render._active is None  # rendered, and every frame dreamed
         out = os.path.join(workdir, "out")
@@ -45,9 +53,10 @@ def steps_on_render(workdir, zip_path):
         result["files"] = scenarios.visible(out) if os.path.isdir(out) else []
         result["summary"] = on_render.last_summary
         result["output"] = scenarios.output_report(scene)
+        wm = bpy.context.window_manager
+        wm.dream.status = ""  # the still's run says "Done" when it is over
         yield lambda: bpy.ops.render.render("INVOKE_DEFAULT")
-        yield lambda: (len(ended) == 2 and bpy.data.images.get("Dream Result") is not None
-                       and not bpy.context.window_manager.dream.running)
+        yield lambda: len(ended) == 2 and wm.dream.status.startswith("Done") and not wm.dream.running
         image = bpy.data.images["Dream Result"]
         result["still"] = os.path.basename(image.filepath)
         result["still_size"] = list(image.size)

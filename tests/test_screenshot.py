@@ -67,6 +67,7 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file):
 
     found = json.loads(lines[-1][len("RESULT "):])
     assert "error" not in found, found
+    assert found["frame_shown_in"] == ["IMAGE_EDITOR"]  # Dream Frame opened a view: none was open
     assert found["files"] == ["shot_001.png", "shot_002.png", "shot_003.png"], found
     assert found["summary"] == "Dream on Render: 3 frame(s) dreamed"
     assert found["output"]["filepath"] == "//out/shot_###" and found["output"]["format"] == "PNG"
