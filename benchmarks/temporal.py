@@ -1,17 +1,22 @@
-"""Temporal coherence benchmark: renders a test animation with bpy (camera
-move, objects moving independently and past each other), dreams it in every
-temporal mode with the same settings, and prints per mode:
+"""Temporal coherence benchmark on rendered shots (benchmarks/shots.py:
+``pan`` with parallax and disocclusions, a fast ``occluder``, a 120-frame
+``orbit``). Each shot is dreamed in every temporal mode with the same
+settings; per shot and mode it prints:
 
 - flicker: mean |dream N - warp(dream N-1)| over non-occluded pixels (warped
   by the renderer's vectors), divided by the same figure for the renders;
-- energy: the objective (block energy) of the dreamed frames relative to
-  dreaming each frame on its own: coherence must not wash the dream out
-  (earlier notes call this figure "strength");
-- seconds per frame;
-- drift (a separate run of --drift-frames): brightness and saturation of
-  the coherent dreams against dreaming each frame on its own, frame by frame.
+- detail: mean |Laplacian| of the dream's luma over the render's, relative to
+  the same ratio for independent frames (``none``), in the first and the last
+  quarter of the shot, at full resolution and at the pattern's scale (2x2
+  averaged first): below 1 the coherent dream went soft, above it over-grew;
+- strength: the objective (block energy) relative to ``none``;
+- drift: brightness and saturation of the last quarter relative to ``none``;
+- seconds per frame.
 
-    .venv/bin/python benchmarks/temporal.py [--frames 24] [--size 160x96] [--drift-frames 100]
+It also writes, per shot, a picture of frames early, middle and late at full
+size (rows) as render | none | vectors | flow (columns): look at it.
+
+    .venv/bin/python benchmarks/temporal.py [--shots pan,occluder,orbit] [--size 256x144]
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -31,19 +37,23 @@ sys.path.insert(0, ROOT)
 from dream_core.config import DreamConfig, DreamSettings  # noqa: E402
 from dream_core.engine import Dreamer, image_tensor, tensor_pixels  # noqa: E402
 from dream_core.frame import temporal  # noqa: E402
+from dream_core.frame.colour import luma  # noqa: E402
 from dream_core.frame.pipeline import SequenceDreamer, to_dream_space  # noqa: E402
 from dream_core.io import Picture, read_image  # noqa: E402
 
+MODES = ("none", "blend", "flow", "vectors")
+SHOWN = ("none", "vectors", "flow")  # the preview's columns after the render
 
-def render(out_dir: str, frames: int, width: int, height: int, samples: int) -> list[Picture]:
+
+def render(shot: str, out_dir: str, width: int, height: int, samples: int) -> list[Picture]:
+    frames = __import__("shots").FRAMES[shot]
     if not os.path.exists(os.path.join(out_dir, f"frame_{frames:04d}.exr")):
-        os.makedirs(out_dir, exist_ok=True)
-        subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "render_sequence.py"), out_dir,
-                        str(frames), str(width), str(height), str(samples)], check=True, capture_output=True)
+        subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "shots.py"), shot, out_dir, str(width),
+                        str(height), str(samples)], check=True, capture_output=True)
     return [read_image(os.path.join(out_dir, f"frame_{i:04d}.exr")) for i in range(1, frames + 1)]
 
 
-def motion(pictures: list[Picture], sources: list[np.ndarray]):
+def motion(pictures: list[Picture], sources: list[torch.Tensor]):
     """Flow taking frame i into i+1 (the renderer's) and the non-occluded mask."""
     flows, masks = [], []
     for prev, cur, prev_rgb, cur_rgb in zip(pictures, pictures[1:], sources, sources[1:]):
@@ -58,84 +68,97 @@ def motion(pictures: list[Picture], sources: list[np.ndarray]):
 def dream_all(dreamer, settings: DreamSettings, pictures, mode):
     sequence, dreams, seconds = SequenceDreamer(), [], []
     settings = replace(settings, temporal=mode)
-    for picture in pictures:
+    for i, picture in enumerate(pictures):
         start = time.perf_counter()
-        out = sequence.dream(dreamer, picture, settings)
+        out = sequence.dream(dreamer, picture, settings, frame=i + 1)
         seconds.append(time.perf_counter() - start)
         dreams.append(dream_space(out))
-    return dreams, float(np.mean(seconds))
+    return dreams, float(np.mean(seconds[1:] or seconds))
 
 
 def dream_space(picture: Picture) -> torch.Tensor:
     return to_dream_space(image_tensor(picture.pixels), picture.linear)[0]
 
 
-def score(dreamer, objective, dreams) -> float:
-    return float(np.mean([dreamer.score(d, objective) for d in dreams]))
+LAPLACIAN = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
 
 
-def gif(path: str, left: list[np.ndarray], right: list[np.ndarray]) -> None:
+def sharpness(rgb: torch.Tensor, scale: int) -> float:
+    y = luma(rgb)
+    if scale > 1:
+        y = F.avg_pool2d(y, scale)
+    return float(F.conv2d(y, LAPLACIAN).abs().mean())
+
+
+def detail(dreams, sources, scale: int) -> np.ndarray:
+    """Per frame: the dream's sharpness over its render's."""
+    return np.array([sharpness(d, scale) / max(sharpness(s, scale), 1e-9) for d, s in zip(dreams, sources)])
+
+
+def quarters(values: np.ndarray) -> tuple[float, float]:
+    q = max(1, len(values) // 4)
+    return float(values[:q].mean()), float(values[-q:].mean())
+
+
+def preview(path: str, sources, results, modes: list[str], frames: list[int]) -> None:
     from PIL import Image
 
-    frames = [Image.fromarray((tensor_pixels(torch.cat([a, b], dim=-1)) * 255 + 0.5).astype(np.uint8))
-              for a, b in zip(left, right)]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    rows = [torch.cat([sources[f]] + [results[m]["dreams"][f] for m in modes], dim=-1) for f in frames]
+    grid = tensor_pixels(torch.cat(rows, dim=-2))
+    Image.fromarray((grid.clip(0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--frames", type=int, default=24)
-    p.add_argument("--size", default="160x96")
-    p.add_argument("--samples", type=int, default=16)
-    p.add_argument("--drift-frames", type=int, default=100, help="frames of the drift run (0: skip)")
-    p.add_argument("--out", default=os.path.join(ROOT, "bench_output", "temporal"))
-    p.add_argument("--device", default="auto")
-    args = p.parse_args(argv)
+def bench_shot(shot: str, args, dreamer, objective, settings) -> None:
     width, height = map(int, args.size.split("x"))
-    pictures = render(os.path.join(args.out, f"renders_{args.frames}_{args.size}"), args.frames, width, height,
+    pictures = render(shot, os.path.join(args.out, f"{shot}_{args.size}_{args.samples}"), width, height,
                       args.samples)
     sources = [dream_space(p) for p in pictures]
     flows, masks = motion(pictures, sources)
     base_flicker = temporal.flicker(sources, flows, masks)
+    results = {}
+    for mode in args.modes.split(","):
+        dreams, spf = dream_all(dreamer, settings, pictures, mode)
+        results[mode] = dict(flicker=temporal.flicker(dreams, flows, masks) / base_flicker, spf=spf, dreams=dreams,
+                             energy=float(np.mean([dreamer.score(d, objective) for d in dreams])),
+                             full=detail(dreams, sources, 1), half=detail(dreams, sources, 2),
+                             colour=np.array([temporal.brightness_saturation(d).tolist() for d in dreams]))
+    none = results["none"]
+    print(f"\n{shot}: {len(pictures)} frames {args.size}; renders' own flicker {base_flicker:.4f}")
+    print(f"{'mode':8} {'flicker':>7} {'detail full':>13} {'detail 2x2':>13} {'strength':>8} "
+          f"{'bright':>7} {'satur':>7} {'s/frame':>7}")
+    for mode, r in results.items():
+        full = np.array(quarters(r["full"])) / np.array(quarters(none["full"]))
+        half = np.array(quarters(r["half"])) / np.array(quarters(none["half"]))
+        q = max(1, len(pictures) // 4)
+        drift = r["colour"][-q:].mean(axis=0) / none["colour"][-q:].mean(axis=0) - 1
+        print(f"{mode:8} {r['flicker']:7.2f} {full[0]:6.2f}>{full[1]:5.2f} {half[0]:6.2f}>{half[1]:5.2f} "
+              f"{r['energy'] / none['energy']:8.2f} {drift[0]:+7.1%} {drift[1]:+7.1%} {r['spf']:7.2f}")
+    n = len(pictures)
+    path = os.path.join(args.out, f"{shot}_preview.png")
+    shown = [m for m in SHOWN if m in results]
+    preview(path, sources, results, shown, [min(3, n - 1), n // 2, n - 1])
+    print(f"frames {min(4, n)}, {n // 2 + 1}, {n} as render | {' | '.join(shown)}: {path}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shots", default="pan,occluder,orbit")
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--size", default="256x144")
+    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--out", default=os.path.join(ROOT, "bench_output", "temporal"))
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    os.makedirs(args.out, exist_ok=True)
     dreamer = Dreamer("lite0", device=args.device)
     objective = dreamer.objective()
-    config = DreamConfig(octaves=3, iterations=10, step=0.01)
+    config = DreamConfig(octaves=3, iterations=10, step=0.01, seed=args.seed)
     settings = DreamSettings(config=config)
-    print(f"{args.frames} frames {args.size}, lite0 {objective!r}, 3 octaves x 10 iterations, step 0.01, "
-          f"device {dreamer.device}; renders' own flicker {base_flicker:.4f}")
-    dream_all(dreamer, settings, pictures[:2], "flow")  # warm-up: the first mode pays no start-up
-    results = {}
-    for mode in ("none", "blend", "flow", "vectors"):
-        dreams, spf = dream_all(dreamer, settings, pictures, mode)
-        results[mode] = dict(flicker=temporal.flicker(dreams, flows, masks) / base_flicker,
-                             energy=score(dreamer, objective, dreams), spf=spf, dreams=dreams)
-    none_energy = results["none"]["energy"]
-    print(f"{'mode':8} {'flicker':>8} {'vs none':>8} {'energy':>9} {'s/frame':>8}")
-    for mode, r in results.items():
-        print(f"{mode:8} {r['flicker']:8.2f} {results['none']['flicker'] / r['flicker']:7.1f}x "
-              f"{r['energy'] / none_energy:9.2f} {r['spf']:8.2f}")
-    preview = os.path.join(args.out, "none_vs_vectors.gif")
-    gif(preview, results["none"]["dreams"], results["vectors"]["dreams"])
-    print(f"side-by-side preview (none | vectors): {preview}")
-    if args.drift_frames:
-        long = render(os.path.join(args.out, f"renders_{args.drift_frames}_96x64"), args.drift_frames, 96, 64, 8)
-        independent, _ = dream_all(dreamer, settings, long, "none")
-        print(f"drift over {args.drift_frames} frames (96x64): brightness and saturation of the dreams, "
-              f"relative to dreaming each frame on its own (which has no memory, so cannot drift)")
-
-        def report(label, dreams):
-            stats = temporal.brightness_saturation
-            gaps = np.array([(stats(d) / stats(n) - 1).tolist() for d, n in zip(dreams, independent)])
-            last = gaps[-10:].mean(axis=0)
-            print(f"  {label:10} brightness: largest gap {np.abs(gaps[:, 0]).max():5.1%}, last 10 frames "
-                  f"{last[0]:+5.1%}; saturation: largest gap {np.abs(gaps[:, 1]).max():5.1%}, last 10 frames "
-                  f"{last[1]:+5.1%}")
-
-        # the noise floor: independent dreams with another seed differ this much already
-        other_seed = replace(settings, config=config.replace(seed=config.seed + 1))
-        report("other seed", dream_all(dreamer, other_seed, long, "none")[0])
-        for mode in ("blend", "flow", "vectors"):
-            report(mode, dream_all(dreamer, settings, long, mode)[0])
+    print(f"lite0 {objective!r}, 3 octaves x 10 iterations, step 0.01, seed {args.seed}, device {dreamer.device}")
+    for shot in args.shots.split(","):
+        bench_shot(shot, args, dreamer, objective, settings)
     return 0
 
 

@@ -56,7 +56,7 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
         items=[("auto", "Auto", "Exact motion from the Vector pass when the frames have it, optical flow otherwise"),
                ("vectors", "Motion Vectors", "Carry the last dream along the renderer's Vector pass"),
                ("flow", "Optical Flow", "Carry the last dream along motion estimated between the renders"),
-               ("blend", "Blend", "Mix the last dream into the next frame"),
+               ("blend", "Blend", "Keep the last dream where the render did not change (static shots)"),
                ("none", "None", "Dream every frame on its own (flickers)")])
     tile: IntProperty(name="Tile", default=-1, min=-1, max=8192,
                       description="Largest tile side (bounds memory); 0: whole frame; -1: automatic")

@@ -76,22 +76,74 @@ def test_prepare_carries_detail_along_the_motion():
     assert prepared.step_mask[inner].mean() < 0.3  # damped where the dream was carried
 
 
-def test_warp_matches_opencv_remap():
-    """Our warp runs on the dreaming device; OpenCV's remap is the reference."""
-    import cv2
+def _catmull_rom_reference(image, x, y):
+    """One sample, straight from the Catmull-Rom formula (edges repeated)."""
+    h, w = image.shape[:2]
 
+    def weights(t):
+        return [(-t**3 + 2 * t**2 - t) / 2, (3 * t**3 - 5 * t**2 + 2) / 2, (-3 * t**3 + 4 * t**2 + t) / 2,
+                (t**3 - t**2) / 2]
+
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    wx, wy = weights(x - x0), weights(y - y0)
+    return sum(wy[j] * wx[i] * image[min(max(y0 + j - 1, 0), h - 1), min(max(x0 + i - 1, 0), w - 1)]
+               for j in range(4) for i in range(4))
+
+
+def test_warp_is_catmull_rom():
     rng = np.random.default_rng(1)
     image = rng.random((48, 64, 3), dtype=np.float32)
     flow = rng.normal(0, 4, (48, 64, 2)).astype(np.float32)
-    xs, ys = np.meshgrid(np.arange(64, dtype=np.float32), np.arange(48, dtype=np.float32))
-    expected = cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
     warped, inside = temporal.warp(image_tensor(image), image_tensor(flow))
-    error = np.abs(tensor_pixels(warped) - expected)
-    assert error.mean() < 0.005 and error.max() < 0.04, error.max()  # OpenCV interpolates in 1/32 px steps
+    warped = tensor_pixels(warped)
+    for y, x in rng.integers(0, (48, 64), (50, 2)):
+        expected = _catmull_rom_reference(image, x + flow[y, x, 0], y + flow[y, x, 1])
+        assert np.allclose(warped[y, x], expected, atol=1e-4)
+    xs, ys = np.meshgrid(np.arange(64), np.arange(48))
     in_frame = (xs + flow[..., 0] >= 0) & (xs + flow[..., 0] <= 63) & (ys + flow[..., 1] >= 0) & \
         (ys + flow[..., 1] <= 47)
     assert np.array_equal(tensor_pixels(inside)[..., 0] > 0.5, in_frame)
+    shifted, _ = temporal.warp(image_tensor(image), torch.full((1, 2, 48, 64), 2.0))  # whole pixels: exact
+    assert np.allclose(tensor_pixels(shifted)[:-2, :-2], image[2:, 2:], atol=1e-6)
+
+
+def test_warping_a_hundred_times_never_lifts_a_pattern():
+    """A carried pattern is resampled once a frame. The a = -0.75 cubic (as in
+    grid_sample) lifts periods near 6.4 px by 3% a time at half-pixel shifts:
+    x17 after 100 frames. Ours must never lift any period."""
+    x = torch.arange(256, dtype=torch.float32)
+    for period in (3.0, 4.0, 6.4, 10.0):
+        wave = torch.cos(2 * np.pi * x / period).view(1, 1, 1, 256).expand(1, 1, 8, 256).contiguous()
+        half = torch.zeros((1, 2, 8, 256))
+        half[:, 0] = 0.5
+        out = wave
+        for i in range(100):
+            out, _ = temporal.warp(out, half if i % 2 == 0 else -half)
+        middle = out[..., 32:-32]
+        assert middle.abs().max() <= 1.0 + 1e-4, (period, float(middle.abs().max()))
+
+
+def test_regrowth_restores_what_the_carry_lost_and_no_more():
+    torch.manual_seed(0)
+    pattern = (torch.rand((1, 3, 64, 64)) - 0.5) * 0.2
+    reference = temporal.pattern_energy(pattern)
+    intact = temporal.regrowth_share(reference, pattern)
+    softened = temporal.regrowth_share(reference, temporal.gaussian_blur(pattern.transpose(0, 1), 1.0)
+                                       .transpose(0, 1))
+    inner = (..., slice(8, -8), slice(8, -8))
+    assert intact[inner].max() < 0.01  # nothing lost: nothing regrown, however many frames
+    assert softened[inner].mean() > 0.5  # a blurred pattern regrows most of its fine amplitude
+    assert temporal.regrowth_share(reference, 3 * pattern)[inner].max() == 0  # over-grown: never more
+
+
+def test_blend_keeps_the_dream_only_where_the_render_stayed():
+    pictures = _moving_pictures(2, shift=6)
+    src0, src1 = image_tensor(pictures[0].pixels), image_tensor(pictures[1].pixels)
+    dream0 = (src0 + 0.2 * torch.sin(torch.arange(128) / 3)).clamp(0, 1)
+    still = temporal.prepare("blend", src0, None, temporal.Previous(src0, dream0))
+    assert still.confidence.min() > 0.99 and torch.allclose(still.base, dream0, atol=1e-5)
+    panned = temporal.prepare("blend", src1, None, temporal.Previous(src0, dream0))
+    assert panned.confidence.mean() < still.confidence.mean()  # a pan: the dream is not stuck to the screen
 
 
 def test_modes_and_errors():

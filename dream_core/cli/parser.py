@@ -134,7 +134,8 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keep-colors", action="store_true", help="dream brightness only, keep the source's colours")
     g.add_argument("--temporal", default="none", choices=TEMPORAL_MODES,
                    help="coherence between frames of a folder: carry the last dream along Blender's Vector "
-                        "pass (vectors), optical flow (flow), either (auto), a plain mix (blend); default none")
+                        "pass (vectors), optical flow (flow), either (auto), or keep it where the render did "
+                        "not change (blend, for static shots); default none")
     h = p.add_argument_group("how hard")
     h.add_argument("--octaves", type=int, default=defaults.octaves,
                    help=f"scales to dream at (default {defaults.octaves})")

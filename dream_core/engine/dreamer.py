@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from .objectives import Guide, Objective, parse_objective
 from .octaves import octave_shapes, resize
 from .tiling import TileGrid, tile_grid, tiled_gradient
 from .transforms import Jitter, roll
+
+# a step mask [1, 1, H, W], none, or one per octave by the octaves still to come (0: the finest)
+StepMask = Union[torch.Tensor, None, Callable[[int], Optional[torch.Tensor]]]
 
 
 class ObjectiveValue(torch.nn.Module):
@@ -133,16 +136,14 @@ class Dreamer:
         return tile_grid(height, width, self.tile_for(height, width, config), config.tile_margin)
 
     def run(self, image: torch.Tensor, objective: Objective, config: DreamConfig = DreamConfig(), *,
-            step_mask: Optional[torch.Tensor] = None, callback: Optional[ProgressCallback] = None) -> torch.Tensor:
+            step_mask: StepMask = None, callback: Optional[ProgressCallback] = None) -> torch.Tensor:
         """Dreams ``image`` [1, 3, H, W] (sRGB in [0, 1]) and returns the result
         on the same device. ``step_mask`` [1, 1, H, W] scales the step per
-        pixel (0 leaves a pixel untouched)."""
+        pixel (0 leaves a pixel untouched); or a function of the octaves still
+        to come after this one (0: the finest) giving each octave its mask."""
         check_shape(image, ["1", "3", "H", "W"])
         check_finite(image)
         base = image.to(self.device, torch.float32)
-        if step_mask is not None:
-            check_shape(step_mask, ["1", "1", str(image.shape[-2]), str(image.shape[-1])], "step mask")
-            step_mask = step_mask.to(self.device, torch.float32)
         shapes = octave_shapes(base.shape[-2], base.shape[-1], config.octaves, config.octave_scale)
         jitter = Jitter(config.jitter, config.seed)
         value_fn = self._value_fn(objective)
@@ -151,7 +152,7 @@ class Dreamer:
         for octave, shape in enumerate(shapes, start=1):
             octave_base = resize(base, shape)
             x = octave_base + resize(detail, shape)
-            octave_mask = None if step_mask is None else resize(step_mask, shape)
+            octave_mask = self._octave_mask(step_mask, len(shapes) - octave, base, shape)
             grid = self.grid(shape[0], shape[1], config)
             for iteration in range(1, config.iterations + 1):
                 x = self._step(x, value_fn, grid, config, jitter, octave_mask)
@@ -159,6 +160,14 @@ class Dreamer:
                     callback(Progress(octave, len(shapes), iteration, config.iterations))
             detail = x - octave_base
         return x
+
+    def _octave_mask(self, step_mask: StepMask, remaining: int, base: torch.Tensor,
+                     shape: tuple[int, int]) -> Optional[torch.Tensor]:
+        mask = step_mask(remaining) if callable(step_mask) else step_mask
+        if mask is None:
+            return None
+        check_shape(mask, ["1", "1", str(base.shape[-2]), str(base.shape[-1])], "step mask")
+        return resize(mask.to(self.device, torch.float32), shape)
 
     def _step(self, x: torch.Tensor, value_fn, grid: TileGrid, config: DreamConfig, jitter: Jitter,
               step_mask: Optional[torch.Tensor]) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch
 from ..config import DreamSettings, ProgressCallback
 from ..engine import Dreamer, image_tensor, tensor_pixels
 from ..engine.checks import check_finite, check_shape
+from ..engine.dreamer import StepMask
 from ..engine.objectives import Objective
 from ..errors import ShapeMismatch
 from ..io import Picture
@@ -70,11 +71,19 @@ def mask_tensor(mask: Optional[np.ndarray], like: torch.Tensor) -> Optional[torc
 
 
 def dream_rgb(dreamer: Dreamer, base: torch.Tensor, source: torch.Tensor, objective: Objective,
-              settings: DreamSettings, step_mask: Optional[torch.Tensor],
-              callback: Optional[ProgressCallback]) -> torch.Tensor:
+              settings: DreamSettings, step_mask: StepMask, callback: Optional[ProgressCallback]) -> torch.Tensor:
     """Dreams ``base`` (dream space); ``source`` gives the colours to keep."""
     dreamed = dreamer.run(base, objective, settings.config, step_mask=step_mask, callback=callback)
     return keep_source_colours(dreamed, source) if settings.keep_colors else dreamed
+
+
+def temporal_steps(user_mask: Optional[torch.Tensor], prepared: temporal.Prepared) -> StepMask:
+    """The coarse octaves take the carried pattern's damping; the finest its own (regrowth)."""
+    coarse = _combined(user_mask, prepared.step_mask)
+    if prepared.fine_step_mask is None:
+        return coarse
+    fine = _combined(user_mask, prepared.fine_step_mask)
+    return lambda remaining: coarse if remaining > 0 else fine
 
 
 class SequenceDreamer:
@@ -132,12 +141,13 @@ class SequenceDreamer:
         rgb, restore = to_dream_space(image_tensor(picture.pixels, dreamer.device), picture.linear)
         vectors = None if picture.vectors is None else image_tensor(picture.vectors, dreamer.device)
         prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous)
-        step_mask = _combined(mask_tensor(mask, rgb), prepared.step_mask)
-        dreamed = dream_rgb(dreamer, prepared.base, rgb, objective, settings, step_mask, callback)
+        steps = temporal_steps(mask_tensor(mask, rgb), prepared)
+        dreamed = dream_rgb(dreamer, prepared.base, rgb, objective, settings, steps, callback)
         dreamed, anchor = self._anchored(dreamed, rgb, prepared.mode)
         mix = settings.mix
         shown = dreamed if mix == 1.0 else (rgb + mix * (dreamed - rgb)).clamp(0.0, 1.0)
-        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor)
+        reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb)
+        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference)
         self.last_frame = frame
         return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))
 

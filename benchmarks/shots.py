@@ -1,0 +1,153 @@
+"""Harder test shots for the temporal benchmark, built and rendered with bpy
+(Cycles, multilayer EXR with the Vector pass). Textured surfaces, so a
+dream has detail to keep and lose:
+
+- ``pan``: 40 frames, the camera pans and dollies past near and far objects
+  (parallax, disocclusions, content entering the frame), a box spins;
+- ``occluder``: 24 frames, a static view that a large near object crosses fast;
+- ``orbit``: 120 frames, a slow camera orbit around a textured sphere.
+
+    python benchmarks/shots.py SHOT OUT_DIR WIDTH HEIGHT SAMPLES
+"""
+import math
+import os
+import sys
+
+import bpy
+
+FRAMES = {"pan": 40, "occluder": 24, "orbit": 120}
+
+
+def textured(name: str, colour, scale: float):
+    """A material with procedural texture: noise over a checker, some bumps."""
+    material = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    bsdf = nodes["Principled BSDF"]
+    noise = nodes.new("ShaderNodeTexNoise")
+    noise.inputs["Scale"].default_value = scale
+    checker = nodes.new("ShaderNodeTexChecker")
+    checker.inputs["Scale"].default_value = scale / 3
+    checker.inputs["Color1"].default_value = colour
+    checker.inputs["Color2"].default_value = [c * 0.45 for c in colour[:3]] + [1]
+    mix = nodes.new("ShaderNodeMixRGB")
+    mix.inputs["Fac"].default_value = 0.35
+    links.new(checker.outputs["Color"], mix.inputs["Color1"])
+    links.new(noise.outputs["Color"], mix.inputs["Color2"])
+    links.new(mix.outputs["Color"], bsdf.inputs["Base Color"])
+    bsdf.inputs["Roughness"].default_value = 0.6
+    return material
+
+
+def add(make, material, **kwargs):
+    make(**kwargs)
+    obj = bpy.context.active_object
+    obj.data.materials.append(material)
+    return obj
+
+
+def key(obj, frame: int, **values) -> None:
+    for attr, value in values.items():
+        setattr(obj, attr, value)
+        obj.keyframe_insert(attr, frame=frame)
+
+
+def linear(obj) -> None:
+    """Constant speed: the motion of the shot, not an ease in and out."""
+    action = obj.animation_data.action
+    curves = action.fcurves if hasattr(action, "fcurves") else [
+        c for layer in action.layers for strip in layer.strips for bag in strip.channelbags for c in bag.fcurves]
+    for curve in curves:
+        for point in curve.keyframe_points:
+            point.interpolation = "LINEAR"
+
+
+def base_scene(frames: int, width: int, height: int, samples: int):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = samples
+    scene.cycles.use_denoising = False
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene.render.resolution_percentage = 100
+    scene.frame_start, scene.frame_end = 1, frames
+    world = bpy.data.worlds.new("World")
+    world.color = (0.25, 0.3, 0.38)
+    scene.world = world
+    add(bpy.ops.mesh.primitive_plane_add, textured("floor", (0.75, 0.7, 0.6, 1), 14), size=60, location=(0, 0, -1))
+    add(bpy.ops.mesh.primitive_plane_add, textured("wall", (0.5, 0.6, 0.75, 1), 10), size=60,
+        location=(0, 12, 5), rotation=(math.radians(90), 0, 0))
+    bpy.ops.object.light_add(type="SUN", location=(3, -3, 6), rotation=(math.radians(40), math.radians(20), 0))
+    bpy.context.active_object.data.energy = 3.5
+    bpy.ops.object.camera_add()
+    scene.camera = bpy.context.active_object
+    return scene
+
+
+def shot_pan(frames, scene):
+    camera = scene.camera
+    add(bpy.ops.mesh.primitive_cylinder_add, textured("near", (0.8, 0.3, 0.2, 1), 8), radius=0.5, depth=4,
+        location=(-1.2, -4, 0.5))
+    add(bpy.ops.mesh.primitive_uv_sphere_add, textured("mid", (0.2, 0.6, 0.3, 1), 9), radius=1.3,
+        location=(2.5, 2, 0.3))
+    box = add(bpy.ops.mesh.primitive_cube_add, textured("box", (0.9, 0.8, 0.3, 1), 6), size=1.6,
+              location=(-3, 4, 0))
+    key(box, 1, rotation_euler=(0, 0, 0))
+    key(box, frames, rotation_euler=(0.3, 0, math.radians(220)))
+    key(camera, 1, location=(-5, -12, 1.6), rotation_euler=(math.radians(84), 0, math.radians(-18)))
+    key(camera, frames, location=(4, -8, 1.8), rotation_euler=(math.radians(84), 0, math.radians(14)))
+    for obj in (box, camera):
+        linear(obj)
+
+
+def shot_occluder(frames, scene):
+    camera = scene.camera
+    add(bpy.ops.mesh.primitive_uv_sphere_add, textured("ball", (0.3, 0.5, 0.85, 1), 9), radius=1.4,
+        location=(0, 3, 0.4))
+    add(bpy.ops.mesh.primitive_cube_add, textured("crate", (0.85, 0.6, 0.3, 1), 6), size=1.8, location=(-3, 5, 0))
+    key(camera, 1, location=(0, -10, 1.5), rotation_euler=(math.radians(85), 0, 0))
+    bar = add(bpy.ops.mesh.primitive_cube_add, textured("bar", (0.85, 0.25, 0.25, 1), 5), size=1,
+              location=(-9, -4, 0.5))
+    bar.scale = (1.2, 0.6, 4)
+    key(bar, 1, location=(-9, -4, 0.5))
+    key(bar, frames, location=(9, -4, 0.5))
+    linear(bar)
+
+
+def shot_orbit(frames, scene):
+    camera = scene.camera
+    add(bpy.ops.mesh.primitive_uv_sphere_add, textured("globe", (0.3, 0.6, 0.8, 1), 10), radius=1.8,
+        location=(0, 0, 0.8), segments=64, ring_count=32)
+    add(bpy.ops.mesh.primitive_cube_add, textured("block", (0.9, 0.7, 0.3, 1), 6), size=1.5, location=(3.5, 1, -0.2))
+    add(bpy.ops.mesh.primitive_torus_add, textured("ring", (0.8, 0.3, 0.5, 1), 8), location=(-3, -1.5, 0))
+    bpy.ops.object.empty_add(location=(0, 0, 0))
+    pivot = bpy.context.active_object
+    camera.parent = pivot
+    camera.location, camera.rotation_euler = (0, -11, 3), (math.radians(78), 0, 0)
+    key(pivot, 1, rotation_euler=(0, 0, 0))
+    key(pivot, frames, rotation_euler=(0, 0, math.radians(75)))
+    linear(pivot)
+
+
+def main() -> None:
+    shot, out_dir, width, height, samples = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
+    frames = FRAMES[shot]
+    scene = base_scene(frames, width, height, samples)
+    globals()[f"shot_{shot}"](frames, scene)
+    scene.view_layers[0].use_pass_vector = True
+    settings = scene.render.image_settings
+    if hasattr(settings, "media_type"):
+        settings.media_type = "MULTI_LAYER_IMAGE"
+    settings.file_format = "OPEN_EXR_MULTILAYER"
+    settings.color_depth = "32"
+    scene.render.filepath = os.path.join(out_dir, "frame_####")
+    os.makedirs(out_dir, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.join(out_dir, f"{shot}.blend"))
+    bpy.ops.render.render(animation=True)
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()
+    os._exit(0)
