@@ -15,6 +15,9 @@ import sys
 
 import bpy
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo"))
+import scene as demo_scene  # noqa: E402  (the demo's EXR sequence render, shared)
+
 FRAMES = {"pan": 40, "occluder": 24, "orbit": 120}
 
 
@@ -64,17 +67,7 @@ def linear(obj) -> None:
 
 
 def base_scene(frames: int, width: int, height: int, samples: int):
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples = samples
-    scene.cycles.use_denoising = False
-    scene.render.resolution_x, scene.render.resolution_y = width, height
-    scene.render.resolution_percentage = 100
-    scene.frame_start, scene.frame_end = 1, frames
-    world = bpy.data.worlds.new("World")
-    world.color = (0.25, 0.3, 0.38)
-    scene.world = world
+    scene = demo_scene.empty_scene(frames, width, height, samples, sky=(0.25, 0.3, 0.38))
     add(bpy.ops.mesh.primitive_plane_add, textured("floor", (0.75, 0.7, 0.6, 1), 14), size=60, location=(0, 0, -1))
     add(bpy.ops.mesh.primitive_plane_add, textured("wall", (0.5, 0.6, 0.75, 1), 10), size=60,
         location=(0, 12, 5), rotation=(math.radians(90), 0, 0))
@@ -135,16 +128,9 @@ def main() -> None:
     frames = FRAMES[shot]
     scene = base_scene(frames, width, height, samples)
     globals()[f"shot_{shot}"](frames, scene)
-    scene.view_layers[0].use_pass_vector = True
-    settings = scene.render.image_settings
-    if hasattr(settings, "media_type"):
-        settings.media_type = "MULTI_LAYER_IMAGE"
-    settings.file_format = "OPEN_EXR_MULTILAYER"
-    settings.color_depth = "32"
-    scene.render.filepath = os.path.join(out_dir, "frame_####")
     os.makedirs(out_dir, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=os.path.join(out_dir, f"{shot}.blend"))
-    bpy.ops.render.render(animation=True)
+    demo_scene.render_exr_sequence(out_dir)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ def _material(name: str, colour, roughness=0.4):
     return material
 
 
-def build_scene(path: str, frames: int = 3, width: int = 64, height: int = 48, samples: int = 4):
-    """Builds the scene in a fresh file, saves it to ``path`` and returns it."""
+def empty_scene(frames: int, width: int, height: int, samples: int, sky=(0.3, 0.35, 0.4)):
+    """A fresh file's scene: Cycles at ``samples``, the size and frame range set, a plain sky."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -30,8 +30,14 @@ def build_scene(path: str, frames: int = 3, width: int = 64, height: int = 48, s
     scene.render.resolution_percentage = 100
     scene.frame_start, scene.frame_end = 1, frames
     world = bpy.data.worlds.new("World")
-    world.color = (0.3, 0.35, 0.4)
+    world.color = sky
     scene.world = world
+    return scene
+
+
+def build_scene(path: str, frames: int = 3, width: int = 64, height: int = 48, samples: int = 4):
+    """Builds the scene in a fresh file, saves it to ``path`` and returns it."""
+    scene = empty_scene(frames, width, height, samples)
 
     bpy.ops.mesh.primitive_plane_add(size=30, location=(0, 0, -1))
     bpy.context.active_object.data.materials.append(_material("floor", (0.8, 0.78, 0.7, 1), 0.8))

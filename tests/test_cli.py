@@ -147,7 +147,7 @@ def test_a_resumed_sequence_carries_on_from_the_last_frame_on_disk(frames, tmp_p
     from dream_core.cli import main
 
     out = tmp_path / "coherent"
-    flags = ["--temporal", "blend", "--octaves", "1", "--iterations", "3", "--device", "cpu", "-q"]
+    flags = ["--temporal", "flow", "--octaves", "1", "--iterations", "3", "--device", "cpu", "-q"]
     assert main(["dream", str(frames), "-o", str(out), *flags]) == 0
     whole = read_image(str(out / "shot0010.png")).pixels
     os.remove(out / "shot0010.png")

@@ -185,3 +185,22 @@ def test_anchor_pulls_drifting_colours_back_gently():
     assert (fixed - drifted).abs().max() < 0.2  # at most a 10% step per frame: no popping
     same = temporal.anchor_colours(drifted, source, temporal.colour_gains(drifted, source))
     assert torch.allclose(same, drifted, atol=1e-5)  # already on target: untouched
+
+
+def test_anchor_corrects_only_the_carried_pattern():
+    """A fresh dream (e.g. an object entering) is neither measured nor
+    corrected: it cannot have drifted, and must not shift the rest."""
+    torch.manual_seed(1)
+    source = torch.rand((1, 3, 32, 64)) * 0.5 + 0.25
+    carried = torch.zeros((1, 1, 32, 64))
+    carried[..., :32] = 1.0
+    dream = source.clone()
+    dream[..., :32] = (source[..., :32] * 1.3).clamp(0, 1)  # the carried half drifted brighter
+    dream[..., 32:] = 1.0  # a white object entered the other half
+    anchor = torch.tensor([1.0, 1.0])
+    fixed = temporal.anchor_colours(dream, source, anchor, carried=carried)
+    assert torch.equal(fixed[..., 32:], dream[..., 32:])
+    left = (..., slice(0, 32))
+    before = temporal.colour_gains(dream[left], source[left])[0]
+    after = temporal.colour_gains(fixed[left], source[left])[0]
+    assert abs(after - 1) < abs(before - 1)  # pulled back towards the first frame's gains

@@ -143,7 +143,7 @@ class SequenceDreamer:
         prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous)
         steps = temporal_steps(mask_tensor(mask, rgb), prepared)
         dreamed = dream_rgb(dreamer, prepared.base, rgb, objective, settings, steps, callback)
-        dreamed, anchor = self._anchored(dreamed, rgb, prepared.mode)
+        dreamed, anchor = self._anchored(dreamed, rgb, prepared)
         mix = settings.mix
         shown = dreamed if mix == 1.0 else (rgb + mix * (dreamed - rgb)).clamp(0.0, 1.0)
         reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb)
@@ -151,13 +151,13 @@ class SequenceDreamer:
         self.last_frame = frame
         return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))
 
-    def _anchored(self, dreamed: torch.Tensor, rgb: torch.Tensor, mode: str):
+    def _anchored(self, dreamed: torch.Tensor, rgb: torch.Tensor, prepared: temporal.Prepared):
         """A coherent sequence is held to its first frame's colour gains."""
-        if mode == "none":
+        if prepared.mode == "none":
             return dreamed, None
         if self.previous is not None and self.previous.anchor is not None:
             anchor = self.previous.anchor
-            return temporal.anchor_colours(dreamed, rgb, anchor), anchor
+            return temporal.anchor_colours(dreamed, rgb, anchor, carried=prepared.confidence), anchor
         return dreamed, temporal.colour_gains(dreamed, rgb)
 
 

@@ -142,11 +142,15 @@ class Previous:
     reference: Optional[torch.Tensor] = None  # the pattern's energy when fresh [1, 1, H, W], see next_reference
 
 
-def brightness_saturation(rgb: torch.Tensor) -> torch.Tensor:
+def brightness_saturation(rgb: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
     """[mean luma, mean per-pixel channel spread] (a saturation measure that
-    scales exactly with the chroma); stays on the device."""
-    spread = rgb.amax(dim=1) - rgb.amin(dim=1)
-    return torch.stack([luma(rgb).mean(), spread.mean()])
+    scales exactly with the chroma), over ``weight`` [1, 1, H, W] if given;
+    stays on the device."""
+    spread = (rgb.amax(dim=1) - rgb.amin(dim=1)).unsqueeze(1)
+    if weight is None:
+        return torch.stack([luma(rgb).mean(), spread.mean()])
+    total = weight.sum().clamp(min=1e-6)
+    return torch.stack([(luma(rgb) * weight).sum() / total, (spread * weight).sum() / total])
 
 
 def colour_gains(dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -155,19 +159,23 @@ def colour_gains(dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
 
 
 def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tensor,
-                   limit: float = 0.1) -> torch.Tensor:
+                   limit: float = 0.1, carried: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Holds a coherent sequence to the colour gains of its first frame.
 
     Carried dreams pass through a resampling every frame, and small colour
     shifts would add up over a long shot (flow-based peers get brighter
     every frame). The first frame is dreamed on its own; later frames get
     their brightness and saturation gains over their render pulled back to
-    its gains, by at most ``limit`` per frame so nothing pops."""
-    (dl, ds), (sl, ss) = brightness_saturation(dream), brightness_saturation(source)
+    its gains, by at most ``limit`` per frame so nothing pops. With
+    ``carried`` (the carried share per pixel) only the carried pattern is
+    measured and corrected: a fresh dream cannot have drifted, and a bright
+    object entering the frame must not shift the colours of the rest."""
+    (dl, ds), (sl, ss) = brightness_saturation(dream, carried), brightness_saturation(source, carried)
     y = luma(dream)
     chroma_scale = (anchor[1] * ss / ds.clamp(min=1e-6)).clamp(1 - limit, 1 + limit)
     shift = torch.minimum(torch.maximum(anchor[0] * sl - dl, -limit * dl), limit * dl)
-    return (y + shift + chroma_scale * (dream - y)).clamp(0.0, 1.0)
+    corrected = (y + shift + chroma_scale * (dream - y)).clamp(0.0, 1.0)
+    return corrected if carried is None else dream + carried * (corrected - dream)
 
 
 REGROWTH = 1.5  # the finest octave's step per unit of missing amplitude, see prepare (measured: 1 left it soft)
@@ -211,7 +219,7 @@ def regrowth_share(reference: torch.Tensor, carried: torch.Tensor) -> torch.Tens
 
 
 def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], previous: Optional[Previous],
-            damping: float = 0.02, regrowth: float = REGROWTH) -> Prepared:
+            damping: float = 0.01, regrowth: float = REGROWTH) -> Prepared:
     """The image to dream for this frame and where to damp the ascent.
 
     With motion, the previous dream's detail (dream minus its render) is
