@@ -21,6 +21,15 @@ def frames(count, first_seed=0, bad_at=None):
 
 
 RAW_OUT = {"format": "raw", "dtype": "uint8"}
+PANNING = dict(TINY_PARAMS, temporal="flow", iterations=4, step=0.05)
+
+
+def panning(count, shift=2):
+    """Frames of one picture moving right by ``shift`` px a frame: what flow carries."""
+    width = SHAPE[1] + shift * count
+    big = np.frombuffer(raw_frame(SHAPE[0], width, 5), np.uint8).reshape(SHAPE[0], width, 3)
+    return [FrameRequest(big[:, shift * (count - i):shift * (count - i) + SHAPE[1]].tobytes(), "raw", frame=i + 1,
+                         raw={"dtype": "uint8", "shape": SHAPE}) for i in range(count)]
 
 
 def test_frames_in_flight_come_back_in_order_and_coherent(client):
@@ -133,13 +142,13 @@ def test_a_lost_job_resumes_from_the_frames_the_client_sends(client):
     """After a server restart the job is gone; the client sends the frame
     before's render and dream and the sequence carries on coherently."""
     whole = [np.frombuffer(r.data, np.uint8).astype(np.float32)
-             for r in client.dream_many(frames(3), COHERENT, job="whole", output=RAW_OUT)]
+             for r in client.dream_many(panning(3), PANNING, job="whole", output=RAW_OUT)]
     raw = {"format": "raw", "dtype": "uint8", "shape": SHAPE}
-    _, _, third = frames(3)
-    alone = np.frombuffer(next(client.dream_many([third], COHERENT, job="alone", output=RAW_OUT)).data, np.uint8)
-    third.extras = {"previous_render": (raw_frame(*SHAPE[:2], 1), raw),
+    _, second, third = panning(3)
+    alone = np.frombuffer(next(client.dream_many([third], PANNING, job="alone", output=RAW_OUT)).data, np.uint8)
+    third.extras = {"previous_render": (second.image, raw),
                     "previous_dream": (whole[1].astype(np.uint8).tobytes(), raw)}
-    resumed = np.frombuffer(next(client.dream_many([third], COHERENT, job="restarted", output=RAW_OUT)).data,
+    resumed = np.frombuffer(next(client.dream_many([third], PANNING, job="restarted", output=RAW_OUT)).data,
                             np.uint8)
     gap_resumed = np.abs(resumed.astype(np.float32) - whole[2]).mean()
     gap_alone = np.abs(alone.astype(np.float32) - whole[2]).mean()
@@ -149,11 +158,11 @@ def test_a_lost_job_resumes_from_the_frames_the_client_sends(client):
     del half["previous_dream"]
     third.extras = half
     with pytest.raises(P.ProtocolError, match="go together"):
-        next(client.dream_many([third], COHERENT, output=RAW_OUT))
+        next(client.dream_many([third], PANNING, output=RAW_OUT))
     third.extras = {"previous_render": (raw_frame(8, 8), dict(raw, shape=[8, 8, 3])),
                     "previous_dream": (raw_frame(8, 8), dict(raw, shape=[8, 8, 3]))}
     with pytest.raises(P.ProtocolError) as err:
-        next(client.dream_many([third], COHERENT, output=RAW_OUT))
+        next(client.dream_many([third], PANNING, output=RAW_OUT))
     assert err.value.code == "shape_mismatch"
 
 

@@ -469,8 +469,8 @@ def test_echo_returns_payloads_unchanged(client):
 
 
 def test_jobs_carry_the_previous_frame_for_temporal_modes(client):
-    params = dict(TINY_PARAMS, temporal="blend")
-    first = dream_raw(client, seed=1, params=params, job="t-1", frame=1)
+    params = dict(TINY_PARAMS, temporal="blend")  # a still shot: the same picture twice
+    first = dream_raw(client, seed=2, params=params, job="t-1", frame=1)
     alone = dream_raw(client, seed=2, params=params, job="t-2", frame=2)
     carried = dream_raw(client, seed=2, params=params, job="t-1", frame=2)
     assert carried.data != alone.data  # frame 2 of job t-1 saw frame 1
