@@ -6,6 +6,7 @@ when the file is closed; a render cut short (a full disk, a crash) has
 offsets missing or pointing past the end, or its last chunk cut off."""
 from __future__ import annotations
 
+import os
 import struct
 
 MAGIC = 20000630
@@ -13,36 +14,40 @@ MULTIPART, TILED, DEEP = 0x1000, 0x200, 0x800
 LINES_PER_CHUNK = {0: 1, 1: 1, 2: 1, 3: 16, 4: 32, 5: 16, 6: 32, 7: 32, 8: 32, 9: 256}  # by compression
 
 
+HEAD_BYTES = 1 << 20  # headers and chunk tables of any render we make fit well inside (1080 lines: ~9 KB)
+
+
 def is_complete_exr(path: str) -> bool:
+    """Reads the headers, the chunk tables and the last chunk's header only:
+    the whole file is read once, when it is sent."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
-        return _complete(data)
+            return _complete(f.read(HEAD_BYTES), os.fstat(f.fileno()).st_size, f)
     except (OSError, ValueError, struct.error, IndexError):
         return False
 
 
-def _complete(data: bytes) -> bool:
-    magic, version = struct.unpack_from("<ii", data, 0)
+def _complete(head: bytes, size: int, f) -> bool:
+    magic, version = struct.unpack_from("<ii", head, 0)
     if magic != MAGIC:
         return False
     pos, headers = 8, []
     while True:
-        header, pos = _header(data, pos)
+        header, pos = _header(head, pos)
         headers.append(header)
-        if not version & MULTIPART or data[pos] == 0:
+        if not version & MULTIPART or head[pos] == 0:
             break
     if version & MULTIPART:
         pos += 1  # the empty header that ends the list
     last_end = 0
     for header in headers:
         count = _chunk_count(header, version)
-        offsets = struct.unpack_from(f"<{count}Q", data, pos)
+        offsets = struct.unpack_from(f"<{count}Q", head, pos)
         pos += 8 * count
-        if not offsets or min(offsets) == 0 or max(offsets) >= len(data):
+        if not offsets or min(offsets) == 0 or max(offsets) >= size:
             return False
-        last_end = max(last_end, _chunk_end(data, max(offsets), version, header))
-    return last_end <= len(data)
+        last_end = max(last_end, _chunk_end(f, max(offsets), version, header))
+    return last_end <= size
 
 
 def _header(data: bytes, pos: int) -> tuple[dict, int]:
@@ -67,11 +72,12 @@ def _chunk_count(header: dict, version: int) -> int:
     return -(-(y_max - y_min + 1) // lines)
 
 
-def _chunk_end(data: bytes, offset: int, version: int, header: dict) -> int:
+def _chunk_end(f, offset: int, version: int, header: dict) -> int:
     """Where the chunk at ``offset`` ends (scanline chunks: [part,] y, size, data)."""
     kind = header.get("type", (b"", b"scanlineimage"))[1].rstrip(b"\0")
     if version & (TILED | DEEP) or kind != b"scanlineimage":
         return offset  # its table entry is in the file; its size layout differs: trust it
     at = offset + (4 if version & MULTIPART else 0) + 4
-    (size,) = struct.unpack_from("<i", data, at)
+    f.seek(at)
+    (size,) = struct.unpack("<i", f.read(4))
     return at + 4 + size
