@@ -10,6 +10,8 @@ from typing import Optional
 
 import bpy
 
+from .dreaming import why_not_written
+from .errors import DreamError
 from .rendering import OutputSettings, partial_path
 
 HELPER = ".Dream Colour"  # a hidden scene that carries the look and the file format
@@ -24,14 +26,13 @@ class DisplayWriter:
     def __init__(self, scene, output: Optional[OutputSettings] = None) -> None:
         self.helper = bpy.data.scenes.get(HELPER) or bpy.data.scenes.new(HELPER)
         settings = self.helper.render.image_settings
+        own = scene.render.image_settings
         if output is None:
             settings.file_format = "PNG"
-            own = scene.render.image_settings.color_mode
-            settings.color_mode = own if own in ("BW", "RGB", "RGBA") else "RGBA"
+            settings.color_mode = own.color_mode if own.color_mode in ("BW", "RGB", "RGBA") else "RGBA"
             settings.color_depth = "8"
         else:
             output.apply_format(settings)
-        own = scene.render.image_settings
         if getattr(own, "color_management", "FOLLOW_SCENE") == "OVERRIDE":  # the output's own look wins
             _copy_look(own, self.helper)
             settings.color_management = "FOLLOW_SCENE"
@@ -41,15 +42,18 @@ class DisplayWriter:
 
     def write(self, linear_exr: str, target: str) -> None:
         """Writes ``target`` atomically from ``linear_exr`` (kept: a resumed
-        run carries the dream on from it)."""
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        image = bpy.data.images.load(linear_exr, check_existing=False)
+        run carries the dream on from it); a :class:`DreamError` says why not."""
         partial = partial_path(target)
         try:
-            image.save_render(partial, scene=self.helper)
-        finally:
-            bpy.data.images.remove(image)
-        os.replace(partial, target)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            image = bpy.data.images.load(linear_exr, check_existing=False)
+            try:
+                image.save_render(partial, scene=self.helper)
+            finally:
+                bpy.data.images.remove(image)
+            os.replace(partial, target)
+        except (OSError, RuntimeError) as err:
+            raise DreamError(f"cannot write the dreamed frame {target}: {why_not_written(err)}") from None
 
     def close(self) -> None:
         remove_helper()

@@ -40,6 +40,10 @@ class FrameFailed:
     frame: Optional[int]
     message: str
 
+    def describe(self) -> str:
+        """The message as the user reads it, naming the frame when known."""
+        return self.message if self.frame is None else f"frame {self.frame}: {self.message}"
+
 
 @dataclass(frozen=True)
 class RunCancelled:

@@ -29,7 +29,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from . import colour, plans, rendering
-from .dreaming import DreamWorker, FrameDone, FrameFailed, RunCancelled, why_not_written
+from .dreaming import DreamWorker, FrameDone, FrameFailed, RunCancelled
 from .errors import DreamError
 from .preferences import configured_link
 from .rendering import OutputSettings
@@ -53,7 +53,6 @@ class RenderDreaming:
         self.linear_pattern = plans.frame_file(scene, "linear", "#####")  # kept: the next chunk starts there
         self.worker = DreamWorker(link, job, self._reply)
         self.writer: Optional[colour.DisplayWriter] = None
-        self.pending: list[FramePlan] = []  # submitted, not yet written
         self.submitted = 0
         self.written = 0
         self.error: Optional[str] = None
@@ -89,7 +88,6 @@ class RenderDreaming:
         if resume is not None:
             print(f"Dream Renders: frame {frame} carries on from the dream of frame {resume.frame}", flush=True)
         self.worker.submit(plan, resume)
-        self.pending.append(plan)
         self.submitted += 1
 
     def _resume_point(self, frame: int) -> Optional[FramePlan]:
@@ -115,7 +113,7 @@ class RenderDreaming:
     # -- main thread: write what the server dreamed
     @property
     def finished(self) -> bool:
-        return self.error is not None or self.cancelled or (self.ended and not self.pending)
+        return self.error is not None or self.cancelled or (self.ended and self.written == self.submitted)
 
     def pump(self, wait: float = 0.0) -> None:
         """Writes the dreams that came back; waits up to ``wait`` s for one."""
@@ -130,8 +128,7 @@ class RenderDreaming:
         if isinstance(message, FrameDone):
             self._write(message)
         elif isinstance(message, FrameFailed):
-            where = f"frame {message.frame}: " if message.frame is not None else ""
-            self.fail(where + message.message)
+            self.fail(message.describe())
         elif isinstance(message, RunCancelled):
             self.cancelled = True
 
@@ -144,10 +141,9 @@ class RenderDreaming:
             self.writer = colour.DisplayWriter(scene, self.user_output)
         try:
             self.writer.write(message.written, message.target)
-        except (OSError, RuntimeError) as err:
-            self.fail(f"frame {message.frame}: cannot write the dreamed frame {message.target}: {why_not_written(err)}")
+        except DreamError as err:
+            self.fail(f"frame {message.frame}: {err}")
             return
-        self.pending = [p for p in self.pending if p.frame != message.frame]
         self.written += 1
         print(f"Dream Renders: dreamed frame {message.frame} -> {message.target}", flush=True)
 
@@ -225,7 +221,10 @@ def _on_init(scene, *_args) -> None:
     if rendering.is_own_render() or not scene.dream.on_render:
         return
     if _active is not None:  # a job that never ended (Blender stopped it without telling): drop it
-        _active.render_ended(scene, cancelled=True)
+        stale = bpy.data.scenes.get(_active.scene_name)
+        if stale is not None:
+            _active.user_output.apply(stale)  # its scene gets its own settings back
+        _active.cancel()
         _active.close(remove_helper=False)
         _active = None
     try:

@@ -126,19 +126,16 @@ def _disk_nearly_full(path: str) -> bool:
 def save_render_result(scene, path: str) -> None:
     """The last render (F12) as scene-linear multilayer EXR at ``path``.
     (``has_data`` is False for a finished Render Result too: saving is the test.)"""
+    missing = "there is no render to dream yet: render (F12) first, or turn off Use Existing Render"
     result = bpy.data.images.get("Render Result")
-    saved = OutputSettings.capture(scene)
-    try:
-        if result is None:
-            raise RuntimeError("no Render Result")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        raw_output(scene, path)
-        result.save_render(path, scene=scene)
-    except RuntimeError:
-        raise DreamError("there is no render to dream yet: render (F12) first, or turn off Use Existing Render") \
-            from None
-    finally:
-        saved.apply(scene)
+    if result is None:
+        raise DreamError(missing)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with render_output(scene, path):
+        try:
+            result.save_render(path, scene=scene)
+        except RuntimeError:
+            raise DreamError(missing) from None
 
 
 def show_image(path: str, name: str = "Dream Result"):

@@ -22,7 +22,6 @@ from .dreaming import (
     RunCancelled,
     reply_as_linear,
     reply_as_target,
-    why_not_written,
 )
 from .errors import DreamError
 from .wire.plans import FramePlan, resume_point
@@ -86,12 +85,14 @@ class FrameRun:
             return
         scene = self.scene
         plan = self.todo[self.submitted]
-        if not os.path.exists(plan.source):
-            if not self.render_missing:
+        exists = os.path.exists(plan.source)
+        if not self.render_missing:
+            if not exists:
                 raise DreamError(f"source frame missing: {plan.source}")
-            rendering.render_to_file(scene, plan.frame, plan.source)
-        elif self.render_missing and not rendering.is_complete_render(plan.source):
-            print(f"Dream Renders: the render of frame {plan.frame} is incomplete; rendering it again", flush=True)
+        elif not exists or not rendering.is_complete_render(plan.source):
+            if exists:
+                print(f"Dream Renders: the render of frame {plan.frame} is incomplete; rendering it again",
+                      flush=True)
             rendering.render_to_file(scene, plan.frame, plan.source)
         resume = self.resume_point() if self.submitted == 0 else None
         self.worker.submit(plan, resume)
@@ -139,8 +140,7 @@ class FrameRun:
         elif isinstance(message, RunCancelled):
             self.cancelled = True
         elif isinstance(message, FrameFailed):
-            where = f"frame {message.frame}: " if message.frame is not None else ""
-            self.fail(where + message.message)
+            self.fail(message.describe())
         if self.finished:
             self.worker.finish()
 
@@ -150,9 +150,8 @@ class FrameRun:
             return True
         try:
             self.display.write(message.written, message.target)
-        except (OSError, RuntimeError) as err:
-            self.fail(f"frame {message.frame}: cannot write the dreamed frame {message.target}: "
-                      f"{why_not_written(err)}")
+        except DreamError as err:
+            self.fail(f"frame {message.frame}: {err}")
             return False
         return True
 
