@@ -61,13 +61,19 @@ def strip_report(scene, name: str) -> dict:
             "count_same_name": len(found)}
 
 
-def mean_abs_diff(a: str, b: str) -> float:
-    """Mean |a - b| of two image files via bpy (no numpy in Blender 3.4)."""
-    ia, ib = bpy.data.images.load(a), bpy.data.images.load(b)
-    pa, pb = list(ia.pixels), list(ib.pixels)
+def pixel_diff(a: str, b: str) -> dict:
+    """Mean and largest |a - b| of two image files via bpy (no numpy in
+    Blender 3.4); pictures of different sizes: mean -1, max 1, so that any
+    check for "same" or for "differs" fails."""
+    pa, pb = list(bpy.data.images.load(a).pixels), list(bpy.data.images.load(b).pixels)
     if len(pa) != len(pb):
-        return -1.0
-    return sum(abs(x - y) for x, y in zip(pa, pb)) / len(pa)
+        return {"mean": -1.0, "max": 1.0}
+    diffs = [abs(x - y) for x, y in zip(pa, pb)]
+    return {"mean": sum(diffs) / len(diffs), "max": max(diffs)}
+
+
+def mean_abs_diff(a: str, b: str) -> float:
+    return pixel_diff(a, b)["mean"]
 
 
 def scenario_animation(workdir, zip_path):
@@ -113,10 +119,8 @@ def scenario_colour(workdir, zip_path):
     bpy.ops.dream.render_animation()
     own = _render_like_f12(scene, os.path.join(workdir, "blender_own_"))
     dreamed = os.path.join(workdir, "dream", "frames", "Scene_00001.png")
-    a, b = list(bpy.data.images.load(own).pixels), list(bpy.data.images.load(dreamed).pixels)
-    diffs = [abs(x - y) for x, y in zip(a, b)] if len(a) == len(b) else [1.0]
-    return {"view_transform": scene.view_settings.view_transform, "mean": sum(diffs) / len(diffs),
-            "max": max(diffs), "helper_left": ".Dream Colour" in bpy.data.scenes,
+    return {"view_transform": scene.view_settings.view_transform, **pixel_diff(own, dreamed),
+            "helper_left": ".Dream Colour" in bpy.data.scenes,
             "linear": visible(os.path.join(workdir, "dream", "linear")),
             "hidden_in_frames": [n for n in os.listdir(os.path.join(workdir, "dream", "frames"))
                                  if n.startswith(".") and n != ".dream_frames.json"]}
@@ -424,12 +428,6 @@ def output_report(scene) -> dict:
             "vector": [layer.use_pass_vector for layer in scene.view_layers]}
 
 
-def pixel_diff(a: str, b: str) -> dict:
-    pa, pb = list(bpy.data.images.load(a).pixels), list(bpy.data.images.load(b).pixels)
-    diffs = [abs(x - y) for x, y in zip(pa, pb)] if len(pa) == len(pb) else [1.0]
-    return {"mean": sum(diffs) / len(diffs), "max": max(diffs)}
-
-
 def image_facts(path: str) -> dict:
     image = bpy.data.images.load(path, check_existing=False)
     return {"format": image.file_format, "float": image.is_float, "size": list(image.size),
@@ -485,6 +483,9 @@ def scenario_on_render(workdir, zip_path):
     bpy.ops.wm.save_mainfile()  # a file saved after the render keeps no helper scene
     result["helper_saved"] = ".Dream Colour" in bpy.data.scenes
     if files == [f"shot_00{i}{ext}" for i in (1, 2, 3)]:
+        result["modes"] = sorted({os.stat(os.path.join(folder, name)).st_mode & 0o777
+                                  for folder, names in ((out, files), (os.path.join(workdir, "dream", "linear"),
+                                                                       result["linear"])) for name in names})
         result["facts"] = image_facts(os.path.join(out, files[0]))
         own = [os.path.join(workdir, "own", f) for f in files]
         result["mix0"] = pixel_diff(own[0], os.path.join(out, files[0]))

@@ -250,6 +250,9 @@ def test_dream_on_render_writes_the_scenes_own_output(output_format, tmp_path, a
     assert result["renders"] == ["Scene_00001.exr", "Scene_00002.exr", "Scene_00003.exr"]  # raw, with vectors
     assert result["linear"] == ["Scene_00001.exr", "Scene_00002.exr", "Scene_00003.exr"]
     assert not result["helper_saved"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert result["modes"] == [0o666 & ~umask]  # dreamed and linear files readable as the umask allows
     facts = result["facts"]
     assert facts["size"] == [64, 48]
     assert facts["format"] == {"png8": "PNG", "png16": "PNG", "jpeg": "JPEG", "tiff16": "TIFF",
