@@ -16,7 +16,7 @@ from .version import __version__
 _EXPORTS = {
     "dream": "api", "dream_picture": "api",
     "DreamConfig": "config", "DreamSettings": "config", "Progress": "config",
-    "Dreamer": "engine", "SequenceDreamer": "frame.pipeline",
+    "ObjectStrengths": "config", "Dreamer": "engine", "SequenceDreamer": "frame.pipeline",
     "Picture": "io", "read_image": "io", "write_image": "io",
 }
 __all__ = [*_EXPORTS, "__version__"]

@@ -79,7 +79,37 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 # the settings of DreamSettings itself, beside DreamConfig's, on the wire
-_OWN = ("model", "layer", "layer_index", "channels", "weights", "keep_colors", "mask", "temporal", "mix")
+_OWN = ("model", "layer", "layer_index", "channels", "weights", "keep_colors", "mask", "objects", "temporal", "mix")
+MAX_STRENGTH = 2.0
+
+
+@dataclass(frozen=True)
+class ObjectStrengths:
+    """How hard each object dreams, by its name in the frame's Cryptomatte
+    object pass: 0 keeps its pixels as rendered, 1 dreams as usual, 2
+    doubles the ascent. Edge pixels shared by objects blend by coverage."""
+
+    objects: dict = field(default_factory=dict)  # name -> strength
+    others: float = 1.0  # objects not named
+    background: float = 1.0  # what no object covers (the world)
+    require_all: bool = False  # a named object missing from the frame is an error (the CLI's names are typed)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.objects, dict) or not all(isinstance(n, str) for n in self.objects):
+            raise BadSetting("objects must map object names to strengths")
+        for name, value in self.objects.items():
+            _check_number(f"the strength of {name!r}", value, 0.0, MAX_STRENGTH)
+        _check_number("others", self.others, 0.0, MAX_STRENGTH)
+        _check_number("background", self.background, 0.0, MAX_STRENGTH)
+        if not isinstance(self.require_all, bool):
+            raise BadSetting("require_all must be true or false")
+
+    @classmethod
+    def from_params(cls, value) -> "ObjectStrengths":
+        valid = [f.name for f in fields(cls)]
+        if not isinstance(value, dict) or set(value) - set(valid):
+            raise BadSetting(f"objects must be an object with the keys {', '.join(valid)}")
+        return cls(**value)
 
 
 @dataclass
@@ -93,6 +123,7 @@ class DreamSettings:
     weights: Optional[str] = "default"
     keep_colors: bool = False
     mask: Optional[str] = None  # "alpha", or (CLI only) a path to a grey image
+    objects: Optional[ObjectStrengths] = None  # per-object strengths from the Cryptomatte pass
     guide: Optional[str] = None  # (CLI only) path to a guide image
     temporal: str = "none"  # one of TEMPORAL_MODES: see dream_core.frame.temporal
     mix: float = 1.0  # the output: the render (0) to the dream (1), up to 2 to exaggerate
@@ -126,6 +157,8 @@ class DreamSettings:
                              f"{', '.join(sorted(config_names | set(_OWN)))}")
         own = {k: v for k, v in params.items() if k in _OWN}
         _check_own(own)
+        if own.get("objects") is not None:
+            own["objects"] = ObjectStrengths.from_params(own["objects"])
         try:
             config = DreamConfig(**{k: v for k, v in params.items() if k in config_names})
         except TypeError as err:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config import DreamSettings, Progress
 from ..io import Picture, decode_image, encode_image, read_image
+from ..io.cryptomatte import cryptomatte_only
 from ..wire.client import DreamClient, FrameRequest
 from ..wire.protocol import ProtocolError, read_token
 
@@ -77,23 +78,25 @@ class RemoteBackend:
                              "finished frames are kept, run again to resume") from None
 
     def _request(self, picture: Picture) -> FrameRequest:
-        data, fmt = _encoded(picture)
+        needed = None if self.settings.objects is None else cryptomatte_only(picture.passes)
+        data, fmt = _encoded(replace(picture, passes=needed))
         return FrameRequest(data, fmt, frame=self.frame, extras=_vectors_extra(picture, "vectors"))
 
     @staticmethod
     def _resume_extras(render: Picture, dreamed: Picture) -> dict:
         extras = _vectors_extra(render, "previous_vectors")
         for name, picture in (("previous_render", render), ("previous_dream", dreamed)):
-            data, fmt = _encoded(picture)
+            data, fmt = _encoded(replace(picture, passes=None))
             extras[name] = (data, {"format": fmt})
         return extras
 
 
 def _encoded(picture: Picture) -> tuple[bytes, str]:
     """Lossless on the wire: EXR for linear pictures, 16-bit PNG otherwise.
-    Other passes stay here (they are written back from the source)."""
+    Passes stay here (they are written back from the source) unless
+    ``picture.passes`` was cut down to what the server needs."""
     if picture.linear:
-        return encode_image(replace(picture, passes=None), "exr"), "exr"
+        return encode_image(picture, "exr"), "exr"
     return encode_image(Picture(picture.pixels, False, "uint16"), "png"), "png"
 
 

@@ -5,8 +5,10 @@ import argparse
 import json
 import os
 import sys
+from typing import Optional
 
-from ..config import DreamSettings
+from ..config import DreamSettings, ObjectStrengths
+from ..errors import BadSetting
 from ..io.images import format_of
 from ..io.sequences import list_frames, plan_frames, same_file
 from ..wire.plans import FramePlan
@@ -63,11 +65,48 @@ def _check_unique_targets(plans: list[FramePlan]) -> None:
 def _settings(args: argparse.Namespace) -> DreamSettings:
     _check_readable(args.weights, "weights file")
     _check_readable(args.guide, "guide image")
-    if args.mask and args.mask != "alpha":
-        _check_readable(args.mask, "mask image")
+    objects = object_strengths(args.mask, args.mask_strength)
+    mask = None if (args.mask or "").startswith(CRYPTOMATTE) else args.mask
+    if mask and mask != "alpha":
+        _check_readable(mask, "mask image")
     return DreamSettings(model=args.model, layer=args.layer, channels=args.channels,
-                         weights=args.weights or "default", keep_colors=args.keep_colors, mask=args.mask,
-                         guide=args.guide, temporal=args.temporal, config=config_from_args(args))
+                         weights=args.weights or "default", keep_colors=args.keep_colors, mask=mask,
+                         objects=objects, guide=args.guide, temporal=args.temporal, config=config_from_args(args))
+
+
+CRYPTOMATTE = "cryptomatte:"
+
+
+def object_strengths(mask: Optional[str], items: list[str]) -> Optional[ObjectStrengths]:
+    """--mask cryptomatte:NAMES and --mask-strength [NAME=]S,... as strengths by object name."""
+    named = [n.strip() for n in mask[len(CRYPTOMATTE):].split(",")] if (mask or "").startswith(CRYPTOMATTE) else []
+    if mask is not None and mask.startswith(CRYPTOMATTE) and not all(named):
+        raise UsageError("--mask cryptomatte: needs object names, e.g. cryptomatte:Statue,Tree")
+    if not named and not items:
+        return None
+    strengths, selected, rest = {}, 1.0, 0.0 if named else 1.0
+    for item in (i.strip() for text in items for i in text.split(",")):
+        name, _, value = item.rpartition("=")
+        number = _strength(value, item)
+        if not name and not named:
+            raise UsageError(f"--mask-strength {item}: a strength without a name needs --mask cryptomatte:NAMES")
+        if not name:
+            selected = number
+        elif name == "*":
+            rest = number
+        else:
+            strengths[name] = number
+    try:
+        return ObjectStrengths({**{n: selected for n in named}, **strengths}, rest, rest, require_all=True)
+    except BadSetting as err:
+        raise UsageError(f"--mask-strength: {err}") from None
+
+
+def _strength(value: str, item: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"--mask-strength {item!r}: expected NAME=S or S with S a number from 0 to 2") from None
 
 
 def cmd_dream(args: argparse.Namespace) -> int:

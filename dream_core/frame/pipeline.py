@@ -10,6 +10,7 @@ a single image is a sequence of one.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Optional
@@ -24,7 +25,7 @@ from ..engine.dreamer import StepMask
 from ..engine.objectives import Objective
 from ..errors import ShapeMismatch
 from ..io import Picture
-from . import temporal
+from . import objects, temporal
 from .colour import compress_highlights, keep_source_colours, linear_to_srgb, luma, srgb_to_linear
 
 
@@ -77,13 +78,21 @@ def dream_rgb(dreamer: Dreamer, base: torch.Tensor, source: torch.Tensor, object
     return keep_source_colours(dreamed, source) if settings.keep_colors else dreamed
 
 
-def temporal_steps(user_mask: Optional[torch.Tensor], prepared: temporal.Prepared) -> StepMask:
+def temporal_steps(prepared: temporal.Prepared) -> StepMask:
     """The coarse octaves take the carried pattern's damping; the finest its own (regrowth)."""
-    coarse = _combined(user_mask, prepared.step_mask)
-    if prepared.fine_step_mask is None:
+    coarse, fine = prepared.step_mask, prepared.fine_step_mask
+    if fine is None:
         return coarse
-    fine = _combined(user_mask, prepared.fine_step_mask)
     return lambda remaining: coarse if remaining > 0 else fine
+
+
+def combined_steps(*masks: StepMask) -> StepMask:
+    """The product of step masks, any of which may differ by octave."""
+    masks = tuple(m for m in masks if m is not None)
+    if not any(callable(m) for m in masks):
+        return functools.reduce(_combined, masks, None)
+    return lambda remaining: functools.reduce(
+        _combined, [m(remaining) if callable(m) else m for m in masks], None)
 
 
 class SequenceDreamer:
@@ -130,6 +139,8 @@ class SequenceDreamer:
               callback: Optional[ProgressCallback] = None) -> Picture:
         """Dreams one frame. ``mask`` (H×W in [0, 1]) scales the ascent per
         pixel; without one, ``settings.mask == "alpha"`` takes the alpha.
+        ``settings.objects`` dreams each object by its strength (the frame's
+        Cryptomatte pass); an object at 0 comes out exactly as rendered.
         ``settings.mix`` fades the output between the render (0) and the
         dream (1); the next frame still carries the full dream, so a
         keyframed fade does not wash out the coherence."""
@@ -139,11 +150,14 @@ class SequenceDreamer:
         if mask is None and settings.mask == "alpha":
             mask = alpha_mask(picture.pixels)
         rgb, restore = to_dream_space(image_tensor(picture.pixels, dreamer.device), picture.linear)
+        object_steps, share = _object_steps(picture, settings, rgb)
         vectors = None if picture.vectors is None else image_tensor(picture.vectors, dreamer.device)
         prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous)
-        steps = temporal_steps(mask_tensor(mask, rgb), prepared)
+        steps = combined_steps(mask_tensor(mask, rgb), object_steps, temporal_steps(prepared))
         dreamed = dream_rgb(dreamer, prepared.base, rgb, objective, settings, steps, callback)
         dreamed, anchor = self._anchored(dreamed, rgb, prepared)
+        if share is not None:
+            dreamed = objects.lay_over(rgb, dreamed, share)
         mix = settings.mix
         shown = dreamed if mix == 1.0 else (rgb + mix * (dreamed - rgb)).clamp(0.0, 1.0)
         reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb)
@@ -159,6 +173,16 @@ class SequenceDreamer:
             anchor = self.previous.anchor
             return temporal.anchor_colours(dreamed, rgb, anchor, carried=prepared.confidence), anchor
         return dreamed, temporal.colour_gains(dreamed, rgb)
+
+
+def _object_steps(picture: Picture, settings: DreamSettings,
+                  rgb: torch.Tensor) -> tuple[StepMask, Optional[torch.Tensor]]:
+    """The objects' step maps by octave and the share of each pixel that dreams, or (None, None)."""
+    maps = objects.object_maps(picture, settings.objects)
+    if maps is None:
+        return None, None
+    share = mask_tensor(maps.share, rgb)
+    return objects.octave_steps(mask_tensor(maps.steps, rgb), share, settings.config.octave_scale), share
 
 
 def _combined(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:

@@ -9,7 +9,7 @@ channel names, which every Blender version reads.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -18,15 +18,22 @@ import OpenEXR
 COMBINED = "Combined"
 
 
-def _full_channels(path: str) -> dict[str, np.ndarray]:
+# header attributes that describe passes (Cryptomatte's names and hashes): kept with them
+KEPT_METADATA = ("cryptomatte/",)
+
+
+def _full_channels(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Every part's channels under their full names, and the passes' metadata."""
     channels: dict[str, np.ndarray] = {}
+    metadata: dict[str, str] = {}
     with OpenEXR.File(path, separate_channels=True) as f:
         for part in f.parts:
             prefix = part.name() if len(f.parts) > 1 else ""
             for name, channel in part.channels.items():
                 full = name if (not prefix or name.startswith(prefix)) else f"{prefix}.{name}"
                 channels[full] = channel.pixels
-    return channels
+            metadata.update({k: str(v) for k, v in part.header.items() if k.startswith(KEPT_METADATA)})
+    return channels, metadata
 
 
 def _find_pass(channels: dict[str, np.ndarray], pass_name: str, letters: str) -> Optional[list[np.ndarray]]:
@@ -48,6 +55,7 @@ class Passes:
 
     names: list[str]
     others: dict[str, np.ndarray]
+    metadata: dict[str, str] = field(default_factory=dict)  # e.g. the Cryptomatte manifest
 
 
 def declared_size(path: str) -> tuple[int, int]:
@@ -60,7 +68,7 @@ def declared_size(path: str) -> tuple[int, int]:
 def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional[Passes]]:
     """Returns (pixels H×W×C float32, the stored pixel type, Vector pass
     H×W×4 or None, the other passes or None for a plain RGB(A)/Y(A) file)."""
-    channels = _full_channels(path)
+    channels, metadata = _full_channels(path)
     if not channels:
         raise ValueError(f"{path}: EXR file holds no channels")
     found = _picture_channels(channels, path)
@@ -70,7 +78,7 @@ def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional
     vectors = np.stack([c.astype(np.float32) for c in vector], axis=-1) if vector else None
     used = [next(name for name, c in channels.items() if c is f) for f in found]  # in the pixels' order
     others = {name: c for name, c in channels.items() if name not in used}
-    passes = Passes(used, others) if others or any("." in name for name in used) else None
+    passes = Passes(used, others, metadata) if others or any("." in name for name in used) else None
     return pixels, dtype, vectors, passes
 
 
@@ -101,5 +109,7 @@ def write_exr(path: str, pixels: np.ndarray, dtype: str, passes: Optional[Passes
     if layered:
         channels.update(passes.others)
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    if layered:
+        header.update(passes.metadata)
     with OpenEXR.File(header, channels) as f:
         f.write(path)
