@@ -5,6 +5,9 @@ import bpy
 
 VERSION = bpy.app.version
 
+# options of a path property that accepts "//" (relative to the .blend): needed from 4.5, unknown before
+BLEND_RELATIVE_PATH = {"PATH_SUPPORTS_BLEND_RELATIVE"} if VERSION >= (4, 5, 0) else set()
+
 
 def strips(scene):
     """The top-level strips collection: ``strips`` (4.4+) or ``sequences``."""

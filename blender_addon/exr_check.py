@@ -27,10 +27,31 @@ def is_complete_exr(path: str) -> bool:
         return False
 
 
-def _complete(head: bytes, size: int, f) -> bool:
+def has_channel(path: str, fragment: str) -> bool:
+    """Whether any channel name in the file contains ``fragment`` (from the headers alone)."""
+    try:
+        with open(path, "rb") as f:
+            headers, _, _ = _headers(f.read(HEAD_BYTES))
+    except (OSError, ValueError, struct.error, IndexError):
+        return False
+    return any(fragment in name for header in headers for name in _channel_names(header))
+
+
+def _channel_names(header: dict) -> list[str]:
+    """The names in a ``chlist`` attribute: each name, NUL, 16 bytes of layout; a NUL ends the list."""
+    data, pos, names = header.get("channels", (b"", b""))[1], 0, []
+    while pos < len(data) and data[pos] != 0:
+        end = data.index(b"\0", pos)
+        names.append(data[pos:end].decode("latin-1"))
+        pos = end + 1 + 16
+    return names
+
+
+def _headers(head: bytes) -> tuple[list[dict], int, int]:
+    """The headers, where the chunk tables start, and the version field."""
     magic, version = struct.unpack_from("<ii", head, 0)
     if magic != MAGIC:
-        return False
+        raise ValueError("not an OpenEXR file")
     pos, headers = 8, []
     while True:
         header, pos = _header(head, pos)
@@ -39,6 +60,11 @@ def _complete(head: bytes, size: int, f) -> bool:
             break
     if version & MULTIPART:
         pos += 1  # the empty header that ends the list
+    return headers, pos, version
+
+
+def _complete(head: bytes, size: int, f) -> bool:
+    headers, pos, version = _headers(head)
     last_end = 0
     for header in headers:
         count = _chunk_count(header, version)

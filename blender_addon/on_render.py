@@ -83,7 +83,7 @@ class RenderDreaming:
         """Blender wrote the raw render of the current frame: send it to dream."""
         frame = scene.frame_current
         plan = FramePlan(frame, scene.render.frame_path(frame=frame), self.target_path(scene, frame),
-                         params=scene.dream.to_params())  # keyframed settings are evaluated at this frame
+                         params=plans.dream_params(scene))  # keyframed settings are evaluated at this frame
         resume = self._resume_point(frame - scene.frame_step) if self.submitted == 0 else None
         if resume is not None:
             print(f"Dream Renders: frame {frame} carries on from the dream of frame {resume.frame}", flush=True)

@@ -2,6 +2,8 @@ import json
 
 import bpy
 
+from . import strengths
+
 
 def draw_settings(layout, context) -> None:
     settings = context.scene.dream
@@ -39,6 +41,31 @@ def draw_on_render(layout, context) -> None:
     layout.prop(scene.dream, "on_render")
     if scene.dream.on_render and scene.render.is_movie_format:
         layout.label(text="Choose an image format: Dream on Render writes frames, not movies", icon="ERROR")
+
+
+def draw_objects(layout, context) -> None:
+    """The world's strength, the one-step choices, and which objects have a strength of their own."""
+    scene = context.scene
+    col = layout.column(align=True)
+    col.use_property_split = True
+    col.prop(scene.dream, "background_strength")
+    row = layout.row(align=True)
+    row.operator("dream.only_selected", icon="RESTRICT_SELECT_OFF")
+    row.operator("dream.clear_strengths", text="", icon="X")
+    own = [obj for obj in scene.objects if obj.dream.use_strength and obj.type in strengths.VISIBLE_TYPES]
+    if own:
+        layout.label(text=f"{len(own)} object{'s' if len(own) != 1 else ''} with a Dream Strength "
+                          "(Object properties)", icon="OBJECT_DATA")
+
+
+def draw_strength(layout, settings, inherited: str) -> None:
+    """An object's or collection's strength: active when its own, else what it inherits."""
+    layout.use_property_split = True
+    row = layout.row()
+    row.active = settings.use_strength
+    row.prop(settings, "strength", text="Strength")
+    if not settings.use_strength:
+        layout.label(text=inherited, icon="INFO")
 
 
 def draw_actions(layout, context) -> None:
@@ -83,6 +110,62 @@ class DreamPanel:
         draw_settings(self.layout.column(), context)
 
 
+class StrengthPanel:
+    """Dream Strength in the Object and Collection properties, its checkbox in the header."""
+
+    bl_label = "Dream Strength"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+
+    def draw_header(self, context):
+        self.layout.prop(self.owner(context).dream, "use_strength", text="")
+
+
+class DREAM_PT_object_strength(StrengthPanel, bpy.types.Panel):
+    bl_context = "object"
+
+    @staticmethod
+    def owner(context):
+        return context.object
+
+    @classmethod
+    def poll(cls, context):
+        return context.object is not None and context.object.type in strengths.VISIBLE_TYPES
+
+    def draw(self, context):
+        obj = context.object
+        value, source = strengths.collection_strengths(context.scene).get(obj.name, (1.0, None))
+        inherited = f"Dreams at {value:.2f} from collection {source}" if source else "Dreams at 1 (as usual)"
+        draw_strength(self.layout, obj.dream, inherited)
+
+
+class DREAM_PT_collection_strength(StrengthPanel, bpy.types.Panel):
+    bl_context = "collection"
+
+    @staticmethod
+    def owner(context):
+        return context.collection
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context, "collection", None) is not None
+
+    def draw(self, context):
+        draw_strength(self.layout, context.collection.dream, "Its objects dream at their own strength, else 1 "
+                                                            "or a parent collection's")
+
+
+class DREAM_PT_objects(bpy.types.Panel):
+    bl_label = "Objects"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "output"
+    bl_parent_id = "DREAM_PT_output"
+
+    def draw(self, context):
+        draw_objects(self.layout, context)
+
+
 class DREAM_PT_output(DreamPanel, bpy.types.Panel):
     bl_space_type = "PROPERTIES"
     bl_region_type = "WINDOW"
@@ -95,4 +178,5 @@ class DREAM_PT_sequencer(DreamPanel, bpy.types.Panel):
     bl_category = "Dream"
 
 
-CLASSES = (DREAM_MT_models, DREAM_PT_output, DREAM_PT_sequencer)
+CLASSES = (DREAM_MT_models, DREAM_PT_output, DREAM_PT_objects, DREAM_PT_sequencer, DREAM_PT_object_strength,
+           DREAM_PT_collection_strength)

@@ -6,6 +6,7 @@ import os
 
 import bpy
 
+from . import strengths
 from .errors import DreamError
 from .wire.plans import FramePlan
 
@@ -58,9 +59,19 @@ def output_size(scene) -> tuple[int, int]:
     return round(render.resolution_x * scale), round(render.resolution_y * scale)
 
 
-def frame_params(scene, frame: int) -> dict:
+def frame_params(scene, frame: int, objects: bool = True) -> dict:
     """The dream settings at ``frame``: keyframed values are evaluated there
     (always set, even on the current frame: a keyed value edited by hand
     shows until the animation is evaluated again, as a render would)."""
     scene.frame_set(frame)
-    return scene.dream.to_params()
+    return dream_params(scene, objects)
+
+
+def dream_params(scene, objects: bool = True) -> dict:
+    """The dream settings at the current frame; with ``objects`` (frames we
+    rendered, which carry the Cryptomatte pass) the objects' strengths too."""
+    params = scene.dream.to_params()
+    object_strengths = strengths.strength_params(scene) if objects else None
+    if object_strengths is not None:
+        params["objects"] = object_strengths
+    return params

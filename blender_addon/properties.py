@@ -8,6 +8,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from . import compat
+
 PRESETS = {
     "SUBTLE": dict(octaves=3, iterations=6, step=0.004, octave_scale=1.4, layer_index=-1),
     "CLASSIC": dict(octaves=4, iterations=10, step=0.01, octave_scale=1.4, layer_index=-1),
@@ -61,6 +63,7 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
     tile: IntProperty(name="Tile", default=-1, min=-1, max=8192,
                       description="Largest tile side (bounds memory); 0: whole frame; -1: automatic")
     output_dir: StringProperty(name="Output", default="//dream/", subtype="DIR_PATH",
+                               options=compat.BLEND_RELATIVE_PATH,
                                description="Where renders and dreamed frames are kept")
     strip_scene: PointerProperty(type=bpy.types.Scene, name="Strip Scene",
                                  description="Where dreamed animations go as strips; empty: a scene of their own "
@@ -68,6 +71,10 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                                              "its 3D view")
     channel: IntProperty(name="Channel", default=0, min=0, max=128,
                          description="Sequencer channel for dreamed strips; 0: the first free one")
+    background_strength: FloatProperty(
+        name="Background Strength", default=1.0, min=0.0, max=2.0, subtype="FACTOR",
+        description="How hard the world (what no object covers) dreams: 0 keeps it as rendered, 2 doubles the "
+                    "ascent")
 
     def to_params(self) -> dict:
         """The server's params for the current frame. A layer index goes as
@@ -93,6 +100,34 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
         return layers[min(self.layer_index, len(layers) - 1)]
 
 
+def _own_strength(self, context) -> None:
+    self.use_strength = True  # editing the value means this one should count
+
+
+_STRENGTH = dict(name="Dream Strength", default=1.0, min=0.0, max=2.0, subtype="FACTOR", update=_own_strength)
+
+
+class DreamObjectSettings(bpy.types.PropertyGroup):
+    """An object's own dream strength (``object.dream``); without one it
+    takes its collection's, else 1."""
+
+    use_strength: BoolProperty(name="Own Dream Strength", default=False,
+                               description="This object dreams at its own strength, whatever its collections say")
+    strength: FloatProperty(**_STRENGTH, description="How hard this object dreams: 0 keeps its pixels as rendered, "
+                                                     "1 as usual, 2 doubles the ascent (animatable)")
+
+
+class DreamCollectionSettings(bpy.types.PropertyGroup):
+    """A collection's dream strength (``collection.dream``), for the objects
+    in it and in its children that have none of their own."""
+
+    use_strength: BoolProperty(name="Collection Dream Strength", default=False,
+                               description="Objects in this collection dream at its strength unless they have "
+                                           "their own")
+    strength: FloatProperty(**_STRENGTH, description="How hard this collection's objects dream: 0 keeps them as "
+                                                     "rendered, 1 as usual, 2 doubles the ascent")
+
+
 class DreamRuntime(bpy.types.PropertyGroup):
     """Status of the running job, shown in the panels."""
 
@@ -103,18 +138,20 @@ class DreamRuntime(bpy.types.PropertyGroup):
     server_layers: StringProperty(default="{}")  # JSON {model: [layers]} from the last Test Connection
 
 
-CLASSES = (DreamSceneSettings, DreamRuntime)
+CLASSES = (DreamSceneSettings, DreamObjectSettings, DreamCollectionSettings, DreamRuntime)
+OWNERS = {"Scene": DreamSceneSettings, "Object": DreamObjectSettings, "Collection": DreamCollectionSettings,
+          "WindowManager": DreamRuntime}
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.Scene.dream = PointerProperty(type=DreamSceneSettings)
-    bpy.types.WindowManager.dream = PointerProperty(type=DreamRuntime)
+    for owner, cls in OWNERS.items():
+        getattr(bpy.types, owner).dream = PointerProperty(type=cls)
 
 
 def unregister() -> None:
-    del bpy.types.WindowManager.dream
-    del bpy.types.Scene.dream
+    for owner in OWNERS:
+        delattr(getattr(bpy.types, owner), "dream")
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import bpy
 
-from . import compat, exr_check
+from . import compat, exr_check, strengths
 from .errors import DreamError
 
 # Image settings copied between scenes, in the order Blender accepts them
@@ -21,19 +21,19 @@ FORMAT_FIELDS = ("media_type", "file_format", "color_mode", "color_depth", "comp
 @dataclass(frozen=True)
 class OutputSettings:
     """What a scene writes when it renders: the output path, its extension
-    rule, the image format and the Vector pass of each view layer."""
+    rule, the image format and the passes we switch on, by view layer."""
 
     filepath: str
     use_file_extension: bool
     image: dict
-    vector_passes: dict
+    passes: dict
 
     @classmethod
     def capture(cls, scene) -> "OutputSettings":
         settings = scene.render.image_settings
         image = {name: getattr(settings, name) for name in FORMAT_FIELDS if hasattr(settings, name)}
         return cls(scene.render.filepath, scene.render.use_file_extension, image,
-                   {layer.name: layer.use_pass_vector for layer in scene.view_layers})
+                   {layer.name: {name: getattr(layer, name) for name in PASSES} for layer in scene.view_layers})
 
     @property
     def is_movie(self) -> bool:
@@ -44,7 +44,8 @@ class OutputSettings:
         scene.render.use_file_extension = self.use_file_extension
         self.apply_format(scene.render.image_settings)
         for layer in scene.view_layers:
-            layer.use_pass_vector = self.vector_passes.get(layer.name, layer.use_pass_vector)
+            for name, value in self.passes.get(layer.name, {}).items():
+                setattr(layer, name, value)
 
     def apply_format(self, image_settings) -> None:
         for name, value in self.image.items():
@@ -57,13 +58,20 @@ class OutputSettings:
 MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW"}
 
 
+PASSES = ("use_pass_vector", "use_pass_cryptomatte_object")
+
+
 def raw_output(scene, path: str) -> None:
-    """Points ``scene``'s renders at ``path`` exactly: multilayer EXR with the Vector pass."""
+    """Points ``scene``'s renders at ``path`` exactly: multilayer EXR with the
+    Vector pass, and the Cryptomatte object pass when objects have strengths."""
     scene.render.filepath = path
     scene.render.use_file_extension = False
     compat.set_multilayer_exr(scene.render.image_settings)
+    objects = strengths.in_use(scene)
     for layer in scene.view_layers:
         layer.use_pass_vector = True
+        if objects:
+            layer.use_pass_cryptomatte_object = True
 
 
 _own_renders = 0  # renders of our own (Dream Animation, Dream Frame): Dream on Render leaves them alone
@@ -114,6 +122,17 @@ def is_complete_render(path: str) -> bool:
     """Whether our render at ``path`` (an EXR) is whole: one cut short by a
     full disk or a crash is rendered again."""
     return os.path.isfile(path) and exr_check.is_complete_exr(path)
+
+
+def is_usable_render(scene, path: str) -> bool:
+    """A whole render with the passes the scene's settings need now (one
+    made before any object had a strength has no Cryptomatte pass)."""
+    if not is_complete_render(path):
+        return False
+    return not strengths.in_use(scene) or exr_check.has_channel(path, CRYPTOMATTE_CHANNEL)
+
+
+CRYPTOMATTE_CHANNEL = ".CryptoObject00."
 
 
 def _disk_nearly_full(path: str) -> bool:

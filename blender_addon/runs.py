@@ -41,7 +41,8 @@ class FrameRun:
         renders (the server replies in EXR, Blender makes the PNG)."""
         self.scene_name = scene.name
         size = plans.output_size(scene)
-        self.plans = [replace(p, params=plans.frame_params(scene, p.frame)) for p in frame_plans]
+        self.plans = [replace(p, params=plans.frame_params(scene, p.frame, objects=render_missing))
+                      for p in frame_plans]
         self.prints = {p.target: cache.fingerprint(p.params, size) for p in self.plans}
         self.cache = cache.FrameCache()
         self.todo = [p for p in self.plans if redream or not self.cache.reusable(p, self.prints[p.target])]
@@ -89,10 +90,10 @@ class FrameRun:
         if not self.render_missing:
             if not exists:
                 raise DreamError(f"source frame missing: {plan.source}")
-        elif not exists or not rendering.is_complete_render(plan.source):
+        elif not exists or not rendering.is_usable_render(scene, plan.source):
             if exists:
-                print(f"Dream Renders: the render of frame {plan.frame} is incomplete; rendering it again",
-                      flush=True)
+                print(f"Dream Renders: the render of frame {plan.frame} is incomplete or lacks the passes "
+                      "needed now; rendering it again", flush=True)
             rendering.render_to_file(scene, plan.frame, plan.source)
         resume = self.resume_point() if self.submitted == 0 else None
         self.worker.submit(plan, resume)

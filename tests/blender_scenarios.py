@@ -580,15 +580,13 @@ def scenario_moving_cube(workdir, _zip):
     return {"files": sorted(f for f in os.listdir(workdir) if f.endswith(".exr"))}
 
 
-def main() -> None:
-    name, workdir, zip_path = argv()[:3]
-    result = globals()[f"scenario_{name}"](workdir, zip_path)
-    print("RESULT " + json.dumps(result), flush=True)
-
-
-if __name__ == "__main__":
+def run_main(scenarios: dict) -> None:
+    """Runs the scenario named on the command line from ``scenarios`` (a
+    module's globals) and prints its RESULT line; any error exits 1."""
     try:
-        main()
+        name, workdir, zip_path = argv()[:3]
+        result = scenarios[f"scenario_{name}"](workdir, zip_path)
+        print("RESULT " + json.dumps(result), flush=True)
     except SystemExit:
         raise
     except BaseException:
@@ -598,3 +596,7 @@ if __name__ == "__main__":
         sys.stdout.flush()
         os._exit(1)
     os._exit(0)  # bpy as a module can hang at interpreter exit with threads around
+
+
+if __name__ == "__main__":
+    run_main(globals())

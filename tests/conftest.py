@@ -86,6 +86,20 @@ def token_file(server, tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def addon_zip(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "build.py"), "--out", str(out)],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+@pytest.fixture()
+def via_server(server, token_file):
+    """The environment that points the add-on at the session's server."""
+    return {"DREAM_SERVER_ADDRESS": server.address, "DREAM_SERVER_TOKEN_FILE": token_file}
+
+
 @pytest.fixture()
 def client(server):
     from dream_core.wire.client import DreamClient

@@ -69,12 +69,59 @@ def steps_on_render(workdir, zip_path):
     return steps()
 
 
+def steps_objects(workdir, zip_path):
+    """The Object properties with Dream Strength drawn (a screenshot), then
+    Dream Only Selected as a user runs it, undone with Ctrl+Z."""
+    window = bpy.context.window_manager.windows[0]
+    area = max(window.screen.areas, key=lambda a: a.width * a.height)
+    torus = bpy.data.objects["Torus"]
+
+    def strengths():  # looked up afresh: undo replaces every datablock
+        return {obj.name: obj.dream.strength for obj in bpy.context.scene.objects if obj.dream.use_strength}
+
+    def steps():
+        result = {}
+        for obj in bpy.context.scene.objects:
+            obj.select_set(obj is torus)
+        bpy.context.view_layer.objects.active = torus
+        area.type = "PROPERTIES"
+        yield lambda: area.spaces.active.type == "PROPERTIES"
+        area.spaces.active.context = "OBJECT"
+        torus.dream.strength = 1.5
+        yield lambda: None  # one redraw with the panel
+        yield lambda: None
+        shot = os.path.join(workdir, "object_panel.png")
+        with bpy.context.temp_override(window=window, area=area):
+            bpy.ops.screen.screenshot_area(filepath=shot) if hasattr(bpy.ops.screen, "screenshot_area") else \
+                bpy.ops.screen.screenshot(filepath=shot)
+        result["screenshot"] = shot
+        bpy.ops.ed.undo_push(message="before")
+        result["only"] = sorted(bpy.ops.dream.only_selected("EXEC_DEFAULT", True))
+        result["after_only"] = strengths()
+        bpy.ops.ed.undo()
+        yield lambda: None
+        result["after_undo"] = strengths()
+        finish(result)
+        yield lambda: None
+
+    return steps()
+
+
 def run(steps, deadline: float) -> None:
     """Drives a scenario: an action step runs once; a check step (returning
     a bool) is polled until true."""
     pending = {"check": None}
 
     def tick():
+        try:
+            return advance()
+        except Exception:  # a failing step ends the run with its traceback instead of leaving Blender open
+            import traceback
+
+            finish({"error": traceback.format_exc()})
+            return None
+
+    def advance():
         if time.monotonic() > deadline:
             finish({"error": "timed out", "waiting_for": getattr(pending["check"], "__name__", "?")})
             return None

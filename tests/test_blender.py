@@ -26,15 +26,7 @@ RUNTIMES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def addon_zip(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "build.py"), "--out", str(out)],
-                            capture_output=True, text=True, check=True)
-    return result.stdout.strip()
-
-
-def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None):
+def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None, script=SCENARIOS):
     work = tmp_path / "work"
     work.mkdir()
     user = tmp_path / "user"
@@ -44,18 +36,13 @@ def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None):
         if key not in env_extra:
             env.pop(key, None)
     if runtime == "bpy":
-        cmd = [sys.executable, SCENARIOS, name, str(work), zip_path]
+        cmd = [sys.executable, script, name, str(work), zip_path]
     else:
-        cmd = [BLENDER, "-b", "--factory-startup", "--python", SCENARIOS, "--", name, str(work), zip_path]
+        cmd = [BLENDER, "-b", "--factory-startup", "--python", script, "--", name, str(work), zip_path]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=cwd or str(tmp_path))
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert result.returncode == 0 and lines, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return json.loads(lines[-1][len("RESULT "):]), work, result.stdout
-
-
-@pytest.fixture()
-def via_server(server, token_file):
-    return {"DREAM_SERVER_ADDRESS": server.address, "DREAM_SERVER_TOKEN_FILE": token_file}
 
 
 @pytest.mark.blender

@@ -26,6 +26,7 @@ def test_panel_screenshot(tmp_path):
                              os.path.join(ROOT, "demo", "screenshot_panel.py"), "--", built, str(out), str(without)],
                             env=env, capture_output=True, text=True, timeout=300)
     assert out.exists() and without.exists(), result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
     import numpy as np
     from PIL import Image
 
