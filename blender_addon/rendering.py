@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 from dataclasses import dataclass
+from typing import Optional
 
 import bpy
 
@@ -124,12 +125,14 @@ def is_complete_render(path: str) -> bool:
     return os.path.isfile(path) and exr_check.is_complete_exr(path)
 
 
-def is_usable_render(scene, path: str) -> bool:
-    """A whole render with the passes the scene's settings need now (one
-    made before any object had a strength has no Cryptomatte pass)."""
+def render_problem(scene, path: str) -> Optional[str]:
+    """Why our existing render at ``path`` cannot be dreamed now, or None:
+    cut short, or made before any object had a strength (no Cryptomatte)."""
     if not is_complete_render(path):
-        return False
-    return not strengths.in_use(scene) or exr_check.has_channel(path, CRYPTOMATTE_CHANNEL)
+        return "incomplete"
+    if strengths.in_use(scene) and not exr_check.has_channel(path, CRYPTOMATTE_CHANNEL):
+        return "without the Cryptomatte pass the object strengths need"
+    return None
 
 
 CRYPTOMATTE_CHANNEL = ".CryptoObject00."

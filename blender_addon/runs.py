@@ -90,10 +90,9 @@ class FrameRun:
         if not self.render_missing:
             if not exists:
                 raise DreamError(f"source frame missing: {plan.source}")
-        elif not exists or not rendering.is_usable_render(scene, plan.source):
+        elif not exists or (problem := rendering.render_problem(scene, plan.source)):
             if exists:
-                print(f"Dream Renders: the render of frame {plan.frame} is incomplete or lacks the passes "
-                      "needed now; rendering it again", flush=True)
+                print(f"Dream Renders: the render of frame {plan.frame} is {problem}; rendering it again", flush=True)
             rendering.render_to_file(scene, plan.frame, plan.source)
         resume = self.resume_point() if self.submitted == 0 else None
         self.worker.submit(plan, resume)

@@ -2,6 +2,7 @@
 3.4), run like blender_scenarios.py. Standard library only: the pixels are
 compared by the test, which reads the files these scenarios leave."""
 import os
+import shutil
 import sys
 
 import bpy
@@ -21,12 +22,8 @@ from blender_scenarios import (  # noqa: E402
 SIZE = (96, 72)
 
 
-def strength_scene(workdir, zip_path):
-    """The demo shot with the cube kept clean (0) and the sphere keyed from 0 on frame 1 to 2 on frame 3."""
-    scene = build_scene(workdir, frames=3, width=SIZE[0], height=SIZE[1])
-    module = install(zip_path)
-    fast_settings(scene)
-    scene.render.dither_intensity = 0.0  # Blender's own frames are compared pixel by pixel
+def set_strengths(scene) -> None:
+    """The cube kept clean (0); the sphere keyed from 0 on frame 1 to 2 on frame 3."""
     scene.dream.temporal = "vectors"
     bpy.data.objects["Cube"].dream.strength = 0.0
     sphere = bpy.data.objects["Sphere"].dream
@@ -34,13 +31,20 @@ def strength_scene(workdir, zip_path):
     sphere.keyframe_insert("strength", frame=1)
     sphere.strength = 2.0
     sphere.keyframe_insert("strength", frame=3)
-    return scene, module
 
 
 def scenario_object_strengths(workdir, zip_path):
-    """Dream Animation with object strengths, then Dream on Render with the
-    same, then Dream Animation with none; and Blender's own frames."""
-    scene, module = strength_scene(workdir, zip_path)
+    """Dream Animation with no strengths (its dreams copied aside), then with
+    strengths (the renders, made without Cryptomatte, are made again), then
+    Dream on Render with the same; and Blender's own frames."""
+    scene = build_scene(workdir, frames=3, width=SIZE[0], height=SIZE[1])
+    module = install(zip_path)
+    fast_settings(scene)
+    scene.render.dither_intensity = 0.0  # Blender's own frames are compared pixel by pixel
+    scene.dream.temporal = "vectors"
+    bpy.ops.dream.render_animation()
+    shutil.copytree(os.path.join(workdir, "dream", "frames"), os.path.join(workdir, "plain"))
+    set_strengths(scene)
     plans = __import__(f"{module}.plans", fromlist=["dream_params"])
     params = {}
     for frame in (1, 2, 3):
@@ -54,15 +58,11 @@ def scenario_object_strengths(workdir, zip_path):
     scene.dream.on_render = True
     set_output(scene, "//on_render/shot_###", "png8")
     bpy.ops.render.render(animation=True)
-    scene.dream.on_render = False
-    bpy.ops.dream.clear_strengths()
-    scene.dream.output_dir = "//plain/"
-    bpy.ops.dream.render_animation()
     return {"params": params, "before": before, "after": after, "own": own,
             "crypto_after": [layer.use_pass_cryptomatte_object for layer in scene.view_layers],
             "masked": sorted(visible(os.path.join(workdir, "dream", "frames"))),
             "on_render": sorted(visible(os.path.join(workdir, "on_render"))),
-            "plain": sorted(visible(os.path.join(workdir, "plain", "frames")))}
+            "plain": sorted(visible(os.path.join(workdir, "plain")))}
 
 
 def scenario_collections_and_selection(workdir, zip_path):

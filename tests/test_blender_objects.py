@@ -41,9 +41,12 @@ def _away_from(coverage: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_object_strengths_on_a_real_render(runtime, tmp_path, addon_zip, via_server):
     """The cube at 0 keeps Blender's own pixels; the sphere, keyed 0 -> 2,
-    goes from as rendered to twice as dreamed; the rest dreams as it does
-    with no strengths; Dream on Render alike; the user's passes as they were."""
-    result, work, _ = run_scenario(runtime, "object_strengths", tmp_path, addon_zip, via_server, script=OBJECTS)
+    goes from as rendered to harder than with no strengths; the rest dreams
+    as it does with none; Dream on Render alike; the user's passes as they
+    were; renders made before the strengths were set are made again."""
+    result, work, out = run_scenario(runtime, "object_strengths", tmp_path, addon_zip, via_server, script=OBJECTS)
+    assert "the render of frame 1 is without the Cryptomatte pass the object strengths need; rendering it " \
+           "again" in out
     assert result["params"]["1"]["objects"] == {"Cube": 0.0, "Sphere": 0.0}
     assert result["params"]["3"]["objects"] == {"Cube": 0.0, "Sphere": 2.0}
     assert result["after"] == result["before"] and result["crypto_after"] == [False]
@@ -56,7 +59,7 @@ def test_object_strengths_on_a_real_render(runtime, tmp_path, addon_zip, via_ser
         own = _pixels(result["own"][frame - 1])
         masked = _pixels(work / "dream" / "frames" / f"Scene_0000{frame}.png")
         on_render = _pixels(work / "on_render" / f"shot_00{frame}.png")
-        plain = _pixels(work / "plain" / "frames" / f"Scene_0000{frame}.png")
+        plain = _pixels(work / "plain" / f"Scene_0000{frame}.png")
         core = _core(cube)
         assert core.sum() > 50
         for name, dreamed in (("Dream Animation", masked), ("Dream on Render", on_render)):

@@ -116,12 +116,14 @@ def test_strength_two_dreams_harder_and_one_as_hard_as_without_strengths(lite0, 
     assert change(double, picture)[inside].mean() > 1.4 * change(plain, picture)[inside].mean()
 
 
-def test_only_the_named_objects_dream(lite0, statue_exr):
+def test_only_the_named_objects_dream_and_as_hard_as_in_a_whole_dream(lite0, statue_exr):
     picture = read_image(statue_exr)
     statue = scene_coverage()["Statue"]
     only = dream_with(lite0, picture, ObjectStrengths({"Statue": 1.0}, others=0.0, background=0.0))
     assert change(only, picture)[statue == 0].max() < 1e-5
-    assert change(only, picture)[statue > 0.999].mean() > 0.02
+    inside = statue > 0.999
+    ratio = change(only, picture)[inside].mean() / change(dream_with(lite0, picture), picture)[inside].mean()
+    assert 0.85 < ratio < 1.2, ratio  # the step is the mean change of the pixels that dream
 
 
 def test_in_a_sequence_each_frames_own_strengths_decide(lite0, statue_exr):

@@ -176,11 +176,21 @@ class Dreamer:
         with torch.enable_grad(), self._autocast(config.precision):
             grad, _ = tiled_gradient(roll(x, dy, dx), value_fn, grid, self._tile_batch(config))
         grad = roll(grad.float(), -dy, -dx)
-        # normalised like the original notebook: the step is a mean change per pixel
-        update = grad * (config.step / (grad.abs().mean() + 1e-8))
+        # normalised like the original notebook: the step is a mean change per pixel that dreams
+        update = grad * (config.step / (_mean_abs(grad, step_mask) + 1e-8))
         if step_mask is not None:
             update = update * step_mask
         return (x + update).clamp_(0.0, 1.0)
+
+
+def _mean_abs(grad: torch.Tensor, step_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """Mean |gradient| over the pixels whose step is not 0: an object dreamed
+    alone grows as strongly as in a frame where everything dreams (measured:
+    0.7 of it when the still pixels counted too)."""
+    if step_mask is None:
+        return grad.abs().mean()
+    dreaming = (step_mask > 0).to(grad.dtype)
+    return (grad.abs() * dreaming).sum() / (dreaming.sum() * grad.shape[1]).clamp(min=1.0)
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
