@@ -51,3 +51,8 @@ def engine_has_vector_pass(scene) -> bool:
     if engine == "CYCLES":
         return not scene.render.use_motion_blur
     return engine in ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE") and VERSION >= (4, 2, 0)
+
+
+def engine_has_cryptomatte(scene) -> bool:
+    """Cycles and Eevee write the Cryptomatte passes; Workbench and most external engines do not."""
+    return scene.render.engine in ("CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")

@@ -49,6 +49,7 @@ class RenderDreaming:
         self.user_output = OutputSettings.capture(scene)
         if self.user_output.is_movie:
             raise DreamError(MOVIE_ERROR)
+        plans.dream_params(scene)  # settings that cannot be dreamed are refused before the first frame
         self.raw_pattern = plans.frame_file(scene, "renders", "#####")  # Dream Animation's renders, same names
         self.linear_pattern = plans.frame_file(scene, "linear", "#####")  # kept: the next chunk starts there
         self.worker = DreamWorker(link, job, self._reply)

@@ -2,7 +2,7 @@ import json
 
 import bpy
 
-from . import strengths
+from . import compat, strengths
 
 
 def draw_settings(layout, context) -> None:
@@ -52,6 +52,8 @@ def draw_objects(layout, context) -> None:
     row = layout.row(align=True)
     row.operator("dream.only_selected", icon="RESTRICT_SELECT_OFF")
     row.operator("dream.clear_strengths", text="", icon="X")
+    if strengths.in_use(scene) and not compat.engine_has_cryptomatte(scene):
+        layout.label(text="Object strengths need Cycles or Eevee (this engine writes no Cryptomatte)", icon="ERROR")
     own = [obj for obj in scene.objects if obj.dream.use_strength and obj.type in strengths.VISIBLE_TYPES]
     if own:
         layout.label(text=f"{len(own)} object{'s' if len(own) != 1 else ''} with a Dream Strength "

@@ -6,7 +6,7 @@ import os
 
 import bpy
 
-from . import strengths
+from . import compat, strengths
 from .errors import DreamError
 from .wire.plans import FramePlan
 
@@ -73,5 +73,8 @@ def dream_params(scene, objects: bool = True) -> dict:
     params = scene.dream.to_params()
     object_strengths = strengths.strength_params(scene) if objects else None
     if object_strengths is not None:
+        if not compat.engine_has_cryptomatte(scene):
+            raise DreamError(f"objects have a Dream Strength, which needs the Cryptomatte pass of Cycles or Eevee; "
+                             f"the render engine {scene.render.engine} writes none (or clear the strengths)")
         params["objects"] = object_strengths
     return params

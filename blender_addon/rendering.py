@@ -158,6 +158,11 @@ def save_render_result(scene, path: str) -> None:
             result.save_render(path, scene=scene)
         except RuntimeError:
             raise DreamError(missing) from None
+    if render_problem(scene, path):  # an F12 render without Cryptomatte: objects have strengths
+        os.remove(path)
+        raise DreamError("the last render has no Cryptomatte object pass, which the objects' Dream Strength needs: "
+                         "turn off Use Existing Render, or tick View Layer > Passes > Cryptomatte > Object and "
+                         "render (F12) again")
 
 
 def show_image(path: str, name: str = "Dream Result"):

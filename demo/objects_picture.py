@@ -4,13 +4,13 @@ the render and a dream with no strengths.
 
     python demo/objects_picture.py docs/objects.png   (needs the bpy module)
 """
+import io
 import os
 import subprocess
 import sys
 import tempfile
 
 import bpy
-import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -34,12 +34,11 @@ def dream(source: str, target: str, *extra: str) -> str:
 
 
 def as_display(path: str) -> Image.Image:
+    """A scene-linear EXR as an sRGB picture."""
     from dream_core import read_image
-    from dream_core.io.images import encode_image, decode_image
+    from dream_core.io.images import encode_image
 
-    picture = read_image(path)
-    return Image.fromarray((decode_image(encode_image(picture, "png"), "png").pixels[..., :3] * 255).round()
-                           .astype(np.uint8))
+    return Image.open(io.BytesIO(encode_image(read_image(path), "png"))).convert("RGB")
 
 
 def main() -> None:

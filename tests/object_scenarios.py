@@ -67,7 +67,8 @@ def scenario_object_strengths(workdir, zip_path):
 
 def scenario_collections_and_selection(workdir, zip_path):
     """A collection's strength reaches its objects (a child collection's
-    first, an object's own before either); Dream Only Selected and Clear."""
+    first, an object's own before either); Use Existing Render of an F12
+    render without Cryptomatte says what to do; Dream Only Selected and Clear."""
     scene = build_scene(workdir, frames=1)
     module = install(zip_path)
     strengths = __import__(f"{module}.strengths", fromlist=["strength_params"])
@@ -82,14 +83,28 @@ def scenario_collections_and_selection(workdir, zip_path):
     small.dream.strength = 2.0
     bpy.data.objects["Torus"].dream.strength = 1.5
     inherited = strengths.strength_params(scene)
+    scene.render.engine = "BLENDER_WORKBENCH"
+    try:
+        bpy.ops.dream.render_animation(exit_on_error=False)
+        workbench = None
+    except RuntimeError as err:
+        workbench = str(err)
+    scene.render.engine = "CYCLES"
+    fast_settings(scene)
+    bpy.ops.render.render()  # F12 without the Cryptomatte pass
+    try:
+        bpy.ops.dream.render_frame(use_existing=True, exit_on_error=False)
+        existing = None
+    except RuntimeError as err:
+        existing = str(err)
     for obj in scene.objects:
         obj.select_set(obj.name == "Sphere")
     bpy.context.view_layer.objects.active = bpy.data.objects["Sphere"]
     only = bpy.ops.dream.only_selected()
     selected = strengths.strength_params(scene)
     bpy.ops.dream.clear_strengths()
-    return {"inherited": inherited, "only": sorted(only), "selected": selected,
-            "cleared": strengths.strength_params(scene),
+    return {"inherited": inherited, "workbench": workbench, "existing": existing, "only": sorted(only),
+            "selected": selected, "cleared": strengths.strength_params(scene),
             "undo": "UNDO" in bpy.types.DREAM_OT_only_selected.bl_options}
 
 

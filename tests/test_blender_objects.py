@@ -79,11 +79,14 @@ def test_object_strengths_on_a_real_render(runtime, tmp_path, addon_zip, via_ser
 
 @pytest.mark.blender
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_collections_give_strengths_and_dream_only_selected(runtime, tmp_path, addon_zip):
-    result, _, _ = run_scenario(runtime, "collections_and_selection", tmp_path, addon_zip, {}, script=OBJECTS)
+def test_collections_give_strengths_and_dream_only_selected(runtime, tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario(runtime, "collections_and_selection", tmp_path, addon_zip, via_server,
+                                script=OBJECTS)
     # Cube from Props (0), Sphere from its child collection (2), Torus its own (1.5); the floor is in none
     assert result["inherited"] == {"objects": {"Cube": 0.0, "Sphere": 2.0, "Torus": 1.5}, "others": 1.0,
                                    "background": 1.0}
+    assert "the render engine BLENDER_WORKBENCH writes none" in result["workbench"], result["workbench"]
+    assert "the last render has no Cryptomatte object pass" in result["existing"], result["existing"]
     assert result["only"] == ["FINISHED"] and result["undo"]
     assert result["selected"] == {"objects": {"Plane": 0.0, "Cube": 0.0, "Torus": 0.0}, "others": 1.0,
                                   "background": 0.0}

@@ -83,9 +83,10 @@ def test_maps_weigh_each_object_by_its_coverage(statue_exr):
     assert matte.names() == ["Floor", "Lamp", "Statue"]
     cover = scene_coverage()
     maps = strength_maps(matte, ObjectStrengths({"Statue": 2.0, "Floor": 0.0}, background=0.5))
+    steps, share = maps.steps[0, 0].numpy(), maps.share[0, 0].numpy()
     world = 1 - cover["Statue"] - cover["Floor"]
-    np.testing.assert_allclose(maps.steps, 2 * cover["Statue"] + 0.5 * world, atol=1e-6)
-    np.testing.assert_allclose(maps.share, cover["Statue"] + world, atol=1e-6)
+    np.testing.assert_allclose(steps, 2 * cover["Statue"] + 0.5 * world, atol=1e-6)
+    np.testing.assert_allclose(share, cover["Statue"] + world, atol=1e-6)
     edge = (cover["Statue"] > 0.2) & (cover["Statue"] < 0.8)
     assert edge.sum() > 10  # anti-aliased pixels are shared, not rounded to one object
 

@@ -57,11 +57,13 @@ class DreamRunOperator:
         try:
             frame_plans = self.plans(context)
             link = configured_link(context)
+            run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
+                           redream=self.redream, colour_managed=self.colour_managed)
         except DreamError as err:
+            if context.scene.frame_current != self._frame:
+                context.scene.frame_set(self._frame)  # evaluating the frames' settings moved it
             report_failure(self, str(err))
             return None
-        run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
-                       redream=self.redream, colour_managed=self.colour_managed)
         if run.skipped:
             self.report({"INFO"}, f"{run.skipped} frame(s) already dreamed; resuming")
         return run

@@ -23,39 +23,64 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ObjectStrengths
-from ..errors import BadSetting
+from ..errors import BadSetting, ShapeMismatch
 from ..io import Picture
 from ..io.cryptomatte import Cryptomatte, read_cryptomatte
+
+CPU = torch.device("cpu")
 
 
 @dataclass
 class ObjectMaps:
-    steps: np.ndarray  # H×W, 0 to 2
-    share: np.ndarray  # H×W, 0 to 1
+    steps: torch.Tensor  # [1, 1, H, W], 0 to 2
+    share: torch.Tensor  # [1, 1, H, W], 0 to 1
 
 
-def strength_maps(matte: Cryptomatte, strengths: ObjectStrengths) -> ObjectMaps:
-    """The per-pixel maps of ``strengths`` over ``matte``'s coverage."""
+def strength_maps(matte: Cryptomatte, strengths: ObjectStrengths, device: torch.device = CPU) -> ObjectMaps:
+    """The per-pixel maps of ``strengths`` over ``matte``'s coverage, made on ``device``."""
     missing = sorted(set(strengths.objects) - set(matte.manifest))
     if missing and strengths.require_all:
         raise BadSetting(f"no object {', '.join(map(repr, missing))} in the frame's Cryptomatte; it has "
                          f"{', '.join(map(repr, matte.names())) or 'no objects'}")
     by_id = {matte.manifest[name]: float(value) for name, value in strengths.objects.items() if name in matte.manifest}
-    unique, inverse = np.unique(matte.ids, return_inverse=True)
-    per_rank = np.array([by_id.get(int(i), strengths.others) for i in unique], dtype=np.float32)
-    per_rank = per_rank[inverse.reshape(matte.ids.shape)]
-    covered = matte.coverage.sum(axis=-1).clip(0.0, 1.0)
-    world = 1.0 - covered
-    steps = (matte.coverage * per_rank).sum(axis=-1) + world * strengths.background
-    share = (matte.coverage * (per_rank > 0)).sum(axis=-1) + world * float(strengths.background > 0)
-    return ObjectMaps(steps.clip(0.0, 2.0).astype(np.float32), share.clip(0.0, 1.0).astype(np.float32))
+    # ids compared as int32 bit patterns: half the memory of int64, the same equality
+    as_int32 = {int(np.array(i, np.uint32).view(np.int32)): v for i, v in by_id.items()}
+    known = torch.tensor(sorted(as_int32), dtype=torch.int32, device=device)
+    values = torch.tensor([as_int32[i] for i in known.tolist()], dtype=torch.float32, device=device)
+    height, width, ranks = matte.ids.shape
+    steps = torch.zeros((1, 1, height, width), device=device)
+    share = torch.zeros_like(steps)
+    covered = torch.zeros_like(steps)
+    for rank in range(ranks):  # rank by rank: a 4K frame's ranks at once take gigabytes
+        ids = torch.from_numpy(np.ascontiguousarray(matte.ids[..., rank]).view(np.int32)).to(device)[None, None]
+        coverage = torch.from_numpy(np.ascontiguousarray(matte.coverage[..., rank])).to(device)[None, None]
+        strength = _lookup(ids, known, values, strengths.others)
+        steps += coverage * strength
+        share += coverage * (strength > 0)
+        covered += coverage
+    world = 1.0 - covered.clamp(0.0, 1.0)
+    steps += world * strengths.background
+    share += world * float(strengths.background > 0)
+    return ObjectMaps(steps.clamp(0.0, 2.0), share.clamp(0.0, 1.0))
 
 
-def object_maps(picture: Picture, strengths: Optional[ObjectStrengths]) -> Optional[ObjectMaps]:
+def _lookup(ids: torch.Tensor, known: torch.Tensor, values: torch.Tensor, default: float) -> torch.Tensor:
+    """``values`` of the ``known`` (sorted) ids, ``default`` for any other id."""
+    if known.numel() == 0:
+        return torch.full(ids.shape, default, device=ids.device)
+    at = torch.searchsorted(known, ids).clamp(max=known.numel() - 1)
+    return torch.where(known[at] == ids, values[at], torch.tensor(default, device=ids.device))
+
+
+def object_maps(picture: Picture, strengths: Optional[ObjectStrengths], device: torch.device) -> Optional[ObjectMaps]:
     """The maps for a frame, or None when no strengths are set."""
     if strengths is None:
         return None
-    return strength_maps(read_cryptomatte(picture.passes), strengths)
+    maps = strength_maps(read_cryptomatte(picture.passes), strengths, device)
+    if maps.steps.shape[-2:] != (picture.height, picture.width):
+        raise ShapeMismatch(f"the Cryptomatte pass is {maps.steps.shape[-1]}x{maps.steps.shape[-2]}, the picture "
+                            f"{picture.width}x{picture.height}")
+    return maps
 
 
 def octave_steps(steps: torch.Tensor, share: torch.Tensor, octave_scale: float):

@@ -178,11 +178,10 @@ class SequenceDreamer:
 def _object_steps(picture: Picture, settings: DreamSettings,
                   rgb: torch.Tensor) -> tuple[StepMask, Optional[torch.Tensor]]:
     """The objects' step maps by octave and the share of each pixel that dreams, or (None, None)."""
-    maps = objects.object_maps(picture, settings.objects)
+    maps = objects.object_maps(picture, settings.objects, rgb.device)
     if maps is None:
         return None, None
-    share = mask_tensor(maps.share, rgb)
-    return objects.octave_steps(mask_tensor(maps.steps, rgb), share, settings.config.octave_scale), share
+    return objects.octave_steps(maps.steps, maps.share, settings.config.octave_scale), maps.share
 
 
 def _combined(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
