@@ -60,16 +60,6 @@ def draw_objects(layout, context) -> None:
                           "(Object properties)", icon="OBJECT_DATA")
 
 
-def draw_strength(layout, settings, inherited: str) -> None:
-    """An object's or collection's strength: active when its own, else what it inherits."""
-    layout.use_property_split = True
-    row = layout.row()
-    row.active = settings.use_strength
-    row.prop(settings, "strength", text="Strength")
-    if not settings.use_strength:
-        layout.label(text=inherited, icon="INFO")
-
-
 def draw_actions(layout, context) -> None:
     runtime = context.window_manager.dream
     col = layout.column(align=True)
@@ -113,7 +103,8 @@ class DreamPanel:
 
 
 class StrengthPanel:
-    """Dream Strength in the Object and Collection properties, its checkbox in the header."""
+    """Dream Strength in the Object and Collection properties, its checkbox in
+    the header; the slider is active when the value is the owner's own."""
 
     bl_label = "Dream Strength"
     bl_space_type = "PROPERTIES"
@@ -122,39 +113,47 @@ class StrengthPanel:
     def draw_header(self, context):
         self.layout.prop(self.owner(context).dream, "use_strength", text="")
 
+    def draw(self, context):
+        settings = self.owner(context).dream
+        self.layout.use_property_split = True
+        row = self.layout.row()
+        row.active = settings.use_strength
+        row.prop(settings, "strength", text="Strength")
+        if not settings.use_strength:
+            self.layout.label(text=self.inherited(context), icon="INFO")
+
 
 class DREAM_PT_object_strength(StrengthPanel, bpy.types.Panel):
     bl_context = "object"
-
-    @staticmethod
-    def owner(context):
-        return context.object
 
     @classmethod
     def poll(cls, context):
         return context.object is not None and context.object.type in strengths.VISIBLE_TYPES
 
-    def draw(self, context):
-        obj = context.object
-        value, source = strengths.collection_strengths(context.scene).get(obj.name, (1.0, None))
-        inherited = f"Dreams at {value:.2f} from collection {source}" if source else "Dreams at 1 (as usual)"
-        draw_strength(self.layout, obj.dream, inherited)
+    @staticmethod
+    def owner(context):
+        return context.object
+
+    @staticmethod
+    def inherited(context) -> str:
+        value, source = strengths.collection_strengths(context.scene).get(context.object.name, (1.0, None))
+        return f"Dreams at {value:.2f} from collection {source}" if source else "Dreams at 1 (as usual)"
 
 
 class DREAM_PT_collection_strength(StrengthPanel, bpy.types.Panel):
     bl_context = "collection"
 
-    @staticmethod
-    def owner(context):
-        return context.collection
-
     @classmethod
     def poll(cls, context):
         return getattr(context, "collection", None) is not None
 
-    def draw(self, context):
-        draw_strength(self.layout, context.collection.dream, "Its objects dream at their own strength, else 1 "
-                                                            "or a parent collection's")
+    @staticmethod
+    def owner(context):
+        return context.collection
+
+    @staticmethod
+    def inherited(context) -> str:
+        return "Its objects dream at their own strength, else a parent collection's, else 1"
 
 
 class DREAM_PT_objects(bpy.types.Panel):

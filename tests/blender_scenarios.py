@@ -72,6 +72,15 @@ def pixel_diff(a: str, b: str) -> dict:
     return {"mean": sum(diffs) / len(diffs), "max": max(diffs)}
 
 
+def error_of(call):
+    """What an operator's failure says (bpy raises RuntimeError), or None when it succeeds."""
+    try:
+        call()
+    except RuntimeError as err:
+        return str(err)
+    return None
+
+
 def mean_abs_diff(a: str, b: str) -> float:
     return pixel_diff(a, b)["mean"]
 
@@ -241,11 +250,7 @@ def scenario_full_disk(workdir, zip_path):
     """Dreamed frames go to a nearly full disk: the run ends with one message naming it, no hang."""
     scene = _strip_scene(workdir, zip_path, frames=4)
     scene.dream.output_dir = os.environ["DREAM_TEST_OUTPUT"]
-    try:
-        bpy.ops.dream.process_strip(exit_on_error=False)
-        message = None
-    except RuntimeError as err:
-        message = str(err)
+    message = error_of(lambda: bpy.ops.dream.process_strip(exit_on_error=False))
     written = visible(os.path.join(os.environ["DREAM_TEST_OUTPUT"], "strips", "lux"))
     return {"message": message, "written": written}
 
@@ -351,11 +356,7 @@ def scenario_failure(workdir, zip_path):
     scene = build_scene(workdir, frames=2)
     install(zip_path)
     fast_settings(scene)
-    try:
-        bpy.ops.dream.render_animation(exit_on_error=False)
-        message = None
-    except RuntimeError as err:
-        message = str(err)
+    message = error_of(lambda: bpy.ops.dream.render_animation(exit_on_error=False))
     frames_dir = os.path.join(workdir, "dream", "frames")
     return {"message": message, "frames": visible(frames_dir) if os.path.isdir(frames_dir) else []}
 
@@ -501,11 +502,7 @@ def scenario_render_existing(workdir, zip_path):
     fast_settings(scene)
     renders = []
     bpy.app.handlers.render_init.append(lambda *_: renders.append(1))
-    try:
-        bpy.ops.dream.render_frame(use_existing=True, exit_on_error=False)
-        missing = None
-    except RuntimeError as err:
-        missing = str(err)
+    missing = error_of(lambda: bpy.ops.dream.render_frame(use_existing=True, exit_on_error=False))
     bpy.ops.render.render()
     before = len(renders)
     bpy.ops.dream.render_frame(use_existing=True)
@@ -536,11 +533,7 @@ def scenario_hash_in_output(workdir, zip_path):
     install(zip_path)
     fast_settings(scene)
     scene.dream.output_dir = "//take #2/"
-    try:
-        bpy.ops.dream.render_animation(exit_on_error=False)
-        message = None
-    except RuntimeError as err:
-        message = str(err)
+    message = error_of(lambda: bpy.ops.dream.render_animation(exit_on_error=False))
     return {"message": message, "folders": visible(workdir),
             "frames": visible(os.path.join(workdir, "take #2", "frames"))}
 

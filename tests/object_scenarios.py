@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from blender_scenarios import (  # noqa: E402
     _render_like_f12,
     build_scene,
+    error_of,
     fast_settings,
     install,
     output_report,
@@ -84,19 +85,11 @@ def scenario_collections_and_selection(workdir, zip_path):
     bpy.data.objects["Torus"].dream.strength = 1.5
     inherited = strengths.strength_params(scene)
     scene.render.engine = "BLENDER_WORKBENCH"
-    try:
-        bpy.ops.dream.render_animation(exit_on_error=False)
-        workbench = None
-    except RuntimeError as err:
-        workbench = str(err)
+    workbench = error_of(lambda: bpy.ops.dream.render_animation(exit_on_error=False))
     scene.render.engine = "CYCLES"
     fast_settings(scene)
     bpy.ops.render.render()  # F12 without the Cryptomatte pass
-    try:
-        bpy.ops.dream.render_frame(use_existing=True, exit_on_error=False)
-        existing = None
-    except RuntimeError as err:
-        existing = str(err)
+    existing = error_of(lambda: bpy.ops.dream.render_frame(use_existing=True, exit_on_error=False))
     for obj in scene.objects:
         obj.select_set(obj.name == "Sphere")
     bpy.context.view_layer.objects.active = bpy.data.objects["Sphere"]
