@@ -146,6 +146,7 @@ def test_server_killed_mid_run_is_restarted(tmp_path, addon_zip):
 def test_connection_lists_models_and_a_renamed_scene_stops_the_run(tmp_path, addon_zip, via_server):
     result, _, _ = run_scenario("bpy", "connection_and_renamed_scene", tmp_path, addon_zip, via_server)
     assert result["info"].startswith("dream server") and "lite0" in result["info"]
+    assert " on cpu (CPU: " in result["info"] and " GiB free" in result["info"], result["info"]  # the device
     assert result["models"] == ["googlenet", "lite0", "resnet50", "vgg16"]  # the server's list, not a copy
     assert "the scene 'Scene' is gone" in result["error"]
 

@@ -146,3 +146,50 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+
+
+class RunsOutOfMemory(torch.nn.Module):
+    """A real network that raises the out-of-memory error CUDA raises
+    whenever an input holds more than ``limit`` pixels (MPS raises a plain
+    RuntimeError saying so; both are covered)."""
+
+    def __init__(self, net: torch.nn.Module, limit: int, mps_style: bool = False) -> None:
+        super().__init__()
+        self.net, self.limit, self.mps_style = net, limit, mps_style
+        self.refused = 0
+
+    def forward(self, x, layers):
+        if x.shape[-2] * x.shape[-1] > self.limit:
+            self.refused += 1
+            if self.mps_style:
+                raise RuntimeError("MPS backend out of memory (MPS allocated: 7.9 GB)")
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.net(x, layers)
+
+
+@pytest.mark.parametrize("mps_style", [False, True])
+def test_out_of_memory_falls_back_to_smaller_tiles_and_the_frame_comes_out(coffee, mps_style, caplog):
+    from dream_core.engine import Dreamer
+
+    dreamer = Dreamer("lite0", device="cpu")
+    dreamer.net = RunsOutOfMemory(dreamer.net, limit=180 * 180, mps_style=mps_style)
+    image = torch.from_numpy(np.ascontiguousarray(np.tile(coffee, (3, 3, 1))[:288, :384])).permute(2, 0, 1)[None]
+    config = DreamConfig(octaves=2, iterations=2, tile=0, tile_margin=16)  # the whole frame at once: too big
+    out = dreamer.run(image, dreamer.objective(), config)
+    assert out.shape == image.shape and torch.isfinite(out).all()
+    assert dreamer.net.refused == 1 and dreamer.tile_cap == 274 // 2  # the first octave's 274 px side, halved
+    assert (out - image).abs().mean() > 0.005  # dreamed, not passed through
+    assert "out of memory with 274 px tiles on cpu; dreaming on with 137 px tiles" in caplog.text
+    dreamer.run(image, dreamer.objective(), config)
+    assert dreamer.net.refused == 1  # later frames start from the tiles that fitted
+
+
+def test_out_of_memory_at_the_smallest_tiles_is_an_error(coffee):
+    from dream_core.engine import Dreamer
+
+    dreamer = Dreamer("lite0", device="cpu")
+    dreamer.net = RunsOutOfMemory(dreamer.net, limit=10)
+    with pytest.raises(torch.OutOfMemoryError):
+        dreamer.run(torch.from_numpy(coffee).permute(2, 0, 1)[None], dreamer.objective(),
+                    DreamConfig(octaves=1, iterations=1))
+    assert dreamer.tile_cap == Dreamer.MIN_TILE

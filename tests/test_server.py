@@ -21,6 +21,8 @@ from dream_core.wire.spawn import ServerStartError, spawn_server
 def test_hello_describes_the_server(client):
     info = client.hello()
     assert info["protocol"] == P.PROTOCOL and info["device"] == "cpu"
+    about = info["device_info"]
+    assert about["kind"] == "CPU" and "cores" in about["name"] and 0 < about["free_memory_gib"] <= about["memory_gib"]
     lite0 = next(m for m in info["models"] if m["name"] == "lite0")
     assert lite0["offline"] and lite0["loaded"] and "block9" in lite0["layers"]
 

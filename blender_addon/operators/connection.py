@@ -8,9 +8,12 @@ from ..server_link import ConnectionProbe
 
 
 def describe(info: dict) -> str:
-    gpu = f", {info['gpu']} ({info['gpu_memory_gib']} GiB)" if info.get("gpu") else ""
+    """One line: the server, its device (kind, name, free memory) and models."""
+    device = info.get("device_info") or {}
+    memory = f", {device['free_memory_gib']} of {device['memory_gib']} GiB free" if device.get("memory_gib") else ""
+    about = f" ({device.get('kind')}: {device.get('name')}{memory})" if device else ""
     models = ", ".join(m["name"] + ("" if m.get("offline") else " (download)") for m in info.get("models", []))
-    return f"dream server {info.get('version')} on {info.get('device')}{gpu}; models: {models}"
+    return f"dream server {info.get('version')} on {info.get('device')}{about}; models: {models}"
 
 
 class DREAM_OT_test_connection(bpy.types.Operator):

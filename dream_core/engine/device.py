@@ -2,6 +2,8 @@
 the device once and comes back once."""
 from __future__ import annotations
 
+import os
+import platform
 from typing import Optional
 
 import numpy as np
@@ -27,6 +29,37 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not _mps_available():
         raise BadSetting("device mps requested, but MPS is not available")
     return device
+
+
+def uses_cuda_graphs(device: torch.device) -> bool:
+    """NVIDIA CUDA only: ROCm builds (``torch.version.hip``) and MPS run eager."""
+    return device.type == "cuda" and not torch.version.hip
+
+
+def describe(device: torch.device) -> dict:
+    """What the device is and how much memory it has free (GiB), for Test Connection."""
+    if device.type == "cuda":
+        kind, name = ("ROCm" if torch.version.hip else "CUDA"), torch.cuda.get_device_name(device)
+        free, total = torch.cuda.mem_get_info(device)
+    elif device.type == "mps":
+        kind, name = "MPS", "Apple GPU"
+        total = torch.mps.recommended_max_memory()
+        free = total - torch.mps.driver_allocated_memory()
+    else:
+        kind, name = "CPU", f"{platform.machine()} CPU, {os.cpu_count()} cores"
+        free, total = _system_memory()
+    gib = 2**30
+    return {"kind": kind, "name": name, "free_memory_gib": None if free is None else round(free / gib, 1),
+            "memory_gib": None if total is None else round(total / gib, 1)}
+
+
+def _system_memory() -> tuple[Optional[int], Optional[int]]:
+    """(free, total) bytes of RAM where the system says (POSIX), else (None, None)."""
+    try:
+        size = os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_AVPHYS_PAGES") * size, os.sysconf("SC_PHYS_PAGES") * size
+    except (AttributeError, ValueError, OSError):
+        return None, None
 
 
 def _mps_available() -> bool:

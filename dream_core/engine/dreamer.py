@@ -6,6 +6,7 @@ callback that may raise to cancel.
 """
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Optional, Union
@@ -17,11 +18,13 @@ from .. import models
 from ..config import DreamConfig, Progress, ProgressCallback
 from ..errors import BadSetting, UnknownLayer
 from .checks import check_finite, check_shape
-from .device import image_tensor, resolve_device
+from .device import image_tensor, resolve_device, uses_cuda_graphs
 from .objectives import Guide, Objective, parse_objective
 from .octaves import octave_shapes, resize
 from .tiling import TileGrid, tile_grid, tiled_gradient
 from .transforms import Jitter, roll
+
+log = logging.getLogger(__name__)
 
 # a step mask [1, 1, H, W], none, or one per octave by the octaves still to come (0: the finest)
 StepMask = Union[torch.Tensor, None, Callable[[int], Optional[torch.Tensor]]]
@@ -56,6 +59,7 @@ class Dreamer:
         self.net = models.get_model(model, weights=weights).to(self.device, memory_format=torch.channels_last)
         self.compile = compile
         self._compiled: "OrderedDict[str, Callable]" = OrderedDict()
+        self.tile_cap: Optional[int] = None  # the largest tile side that fitted in memory, once one did not
 
     def __repr__(self) -> str:
         return f"Dreamer({self.info.name!r}, device={str(self.device)!r})"
@@ -84,7 +88,8 @@ class Dreamer:
         return objective
 
     def _autocast(self, precision: str):
-        use_bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
+        # auto: bf16 on NVIDIA GPUs; MPS and ROCm keep the float32 path that works on all of their cards
+        use_bf16 = precision == "bf16" or (precision == "auto" and uses_cuda_graphs(self.device))
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
     def _value_fn(self, objective: Objective) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -94,7 +99,7 @@ class Dreamer:
             self._compiled.move_to_end(key)
             return self._compiled[key]
         value: Callable[[torch.Tensor], torch.Tensor] = ObjectiveValue(self.net, objective)
-        if self.compile != "off" and (self.compile != "auto" or self.device.type == "cuda"):
+        if self.compile != "off" and (self.compile != "auto" or uses_cuda_graphs(self.device)):
             import torch._dynamo
 
             # one graph per octave and tile shape: allow many shapes before falling back
@@ -125,12 +130,31 @@ class Dreamer:
 
     def tile_for(self, height: int, width: int, config: DreamConfig) -> int:
         """The tile size for an octave: ``config.tile`` unless automatic (-1):
-        untiled on CUDA up to 1440p, else 1024 px tiles; 512 px tiles on CPU."""
+        untiled on CUDA up to 1440p, else 1024 px tiles; 512 px tiles on CPU;
+        never above :attr:`tile_cap` once the device ran out of memory."""
         if config.tile >= 0:
-            return config.tile
+            tile = config.tile
+        elif self.device.type == "cuda":
+            tile = 0 if height * width <= self.CUDA_UNTILED_PIXELS else 1024
+        else:
+            tile = 512
+        if self.tile_cap is None:
+            return tile
+        return self.tile_cap if tile == 0 else min(tile, self.tile_cap)
+
+    MIN_TILE = 128  # smaller tiles are mostly margin: below this, out of memory is an error
+
+    def _shrink_tiles(self, height: int, width: int, config: DreamConfig) -> bool:
+        """Halves the tile side after the device ran out of memory; False when already at the smallest."""
+        current = self.tile_for(height, width, config) or max(height, width)
+        if current <= self.MIN_TILE:
+            return False
+        self.tile_cap = max(self.MIN_TILE, current // 2)
         if self.device.type == "cuda":
-            return 0 if height * width <= self.CUDA_UNTILED_PIXELS else 1024
-        return 512
+            torch.cuda.empty_cache()
+        log.warning("out of memory with %d px tiles on %s; dreaming on with %d px tiles", current, self.device,
+                    self.tile_cap)
+        return True
 
     def grid(self, height: int, width: int, config: DreamConfig):
         return tile_grid(height, width, self.tile_for(height, width, config), config.tile_margin)
@@ -155,11 +179,24 @@ class Dreamer:
             octave_mask = self._octave_mask(step_mask, len(shapes) - octave, base, shape)
             grid = self.grid(shape[0], shape[1], config)
             for iteration in range(1, config.iterations + 1):
-                x = self._step(x, value_fn, grid, config, jitter, octave_mask)
+                x, grid = self._fitting_step(x, value_fn, grid, config, jitter, octave_mask)
                 if callback is not None:
                     callback(Progress(octave, len(shapes), iteration, config.iterations))
             detail = x - octave_base
         return x
+
+    def _fitting_step(self, x: torch.Tensor, value_fn, grid: TileGrid, config: DreamConfig, jitter: Jitter,
+                      step_mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, TileGrid]:
+        """One step in tiles that fit the device's memory: out of memory
+        halves the tiles (kept for later frames) and tries again. Returns
+        the stepped image and the grid that fitted."""
+        while True:
+            try:
+                return self._step(x, value_fn, grid, config, jitter, step_mask), grid
+            except RuntimeError as err:
+                if not is_out_of_memory(err) or not self._shrink_tiles(x.shape[-2], x.shape[-1], config):
+                    raise
+            grid = self.grid(x.shape[-2], x.shape[-1], config)
 
     def _octave_mask(self, step_mask: StepMask, remaining: int, base: torch.Tensor,
                      shape: tuple[int, int]) -> Optional[torch.Tensor]:
@@ -191,6 +228,11 @@ def _mean_abs(grad: torch.Tensor, step_mask: Optional[torch.Tensor]) -> torch.Te
         return grad.abs().mean()
     dreaming = (step_mask > 0).to(grad.dtype)
     return (grad.abs() * dreaming).sum() / (dreaming.sum() * grad.shape[1]).clamp(min=1.0)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA raises its own type; MPS and ROCm builds raise a plain RuntimeError that says so."""
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ import torch
 
 from ..config import Progress
 from ..engine import Dreamer, resolve_device
+from ..engine.device import describe
+from ..engine.dreamer import is_out_of_memory
 from ..errors import DreamError
 from ..frame.pipeline import SequenceDreamer
 from ..io import Picture
@@ -90,14 +92,10 @@ class Worker:
 
     def info(self) -> dict:
         device = torch.device(self.dreamer_device())
-        gpu = {}
-        if device.type == "cuda":
-            props = torch.cuda.get_device_properties(device)
-            gpu = {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1)}
         models = [{"name": n, "layers": list(model_info(n).layers), "default_layer": model_info(n).default_layer,
                    "description": model_info(n).description, "offline": model_info(n).weights_offline(),
                    "loaded": any(k[0] == n for k in self.dreamers)} for n in list_models()]
-        return {"device": str(device), **gpu, "models": models, "jobs": len(self.jobs)}
+        return {"device": str(device), "device_info": describe(device), "models": models, "jobs": len(self.jobs)}
 
     def dreamer_device(self) -> str:
         return str(resolve_device(self.device))
@@ -138,11 +136,13 @@ class Worker:
             return ErrorEvent(err.code, str(err))
         except Cancelled:
             return ErrorEvent("cancelled", "cancelled by the client")
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            return ErrorEvent("out_of_memory", "the GPU ran out of memory; the server freed it and is still up. "
-                              "Retry with a smaller tile size (e.g. tile 256)")
         except Exception as err:  # the worker must outlive any frame
+            if is_out_of_memory(err):
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                return ErrorEvent("out_of_memory", f"the {self.dreamer_device()} device ran out of memory even in "
+                                  f"{Dreamer.MIN_TILE} px tiles; the server freed it and is still up. Dream a smaller "
+                                  "frame, or free the device's memory")
             log.exception("frame failed")
             return ErrorEvent("internal", f"{type(err).__name__}: {err}")
 
