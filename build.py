@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Builds dist/dream_renders-<version>.zip: the add-on folder plus
+"""Builds dist/dream_renders-<version>.zip and the dream-renders wheel
+(dist/dream_renders-<version>-py3-none-any.whl, also inside the zip for
+Install Dream Server). The zip is the add-on folder plus
 dream_core's standard-library-only ``wire`` package, copied verbatim as the
 add-on's ``wire`` subpackage (one source of truth for the protocol, client,
 spawning, atomic writes and frame plans), installable as an extension
@@ -10,7 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import zipfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -42,11 +47,27 @@ def _sources(folder: str):
                     yield os.path.relpath(path, folder), f.read()
 
 
-def build(out_dir: str) -> str:
-    target = os.path.join(out_dir, f"{PACKAGE}-{version()}.zip")
+def build_wheel(out_dir: str) -> str:
+    """The dream-renders wheel (``pip install`` it for ``python -m dream_core serve``), built by pip from
+    pyproject.toml with the setuptools already installed (no download)."""
     os.makedirs(out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                               "--quiet", "--wheel-dir", tmp, ROOT], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"build: pip could not build the wheel:\n{done.stdout}{done.stderr}")
+        (name,) = os.listdir(tmp)
+        shutil.move(os.path.join(tmp, name), os.path.join(out_dir, name))
+    return os.path.join(out_dir, name)
+
+
+def build(out_dir: str) -> str:
+    """The add-on zip, with the wheel inside (Install Dream Server installs it) and beside it in ``out_dir``."""
+    target = os.path.join(out_dir, f"{PACKAGE}-{version()}.zip")
+    wheel = build_wheel(out_dir)
     tmp = target + ".partial"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(wheel, f"{PACKAGE}/wheels/{os.path.basename(wheel)}")
         for rel, source in _sources(ADDON):
             if rel.endswith(".py"):
                 check_no_heavy_imports(source, rel)

@@ -1,6 +1,8 @@
 """Every difference between Blender 3.4 and 5.0 that the add-on meets, in one place."""
 from __future__ import annotations
 
+import os
+
 import bpy
 
 VERSION = bpy.app.version
@@ -56,3 +58,11 @@ def engine_has_vector_pass(scene) -> bool:
 def engine_has_cryptomatte(scene) -> bool:
     """Cycles and Eevee write the Cryptomatte passes; Workbench and most external engines do not."""
     return scene.render.engine in ("CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")
+
+
+def user_data_folder(package: str, name: str) -> str:
+    """A folder of the add-on's own that upgrades keep: the extension's user
+    directory (4.2+), else one in Blender's user configuration folder."""
+    if package.startswith("bl_ext.") and hasattr(bpy.utils, "extension_path_user"):
+        return bpy.utils.extension_path_user(package, path=name, create=True)
+    return bpy.utils.user_resource("CONFIG", path=os.path.join(package, name), create=True)

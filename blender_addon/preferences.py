@@ -1,12 +1,22 @@
 """The add-on's preferences (how to reach the dream server), and the one
 place that turns them into a server link."""
+import os
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from . import compat, installer
 from .errors import DreamError
 from .server_link import ServerConfig, get_link
 
 ADDON_ID = __package__
+SERVER_FOLDER = "server"  # the environment Install Dream Server makes, in the add-on's user folder
+
+
+def installed_python() -> str:
+    """The Python of the environment Install Dream Server made, or ''."""
+    python = installer.venv_python(compat.user_data_folder(ADDON_ID, SERVER_FOLDER))
+    return python if os.path.isfile(python) else ""
 
 
 def addon_prefs(context):
@@ -16,11 +26,26 @@ def addon_prefs(context):
 
 def configured_link(context):
     """The link to the dream server that the preferences (or DREAM_SERVER_*) describe."""
-    config = ServerConfig.resolve(addon_prefs(context))
+    config = ServerConfig.resolve(addon_prefs(context), installed_python())
     problem = config.problem()
     if problem:
         raise DreamError(problem)
     return get_link(config)
+
+
+def draw_install(layout, context) -> None:
+    """Install Dream Server: the PyTorch build it would choose and why, its progress, Cancel."""
+    runtime = context.window_manager.dream
+    box = layout.box()
+    row = box.row(align=True)
+    if runtime.installing:
+        row.prop(runtime, "install_progress", text="Installing", slider=True)
+        row.operator("dream.cancel_install", text="", icon="CANCEL")
+    else:
+        row.operator("dream.install_server", icon="IMPORT")
+    box.label(text=installer.detect_torch().describe(), icon="INFO")
+    if runtime.install_status:
+        box.label(text=runtime.install_status, icon="ERROR" if runtime.install_status.startswith("Failed") else "NONE")
 
 
 class DREAM_AddonPreferences(bpy.types.AddonPreferences):
@@ -31,8 +56,8 @@ class DREAM_AddonPreferences(bpy.types.AddonPreferences):
         items=[("SPAWN", "Start Automatically", "Start a dream server with the Python below when needed"),
                ("CONNECT", "Connect", "Use a dream server that is already running")])
     python_path: StringProperty(name="Python", subtype="FILE_PATH",
-                                description="The Python interpreter where dream_core is installed "
-                                            "(e.g. the project's .venv/bin/python)")
+                                description="The Python interpreter where dream_core is installed (e.g. the "
+                                            "project's .venv/bin/python); empty: the one Install Dream Server made")
     device: EnumProperty(name="Device", default="auto",
                          items=[("auto", "Auto", "CUDA, then MPS, then CPU"), ("cuda", "CUDA", ""),
                                 ("cpu", "CPU", "")])
@@ -42,6 +67,7 @@ class DREAM_AddonPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         layout = self.layout
+        draw_install(layout, context)
         layout.prop(self, "server_mode", expand=True)
         if self.server_mode == "SPAWN":
             layout.prop(self, "python_path")

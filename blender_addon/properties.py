@@ -136,6 +136,9 @@ class DreamRuntime(bpy.types.PropertyGroup):
     running: BoolProperty(default=False)
     server_info: StringProperty(default="")
     server_layers: StringProperty(default="{}")  # JSON {model: [layers]} from the last Test Connection
+    installing: BoolProperty(default=False)
+    install_status: StringProperty(default="")
+    install_progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
 
 
 CLASSES = (DreamSceneSettings, DreamObjectSettings, DreamCollectionSettings, DreamRuntime)

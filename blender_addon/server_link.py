@@ -22,10 +22,11 @@ class ServerConfig:
     device: str = "auto"
 
     @classmethod
-    def resolve(cls, prefs=None) -> "ServerConfig":
-        """Preferences, overridden by DREAM_SERVER_PYTHON / _ADDRESS / _TOKEN_FILE."""
+    def resolve(cls, prefs=None, installed_python: str = "") -> "ServerConfig":
+        """Preferences, overridden by DREAM_SERVER_PYTHON / _ADDRESS / _TOKEN_FILE;
+        with no Python set, the one Install Dream Server made (if any)."""
         mode = getattr(prefs, "server_mode", "SPAWN")
-        python = getattr(prefs, "python_path", "")
+        python = getattr(prefs, "python_path", "") or installed_python
         address = getattr(prefs, "address", "")
         token_file = getattr(prefs, "token_file", "")
         device = getattr(prefs, "device", "auto")
@@ -41,8 +42,8 @@ class ServerConfig:
         """Why this configuration cannot work, or ''."""
         if self.mode == "SPAWN":
             if not self.python:
-                return ("set the dream server's Python in the add-on preferences "
-                        "(or DREAM_SERVER_PYTHON): the interpreter where dream_core is installed")
+                return ("no dream server installed: press Install Dream Server in the add-on preferences, or set "
+                        "the Python where dream_core is installed (or DREAM_SERVER_PYTHON)")
             if not os.path.isfile(os.path.expanduser(self.python)):
                 return f"the dream server's Python was not found: {self.python}"
         else:

@@ -1,0 +1,45 @@
+"""Install Dream Server inside real Blender (bpy 5.0.1 and ``blender -b``
+3.4), run like blender_scenarios.py. The environment it resumes was made
+by the test and sees the test environment's packages, so pip downloads
+nothing (DREAM_TEST_PYTHON, DREAM_TEST_SITE)."""
+import importlib
+import os
+import subprocess
+import sys
+
+import bpy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from blender_scenarios import error_of, install, run_main  # noqa: E402
+
+
+def environment_seeing_tests(folder: str) -> None:
+    """What an interrupted install leaves: the environment, no packages yet
+    (here it also sees the test environment's, PyTorch among them)."""
+    subprocess.run([os.environ["DREAM_TEST_PYTHON"], "-m", "venv", folder], check=True, capture_output=True)
+    python = os.path.join(folder, "bin", "python")
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(purelib, "test_environment.pth"), "w") as f:
+        f.write(os.environ["DREAM_TEST_SITE"].replace(os.pathsep, "\n") + "\n")
+
+
+def scenario_install_server(workdir, zip_path):
+    module = install(zip_path)
+    compat = importlib.import_module(f"{module}.compat")
+    preferences = importlib.import_module(f"{module}.preferences")
+    folder = compat.user_data_folder(preferences.ADDON_ID, preferences.SERVER_FOLDER)
+    before = preferences.installed_python()
+    environment_seeing_tests(folder)
+    error = error_of(lambda: bpy.ops.dream.install_server(exit_on_error=False))
+    runtime = bpy.context.window_manager.dream
+    if bpy.app.version < (4, 2, 0):
+        bpy.context.preferences.view.show_splash = False
+        bpy.ops.wm.save_userpref()  # the add-on stays installed for the command lines that follow
+    return {"error": error, "status": runtime.install_status, "info": runtime.server_info, "folder": folder,
+            "python": preferences.addon_prefs(bpy.context).python_path, "before": before,
+            "after": preferences.installed_python()}
+
+
+if __name__ == "__main__":
+    run_main(globals())

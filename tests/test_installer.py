@@ -1,0 +1,134 @@
+"""Install Dream Server's logic (blender_addon/installer.py, standard
+library only): which PyTorch build a machine gets, the one-line causes of
+failure, and a real install into an environment that already sees this
+test environment's packages, so pip installs just the bundled wheel."""
+import os
+import site
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+from test_blender import BLENDER, RUNTIMES, run_scenario
+
+sys.path.insert(0, os.path.join(ROOT, "blender_addon"))
+import installer  # noqa: E402
+
+
+@pytest.mark.parametrize("system, machine, nvidia, amd, kind, index", [
+    ("Linux", "x86_64", True, False, "CUDA", None),  # the default index's Linux wheels are CUDA builds
+    ("Windows", "AMD64", True, False, "CUDA", "https://download.pytorch.org/whl/cu128"),
+    ("Linux", "x86_64", False, True, "ROCm", "https://download.pytorch.org/whl/rocm6.4"),
+    ("Linux", "x86_64", True, True, "CUDA", None),
+    ("Darwin", "arm64", False, False, "MPS", None),
+    ("Darwin", "x86_64", False, False, "CPU", None),
+    ("Linux", "aarch64", False, False, "CPU", "https://download.pytorch.org/whl/cpu"),
+    ("Windows", "AMD64", False, True, "CPU", None),  # no ROCm wheels for Windows
+])
+def test_each_machine_gets_its_pytorch_build_and_hears_why(system, machine, nvidia, amd, kind, index):
+    choice = installer.choose_torch(system, machine, nvidia, amd)
+    assert (choice.kind, choice.index_url) == (kind, index)
+    assert choice.describe().startswith(f"PyTorch for {kind}: ") and len(choice.reason) > 8
+
+
+def test_a_mirror_overrides_where_pytorch_comes_from(monkeypatch):
+    monkeypatch.setenv(installer.TORCH_INDEX_ENV, "https://mirror.example/torch")
+    choice = installer.detect_torch()
+    assert choice.index_url == "https://mirror.example/torch" and installer.TORCH_INDEX_ENV in choice.reason
+
+
+@pytest.mark.parametrize("output, words", [
+    ("ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device", "the disk is full"),
+    ("WARNING: Retrying (Retry(total=0...)) after connection broken by 'NewConnectionError(...: Failed to establish "
+     "a new connection: [Errno 111] Connection refused')\nERROR: No matching distribution found for torch",
+     "no network"),
+    ("Error: Command '[...python', '-m', 'ensurepip'...]' returned non-zero exit status 1. ensurepip is not "
+     "available", "apt install python3-venv"),
+    ("ERROR: Could not find a version that satisfies the requirement torch (from versions: none)", "no network"),
+    ("Collecting torch\nERROR: Invalid requirement: 'torch>>2'", "ERROR: Invalid requirement"),
+])
+def test_failures_are_named_in_one_line(output, words):
+    line = installer.failure(output, "PyTorch")
+    assert line.startswith("PyTorch: ") and words in line and "\n" not in line
+
+
+def test_no_suitable_python_names_what_was_tried(tmp_path):
+    with pytest.raises(installer.InstallError, match=r"no suitable Python 3\.10\+.*nowhere/python3 \(FileNotFound"):
+        installer.find_python([str(tmp_path / "nowhere" / "python3")])
+    assert installer.find_python(["", sys.executable]) == sys.executable
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    sys.path.insert(0, ROOT)
+    import build  # build.py at the root
+
+    return build.build_wheel(str(out))
+
+
+def environment_seeing_ours(folder) -> str:
+    """A new environment (as an earlier, interrupted install left it) that
+    also sees this test environment's packages: PyTorch is already there."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True, timeout=300)
+    python = installer.venv_python(str(folder))
+    target = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(target, "test_environment.pth"), "w") as f:
+        f.write("\n".join(site.getsitepackages()) + "\n")
+    return python
+
+
+@pytest.mark.slow
+def test_an_install_resumes_in_its_environment_and_serves(tmp_path, wheel):
+    folder = tmp_path / "server"
+    python = environment_seeing_ours(folder)
+    job = installer.Installer(str(folder), wheel, installer.TorchChoice("CPU", "a test"), [sys.executable])
+    lines = []
+    job.run(on_line=lines.append)
+    assert job.error is None, job.error + "\n" + "\n".join(lines[-30:])
+    assert job.fraction == 1.0 and job.status == "Installed (CPU)" and job.python == python
+    assert any("Requirement already satisfied: torch" in line for line in lines)  # nothing downloaded
+    where = subprocess.run([python, "-c", "import dream_core; print(dream_core.__file__)"], capture_output=True,
+                           text=True, check=True, cwd=tmp_path).stdout
+    assert where.startswith(str(folder))  # the wheel's own files, not this checkout
+    served = subprocess.run([python, "-m", "dream_core", "serve", "--help"], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert served.returncode == 0 and "--token-file" in served.stdout
+
+
+INSTALL = os.path.join(ROOT, "tests", "install_scenarios.py")
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_install_dream_server_inside_blender(runtime, tmp_path, addon_zip):
+    """The button's operator, resuming an environment: PyTorch already
+    there, the bundled wheel installed, the preferences pointed at it, and
+    a server started from it answers."""
+    env = {"DREAM_TEST_PYTHON": sys.executable, "DREAM_TEST_SITE": os.pathsep.join(site.getsitepackages())}
+    result, work, out = run_scenario(runtime, "install_server", tmp_path, addon_zip, env, script=INSTALL)
+    assert result["error"] is None, out[-3000:]
+    assert result["before"] == ""
+    assert result["python"] == result["after"] == installer.venv_python(result["folder"])
+    assert result["folder"].startswith(str(tmp_path / "user"))  # the add-on's user folder, not the checkout
+    assert "PyTorch for CPU: no NVIDIA or ROCm GPU found" in out
+    assert result["status"].startswith("Installed: dream server") and "(CPU: " in result["info"], result
+    if runtime != "blender":
+        return
+    # a farm machine's command line: resumes (nothing to download, so an unreachable index does no harm) ...
+    user = tmp_path / "user"
+    farm = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
+            "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0", "PIP_TIMEOUT": "5",
+            "PIP_CONFIG_FILE": os.devnull, installer.TORCH_INDEX_ENV: "http://127.0.0.1:9/simple"}
+    command = [BLENDER, "-b", "--addons", "dream_renders", "--python-expr",
+               "import bpy; bpy.ops.dream.install_server()"]
+    again = subprocess.run(command, capture_output=True, text=True, env=farm, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Dream Renders: Installed: dream server" in again.stdout
+    # ... and on a machine with no environment yet and no network: status 1, one line saying so
+    fresh = {**farm, "BLENDER_USER_CONFIG": str(tmp_path / "farm_config")}
+    failed = subprocess.run(command, capture_output=True, text=True, env=fresh, timeout=600)
+    assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("Dream Renders: error:")]
+    assert len(errors) == 1 and "Install Dream Server failed: PyTorch: no network" in errors[0], failed.stderr
