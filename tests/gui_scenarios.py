@@ -107,6 +107,48 @@ def steps_objects(workdir, zip_path):
     return steps()
 
 
+def steps_install(workdir, zip_path):
+    """Install Dream Server as a user presses it: the window stays live, Cancel
+    stops it, pressing it again carries on and ends with a tested server;
+    the add-on's preferences are drawn meanwhile (a screenshot)."""
+    wm = bpy.context.window_manager
+    prefs = bpy.context.preferences
+    prefs.active_section = "ADDONS"
+    wm.addon_search = "Dream Renders"
+    import addon_utils
+
+    for module in addon_utils.modules():  # the Add-ons list draws from these, not the imported module
+        if module.__name__ == scenarios.ADDON:
+            addon_utils.module_bl_info(module)["show_expanded"] = True  # its preferences are drawn
+
+    def steps():
+        result = {}
+        yield lambda: bpy.ops.screen.userpref_show()
+        yield lambda: bpy.ops.dream.install_server("INVOKE_DEFAULT")
+        result["installing"] = wm.dream.installing
+        yield lambda: bpy.ops.dream.cancel_install()
+        yield lambda: not wm.dream.installing
+        result["cancelled"] = wm.dream.install_status
+        yield lambda: bpy.ops.dream.install_server("INVOKE_DEFAULT")
+        yield lambda: not wm.dream.installing and wm.dream.server_info.startswith(("dream server", "Failed"))
+        result["status"] = wm.dream.install_status
+        result["info"] = wm.dream.server_info
+        for area in wm.windows[-1].screen.areas:
+            area.tag_redraw()
+        yield lambda: None  # drawn with the result
+        yield lambda: None
+        window = wm.windows[-1]
+        shot = os.path.join(workdir, "preferences.png")
+        with bpy.context.temp_override(window=window, area=window.screen.areas[0]):
+            bpy.ops.screen.screenshot_area(filepath=shot) if hasattr(bpy.ops.screen, "screenshot_area") else \
+                bpy.ops.screen.screenshot(filepath=shot)
+        result["screenshot"] = shot
+        finish(result)
+        yield lambda: None
+
+    return steps()
+
+
 def run(steps, deadline: float) -> None:
     """Drives a scenario: an action step runs once; a check step (returning
     a bool) is polled until true."""

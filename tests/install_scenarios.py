@@ -41,5 +41,16 @@ def scenario_install_server(workdir, zip_path):
             "after": preferences.installed_python()}
 
 
+def scenario_prepare_install(workdir, zip_path):
+    """The add-on installed and an environment to resume, for a Blender with a window."""
+    module = install(zip_path)
+    compat = importlib.import_module(f"{module}.compat")
+    preferences = importlib.import_module(f"{module}.preferences")
+    environment_seeing_tests(compat.user_data_folder(preferences.ADDON_ID, preferences.SERVER_FOLDER))
+    bpy.context.preferences.view.show_splash = False
+    bpy.ops.wm.save_userpref()
+    return {}
+
+
 if __name__ == "__main__":
     run_main(globals())

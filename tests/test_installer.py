@@ -2,7 +2,9 @@
 library only): which PyTorch build a machine gets, the one-line causes of
 failure, and a real install into an environment that already sees this
 test environment's packages, so pip installs just the bundled wheel."""
+import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -132,3 +134,23 @@ def test_install_dream_server_inside_blender(runtime, tmp_path, addon_zip):
     assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
     errors = [line for line in failed.stderr.splitlines() if line.startswith("Dream Renders: error:")]
     assert len(errors) == 1 and "Install Dream Server failed: PyTorch: no network" in errors[0], failed.stderr
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not (BLENDER and shutil.which("xvfb-run")), reason="needs blender and xvfb-run")
+def test_install_dream_server_in_the_window_cancels_and_carries_on(tmp_path, addon_zip):
+    env = {"DREAM_TEST_PYTHON": sys.executable, "DREAM_TEST_SITE": os.pathsep.join(site.getsitepackages())}
+    run_scenario("blender", "prepare_install", tmp_path, addon_zip, env, script=INSTALL)
+    user = tmp_path / "user"
+    gui_env = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"),
+               "BLENDER_USER_SCRIPTS": str(user / "scripts")}
+    for key in ("DREAM_SERVER_PYTHON", "DREAM_SERVER_ADDRESS", "DREAM_SERVER_TOKEN_FILE"):
+        gui_env.pop(key, None)
+    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, "--python", os.path.join(ROOT, "tests", "gui_scenarios.py"), "--", "install",
+                             str(tmp_path), addon_zip], env=gui_env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines and "Traceback" not in result.stdout + result.stderr, result.stdout[-3000:] + result.stderr[-3000:]
+    found = json.loads(lines[-1][len("RESULT "):])
+    assert found["installing"] is True  # the operator returned at once: the window stays live
+    assert found["cancelled"] == "Failed: cancelled; press Install Dream Server again to carry on"
+    assert found["status"].startswith("Installed (PyTorch for CPU) in ") and found["info"].startswith("dream server")

@@ -105,7 +105,7 @@ class DREAM_OT_install_server(bpy.types.Operator):
         if prefs is not None:
             prefs.server_mode, prefs.python_path = "SPAWN", job.python
         if not bpy.app.background:  # the window stays live while the server starts: Test Connection's own way
-            runtime.install_status = f"Installed ({job.torch.kind}); starting the server to test it"
+            runtime.install_status = f"Installed (PyTorch for {job.torch.kind}) in {job.folder}"
             bpy.ops.dream.test_connection("INVOKE_DEFAULT")
             return {"FINISHED"}
         try:
