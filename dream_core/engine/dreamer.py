@@ -46,6 +46,7 @@ class Dreamer:
     """A model loaded on a device, ready to dream any number of images."""
 
     CACHED_OBJECTIVES = 16  # compiled objectives kept, least recently used dropped first
+    tile_cap: Optional[int] = None  # the largest tile side that fitted in memory, once one did not
 
     def __init__(self, model: str = models.DEFAULT_MODEL, *, weights: Optional[str] = "default",
                  device: str = "auto", compile: str = "auto") -> None:
@@ -59,7 +60,6 @@ class Dreamer:
         self.net = models.get_model(model, weights=weights).to(self.device, memory_format=torch.channels_last)
         self.compile = compile
         self._compiled: "OrderedDict[str, Callable]" = OrderedDict()
-        self.tile_cap: Optional[int] = None  # the largest tile side that fitted in memory, once one did not
 
     def __repr__(self) -> str:
         return f"Dreamer({self.info.name!r}, device={str(self.device)!r})"
