@@ -146,8 +146,9 @@ def test_install_dream_server_in_the_window_cancels_and_carries_on(tmp_path, add
                "BLENDER_USER_SCRIPTS": str(user / "scripts")}
     for key in ("DREAM_SERVER_PYTHON", "DREAM_SERVER_ADDRESS", "DREAM_SERVER_TOKEN_FILE"):
         gui_env.pop(key, None)
-    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, "--python", os.path.join(ROOT, "tests", "gui_scenarios.py"), "--", "install",
-                             str(tmp_path), addon_zip], env=gui_env, capture_output=True, text=True, timeout=600)
+    gui = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, "--python",
+           os.path.join(ROOT, "tests", "gui_scenarios.py"), "--", "install", str(tmp_path), addon_zip]
+    result = subprocess.run(gui, env=gui_env, capture_output=True, text=True, timeout=600)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines and "Traceback" not in result.stdout + result.stderr, result.stdout[-3000:] + result.stderr[-3000:]
     found = json.loads(lines[-1][len("RESULT "):])

@@ -57,16 +57,37 @@ class _Bars:
         self.frames.close()
 
 
-def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = False,
-              quiet: bool = False) -> tuple[int, int]:
-    """Dreams each plan's source into its target; returns (done, skipped)."""
-    todo = [p for p in plans if overwrite or not os.path.exists(p.target)]
-    bars = _Bars(len(plans), len(plans) - len(todo), quiet)
+def chunk_of(plans: list[FramePlan], frames: Optional[tuple[int, int]]) -> list[FramePlan]:
+    """The plans whose frame numbers are in ``frames`` (first, last), or all."""
+    return plans if frames is None else [p for p in plans if frames[0] <= p.frame <= frames[1]]
+
+
+def preroll_plans(plans: list[FramePlan], first: FramePlan, count: int) -> list[FramePlan]:
+    """Up to ``count`` frames of the sequence just before ``first``: dreamed, not written, so a chunk
+    starts from a warm chain."""
+    index = plans.index(first)
+    return plans[max(0, index - count):index]
+
+
+def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = False, quiet: bool = False,
+              frames: Optional[tuple[int, int]] = None, preroll: int = 0) -> tuple[int, int]:
+    """Dreams each plan's source into its target; returns (done, skipped).
+    ``frames`` limits the run to a chunk of the sequence; it carries on from
+    the dream of the frame before when that is on disk, else first dreams
+    ``preroll`` frames before the chunk and drops them."""
+    chunk = chunk_of(plans, frames)
+    todo = [p for p in chunk if overwrite or not os.path.exists(p.target)]
+    resume = _resume_pictures(plans, todo)
+    warm = preroll_plans(plans, todo[0], preroll) if todo and resume is None and preroll > 0 else []
+    bars = _Bars(len(chunk), len(chunk) - len(todo), quiet)
     try:
-        pictures = (read_image(plan.source) for plan in todo)  # read lazily: a backend may read ahead
-        for plan, dreamed in zip(todo, backend.dream_frames(pictures, bars.progress, _resume_pictures(plans, todo))):
+        pictures = (read_image(plan.source) for plan in warm + todo)  # read lazily: a backend may read ahead
+        results = backend.dream_frames(pictures, bars.progress, resume)
+        for _ in warm:
+            next(results)  # the pre-roll: it warms the chain, nobody sees it
+        for plan, dreamed in zip(todo, results):
             write_image(plan.target, dreamed)
             bars.frames.update(1)
     finally:
         bars.close()
-    return len(todo), len(plans) - len(todo)
+    return len(todo), len(chunk) - len(todo)

@@ -51,6 +51,18 @@ def _plan_folder(source: str, target: str, suffix: str | None) -> list[FramePlan
     return plans
 
 
+def _check_chunk(args: argparse.Namespace, plans: list[FramePlan], is_folder: bool) -> None:
+    if args.preroll < 0:
+        raise UsageError("--preroll must be 0 or more frames")
+    if args.frames is None:
+        return
+    if not is_folder:
+        raise UsageError("--frames takes a folder of frames as INPUT")
+    first, last = args.frames
+    if not any(first <= p.frame <= last for p in plans):
+        raise UsageError(f"no frames {first}-{last} in {args.input}: it has frames {plans[0].frame}-{plans[-1].frame}")
+
+
 def _check_unique_targets(plans: list[FramePlan]) -> None:
     """Two inputs that would write one output (shot0001.png and shot0001.jpg with --format png)."""
     seen: dict[str, str] = {}
@@ -114,6 +126,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     plans, is_folder = _plan(args)
+    _check_chunk(args, plans, is_folder)
     if args.server:
         from ..batch.remote import RemoteBackend
 
@@ -122,7 +135,8 @@ def cmd_dream(args: argparse.Namespace) -> int:
         from ..batch.local import LocalBackend
 
         backend = LocalBackend(settings, device=args.device)
-    done, skipped = run_batch(plans, backend, overwrite=args.overwrite or not is_folder, quiet=args.quiet)
+    done, skipped = run_batch(plans, backend, overwrite=args.overwrite or not is_folder, quiet=args.quiet,
+                              frames=args.frames, preroll=args.preroll if settings.temporal != "none" else 0)
     where = args.output
     note = f" ({skipped} already done, skipped)" if skipped else ""
     print(f"dreamed {done} frame{'s' if done != 1 else ''}{note} -> {where}", file=sys.stderr)

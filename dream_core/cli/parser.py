@@ -71,6 +71,17 @@ def _channel_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"channels must be integers separated by commas, got {text!r}") from None
 
 
+def _frame_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    try:
+        start, end = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frames must be A-B or A (frame numbers), got {text!r}") from None
+    if end < start:
+        raise argparse.ArgumentTypeError(f"frames {text}: the last frame is before the first")
+    return start, end
+
+
 FORMATTER = argparse.RawDescriptionHelpFormatter
 
 
@@ -104,6 +115,12 @@ def _add_dream_command(sub) -> None:
     d.add_argument("--format", choices=["png", "exr", "jpg", "tif"], help="output file type for a folder "
                    "(default: each frame's own)")
     d.add_argument("--overwrite", action="store_true", help="redo frames whose output exists")
+    d.add_argument("--frames", type=_frame_range, metavar="A-B",
+                   help="only frames A to B of a folder (a chunk of a shot; one machine's share of a farm job)")
+    d.add_argument("--preroll", type=int, default=0, metavar="N",
+                   help="with --frames and a temporal mode: first dream the N frames before A, not written, so "
+                        "frame A starts from a warm chain (skipped when the dream of A-1 is already in OUTPUT: "
+                        "the chunk carries on from it)")
     d.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     d.add_argument("--server", metavar="HOST:PORT", help="dream on a running dream server instead of here")
     d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
