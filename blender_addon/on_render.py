@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import sys
+import tempfile
 import uuid
 from typing import Optional
 
@@ -52,10 +54,13 @@ class RenderDreaming:
         plans.dream_params(scene)  # settings that cannot be dreamed are refused before the first frame
         self.raw_pattern = plans.frame_file(scene, "renders", "#####")  # Dream Animation's renders, same names
         self.linear_pattern = plans.frame_file(scene, "linear", "#####")  # kept: the next chunk starts there
+        self.write_from = write_from_argument()  # a farm chunk's first frame: those before it are its pre-roll
+        self.preroll = Preroll(self.raw_pattern) if self.write_from is not None else None
         self.worker = DreamWorker(link, job, self._reply)
         self.writer: Optional[colour.DisplayWriter] = None
         self.submitted = 0
         self.written = 0
+        self.prerolled = 0
         self.error: Optional[str] = None
         self.ended = False  # Blender's render job is over; frames may still be dreaming
         self.cancelled = False
@@ -69,7 +74,19 @@ class RenderDreaming:
         return _numbered(self.linear_pattern, frame)
 
     def _reply(self, plan: FramePlan) -> tuple[str, str]:
+        if self.is_preroll(plan.frame):
+            return self.preroll.path(plan.frame, "linear"), "exr"
         return self.linear_path(plan.frame), "exr"
+
+    def is_preroll(self, frame: int) -> bool:
+        return self.write_from is not None and frame < self.write_from
+
+    def frame_starts(self, scene) -> None:
+        """A pre-roll frame's raw render goes to a scratch folder of this job:
+        the chunk before writes that frame to the shared one."""
+        if self.preroll is not None:
+            preroll = self.is_preroll(scene.frame_current)
+            scene.render.filepath = self.preroll.pattern("renders") if preroll else self.raw_pattern
 
     def target_path(self, scene, frame: int) -> str:
         """Where Blender itself would write ``frame``: the user's path, padding and extension."""
@@ -81,9 +98,17 @@ class RenderDreaming:
 
     # -- Blender's render job
     def frame_written(self, scene) -> None:
-        """Blender wrote the raw render of the current frame: send it to dream."""
+        """Blender wrote the raw render of the current frame: send it to dream
+        (a pre-roll frame only to warm the chain, and not at all when the
+        chunk can carry on from the dream of the frame before it on disk)."""
         frame = scene.frame_current
-        plan = FramePlan(frame, scene.render.frame_path(frame=frame), self.target_path(scene, frame),
+        if self.is_preroll(frame):
+            if self._resume_point(self.write_from - scene.frame_step) is not None:
+                return  # the chunk before left its last frame: carry on from that instead
+            target = self.preroll.path(frame, "frames")
+        else:
+            target = self.target_path(scene, frame)
+        plan = FramePlan(frame, scene.render.frame_path(frame=frame), target,
                          params=plans.dream_params(scene))  # keyframed settings are evaluated at this frame
         resume = self._resume_point(frame - scene.frame_step) if self.submitted == 0 else None
         if resume is not None:
@@ -134,6 +159,11 @@ class RenderDreaming:
             self.cancelled = True
 
     def _write(self, message: FrameDone) -> None:
+        if self.is_preroll(message.frame):
+            self.written += 1
+            self.prerolled += 1
+            print(f"Dream Renders: pre-roll frame {message.frame} dreamed (not written)", flush=True)
+            return
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is None:
             self.fail(f"the scene {self.scene_name!r} is gone (renamed or deleted) while dreaming")
@@ -158,13 +188,51 @@ class RenderDreaming:
         if self.writer is not None and remove_helper:
             self.writer.close()
         self.writer = None
+        if self.preroll is not None:
+            self.preroll.remove()
 
     def summary(self) -> str:
         if self.error:
             return f"Dream on Render failed: {self.error}"
         if self.cancelled:
             return f"Dream on Render cancelled after {self.written} frame(s)"
-        return f"Dream on Render: {self.written} frame(s) dreamed"
+        done = self.written - self.prerolled
+        warm = f" after {self.prerolled} pre-roll frame(s)" if self.prerolled else ""
+        return f"Dream on Render: {done} frame(s) dreamed{warm}"
+
+
+WRITE_FROM = "--dream-write-from"
+
+
+def write_from_argument() -> Optional[int]:
+    """``blender -b shot.blend -s 90 -e 200 -a -- --dream-write-from 100``: a
+    farm chunk of frames 100-200 with frames 90-99 as its pre-roll."""
+    args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    if WRITE_FROM not in args:
+        return None
+    try:
+        return int(args[args.index(WRITE_FROM) + 1])
+    except (IndexError, ValueError):
+        raise DreamError(f"{WRITE_FROM} needs a frame number") from None
+
+
+class Preroll:
+    """A job's scratch folder for its pre-roll frames (raw renders, dreams), removed at its end."""
+
+    def __init__(self, raw_pattern: str) -> None:
+        parent = os.path.dirname(os.path.dirname(raw_pattern))  # the Dream output folder
+        os.makedirs(parent, exist_ok=True)
+        self.folder = tempfile.mkdtemp(prefix=".preroll_", dir=parent)
+        self.name = os.path.basename(raw_pattern)
+
+    def pattern(self, kind: str) -> str:
+        return os.path.join(self.folder, kind, self.name)
+
+    def path(self, frame: int, kind: str) -> str:
+        return _numbered(self.pattern(kind), frame)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _numbered(pattern: str, frame: int) -> str:
@@ -233,8 +301,18 @@ def _on_init(scene, *_args) -> None:
     except DreamError as err:
         _report(f"Dream on Render failed: {err}", True)
         return
+    except Exception as err:  # anything else must not let a farm write undreamed frames as if all went well
+        _report(f"Dream on Render failed: {type(err).__name__}: {err}", True)
+        return
     if not bpy.app.background:
         bpy.app.timers.register(_gui_pump, first_interval=GUI_PUMP_INTERVAL)
+
+
+@persistent
+def _on_pre(scene, *_args) -> None:
+    dreaming = _active
+    if dreaming is not None and dreaming.scene_name == scene.name and not dreaming.finished:
+        dreaming.frame_starts(scene)
 
 
 @persistent
@@ -308,8 +386,9 @@ def _on_save_post(*_args) -> None:
         rendering.raw_output(scene, dreaming.raw_pattern)
 
 
-HANDLERS = (("render_init", _on_init), ("render_write", _on_write), ("render_complete", _on_complete),
-            ("render_cancel", _on_cancel), ("save_pre", _on_save_pre), ("save_post", _on_save_post))
+HANDLERS = (("render_init", _on_init), ("render_pre", _on_pre), ("render_write", _on_write),
+            ("render_complete", _on_complete), ("render_cancel", _on_cancel), ("save_pre", _on_save_pre),
+            ("save_post", _on_save_post))
 
 
 def register() -> None:

@@ -1,0 +1,113 @@
+"""Chunk seams: the same rendered shot (benchmarks/shots.py) dreamed whole
+and in chunks, each chunk as a separate machine would dream it (a fresh
+sequence), cold or with a pre-roll of frames dreamed and dropped, and with
+a cross-fade over the pre-roll into the chunk before. Per variant it prints:
+
+- seam flicker: flicker of the transitions across chunk boundaries over the
+  mean flicker of the transitions inside chunks (1.0: the seam cannot be told);
+- flicker, detail (2x2, last quarter) and strength relative to the whole run;
+- the pre-roll's cost: frames dreamed per frame written.
+
+    .venv/bin/python benchmarks/chunks.py [--shot pan] [--chunk 10] [--prerolls 0,5,10]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+from dream_core.config import DreamConfig, DreamSettings  # noqa: E402
+from dream_core.engine import Dreamer  # noqa: E402
+from dream_core.frame import temporal  # noqa: E402
+from dream_core.frame.pipeline import SequenceDreamer  # noqa: E402
+
+metrics = importlib.import_module("temporal")  # benchmarks/temporal.py: rendering, flicker masks, detail
+
+
+def dream_range(dreamer, settings, pictures, first: int, last: int, preroll: int) -> tuple[dict, int]:
+    """Frames first..last (0-based, inclusive) as one machine dreams a chunk;
+    returns {index: dream} including the pre-roll's, and frames dreamed."""
+    sequence, dreams = SequenceDreamer(), {}
+    for i in range(max(0, first - preroll), last + 1):
+        dreams[i] = metrics.dream_space(sequence.dream(dreamer, pictures[i], settings, frame=i + 1))
+    return dreams, len(dreams)
+
+
+def chunked(dreamer, settings, pictures, size: int, preroll: int, fade: int):
+    """The shot in chunks of ``size``; with ``fade``, the last ``fade`` frames
+    of each chunk are cross-faded into the next chunk's pre-roll of them."""
+    out, dreamed = {}, 0
+    for first in range(0, len(pictures), size):
+        last = min(first + size, len(pictures)) - 1
+        dreams, count = dream_range(dreamer, settings, pictures, first, last, preroll)
+        dreamed += count
+        for i, dream in dreams.items():
+            if i >= first:
+                out[i] = dream
+            elif first - i <= fade and i in out:  # ramps from the chunk before (far) to this one (near the seam)
+                weight = (fade - (first - i) + 1) / (fade + 1)
+                out[i] = out[i] + weight * (dream - out[i])
+    return [out[i] for i in range(len(pictures))], dreamed
+
+
+def transitions(dreams, flows, masks) -> np.ndarray:
+    return np.array([temporal.flicker([a, b], [f], [m]) for a, b, f, m in zip(dreams, dreams[1:], flows, masks)])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shot", default="pan")
+    p.add_argument("--chunk", type=int, default=10)
+    p.add_argument("--prerolls", default="0,5,10")
+    p.add_argument("--fade", type=int, default=5, help="cross-fade length for the faded variant")
+    p.add_argument("--size", default="256x144")
+    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--out", default=os.path.join(ROOT, "bench_output", "temporal"))
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    width, height = map(int, args.size.split("x"))
+    pictures = metrics.render(args.shot, os.path.join(args.out, f"{args.shot}_{args.size}_{args.samples}"), width,
+                              height, args.samples)
+    sources = [metrics.dream_space(picture) for picture in pictures]
+    flows, masks = metrics.motion(pictures, sources)
+    dreamer = Dreamer("lite0", device=args.device)
+    objective = dreamer.objective()
+    settings = DreamSettings(temporal="vectors", config=DreamConfig(octaves=3, iterations=10, step=0.01, seed=2))
+    print(f"{args.shot}: {len(pictures)} frames {args.size}, chunks of {args.chunk}, vectors, device {dreamer.device}")
+
+    start = time.perf_counter()
+    whole, _ = chunked(dreamer, settings, pictures, len(pictures), 0, 0)
+    per_frame = (time.perf_counter() - start) / len(pictures)
+    seams = set(range(args.chunk - 1, len(pictures) - 1, args.chunk))  # transition i: frame i -> i + 1
+    reference = dict(flicker=transitions(whole, flows, masks), half=metrics.detail(whole, sources, 2),
+                     energy=np.mean([dreamer.score(d, objective) for d in whole]))
+    variants = [(f"preroll {n}", n, 0) for n in map(int, args.prerolls.split(","))]
+    variants.append((f"preroll {max(args.fade, 1) * 2}, fade {args.fade}", max(args.fade, 1) * 2, args.fade))
+    print(f"{'variant':22} {'seam/inside':>11} {'flicker':>8} {'detail 2x2':>10} {'strength':>8} {'cost':>6}")
+    inside_whole = reference["flicker"][[i not in seams for i in range(len(whole) - 1)]].mean()
+    seam_whole = reference["flicker"][sorted(seams)].mean()
+    print(f"{'whole (no chunks)':22} {seam_whole / inside_whole:11.2f} {1.0:8.2f} {1.0:10.2f} {1.0:8.2f} {1.0:6.2f}"
+          f"   ({per_frame:.2f} s/frame)")
+    for name, preroll, fade in variants:
+        dreams, dreamed = chunked(dreamer, replace(settings), pictures, args.chunk, preroll, fade)
+        flick = transitions(dreams, flows, masks)
+        inside = flick[[i not in seams for i in range(len(dreams) - 1)]].mean()
+        half = metrics.quarters(metrics.detail(dreams, sources, 2))[1] / metrics.quarters(reference["half"])[1]
+        energy = np.mean([dreamer.score(d, objective) for d in dreams]) / reference["energy"]
+        seam = flick[sorted(seams)].mean() / inside
+        print(f"{name:22} {seam:11.2f} {flick.mean() / reference['flicker'].mean():8.2f} "
+              f"{half:10.2f} {energy:8.2f} {dreamed / len(pictures):6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Render farms: the Flamenco job type (farm/flamenco/dream_renders.js) run
+under node with a stand-in for Flamenco's author API, and the Blender
+command lines it makes run for real (Debian's Blender 3.4, Dream on Render,
+a real dream server): chunks out of order, each with its pre-roll."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from conftest import ROOT
+from test_blender import BLENDER, run_scenario
+
+JOB_TYPE = os.path.join(ROOT, "farm", "flamenco", "dream_renders.js")
+STUB = os.path.join(ROOT, "tests", "flamenco_stub.js")
+NODE = shutil.which("node")
+SETTINGS = {"frames": "1-45", "chunk_size": 20, "preroll": 10, "addon": "dream_renders", "scene": "Scene",
+            "render_output_path": "/farm/shot/dream/######", "blendfile": "/farm/shot.blend", "format": "PNG"}
+
+
+def compile_job(**changes) -> list:
+    done = subprocess.run([NODE, STUB, JOB_TYPE, json.dumps({**SETTINGS, **changes})], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def frames_of(task) -> tuple:
+    """(first rendered, last, first written) from a task's Blender arguments."""
+    args = task["commands"][0]["parameters"]["args"]
+    return (int(args[args.index("--frame-start") + 1]), int(args[args.index("--frame-end") + 1]),
+            int(args[args.index("--dream-write-from") + 1]))
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node")
+def test_the_job_type_chunks_a_shot_with_a_preroll_each():
+    tasks = compile_job()
+    assert [t["name"] for t in tasks] == ["dream-1-20", "dream-21-40", "dream-41-45"]
+    assert [frames_of(t) for t in tasks] == [(1, 20, 1), (11, 40, 21), (31, 45, 41)]  # none before the shot
+    command = tasks[0]["commands"][0]
+    assert command["name"] == "blender-render" and command["parameters"]["blendfile"] == "/farm/shot.blend"
+    args = command["parameters"]["args"]
+    assert args[:4] == ["--addons", "dream_renders", "--scene", "Scene"]
+    assert args.index("--render-anim") < args.index("--") < args.index("--dream-write-from")  # ours after "--"
+    gaps = compile_job(frames="5-12,30-33", chunk_size=4, preroll=2)
+    assert [frames_of(t) for t in gaps] == [(5, 8, 5), (7, 12, 9), (28, 33, 30)]  # a gap: a chunk of its own
+    assert [frames_of(t) for t in compile_job(preroll=0)] == [(1, 20, 1), (21, 40, 21), (41, 45, 41)]
+    bad = subprocess.run([NODE, STUB, JOB_TYPE, json.dumps({**SETTINGS, "preroll": -1})], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode != 0 and "preroll must be 0 or more" in bad.stderr
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(NODE is None or BLENDER is None, reason="needs node and Debian's blender")
+def test_the_jobs_command_lines_dream_chunks_out_of_order(tmp_path, addon_zip, via_server):
+    prepared, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip, via_server)
+    out = work / "farm_out"
+    tasks = compile_job(frames="1-3", chunk_size=2, preroll=1, blendfile=prepared["blend"],
+                        render_output_path=str(out / "shot_###"))
+    assert [frames_of(t) for t in tasks] == [(1, 2, 1), (2, 3, 3)]
+    user = tmp_path / "user"
+    env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "farm_config"),
+           "BLENDER_USER_SCRIPTS": str(user / "scripts"), **via_server}
+
+    def run(task):
+        parameters = task["commands"][0]["parameters"]
+        done = subprocess.run([BLENDER, "-b", parameters["blendfile"], *parameters["args"]], capture_output=True,
+                              text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout
+
+    second = run(tasks[1])  # the later chunk first, as a farm may run them
+    assert "Dream on Render: 1 frame(s) dreamed after 1 pre-roll frame(s)" in second
+    assert sorted(p.name for p in out.iterdir()) == ["shot_003.png"]  # the pre-roll frame is not written
+    run(tasks[0])
+    assert sorted(p.name for p in out.iterdir()) == ["shot_001.png", "shot_002.png", "shot_003.png"]
+    dream = work / "dream"
+    assert sorted(p.name for p in (dream / "renders").iterdir()) == [f"Scene_0000{n}.exr" for n in (1, 2, 3)]
+    assert not [p for p in dream.iterdir() if p.name.startswith(".preroll_")]  # scratch folders removed
+    again = run(tasks[1])  # frame 2 is on the shared disk now: no pre-roll dreamed
+    assert "frame 3 carries on from the dream of frame 2" in again
+    assert "Dream on Render: 1 frame(s) dreamed" in again and "pre-roll" not in again
