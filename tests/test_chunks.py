@@ -26,9 +26,10 @@ def pan(tmp_path, coffee):
     return folder
 
 
-def dream_chunk(pan, out, frames=None, preroll=0) -> int:
+def dream_chunk(pan, out, frames=None, preroll=0, fade=0) -> int:
     plans = plan_frames(list_frames(str(pan)), str(out), None)
-    done, _ = run_batch(plans, LocalBackend(SETTINGS, device="cpu"), quiet=True, frames=frames, preroll=preroll)
+    done, _ = run_batch(plans, LocalBackend(SETTINGS, device="cpu"), quiet=True, frames=frames, preroll=preroll,
+                        fade=fade)
     return done
 
 
@@ -61,6 +62,27 @@ def test_preroll_warms_the_chain_and_writes_only_the_chunk(pan, tmp_path):
     assert warmed < started_cold, (warmed, started_cold)
 
 
+def test_a_fade_blends_the_seam_of_chunks_dreamed_side_by_side(pan, tmp_path):
+    """Chunk 2 ends first (no frame 4 to carry on from): it dreams frames 3
+    and 4 as its pre-roll and keeps them; when chunk 1 ends, frames 3 and 4
+    become 1/3 and 2/3 of the way from its own dreams to chunk 2's."""
+    out = tmp_path / "out"
+    dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)
+    dream_chunk(pan, out, frames=(1, 4), preroll=2, fade=2)
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [f"pan_{n:04d}.exr" for n in range(1, 9)]
+    seams = out / ".seams"
+    for frame, share in ((3, 1 / 3), (4, 2 / 3)):
+        own = pixels(seams / "own", frame)
+        after = pixels(seams / "seam_5_2", frame)
+        assert np.abs(after - own).mean() > 0.01  # two chains: two patterns
+        np.testing.assert_allclose(pixels(out, frame), own + share * (after - own), atol=1e-5)
+    # in order, the second chunk carries on from the first: no seam to fade
+    in_order = tmp_path / "in_order"
+    dream_chunk(pan, in_order, frames=(1, 4), preroll=2, fade=2)
+    dream_chunk(pan, in_order, frames=(5, 8), preroll=2, fade=2)
+    assert not (in_order / ".seams" / "seam_5_2").exists()
+
+
 def test_cli_chunks_and_their_mistakes(pan, tmp_path):
     out = tmp_path / "out"
     fast = ["--octaves", "1", "--iterations", "1", "--device", "cpu", "-q", "--temporal", "flow"]
@@ -70,7 +92,9 @@ def test_cli_chunks_and_their_mistakes(pan, tmp_path):
     for args, words in ((["--frames", "20-30"], "no frames 20-30 in"),
                         (["--frames", "4-2"], "the last frame is before the first"),
                         (["--frames", "x"], "frames must be A-B or A"),
-                        (["--preroll", "-1", "--frames", "1-2"], "--preroll must be 0 or more")):
+                        (["--preroll", "-1", "--frames", "1-2"], "--preroll must be 0 or more"),
+                        (["--frames", "3-4", "--preroll", "2", "--fade", "3"], "--fade 3 needs --preroll 3 or more"),
+                        (["--fade", "2", "--preroll", "4"], "--fade needs --frames")):
         bad = run_cli("dream", str(pan), "-o", str(tmp_path / "bad"), *args, *fast)
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
     one = run_cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--frames", "1-2", *fast)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from ..config import Progress, ProgressCallback
 from ..io import Picture, read_image, write_image
 from ..wire.plans import FramePlan, resume_point
+from .seams import Seams
 
 
 class Backend(Protocol):
@@ -70,24 +71,34 @@ def preroll_plans(plans: list[FramePlan], first: FramePlan, count: int) -> list[
 
 
 def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = False, quiet: bool = False,
-              frames: Optional[tuple[int, int]] = None, preroll: int = 0) -> tuple[int, int]:
+              frames: Optional[tuple[int, int]] = None, preroll: int = 0, fade: int = 0) -> tuple[int, int]:
     """Dreams each plan's source into its target; returns (done, skipped).
     ``frames`` limits the run to a chunk of the sequence; it carries on from
     the dream of the frame before when that is on disk, else first dreams
-    ``preroll`` frames before the chunk and drops them."""
+    ``preroll`` frames before the chunk and drops them, or with ``fade``
+    cross-fades the last ``fade`` of them into the chunk before (see seams)."""
     chunk = chunk_of(plans, frames)
     todo = [p for p in chunk if overwrite or not os.path.exists(p.target)]
     resume = _resume_pictures(plans, todo)
     warm = preroll_plans(plans, todo[0], preroll) if todo and resume is None and preroll > 0 else []
+    seams = Seams(os.path.dirname(plans[0].target), fade) if fade and frames is not None else None
+    faded = set(p.frame for p in warm[-fade:]) if seams else set()
+    kept = set(p.frame for p in chunk[-fade:]) if seams and chunk and chunk[-1] is not plans[-1] else set()
     bars = _Bars(len(chunk), len(chunk) - len(todo), quiet)
     try:
         pictures = (read_image(plan.source) for plan in warm + todo)  # read lazily: a backend may read ahead
         results = backend.dream_frames(pictures, bars.progress, resume)
-        for _ in warm:
-            next(results)  # the pre-roll: it warms the chain, nobody sees it
+        for plan in warm:  # the pre-roll warms the chain; only a cross-fade shows any of it
+            dreamed = next(results)
+            if plan.frame in faded:
+                seams.keep_preroll(plan, dreamed, seam=todo[0].frame)
         for plan, dreamed in zip(todo, results):
+            if plan.frame in kept:
+                seams.keep_own(plan, dreamed)
             write_image(plan.target, dreamed)
             bars.frames.update(1)
     finally:
         bars.close()
+    if seams is not None:
+        seams.merge(plans)
     return len(todo), len(chunk) - len(todo)

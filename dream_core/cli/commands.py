@@ -54,7 +54,12 @@ def _plan_folder(source: str, target: str, suffix: str | None) -> list[FramePlan
 def _check_chunk(args: argparse.Namespace, plans: list[FramePlan], is_folder: bool) -> None:
     if args.preroll < 0:
         raise UsageError("--preroll must be 0 or more frames")
+    if not 0 <= args.fade <= args.preroll:
+        raise UsageError(f"--fade {args.fade} needs --preroll {max(args.fade, 0)} or more (the frames it fades "
+                         "are dreamed in the pre-roll)")
     if args.frames is None:
+        if args.fade:
+            raise UsageError("--fade needs --frames: it blends a chunk into the chunk before")
         return
     if not is_folder:
         raise UsageError("--frames takes a folder of frames as INPUT")
@@ -136,7 +141,8 @@ def cmd_dream(args: argparse.Namespace) -> int:
 
         backend = LocalBackend(settings, device=args.device)
     done, skipped = run_batch(plans, backend, overwrite=args.overwrite or not is_folder, quiet=args.quiet,
-                              frames=args.frames, preroll=args.preroll if settings.temporal != "none" else 0)
+                              frames=args.frames, preroll=args.preroll if settings.temporal != "none" else 0,
+                              fade=args.fade if settings.temporal != "none" else 0)
     where = args.output
     note = f" ({skipped} already done, skipped)" if skipped else ""
     print(f"dreamed {done} frame{'s' if done != 1 else ''}{note} -> {where}", file=sys.stderr)

@@ -121,6 +121,11 @@ def _add_dream_command(sub) -> None:
                    help="with --frames and a temporal mode: first dream the N frames before A, not written, so "
                         "frame A starts from a warm chain (skipped when the dream of A-1 is already in OUTPUT: "
                         "the chunk carries on from it)")
+    d.add_argument("--fade", type=int, default=0, metavar="N",
+                   help="with --frames and --preroll N or more: cross-fade the last N pre-roll frames into the "
+                        "chunk before's own dreams of them (whichever chunk ends second writes the blend; give "
+                        "every chunk the same --preroll and --fade), so the seam cannot be told; e.g. --preroll "
+                        "10 --fade 5")
     d.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     d.add_argument("--server", metavar="HOST:PORT", help="dream on a running dream server instead of here")
     d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
