@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dream_core.engine import image_tensor
+from dream_core.io import Picture, write_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -118,6 +119,17 @@ def raw_frame(height: int, width: int, seed: int = 0, channels: int = 3) -> byte
     if img.ndim == 2:
         img = img[..., None]
     return (np.clip(img, 0, 1) * 255).astype(np.uint8).tobytes()
+
+
+@pytest.fixture()
+def pan(tmp_path, coffee):
+    """Eight frames of a picture panning 2 px a frame, stored as float EXR (no rounding between chunks)."""
+    folder = tmp_path / "renders"
+    wide = np.concatenate([coffee, coffee[:, ::-1]], axis=1) ** 2.2
+    for n in range(1, 9):
+        write_image(str(folder / f"pan_{n:04d}.exr"), Picture(np.ascontiguousarray(wide[:, 2 * n:2 * n + 96]), True,
+                                                               "float32"))
+    return folder
 
 
 TINY_PARAMS = {"octaves": 1, "iterations": 2, "seed": 3}

@@ -3,27 +3,15 @@ dreams its share: a chunk carries on from the dream of the frame before
 when it is on disk, else warms its chain with ``--preroll`` frames that are
 dreamed and dropped. In this process: the batch runner with a real model."""
 import numpy as np
-import pytest
 from conftest import run_cli
 
 from dream_core.batch.local import LocalBackend
 from dream_core.batch.run import run_batch
 from dream_core.config import DreamConfig, DreamSettings
-from dream_core.io import Picture, read_image, write_image
+from dream_core.io import read_image
 from dream_core.io.sequences import list_frames, plan_frames
 
 SETTINGS = DreamSettings(temporal="flow", config=DreamConfig(octaves=2, iterations=3, step=0.03, seed=1))
-
-
-@pytest.fixture()
-def pan(tmp_path, coffee):
-    """Eight frames of a picture panning 2 px a frame, stored as float EXR (no rounding between chunks)."""
-    folder = tmp_path / "renders"
-    wide = np.concatenate([coffee, coffee[:, ::-1]], axis=1) ** 2.2
-    for n in range(1, 9):
-        write_image(str(folder / f"pan_{n:04d}.exr"), Picture(np.ascontiguousarray(wide[:, 2 * n:2 * n + 96]), True,
-                                                               "float32"))
-    return folder
 
 
 def dream_chunk(pan, out, frames=None, preroll=0, fade=0) -> int:

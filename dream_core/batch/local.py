@@ -19,7 +19,8 @@ def load_mask(path: str) -> np.ndarray:
 
 
 class LocalBackend:
-    """The frames of one run form one sequence, dreamed in order."""
+    """The frames of one run form one sequence, dreamed in order; the model
+    stays loaded for the next run (a Ray actor dreams chunk after chunk)."""
 
     def __init__(self, settings: DreamSettings, device: str = "auto") -> None:
         from ..api import cached_dreamer
@@ -28,15 +29,15 @@ class LocalBackend:
         self.dreamer = cached_dreamer(settings.model, settings.weights, device)
         self.guide = read_image(settings.guide).pixels if settings.guide else None
         self.mask = load_mask(settings.mask) if settings.mask not in (None, "alpha") else None
-        self.sequence = SequenceDreamer()
 
     def dream_frames(self, pictures: Iterable[Picture], progress: ProgressCallback,
                      resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
+        sequence = SequenceDreamer()  # each run (a chunk) is a sequence of its own
         if resume is not None and self.settings.temporal != "none":
-            self.sequence.resume(self.dreamer, *resume)
+            sequence.resume(self.dreamer, *resume)
         for picture in pictures:
             if self.mask is not None and self.mask.shape != (picture.height, picture.width):
                 raise ShapeMismatch(f"mask {self.settings.mask} is {self.mask.shape[1]}x{self.mask.shape[0]}, "
                                     f"frames are {picture.width}x{picture.height}")
-            yield self.sequence.dream(self.dreamer, picture, self.settings, mask=self.mask, guide=self.guide,
+            yield sequence.dream(self.dreamer, picture, self.settings, mask=self.mask, guide=self.guide,
                                       callback=progress)

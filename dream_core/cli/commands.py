@@ -51,14 +51,17 @@ def _plan_folder(source: str, target: str, suffix: str | None) -> list[FramePlan
     return plans
 
 
-def _check_chunk(args: argparse.Namespace, plans: list[FramePlan], is_folder: bool) -> None:
-    if args.preroll < 0:
+def _check_chunk(args: argparse.Namespace, plans: list[FramePlan], is_folder: bool, preroll: int,
+                 fade: int) -> None:
+    if preroll < 0:
         raise UsageError("--preroll must be 0 or more frames")
-    if not 0 <= args.fade <= args.preroll:
-        raise UsageError(f"--fade {args.fade} needs --preroll {max(args.fade, 0)} or more (the frames it fades "
-                         "are dreamed in the pre-roll)")
+    if not 0 <= fade <= preroll:
+        raise UsageError(f"--fade {fade} needs --preroll {max(fade, 0)} or more (the frames it fades are dreamed "
+                         "in the pre-roll)")
+    if args.ray is not None and not is_folder:
+        raise UsageError("--ray takes a folder of frames as INPUT")
     if args.frames is None:
-        if args.fade:
+        if fade and args.ray is None:
             raise UsageError("--fade needs --frames: it blends a chunk into the chunk before")
         return
     if not is_folder:
@@ -127,26 +130,58 @@ def _strength(value: str, item: str) -> float:
 
 
 def cmd_dream(args: argparse.Namespace) -> int:
-    from ..batch.run import run_batch
-
     settings = _settings(args)
     plans, is_folder = _plan(args)
-    _check_chunk(args, plans, is_folder)
+    preroll, fade = _chunk_options(args, settings)
+    _check_chunk(args, plans, is_folder, preroll, fade)
+    if args.ray is not None:
+        done, skipped = _dream_on_ray(args, plans, settings, preroll, fade)
+    else:
+        from ..batch.run import run_batch
+
+        done, skipped = run_batch(plans, _backend(args, settings), overwrite=args.overwrite or not is_folder,
+                                  quiet=args.quiet, frames=args.frames, preroll=preroll, fade=fade)
+    note = f" ({skipped} already done, skipped)" if skipped else ""
+    print(f"dreamed {done} frame{'s' if done != 1 else ''}{note} -> {args.output}", file=sys.stderr)
+    return 0
+
+
+RAY_PREROLL, RAY_FADE = 10, 5  # measured: a seam 1.08x the flicker inside chunks (docs/BENCHMARKS.md)
+
+
+def _chunk_options(args: argparse.Namespace, settings: DreamSettings) -> tuple[int, int]:
+    """--preroll and --fade as they apply: none without a temporal mode; on Ray, by default, the measured pair."""
+    if settings.temporal == "none":
+        return 0, 0
+    on_ray = args.ray is not None
+    preroll = args.preroll if args.preroll is not None else (RAY_PREROLL if on_ray else 0)
+    fade = args.fade if args.fade is not None else (RAY_FADE if on_ray and preroll >= RAY_FADE else 0)
+    return preroll, fade
+
+
+def _backend(args: argparse.Namespace, settings: DreamSettings):
     if args.server:
         from ..batch.remote import RemoteBackend
 
-        backend = RemoteBackend.connect(args.server, args.token_file, settings)
-    else:
-        from ..batch.local import LocalBackend
+        return RemoteBackend.connect(args.server, args.token_file, settings)
+    from ..batch.local import LocalBackend
 
-        backend = LocalBackend(settings, device=args.device)
-    done, skipped = run_batch(plans, backend, overwrite=args.overwrite or not is_folder, quiet=args.quiet,
-                              frames=args.frames, preroll=args.preroll if settings.temporal != "none" else 0,
-                              fade=args.fade if settings.temporal != "none" else 0)
-    where = args.output
-    note = f" ({skipped} already done, skipped)" if skipped else ""
-    print(f"dreamed {done} frame{'s' if done != 1 else ''}{note} -> {where}", file=sys.stderr)
-    return 0
+    return LocalBackend(settings, device=args.device)
+
+
+def _dream_on_ray(args, plans, settings, preroll: int, fade: int) -> tuple[int, int]:
+    if args.server or args.frames:
+        raise UsageError("--ray dreams the whole folder in chunks of its own: leave out --server and --frames")
+    if args.chunk_size < 1:
+        raise UsageError("--chunk-size must be 1 or more frames")
+    try:
+        import ray  # noqa: F401
+
+        from ..batch.on_ray import dream_on_ray
+    except ImportError:
+        raise UsageError("--ray needs Ray: pip install dream-renders[ray]") from None
+    return dream_on_ray(plans, settings, address=args.ray, chunk_size=args.chunk_size, preroll=preroll, fade=fade,
+                        device=args.device, actors=args.ray_actors, quiet=args.quiet)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

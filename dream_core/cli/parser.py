@@ -117,11 +117,18 @@ def _add_dream_command(sub) -> None:
     d.add_argument("--overwrite", action="store_true", help="redo frames whose output exists")
     d.add_argument("--frames", type=_frame_range, metavar="A-B",
                    help="only frames A to B of a folder (a chunk of a shot; one machine's share of a farm job)")
-    d.add_argument("--preroll", type=int, default=0, metavar="N",
+    d.add_argument("--preroll", type=int, default=None, metavar="N",
                    help="with --frames and a temporal mode: first dream the N frames before A, not written, so "
                         "frame A starts from a warm chain (skipped when the dream of A-1 is already in OUTPUT: "
                         "the chunk carries on from it)")
-    d.add_argument("--fade", type=int, default=0, metavar="N",
+    d.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="spread a folder's chunks over a Ray cluster (pip install dream-renders[ray]): one actor "
+                        "per GPU, or per CPU without one, writing into OUTPUT (shared storage); without ADDRESS, "
+                        "a local Ray. With a temporal mode, --preroll defaults to 10 and --fade to 5 here")
+    d.add_argument("--chunk-size", type=int, default=20, metavar="N", help="frames per chunk with --ray "
+                   "(default 20)")
+    d.add_argument("--ray-actors", type=int, metavar="N", help="at most N actors (default: one per GPU or CPU)")
+    d.add_argument("--fade", type=int, default=None, metavar="N",
                    help="with --frames and --preroll N or more: cross-fade the last N pre-roll frames into the "
                         "chunk before's own dreams of them (whichever chunk ends second writes the blend; give "
                         "every chunk the same --preroll and --fade), so the seam cannot be told; e.g. --preroll "
