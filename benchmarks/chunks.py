@@ -8,7 +8,12 @@ a cross-fade over the pre-roll into the chunk before. Per variant it prints:
 - flicker, detail (2x2, last quarter) and strength relative to the whole run;
 - the pre-roll's cost: frames dreamed per frame written.
 
-    .venv/bin/python benchmarks/chunks.py [--shot pan] [--chunk 10] [--prerolls 0,5,10]
+With ``--ray`` it then times the command line on the same frames: the
+whole shot in one process, in chunks one after another (``--frames``), and
+through ``--ray`` with 1 and 2 actors; frames per second, and the Ray
+driver's overhead per frame (1 actor against the same chunks run here).
+
+    .venv/bin/python benchmarks/chunks.py [--shot pan] [--chunk 10] [--prerolls 0,5,10] [--ray]
 """
 from __future__ import annotations
 
@@ -63,6 +68,39 @@ def transitions(dreams, flows, masks) -> np.ndarray:
     return np.array([temporal.flicker([a, b], [f], [m]) for a, b, f, m in zip(dreams, dreams[1:], flows, masks)])
 
 
+def cli_seconds(*args: str) -> float:
+    """Wall time of one ``python -m dream_core dream`` run."""
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dream_core", "dream", *args, "-q"], check=True, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True)
+    return time.perf_counter() - start
+
+
+def time_command_line(folder: str, frames: int, chunk: int, preroll: int, fade: int) -> None:
+    import tempfile
+
+    dream = ["--temporal", "vectors", "--octaves", "3", "--iterations", "10", "--seed", "2", "--device", "cpu"]
+    chunks = ["--preroll", str(preroll), "--fade", str(fade)]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {"one process, whole shot": cli_seconds(folder, "-o", f"{tmp}/whole", *dream)}
+        local = 0.0
+        for first in range(1, frames + 1, chunk):
+            local += cli_seconds(folder, "-o", f"{tmp}/local", "--frames", f"{first}-{first + chunk - 1}", *dream,
+                                 *chunks)
+        runs["chunks one after another"] = local
+        for actors in (1, 2):
+            runs[f"ray, {actors} actor(s)"] = cli_seconds(folder, "-o", f"{tmp}/ray{actors}", "--ray", "--chunk-size",
+                                                           str(chunk), "--ray-actors", str(actors), *dream, *chunks)
+    print(f"\ncommand line, {frames} frames, chunks of {chunk}, pre-roll {preroll}, fade {fade}:")
+    for name, seconds in runs.items():
+        print(f"  {name:28} {seconds:7.1f} s  {frames / seconds:5.2f} frames/s")
+    # the chunks in order carry on from the frame before (no pre-roll); Ray's chunks run side by side
+    print(f"  Ray driver overhead (1 actor vs the whole shot in one process): "
+          f"{(runs['ray, 1 actor(s)'] - runs['one process, whole shot']) / frames:.2f} s/frame")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shot", default="pan")
@@ -73,6 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--out", default=os.path.join(ROOT, "bench_output", "temporal"))
     p.add_argument("--device", default="auto")
+    p.add_argument("--ray", action="store_true", help="also time the command line: local chunks and Ray")
     args = p.parse_args(argv)
     width, height = map(int, args.size.split("x"))
     pictures = metrics.render(args.shot, os.path.join(args.out, f"{args.shot}_{args.size}_{args.samples}"), width,
@@ -106,6 +145,9 @@ def main(argv=None) -> int:
         seam = flick[sorted(seams)].mean() / inside
         print(f"{name:22} {seam:11.2f} {flick.mean() / reference['flicker'].mean():8.2f} "
               f"{half:10.2f} {energy:8.2f} {dreamed / len(pictures):6.2f}")
+    if args.ray:
+        time_command_line(os.path.join(args.out, f"{args.shot}_{args.size}_{args.samples}"), len(pictures),
+                          args.chunk, max(args.fade, 1) * 2, args.fade)
     return 0
 
 
