@@ -193,3 +193,14 @@ def test_out_of_memory_at_the_smallest_tiles_is_an_error(coffee):
         dreamer.run(torch.from_numpy(coffee).permute(2, 0, 1)[None], dreamer.objective(),
                     DreamConfig(octaves=1, iterations=1))
     assert dreamer.tile_cap == Dreamer.MIN_TILE
+
+
+def test_rocm_and_mps_run_eager_in_float32(monkeypatch):
+    """CUDA graphs and bf16 are for NVIDIA's CUDA builds; a ROCm build (``torch.version.hip``) and MPS run eager."""
+    from dream_core.engine.device import uses_cuda_graphs
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert uses_cuda_graphs(torch.device("cuda")) and not uses_cuda_graphs(torch.device("mps"))
+    monkeypatch.setattr(torch.version, "hip", "6.4.0")
+    assert not uses_cuda_graphs(torch.device("cuda"))
+    assert not uses_cuda_graphs(torch.device("cpu"))
