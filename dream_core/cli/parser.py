@@ -47,6 +47,13 @@ colour:
   highlights above 1.0 kept. --keep-colors dreams brightness only and keeps
   the source's colours.
 
+chunks and farms:
+  --frames A-B dreams one chunk of a folder, as one machine's share. A chunk
+  carries on from the dream of frame A-1 when it is in OUTPUT; chunks dreamed
+  side by side warm up with --preroll and blend into the chunk before with
+  --fade (10 and 5 measure a seam 1.08x the flicker inside chunks). --ray
+  does the splitting itself and runs the chunks on Ray actors.
+
 objects:
   Blender's Cryptomatte object pass says which object covers each pixel,
   with anti-aliased coverage at the edges. --mask cryptomatte:NAMES dreams
@@ -59,6 +66,8 @@ examples:
   python -m dream_core dream cat.png -o cat_dream.png --octaves 5 --step 0.015
   python -m dream_core dream frames/ -o dreamed/ --mask cryptomatte:Statue --mask-strength 1.5
   python -m dream_core dream frames/ -o dreamed/ --mask-strength "Character=0,Statue=2"
+  python -m dream_core dream frames/ -o dreamed/ --temporal vectors --frames 101-200 --preroll 10 --fade 5
+  python -m dream_core dream frames/ -o dreamed/ --temporal vectors --ray
   python -m dream_core dream frames/ -o dreamed/ --layer "block8+0.5*block11"
   python -m dream_core dream frames/ -o dreamed/ --layer block10 --channels 3,17
   python -m dream_core dream big.exr -o big_dream.exr --tile 512"""
@@ -121,6 +130,11 @@ def _add_dream_command(sub) -> None:
                    help="with --frames and a temporal mode: first dream the N frames before A, not written, so "
                         "frame A starts from a warm chain (skipped when the dream of A-1 is already in OUTPUT: "
                         "the chunk carries on from it)")
+    d.add_argument("--fade", type=int, default=None, metavar="N",
+                   help="with --frames and --preroll N or more: cross-fade the last N pre-roll frames into the "
+                        "chunk before's own dreams of them (whichever chunk ends second writes the blend; give "
+                        "every chunk the same --preroll and --fade), so the seam cannot be told; e.g. --preroll "
+                        "10 --fade 5")
     d.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="spread a folder's chunks over a Ray cluster (pip install dream-renders[ray]): one actor "
                         "per GPU, or per CPU without one, writing into OUTPUT (shared storage); without ADDRESS, "
@@ -128,11 +142,6 @@ def _add_dream_command(sub) -> None:
     d.add_argument("--chunk-size", type=int, default=50, metavar="N", help="frames per chunk with --ray "
                    "(default 50: with the pre-roll of 10, 1.2 frames dreamed per frame written)")
     d.add_argument("--ray-actors", type=int, metavar="N", help="at most N actors (default: one per GPU or CPU)")
-    d.add_argument("--fade", type=int, default=None, metavar="N",
-                   help="with --frames and --preroll N or more: cross-fade the last N pre-roll frames into the "
-                        "chunk before's own dreams of them (whichever chunk ends second writes the blend; give "
-                        "every chunk the same --preroll and --fade), so the seam cannot be told; e.g. --preroll "
-                        "10 --fade 5")
     d.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     d.add_argument("--server", metavar="HOST:PORT", help="dream on a running dream server instead of here")
     d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
