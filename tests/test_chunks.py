@@ -8,7 +8,7 @@ from conftest import run_cli
 from dream_core.batch.local import LocalBackend
 from dream_core.batch.run import run_batch
 from dream_core.config import DreamConfig, DreamSettings
-from dream_core.io import read_image
+from dream_core.io import read_image, write_image
 from dream_core.io.sequences import list_frames, plan_frames
 
 SETTINGS = DreamSettings(temporal="flow", config=DreamConfig(octaves=2, iterations=3, step=0.03, seed=1))
@@ -87,3 +87,18 @@ def test_cli_chunks_and_their_mistakes(pan, tmp_path):
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
     one = run_cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--frames", "1-2", *fast)
     assert one.returncode == 2 and "--frames takes a folder" in one.stderr
+
+
+def test_a_chunk_merges_only_the_seams_beside_it(pan, tmp_path):
+    """Chunks 3-4 and 7-8 end first (seams at 3 and 7); chunk 1-2 then
+    blends frame 2, chunk 5-6 frame 6. The last must leave frame 2 alone:
+    a long shot's end does not rewrite its start."""
+    out = tmp_path / "out"
+    for frames in ((3, 4), (7, 8), (1, 2)):
+        dream_chunk(pan, out, frames=frames, preroll=1, fade=1)
+    marked = read_image(str(out / "pan_0002.exr"))
+    write_image(str(out / "pan_0002.exr"), marked.with_pixels(np.zeros_like(marked.pixels)))
+    dream_chunk(pan, out, frames=(5, 6), preroll=1, fade=1)
+    assert not pixels(out, 2).any()  # seam 3 was not merged again
+    own, after = pixels(out / ".seams" / "own", 6), pixels(out / ".seams" / "seam_7_1", 6)
+    np.testing.assert_allclose(pixels(out, 6), own + 0.5 * (after - own), atol=1e-5)

@@ -99,6 +99,6 @@ def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = Fal
             bars.frames.update(1)
     finally:
         bars.close()
-    if seams is not None:
-        seams.merge(plans)
+    if seams is not None and chunk:
+        seams.merge(plans, touched=(min([chunk[0].frame, *faded]), chunk[-1].frame))
     return len(todo), len(chunk) - len(todo)

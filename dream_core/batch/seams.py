@@ -40,8 +40,11 @@ class Seams:
         folder = os.path.join(self.root, f"seam_{seam}_{self.fade}")
         write_image(os.path.join(folder, os.path.basename(plan.target)), picture)
 
-    def merge(self, plans: list[FramePlan]) -> int:
-        """Writes every frame whose two copies are here; returns how many."""
+    def merge(self, plans: list[FramePlan], touched: tuple[int, int]) -> int:
+        """Writes every frame of the seams whose faded frames overlap ``touched``
+        (the first and last frame a chunk wrote or kept) and whose two copies are
+        here; returns how many. Seams elsewhere in the shot were merged by the
+        chunks beside them, so a long shot's end does not rewrite its start."""
         if not os.path.isdir(self.root):
             return 0
         by_name = {os.path.basename(p.target): p for p in plans}
@@ -51,6 +54,8 @@ class Seams:
             if not match:
                 continue
             seam, fade = int(match.group(1)), int(match.group(2))
+            if seam - fade > touched[1] or seam - 1 < touched[0]:
+                continue
             for name in sorted(os.listdir(os.path.join(self.root, entry))):
                 own = os.path.join(self.root, "own", name)
                 if name in by_name and os.path.exists(own):
