@@ -18,26 +18,43 @@ def load_mask(path: str) -> np.ndarray:
     return grey(read_image(path).pixels)
 
 
+def guide_and_mask(settings: DreamSettings) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """The guide image's pixels and the mask file's mask that ``settings`` name, read once
+    (on Ray, by the driver: an actor on another machine may not reach the files)."""
+    guide = read_image(settings.guide).pixels if settings.guide else None
+    mask = load_mask(settings.mask) if settings.mask not in (None, "alpha") else None
+    return guide, mask
+
+
 class LocalBackend:
     """The frames of one run form one sequence, dreamed in order; the model
     stays loaded for the next run (a Ray actor dreams chunk after chunk)."""
 
-    def __init__(self, settings: DreamSettings, device: str = "auto") -> None:
+    def __init__(self, settings: DreamSettings, device: str = "auto",
+                 images: Optional[tuple[Optional[np.ndarray], Optional[np.ndarray]]] = None) -> None:
         from ..api import cached_dreamer
 
         self.settings = settings
         self.dreamer = cached_dreamer(settings.model, settings.weights, device)
-        self.guide = read_image(settings.guide).pixels if settings.guide else None
-        self.mask = load_mask(settings.mask) if settings.mask not in (None, "alpha") else None
+        self.guide, self.mask = images if images is not None else guide_and_mask(settings)
 
     def dream_frames(self, pictures: Iterable[Picture], progress: ProgressCallback,
                      resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
-        sequence = SequenceDreamer()  # each run (a chunk) is a sequence of its own
+        sequence = self.start(resume)  # each run (a chunk) is a sequence of its own
+        for picture in pictures:
+            yield self.dream_next(sequence, picture, progress)
+
+    def start(self, resume: Optional[tuple[Picture, Picture]] = None) -> SequenceDreamer:
+        """A new sequence, carrying on from ``resume`` (a render and its dream) when given."""
+        sequence = SequenceDreamer()
         if resume is not None and self.settings.temporal != "none":
             sequence.resume(self.dreamer, *resume)
-        for picture in pictures:
-            if self.mask is not None and self.mask.shape != (picture.height, picture.width):
-                raise ShapeMismatch(f"mask {self.settings.mask} is {self.mask.shape[1]}x{self.mask.shape[0]}, "
-                                    f"frames are {picture.width}x{picture.height}")
-            yield sequence.dream(self.dreamer, picture, self.settings, mask=self.mask, guide=self.guide,
-                                      callback=progress)
+        return sequence
+
+    def dream_next(self, sequence: SequenceDreamer, picture: Picture,
+                   progress: Optional[ProgressCallback] = None) -> Picture:
+        if self.mask is not None and self.mask.shape != (picture.height, picture.width):
+            raise ShapeMismatch(f"mask {self.settings.mask} is {self.mask.shape[1]}x{self.mask.shape[0]}, "
+                                f"frames are {picture.width}x{picture.height}")
+        return sequence.dream(self.dreamer, picture, self.settings, mask=self.mask, guide=self.guide,
+                              callback=progress)

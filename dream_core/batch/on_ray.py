@@ -1,23 +1,34 @@
 """A shot's chunks on Ray (``dream --ray [ADDRESS]``, ``pip install
 dream-renders[ray]``): one actor per GPU (``num_gpus=1``), or one per CPU
 where there is no GPU, each keeping a model loaded across the chunks it
-takes. Every actor runs the same chunk runner as ``dream --frames`` on the
-shared output folder: finished frames are skipped (a second run resumes), a
+takes. Every chunk is a :class:`~dream_core.batch.run.ChunkRun`, as with
+``dream --frames``: finished frames are skipped (a second run resumes), a
 chunk whose frame before is on disk carries on from it, the others warm up
-with a pre-roll and cross-fade into the chunk before. A lost actor is
-restarted and its chunk retried; Ctrl+C stops every actor.
+with a pre-roll and cross-fade into the chunk before.
+
+An actor that reaches the input and output folders (shared storage: the
+driver asks each one at the start) runs its chunks there by itself. For one
+that does not, the driver reads the frames, sends them one by one and
+writes the dreams that come back. A lost actor is restarted and its chunk
+retried; Ctrl+C stops every actor.
 """
 from __future__ import annotations
 
 import os
+import secrets
+import sys
+from collections import deque
 from typing import Optional
 
 from tqdm import tqdm
 
 from ..config import DreamSettings
+from ..io import Picture
 from ..wire.plans import FramePlan
+from .run import ChunkRun
 
 RETRIES = 2  # a chunk whose actor died is tried again this many times (on a restarted actor)
+AHEAD = 2  # frames sent ahead to an actor the driver feeds, so it never waits for the next one
 
 
 def chunk_ranges(plans: list[FramePlan], size: int) -> list[tuple[int, int]]:
@@ -26,18 +37,45 @@ def chunk_ranges(plans: list[FramePlan], size: int) -> list[tuple[int, int]]:
 
 
 class ChunkDreamer:
-    """A Ray actor: a model kept loaded, dreaming whole chunks into the shared folder."""
+    """A Ray actor: a model kept loaded, dreaming whole chunks in the shared
+    folder, or frame by frame what the driver sends."""
 
-    def __init__(self, params: dict, device: str) -> None:
+    def __init__(self, params: dict, device: str, images: Optional[tuple] = None) -> None:
         from .local import LocalBackend
 
-        self.backend = LocalBackend(DreamSettings.from_params(params), device=device)
+        self.backend = LocalBackend(DreamSettings.from_params(params), device=device, images=images)
+        self.sequence = None
+
+    def reaches(self, probe: str, token: str, source: str, size: int) -> bool:
+        return sees_files(probe, token, source, size)
 
     def dream(self, plans: list[FramePlan], frames: tuple[int, int], preroll: int, fade: int) -> int:
         from .run import run_batch
 
         done, _ = run_batch(plans, self.backend, quiet=True, frames=frames, preroll=preroll, fade=fade)
         return done
+
+    def start(self, resume: Optional[tuple[Picture, Picture]]) -> None:
+        self.sequence = self.backend.start(resume)
+
+    def dream_next(self, picture: Picture) -> Picture:
+        if self.sequence is None:  # restarted since start(): the chain is gone, the driver starts the chunk again
+            raise ChainLost("this actor was restarted in the middle of a chunk")
+        return self.backend.dream_next(self.sequence, picture)
+
+
+def sees_files(probe: str, token: str, source: str, size: int) -> bool:
+    """Whether this machine sees the driver's output folder (the probe file the
+    driver wrote there, with its token) and input (the first frame, the same size)."""
+    try:
+        with open(probe, encoding="ascii") as f:
+            return f.read() == token and os.path.getsize(source) == size
+    except OSError:
+        return False
+
+
+class ChainLost(RuntimeError):
+    """An actor lost the sequence it was dreaming (it died and was restarted)."""
 
 
 def actor_count(resources: dict, wanted: Optional[int]) -> tuple[int, dict]:
@@ -51,41 +89,131 @@ def actor_count(resources: dict, wanted: Optional[int]) -> tuple[int, dict]:
 
 def dream_on_ray(plans: list[FramePlan], settings: DreamSettings, *, address: Optional[str], chunk_size: int,
                  preroll: int, fade: int, device: str = "auto", actors: Optional[int] = None,
-                 quiet: bool = False) -> tuple[int, int]:
-    """Dreams ``plans`` in chunks on Ray; returns (done, skipped)."""
+                 io: str = "auto", quiet: bool = False) -> tuple[int, int]:
+    """Dreams ``plans`` in chunks on Ray; returns (done, skipped). ``io``:
+    ``auto`` asks each actor whether it reaches the files, ``shared`` assumes
+    all do, ``driver`` has the driver read and write every frame."""
     import ray
 
+    from .local import guide_and_mask
+
+    images = guide_and_mask(settings)  # read here: an actor on another machine may not reach them
     ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
              ignore_reinit_error=True, configure_logging=False)
     try:
         count, resources = actor_count(ray.cluster_resources(), actors)
         remote = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES, **resources)(ChunkDreamer)
-        pool = [remote.remote(settings.to_params(), "cuda" if "num_gpus" in resources else device)
+        pool = [remote.remote(settings.to_params(), "cuda" if "num_gpus" in resources else device, images)
                 for _ in range(count)]
-        return _run_chunks(ray, pool, plans, chunk_size, preroll, fade, quiet)
+        shared = reaching(ray, pool, plans) if io == "auto" else {a: io == "shared" for a in pool}
+        return _run_chunks(ray, pool, plans, chunk_size, preroll, fade, quiet, shared)
     except KeyboardInterrupt:
-        print("\ninterrupted: stopping the actors (finished frames are kept; run again to resume)")
+        print("\nstopping the Ray actors", file=sys.stderr)
         raise
     finally:
         ray.shutdown()
 
 
-def _run_chunks(ray, pool, plans, chunk_size: int, preroll: int, fade: int, quiet: bool) -> tuple[int, int]:
-    """Hands chunks to idle actors in shot order; the bar counts frames as chunks finish."""
+def reaching(ray, pool: list, plans: list[FramePlan]) -> dict:
+    """Each actor: whether it reaches the input and output folders."""
+    out_dir = os.path.dirname(plans[0].target)
+    os.makedirs(out_dir, exist_ok=True)
+    token = secrets.token_hex(16)
+    probe = os.path.join(out_dir, f".ray_probe_{token[:8]}")
+    with open(probe, "w", encoding="ascii") as f:
+        f.write(token)
+    try:
+        size = os.path.getsize(plans[0].source)
+        answers = ray.get([actor.reaches.remote(probe, token, plans[0].source, size) for actor in pool])
+    finally:
+        os.remove(probe)
+    return dict(zip(pool, answers))
+
+
+class _OnShared:
+    """A chunk an actor dreams in the shared folder by itself: one call."""
+
+    def __init__(self, actor, plans: list[FramePlan], chunk: tuple[int, int], preroll: int, fade: int) -> None:
+        self.ref = actor.dream.remote(plans, chunk, preroll, fade)
+
+    def waiting(self):
+        return self.ref
+
+    def take(self, ray) -> tuple[int, bool]:
+        return ray.get(self.ref), True  # a chunk's error (a bad frame) ends the run here, with its message
+
+
+class _ThroughDriver:
+    """A chunk the driver reads and writes for an actor that cannot reach the
+    files: frames go one call each, a few ahead, and come back in order."""
+
+    def __init__(self, actor, plans: list[FramePlan], chunk: tuple[int, int], preroll: int, fade: int) -> None:
+        self.actor = actor
+        self.run = ChunkRun(plans, chunk, preroll, fade)
+        self.started = self.actor.start.remote(self.run.resume)
+        self.plans = iter(self.run.order)
+        self.sources = self.run.sources()
+        self.sent: deque = deque()  # (plan, result ref) in order
+        self._send()
+
+    def _send(self) -> None:
+        while len(self.sent) < AHEAD:
+            plan = next(self.plans, None)
+            if plan is None:
+                return
+            # no retry on a restarted actor: its chain is gone, so the whole chunk starts again
+            self.sent.append((plan, self.actor.dream_next.options(max_task_retries=0).remote(next(self.sources))))
+
+    def waiting(self):
+        return self.sent[0][1] if self.sent else self.started  # nothing left to dream: done once started
+
+    def take(self, ray) -> tuple[int, bool]:
+        written = 0
+        if self.sent:
+            plan, ref = self.sent.popleft()
+            written = int(self.run.keep(plan, ray.get(ref)))
+            self._send()
+        if self.sent:
+            return written, False
+        self.run.finish()
+        return written, True
+
+
+def _run_chunks(ray, pool, plans, chunk_size: int, preroll: int, fade: int, quiet: bool,
+                shared: Optional[dict] = None) -> tuple[int, int]:
+    """Hands chunks to idle actors in shot order; the bar counts frames as they are written."""
+    from ray.exceptions import RayActorError, RayTaskError
+
+    shared = shared if shared is not None else {actor: True for actor in pool}
     skipped = sum(os.path.exists(p.target) for p in plans)
-    pending = chunk_ranges(plans, chunk_size)
-    running: dict = {}  # future -> (actor, chunk)
+    pending = deque(chunk_ranges(plans, chunk_size))
+    jobs: dict = {}  # actor -> (job, chunk)
+    failures: dict = {}  # chunk -> times its actor was lost
     done = 0
     with tqdm(total=len(plans), initial=skipped, unit="frame", desc="frames", disable=quiet) as bar:
-        idle = list(pool)
-        while pending or running:
+        idle = deque(pool)
+        while pending or jobs:
             while idle and pending:
-                actor, chunk = idle.pop(0), pending.pop(0)
-                running[actor.dream.remote(plans, chunk, preroll, fade)] = (actor, chunk)
-            ready, _ = ray.wait(list(running), num_returns=1)
-            actor, _chunk = running.pop(ready[0])
-            written = ray.get(ready[0])  # a chunk's error (a bad frame) ends the run here, with its message
+                actor, chunk = idle.popleft(), pending.popleft()
+                job = (_OnShared if shared[actor] else _ThroughDriver)(actor, plans, chunk, preroll, fade)
+                jobs[actor] = (job, chunk)
+            waiting = {job.waiting(): actor for actor, (job, _) in jobs.items()}
+            ready, _ = ray.wait(list(waiting), num_returns=1)
+            actor = waiting[ready[0]]
+            job, chunk = jobs[actor]
+            try:
+                written, finished = job.take(ray)
+            except (RayActorError, RayTaskError) as error:
+                if isinstance(error, RayTaskError) and not isinstance(error.as_instanceof_cause(), ChainLost):
+                    raise
+                failures[chunk] = failures.get(chunk, 0) + 1
+                if failures[chunk] > RETRIES:
+                    raise
+                written, finished = 0, True
+                pending.appendleft(chunk)  # frames it wrote are skipped; it carries on from the last of them
             done += written
             bar.update(written)
-            idle.append(actor)
+            if finished:
+                del jobs[actor]
+                idle.append(actor)
     return done, skipped

@@ -70,6 +70,59 @@ def preroll_plans(plans: list[FramePlan], first: FramePlan, count: int) -> list[
     return plans[max(0, index - count):index]
 
 
+class ChunkRun:
+    """What one run over a chunk of ``plans`` does, worked out before any
+    dreaming: the frames still to write (``todo``), the render and dream it
+    carries on from (``resume``) or else the pre-roll it warms up with
+    (``warm``), and which results the cross-fades keep. The same object is
+    used where the dreaming happens beside the files (:func:`run_batch`) and
+    where a Ray driver reads and writes for an actor that cannot reach them."""
+
+    def __init__(self, plans: list[FramePlan], frames: Optional[tuple[int, int]] = None, preroll: int = 0,
+                 fade: int = 0, overwrite: bool = False) -> None:
+        self.plans = plans
+        self.chunk = chunk_of(plans, frames)
+        self.todo = [p for p in self.chunk if overwrite or not os.path.exists(p.target)]
+        self._written = {p.frame for p in self.todo}
+        self.resume = _resume_pictures(plans, self.todo)
+        self.warm = preroll_plans(plans, self.todo[0], preroll) if self.todo and self.resume is None and preroll > 0 \
+            else []
+        self.seams = Seams(os.path.dirname(plans[0].target), fade) if fade and frames is not None else None
+        self.faded = set(p.frame for p in self.warm[-fade:]) if self.seams else set()
+        last_of_shot = self.chunk and self.chunk[-1] is plans[-1]
+        self.kept = set(p.frame for p in self.chunk[-fade:]) if self.seams and not last_of_shot else set()
+
+    @property
+    def order(self) -> list[FramePlan]:
+        """The frames in the order they are dreamed: the pre-roll, then the chunk."""
+        return self.warm + self.todo
+
+    @property
+    def skipped(self) -> int:
+        return len(self.chunk) - len(self.todo)
+
+    def sources(self) -> Iterator[Picture]:
+        """The renders to dream, read lazily (a backend may read ahead)."""
+        return (read_image(plan.source) for plan in self.order)
+
+    def keep(self, plan: FramePlan, dreamed: Picture) -> bool:
+        """Stores one result; True when it was a frame of the chunk (written),
+        False for the pre-roll (only a cross-fade keeps any of it)."""
+        if plan.frame not in self._written:
+            if plan.frame in self.faded:
+                self.seams.keep_preroll(plan, dreamed, seam=self.todo[0].frame)
+            return False
+        if plan.frame in self.kept:
+            self.seams.keep_own(plan, dreamed)
+        write_image(plan.target, dreamed)
+        return True
+
+    def finish(self) -> None:
+        """Blends the seams this chunk completes."""
+        if self.seams is not None and self.chunk:
+            self.seams.merge(self.plans, touched=(min([self.chunk[0].frame, *self.faded]), self.chunk[-1].frame))
+
+
 def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = False, quiet: bool = False,
               frames: Optional[tuple[int, int]] = None, preroll: int = 0, fade: int = 0) -> tuple[int, int]:
     """Dreams each plan's source into its target; returns (done, skipped).
@@ -77,28 +130,14 @@ def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = Fal
     the dream of the frame before when that is on disk, else first dreams
     ``preroll`` frames before the chunk and drops them, or with ``fade``
     cross-fades the last ``fade`` of them into the chunk before (see seams)."""
-    chunk = chunk_of(plans, frames)
-    todo = [p for p in chunk if overwrite or not os.path.exists(p.target)]
-    resume = _resume_pictures(plans, todo)
-    warm = preroll_plans(plans, todo[0], preroll) if todo and resume is None and preroll > 0 else []
-    seams = Seams(os.path.dirname(plans[0].target), fade) if fade and frames is not None else None
-    faded = set(p.frame for p in warm[-fade:]) if seams else set()
-    kept = set(p.frame for p in chunk[-fade:]) if seams and chunk and chunk[-1] is not plans[-1] else set()
-    bars = _Bars(len(chunk), len(chunk) - len(todo), quiet)
+    run = ChunkRun(plans, frames, preroll, fade, overwrite)
+    bars = _Bars(len(run.chunk), run.skipped, quiet)
     try:
-        pictures = (read_image(plan.source) for plan in warm + todo)  # read lazily: a backend may read ahead
-        results = backend.dream_frames(pictures, bars.progress, resume)
-        for plan in warm:  # the pre-roll warms the chain; only a cross-fade shows any of it
-            dreamed = next(results)
-            if plan.frame in faded:
-                seams.keep_preroll(plan, dreamed, seam=todo[0].frame)
-        for plan, dreamed in zip(todo, results):
-            if plan.frame in kept:
-                seams.keep_own(plan, dreamed)
-            write_image(plan.target, dreamed)
-            bars.frames.update(1)
+        results = backend.dream_frames(run.sources(), bars.progress, run.resume)
+        for plan, dreamed in zip(run.order, results):
+            if run.keep(plan, dreamed):
+                bars.frames.update(1)
     finally:
         bars.close()
-    if seams is not None and chunk:
-        seams.merge(plans, touched=(min([chunk[0].frame, *faded]), chunk[-1].frame))
-    return len(todo), len(chunk) - len(todo)
+    run.finish()
+    return len(run.todo), run.skipped

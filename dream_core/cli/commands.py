@@ -181,7 +181,7 @@ def _dream_on_ray(args, plans, settings, preroll: int, fade: int) -> tuple[int, 
     except ImportError:
         raise UsageError("--ray needs Ray: pip install dream-renders[ray]") from None
     return dream_on_ray(plans, settings, address=args.ray, chunk_size=args.chunk_size, preroll=preroll, fade=fade,
-                        device=args.device, actors=args.ray_actors, quiet=args.quiet)
+                        device=args.device, actors=args.ray_actors, io=args.ray_io, quiet=args.quiet)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

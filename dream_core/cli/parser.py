@@ -52,7 +52,9 @@ chunks and farms:
   carries on from the dream of frame A-1 when it is in OUTPUT; chunks dreamed
   side by side warm up with --preroll and blend into the chunk before with
   --fade (10 and 5 measure a seam 1.08x the flicker inside chunks). --ray
-  does the splitting itself and runs the chunks on Ray actors.
+  does the splitting itself and runs the chunks on Ray actors; an actor on a
+  machine without the shared folders gets its frames from this command and
+  sends the dreams back.
 
 objects:
   Blender's Cryptomatte object pass says which object covers each pixel,
@@ -137,11 +139,17 @@ def _add_dream_command(sub) -> None:
                         "10 --fade 5")
     d.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="spread a folder's chunks over a Ray cluster (pip install dream-renders[ray]): one actor "
-                        "per GPU, or per CPU without one, writing into OUTPUT (shared storage); without ADDRESS, "
-                        "a local Ray. With a temporal mode, --preroll defaults to 10 and --fade to 5 here")
+                        "per GPU, or per CPU without one (see --ray-io for machines without shared storage); "
+                        "without ADDRESS, a local Ray. With a temporal mode, --preroll defaults to 10 and --fade to 5 "
+                        "here")
     d.add_argument("--chunk-size", type=int, default=50, metavar="N", help="frames per chunk with --ray "
                    "(default 50: with the pre-roll of 10, 1.2 frames dreamed per frame written)")
     d.add_argument("--ray-actors", type=int, metavar="N", help="at most N actors (default: one per GPU or CPU)")
+    d.add_argument("--ray-io", choices=("auto", "shared", "driver"), default="auto",
+                   help="where Ray actors read and write frames: auto (default) asks each actor whether it reaches "
+                        "INPUT and OUTPUT; an actor that does reads and writes there itself, for the others this "
+                        "command reads the frames, sends them and writes the dreams that come back; shared and "
+                        "driver choose one way for all")
     d.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     d.add_argument("--server", metavar="HOST:PORT", help="dream on a running dream server instead of here")
     d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
