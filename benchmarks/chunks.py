@@ -10,8 +10,10 @@ a cross-fade over the pre-roll into the chunk before. Per variant it prints:
 
 With ``--ray`` it then times the command line on the same frames: the
 whole shot in one process, in chunks one after another (``--frames``), and
-through ``--ray`` with 1 and 2 actors; frames per second, and the Ray
-driver's overhead per frame (1 actor against the same chunks run here).
+through ``--ray`` with 1 and 2 actors (and 2 with the frames sent through
+the driver); frames per second, the Ray driver's overhead per frame (1
+actor against the whole shot in one process) and what sending the frames
+through the driver adds.
 
     .venv/bin/python benchmarks/chunks.py [--shot pan] [--chunk 10] [--prerolls 0,5,10] [--ray]
 """
@@ -93,12 +95,17 @@ def time_command_line(folder: str, frames: int, chunk: int, preroll: int, fade: 
         for actors in (1, 2):
             runs[f"ray, {actors} actor(s)"] = cli_seconds(folder, "-o", f"{tmp}/ray{actors}", "--ray", "--chunk-size",
                                                            str(chunk), "--ray-actors", str(actors), *dream, *chunks)
+        runs["ray, 2 actor(s), via driver"] = cli_seconds(folder, "-o", f"{tmp}/driven", "--ray", "--chunk-size",
+                                                          str(chunk), "--ray-actors", "2", "--ray-io", "driver",
+                                                          *dream, *chunks)
     print(f"\ncommand line, {frames} frames, chunks of {chunk}, pre-roll {preroll}, fade {fade}:")
     for name, seconds in runs.items():
         print(f"  {name:28} {seconds:7.1f} s  {frames / seconds:5.2f} frames/s")
     # the chunks in order carry on from the frame before (no pre-roll); Ray's chunks run side by side
     print(f"  Ray driver overhead (1 actor vs the whole shot in one process): "
           f"{(runs['ray, 1 actor(s)'] - runs['one process, whole shot']) / frames:.2f} s/frame")
+    print(f"  frames through the driver (vs the shared folder, 2 actors): "
+          f"{(runs['ray, 2 actor(s), via driver'] - runs['ray, 2 actor(s)']) / frames:+.2f} s/frame")
 
 
 def main(argv=None) -> int:

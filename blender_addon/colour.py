@@ -43,10 +43,15 @@ class DisplayWriter:
     def write(self, linear_exr: str, target: str) -> None:
         """Writes ``target`` atomically from ``linear_exr`` (kept: a resumed
         run carries the dream on from it); a :class:`DreamError` says why not."""
+        self.write_from(lambda: bpy.data.images.load(linear_exr, check_existing=False), target)
+
+    def write_from(self, load, target: str) -> None:
+        """Writes ``target`` atomically from the scene-linear image ``load()``
+        returns (removed afterwards); a :class:`DreamError` says why not."""
         partial = partial_path(target)
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            image = bpy.data.images.load(linear_exr, check_existing=False)
+            image = load()
             try:
                 image.save_render(partial, scene=self.helper)
             finally:
@@ -54,6 +59,22 @@ class DisplayWriter:
             os.replace(partial, target)
         except (OSError, RuntimeError) as err:
             raise DreamError(f"cannot write the dreamed frame {target}: {why_not_written(err)}") from None
+
+    def readable(self, linear_exr: str, scratch: str):
+        """``linear_exr`` as an image whose pixels Python can read: Blender
+        keeps a multilayer EXR's pixels out of ``Image.pixels`` (and tells
+        it is one only once loaded), so it is first saved as a plain float
+        RGBA EXR (``scratch``) and that is loaded."""
+        image = bpy.data.images.load(linear_exr, check_existing=False)
+        settings = self.helper.render.image_settings
+        kept = settings.file_format, settings.color_depth, settings.color_mode
+        try:
+            settings.file_format, settings.color_depth, settings.color_mode = "OPEN_EXR", "32", "RGBA"
+            image.save_render(scratch, scene=self.helper)  # EXR: scene-linear, no view transform
+        finally:
+            settings.file_format, settings.color_depth, settings.color_mode = kept
+            bpy.data.images.remove(image)
+        return bpy.data.images.load(scratch, check_existing=False)
 
     def close(self) -> None:
         remove_helper()

@@ -30,12 +30,12 @@ from typing import Optional
 import bpy
 from bpy.app.handlers import persistent
 
-from . import colour, plans, rendering
+from . import colour, plans, rendering, seams
 from .dreaming import DreamWorker, FrameDone, FrameFailed, RunCancelled
 from .errors import DreamError
 from .preferences import configured_link
 from .rendering import OutputSettings
-from .wire.plans import FramePlan
+from .wire.plans import FramePlan, seam_folder
 
 MOVIE_ERROR = ("Dream on Render writes image files, not movies: set the output's file format to an image "
                "format (PNG, JPEG, TIFF or OpenEXR), then make the movie from the dreamed frames")
@@ -56,6 +56,9 @@ class RenderDreaming:
         self.linear_pattern = plans.frame_file(scene, "linear", "#####")  # kept: the next chunk starts there
         self.write_from = write_from_argument()  # a farm chunk's first frame: those before it are its pre-roll
         self.preroll = Preroll(self.raw_pattern) if self.write_from is not None else None
+        self.seams_root = os.path.join(os.path.dirname(os.path.dirname(self.raw_pattern)), "seams")
+        self.fade = fade_argument()
+        self.faded = self._faded_frames(scene, self.fade)  # pre-roll dreams kept for the seam's cross-fade
         self.worker = DreamWorker(link, job, self._reply)
         self.writer: Optional[colour.DisplayWriter] = None
         self.submitted = 0
@@ -73,10 +76,23 @@ class RenderDreaming:
     def linear_path(self, frame: int) -> str:
         return _numbered(self.linear_pattern, frame)
 
+    def seam_copy(self, frame: int) -> str:
+        folder = seam_folder(self.write_from, len(self.faded))
+        return os.path.join(self.seams_root, folder, os.path.basename(self.linear_path(frame)))
+
     def _reply(self, plan: FramePlan) -> tuple[str, str]:
+        if plan.frame in self.faded:
+            return self.seam_copy(plan.frame), "exr"
         if self.is_preroll(plan.frame):
             return self.preroll.path(plan.frame, "linear"), "exr"
         return self.linear_path(plan.frame), "exr"
+
+    def _faded_frames(self, scene, fade: int) -> list[int]:
+        """The last ``fade`` pre-roll frames (fewer near the shot's start, where the pre-roll is shorter)."""
+        if fade and self.write_from is None:
+            raise DreamError(f"{FADE} needs {WRITE_FROM} (the chunk's first written frame)")
+        preroll = list(range(scene.frame_start, self.write_from, scene.frame_step)) if fade else []
+        return preroll[len(preroll) - fade:] if fade < len(preroll) else preroll
 
     def is_preroll(self, frame: int) -> bool:
         return self.write_from is not None and frame < self.write_from
@@ -94,7 +110,8 @@ class RenderDreaming:
         try:
             return scene.render.frame_path(frame=frame)
         finally:
-            rendering.raw_output(scene, self.raw_pattern)
+            if not self.ended:  # after the render (seams) the user's settings stay
+                rendering.raw_output(scene, self.raw_pattern)
 
     # -- Blender's render job
     def frame_written(self, scene) -> None:
@@ -178,6 +195,25 @@ class RenderDreaming:
         self.written += 1
         print(f"Dream Renders: dreamed frame {message.frame} -> {message.target}", flush=True)
 
+    def merge_seams(self) -> None:
+        """Cross-fades the seams this chunk completes: at its start (its
+        pre-roll's copies, when the chunk before has dreamed those frames) and
+        at its end (the chunk after's copies of this chunk's last frames)."""
+        scene = bpy.data.scenes.get(self.scene_name)
+        if not self.fade or scene is None or self.error or self.cancelled or not os.path.isdir(self.seams_root):
+            return  # only farm chunks given a fade blend: a whole render has no seams
+        first = min([self.write_from, *self.faded])
+        if self.writer is None:
+            self.writer = colour.DisplayWriter(scene, self.user_output)
+        try:
+            merged = seams.merge(self.seams_root, (first, scene.frame_end), self.linear_pattern, self.linear_path,
+                                 lambda frame: self.target_path(scene, frame), self.writer)
+        except DreamError as err:
+            self.fail(f"cross-fading a seam: {err}")
+            return
+        if merged:
+            print(f"Dream Renders: cross-faded frame(s) {', '.join(map(str, merged))} at chunk seams", flush=True)
+
     def fail(self, message: str) -> None:
         if self.error is None:
             self.error = message
@@ -202,18 +238,33 @@ class RenderDreaming:
 
 
 WRITE_FROM = "--dream-write-from"
+FADE = "--dream-fade"
+
+
+def _script_argument(name: str) -> Optional[int]:
+    """The number after ``name`` among the arguments after ``--``, or None."""
+    args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    if name not in args:
+        return None
+    try:
+        return int(args[args.index(name) + 1])
+    except (IndexError, ValueError):
+        raise DreamError(f"{name} needs a number") from None
 
 
 def write_from_argument() -> Optional[int]:
     """``blender -b shot.blend -s 90 -e 200 -a -- --dream-write-from 100``: a
     farm chunk of frames 100-200 with frames 90-99 as its pre-roll."""
-    args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-    if WRITE_FROM not in args:
-        return None
-    try:
-        return int(args[args.index(WRITE_FROM) + 1])
-    except (IndexError, ValueError):
-        raise DreamError(f"{WRITE_FROM} needs a frame number") from None
+    return _script_argument(WRITE_FROM)
+
+
+def fade_argument() -> int:
+    """``... -- --dream-write-from 100 --dream-fade 5``: frames 95-99 are
+    cross-faded with the chunk before's dreams of them (see :mod:`.seams`)."""
+    fade = _script_argument(FADE) or 0
+    if fade < 0:
+        raise DreamError(f"{FADE} must be 0 or more frames")
+    return fade
 
 
 class Preroll:
@@ -269,6 +320,7 @@ def _report(summary: str, failed: bool) -> None:
 def _finish(dreaming: RenderDreaming, in_handler: bool = True) -> None:
     global _active
     _active = None
+    dreaming.merge_seams()
     dreaming.close(remove_helper=not in_handler)
     if dreaming.submitted or dreaming.error:
         _report(dreaming.summary(), dreaming.error is not None)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from conftest import ROOT
 from test_blender import BLENDER, run_scenario
@@ -14,7 +15,7 @@ from test_blender import BLENDER, run_scenario
 JOB_TYPE = os.path.join(ROOT, "farm", "flamenco", "dream_renders.js")
 STUB = os.path.join(ROOT, "tests", "flamenco_stub.js")
 NODE = shutil.which("node")
-SETTINGS = {"frames": "1-45", "chunk_size": 20, "preroll": 10, "addon": "dream_renders", "scene": "Scene",
+SETTINGS = {"frames": "1-45", "chunk_size": 20, "preroll": 10, "fade": 5, "addon": "dream_renders", "scene": "Scene",
             "render_output_path": "/farm/shot/dream/######", "blendfile": "/farm/shot.blend", "format": "PNG"}
 
 
@@ -32,22 +33,30 @@ def frames_of(task) -> tuple:
             int(args[args.index("--dream-write-from") + 1]))
 
 
+def fade_of(task) -> int:
+    args = task["commands"][0]["parameters"]["args"]
+    return int(args[args.index("--dream-fade") + 1]) if "--dream-fade" in args else 0
+
+
 @pytest.mark.skipif(NODE is None, reason="needs node")
 def test_the_job_type_chunks_a_shot_with_a_preroll_each():
     tasks = compile_job()
     assert [t["name"] for t in tasks] == ["dream-1-20", "dream-21-40", "dream-41-45"]
     assert [frames_of(t) for t in tasks] == [(1, 20, 1), (11, 40, 21), (31, 45, 41)]  # none before the shot
+    assert [fade_of(t) for t in tasks] == [5, 5, 5]  # all alike: Blender fades at most its pre-roll
     command = tasks[0]["commands"][0]
     assert command["name"] == "blender-render" and command["parameters"]["blendfile"] == "/farm/shot.blend"
     args = command["parameters"]["args"]
     assert args[:4] == ["--addons", "dream_renders", "--scene", "Scene"]
     assert args.index("--render-anim") < args.index("--") < args.index("--dream-write-from")  # ours after "--"
-    gaps = compile_job(frames="5-12,30-33", chunk_size=4, preroll=2)
+    gaps = compile_job(frames="5-12,30-33", chunk_size=4, preroll=2, fade=2)
     assert [frames_of(t) for t in gaps] == [(5, 8, 5), (7, 12, 9), (28, 33, 30)]  # a gap: a chunk of its own
-    assert [frames_of(t) for t in compile_job(preroll=0)] == [(1, 20, 1), (21, 40, 21), (41, 45, 41)]
-    bad = subprocess.run([NODE, STUB, JOB_TYPE, json.dumps({**SETTINGS, "preroll": -1})], capture_output=True,
-                         text=True, timeout=60)
-    assert bad.returncode != 0 and "preroll must be 0 or more" in bad.stderr
+    assert [fade_of(t) for t in gaps] == [2, 2, 2]
+    assert [frames_of(t) for t in compile_job(preroll=0, fade=0)] == [(1, 20, 1), (21, 40, 21), (41, 45, 41)]
+    for changes, words in (({"preroll": -1}, "preroll must be 0 or more"), ({"fade": 11}, "fade must be 0 to")):
+        bad = subprocess.run([NODE, STUB, JOB_TYPE, json.dumps({**SETTINGS, **changes})], capture_output=True,
+                             text=True, timeout=60)
+        assert bad.returncode != 0 and words in bad.stderr, (changes, bad.stderr)
 
 
 @pytest.mark.blender
@@ -55,7 +64,7 @@ def test_the_job_type_chunks_a_shot_with_a_preroll_each():
 def test_the_jobs_command_lines_dream_chunks_out_of_order(tmp_path, addon_zip, via_server):
     prepared, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip, via_server)
     out = work / "farm_out"
-    tasks = compile_job(frames="1-3", chunk_size=2, preroll=1, blendfile=prepared["blend"],
+    tasks = compile_job(frames="1-3", chunk_size=2, preroll=1, fade=0, blendfile=prepared["blend"],
                         render_output_path=str(out / "shot_###"))
     assert [frames_of(t) for t in tasks] == [(1, 2, 1), (2, 3, 3)]
     user = tmp_path / "user"
@@ -80,3 +89,53 @@ def test_the_jobs_command_lines_dream_chunks_out_of_order(tmp_path, addon_zip, v
     again = run(tasks[1])  # frame 2 is on the shared disk now: no pre-roll dreamed
     assert "frame 3 carries on from the dream of frame 2" in again
     assert "Dream on Render: 1 frame(s) dreamed" in again and "pre-roll" not in again
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(NODE is None or BLENDER is None, reason="needs node and Debian's blender")
+def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_server):
+    """Frames 1-2 and 2-3 (pre-roll 1, fade 1), written as float EXR so the
+    blend can be checked exactly: frame 2 ends up halfway between the first
+    chunk's dream of it and the second's pre-roll dream, whichever chunk
+    ends second (the second ends second when it cannot carry on from frame
+    1-2's files, as when both run at once)."""
+    from dream_core.io import read_image
+
+    prepared, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip,
+                                     {**via_server, "DREAM_TEST_FORMAT": "exr_float"})
+    out, dream = work / "farm_out", work / "dream"
+    tasks = compile_job(frames="1-3", chunk_size=2, preroll=1, fade=1, blendfile=prepared["blend"],
+                        render_output_path=str(out / "shot_###"), format="OPEN_EXR")
+    assert [(frames_of(t), fade_of(t)) for t in tasks] == [((1, 2, 1), 1), ((2, 3, 3), 1)]
+    env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "farm_config"),
+           "BLENDER_USER_SCRIPTS": str(tmp_path / "user" / "scripts"), **via_server}
+
+    def run(task, *after_render):
+        parameters = task["commands"][0]["parameters"]
+        args = parameters["args"]
+        split = args.index("--")
+        done = subprocess.run([BLENDER, "-b", parameters["blendfile"], *args[:split], *after_render, *args[split:]],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout
+
+    def frame_2_is_the_blend():
+        own = read_image(str(dream / "linear" / "Scene_00002.exr")).pixels[..., :3]
+        after = read_image(str(dream / "seams" / "seam_3_1" / "Scene_00002.exr")).pixels[..., :3]
+        assert np.abs(after - own).mean() > 0.005  # two chains, two patterns
+        written = read_image(str(out / "shot_002.exr")).pixels[..., :3]
+        np.testing.assert_allclose(written, own + 0.5 * (after - own), atol=2e-3)
+
+    assert "cross-faded" not in run(tasks[1])  # the later chunk first: nothing to blend with yet
+    assert sorted(p.name for p in out.iterdir()) == ["shot_003.exr"]
+    assert "cross-faded frame(s) 2 at chunk seams" in run(tasks[0])  # ends second: it blends
+    frame_2_is_the_blend()
+    for name in ("shot_002.exr", "shot_003.exr"):
+        (out / name).unlink()
+    (dream / "renders" / "Scene_00002.exr").unlink()  # no carrying on from frame 2: a pre-roll again
+    show_output = "import bpy; s = bpy.context.scene.render; print('OUTPUT', s.filepath, s.image_settings.file_format)"
+    second = run(tasks[1], "--python-expr", show_output)  # now the later chunk ends second
+    assert "cross-faded frame(s) 2 at chunk seams" in second
+    assert f"OUTPUT {out / 'shot_###'} OPEN_EXR" in second  # the scene's own output, after the blend too
+    frame_2_is_the_blend()
+    assert sorted(p.name for p in out.iterdir()) == ["shot_001.exr", "shot_002.exr", "shot_003.exr"]

@@ -13,17 +13,11 @@ so the blend comes out the same whatever order the chunks end in.
 from __future__ import annotations
 
 import os
-import re
 
 from ..io import Picture, read_image, write_image
-from ..wire.plans import FramePlan
+from ..wire.plans import FramePlan, fade_weight, seam_folder, seams_touching
 
 FOLDER = ".seams"
-
-
-def weight(frame: int, seam: int, fade: int) -> float:
-    """The share of the chunk after the seam in ``frame`` (one of the ``fade`` frames before ``seam``)."""
-    return (fade - (seam - frame) + 1) / (fade + 1)
 
 
 class Seams:
@@ -37,30 +31,20 @@ class Seams:
         write_image(os.path.join(self.root, "own", os.path.basename(plan.target)), picture)
 
     def keep_preroll(self, plan: FramePlan, picture: Picture, seam: int) -> None:
-        folder = os.path.join(self.root, f"seam_{seam}_{self.fade}")
-        write_image(os.path.join(folder, os.path.basename(plan.target)), picture)
+        write_image(os.path.join(self.root, seam_folder(seam, self.fade), os.path.basename(plan.target)), picture)
 
     def merge(self, plans: list[FramePlan], touched: tuple[int, int]) -> int:
-        """Writes every frame of the seams whose faded frames overlap ``touched``
-        (the first and last frame a chunk wrote or kept) and whose two copies are
-        here; returns how many. Seams elsewhere in the shot were merged by the
-        chunks beside them, so a long shot's end does not rewrite its start."""
-        if not os.path.isdir(self.root):
-            return 0
+        """Writes every frame of the seams beside ``touched`` (the first and
+        last frame a chunk wrote or kept) whose two copies are here; returns
+        how many. A long shot's end does not rewrite its start."""
         by_name = {os.path.basename(p.target): p for p in plans}
         merged = 0
-        for entry in sorted(os.listdir(self.root)):
-            match = re.fullmatch(r"seam_(-?\d+)_(\d+)", entry)
-            if not match:
-                continue
-            seam, fade = int(match.group(1)), int(match.group(2))
-            if seam - fade > touched[1] or seam - 1 < touched[0]:
-                continue
-            for name in sorted(os.listdir(os.path.join(self.root, entry))):
+        for folder, seam, fade in seams_touching(self.root, touched):
+            for name in sorted(os.listdir(folder)):
                 own = os.path.join(self.root, "own", name)
                 if name in by_name and os.path.exists(own):
-                    before, after = read_image(own), read_image(os.path.join(self.root, entry, name))
-                    w = weight(by_name[name].frame, seam, fade)
+                    before, after = read_image(own), read_image(os.path.join(folder, name))
+                    w = fade_weight(seam - by_name[name].frame, fade)
                     write_image(by_name[name].target, before.with_pixels(before.pixels + w * (after.pixels
                                                                                                - before.pixels)))
                     merged += 1

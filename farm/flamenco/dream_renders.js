@@ -5,7 +5,9 @@
 // first renders and dreams a few frames before its own (its pre-roll, not
 // written) so that its first frame starts from a warm chain; when the chunk
 // before has already left its last frame on the shared storage, the chunk
-// carries on from that frame instead. Install: copy this file into the
+// carries on from that frame instead; otherwise the last few pre-roll frames
+// are cross-faded with the chunk before's dreams of them (whichever task ends
+// second writes the blend), so the seam cannot be seen. Install: copy this file into the
 // Manager's scripts folder (see the README's "Render farms").
 
 const JOB_TYPE = {
@@ -20,6 +22,8 @@ const JOB_TYPE = {
           description: "Frames per task; each task also dreams its pre-roll first" },
         { key: "preroll", type: "int32", default: 10, visible: "submission",
           description: "Frames before each chunk that are rendered and dreamed, not written, to warm its chain" },
+        { key: "fade", type: "int32", default: 5, visible: "submission",
+          description: "Pre-roll frames cross-faded into the chunk before's, hiding the seam (at most the pre-roll)" },
         { key: "addon", type: "string", default: "dream_renders", visible: "submission",
           description: "The add-on for --addons (Blender 4.2+ extensions: bl_ext.user_default.dream_renders)" },
         { key: "render_output_path", type: "string", subtype: "file_path", editable: false,
@@ -38,6 +42,9 @@ function compileJob(job) {
     const settings = job.settings;
     if (settings.preroll < 0) {
         throw "preroll must be 0 or more frames";
+    }
+    if (settings.fade < 0 || settings.fade > settings.preroll) {
+        throw "fade must be 0 to preroll frames";
     }
     const shotStart = firstFrame(settings.frames);
     for (const chunk of frameChunker(settings.frames, settings.chunk_size)) {
@@ -60,6 +67,8 @@ function chunkBounds(chunk) {
 function chunkTask(settings, chunk, shotStart) {
     const [first, last] = chunkBounds(chunk);
     const from = Math.max(shotStart, first - settings.preroll);
+    // every chunk gets the fade: the one before a seam blends it when it ends second
+    const fadeArgs = settings.fade > 0 ? ["--dream-fade", String(settings.fade)] : [];
     const task = author.Task(`dream-${chunk}`, "blender");
     task.addCommand(author.Command("blender-render", {
         exe: "{blender}",
@@ -74,7 +83,7 @@ function chunkTask(settings, chunk, shotStart) {
             "--frame-start", String(from),
             "--frame-end", String(last),
             "--render-anim",
-            "--", "--dream-write-from", String(first),
+            "--", "--dream-write-from", String(first), ...fadeArgs,
         ],
     }));
     return task;
