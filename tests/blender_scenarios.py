@@ -494,6 +494,26 @@ def scenario_on_render(workdir, zip_path):
     return result
 
 
+def scenario_farm_fade(workdir, zip_path):
+    """Two farm chunks of a shot, side by side as a farm runs them, in this
+    process: frames 2-3 (frame 2 its pre-roll) end first, then 1-2; each with
+    ``-- --dream-write-from A --dream-fade 1``, written as float EXR."""
+    scene, module = prepare_on_render(workdir, zip_path, "exr_float")
+    before = output_report(scene)
+    argv = list(sys.argv)
+    for start, end, write_from in ((2, 3, 3), (1, 2, 1)):
+        scene.frame_start, scene.frame_end = start, end
+        sys.argv = [*argv, "--", "--dream-write-from", str(write_from), "--dream-fade", "1"]
+        try:
+            bpy.ops.render.render(animation=True)
+        finally:
+            sys.argv = argv
+    import importlib
+
+    return {"before": before, "after": output_report(scene), "files": visible(os.path.join(workdir, "out")),
+            "summary": importlib.import_module(f"{module}.on_render").last_summary}
+
+
 def scenario_render_existing(workdir, zip_path):
     """Dream Frame > Use Existing Render dreams the last render without
     rendering again; with no render yet it says so."""

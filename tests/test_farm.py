@@ -91,6 +91,26 @@ def test_the_jobs_command_lines_dream_chunks_out_of_order(tmp_path, addon_zip, v
     assert "Dream on Render: 1 frame(s) dreamed" in again and "pre-roll" not in again
 
 
+def assert_blended(written, own, after, share: float) -> None:
+    """``written`` (float EXR) is ``share`` of the way from the dream ``own`` to the dream ``after``."""
+    from dream_core.io import read_image
+
+    own, after = read_image(str(own)).pixels[..., :3], read_image(str(after)).pixels[..., :3]
+    assert np.abs(after - own).mean() > 0.005  # two chains, two patterns
+    np.testing.assert_allclose(read_image(str(written)).pixels[..., :3], own + share * (after - own), atol=2e-3)
+
+
+@pytest.mark.blender
+def test_farm_chunks_cross_fade_in_bpy(tmp_path, addon_zip, via_server):
+    """The same seam in bpy 5.0 (its images, its output settings)."""
+    result, work, stdout = run_scenario("bpy", "farm_fade", tmp_path, addon_zip, via_server)
+    assert "cross-faded frame(s) 2 at chunk seams" in stdout
+    assert result["files"] == ["shot_001.exr", "shot_002.exr", "shot_003.exr"]
+    assert result["after"] == result["before"]  # the scene's own output settings, after both chunks
+    assert_blended(work / "out" / "shot_002.exr", work / "dream" / "linear" / "Scene_00002.exr",
+                   work / "dream" / "seams" / "seam_3_1" / "Scene_00002.exr", 0.5)
+
+
 @pytest.mark.blender
 @pytest.mark.skipif(NODE is None or BLENDER is None, reason="needs node and Debian's blender")
 def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_server):
@@ -99,8 +119,6 @@ def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_serv
     chunk's dream of it and the second's pre-roll dream, whichever chunk
     ends second (the second ends second when it cannot carry on from frame
     1-2's files, as when both run at once)."""
-    from dream_core.io import read_image
-
     prepared, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip,
                                      {**via_server, "DREAM_TEST_FORMAT": "exr_float"})
     out, dream = work / "farm_out", work / "dream"
@@ -120,11 +138,8 @@ def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_serv
         return done.stdout
 
     def frame_2_is_the_blend():
-        own = read_image(str(dream / "linear" / "Scene_00002.exr")).pixels[..., :3]
-        after = read_image(str(dream / "seams" / "seam_3_1" / "Scene_00002.exr")).pixels[..., :3]
-        assert np.abs(after - own).mean() > 0.005  # two chains, two patterns
-        written = read_image(str(out / "shot_002.exr")).pixels[..., :3]
-        np.testing.assert_allclose(written, own + 0.5 * (after - own), atol=2e-3)
+        assert_blended(out / "shot_002.exr", dream / "linear" / "Scene_00002.exr",
+                       dream / "seams" / "seam_3_1" / "Scene_00002.exr", 0.5)
 
     assert "cross-faded" not in run(tasks[1])  # the later chunk first: nothing to blend with yet
     assert sorted(p.name for p in out.iterdir()) == ["shot_003.exr"]
