@@ -106,6 +106,10 @@ def dream_on_ray(plans: list[FramePlan], settings: DreamSettings, *, address: Op
         pool = [remote.remote(settings.to_params(), "cuda" if "num_gpus" in resources else device, images)
                 for _ in range(count)]
         shared = reaching(ray, pool, plans) if io == "auto" else {a: io == "shared" for a in pool}
+        if not quiet:
+            through = sum(not s for s in shared.values())
+            print(f"{count} Ray actor(s): {count - through} in the shared folders, {through} through this command",
+                  file=sys.stderr)
         return _run_chunks(ray, pool, plans, chunk_size, preroll, fade, quiet, shared)
     except KeyboardInterrupt:
         print("\nstopping the Ray actors", file=sys.stderr)
