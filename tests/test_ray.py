@@ -111,9 +111,14 @@ def test_ctrl_c_stops_every_process_of_the_run(pan, tmp_path):
     and leaves no Ray process behind and no half-written frame."""
     out = tmp_path / "out"
     slow = ["--octaves", "1", "--iterations", "200", "--device", "cpu", "--temporal", "flow"]  # far from done
+    def own_session_hearing_ctrl_c():
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a suite started with & from a script inherits it ignored
+
     run = subprocess.Popen([sys.executable, "-m", "dream_core", "dream", str(pan), "-o", str(out), "--ray",
                             "--chunk-size", "2", "--ray-actors", "2", "-q", *slow],
-                           start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           preexec_fn=own_session_hearing_ctrl_c, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
     try:
         while not (out.is_dir() and any(p.suffix == ".exr" for p in out.iterdir())):
             assert run.poll() is None, run.communicate()[1][-3000:]

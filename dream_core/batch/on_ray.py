@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ..config import DreamSettings
 from ..io import Picture
 from ..wire.plans import FramePlan
-from .run import ChunkRun
+from .run import ChunkRun, chunk_of
 
 RETRIES = 2  # a chunk whose actor died is tried again this many times (on a restarted actor)
 AHEAD = 2  # frames sent ahead to an actor the driver feeds, so it never waits for the next one
@@ -138,13 +138,20 @@ class _OnShared:
     """A chunk an actor dreams in the shared folder by itself: one call."""
 
     def __init__(self, actor, plans: list[FramePlan], chunk: tuple[int, int], preroll: int, fade: int) -> None:
+        self.frames = chunk_of(plans, chunk)
+        self.on_disk = self._written()
         self.ref = actor.dream.remote(plans, chunk, preroll, fade)
+
+    def _written(self) -> int:
+        return sum(os.path.exists(p.target) for p in self.frames)
 
     def waiting(self):
         return self.ref
 
     def take(self, ray) -> tuple[int, bool]:
-        return ray.get(self.ref), True  # a chunk's error (a bad frame) ends the run here, with its message
+        ray.get(self.ref)  # a chunk's error (a bad frame) ends the run here, with its message
+        # counted on disk: a chunk retried after its actor died wrote some frames in each life
+        return self._written() - self.on_disk, True
 
 
 class _ThroughDriver:
