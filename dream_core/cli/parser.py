@@ -135,7 +135,8 @@ def _add_dream_command(sub) -> None:
     d.add_argument("--fade", type=int, default=None, metavar="N",
                    help="with --frames and --preroll N or more: cross-fade the last N pre-roll frames into the "
                         "chunk before's own dreams of them (whichever chunk ends second writes the blend; give "
-                        "every chunk the same --preroll and --fade), so the seam cannot be told; e.g. --preroll "
+                        "every chunk the same --preroll and --fade): one pattern dissolves into the other instead of "
+                        "jumping; e.g. --preroll "
                         "10 --fade 5")
     d.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="spread a folder's chunks over a Ray cluster (pip install dream-renders[ray]): one actor "

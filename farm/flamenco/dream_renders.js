@@ -7,8 +7,9 @@
 // before has already left its last frame on the shared storage, the chunk
 // carries on from that frame instead; otherwise the last few pre-roll frames
 // are cross-faded with the chunk before's dreams of them (whichever task ends
-// second writes the blend), so the seam cannot be seen. Install: copy this file into the
-// Manager's scripts folder (see the README's "Render farms").
+// second writes the blend): one pattern dissolves into the other. Install:
+// copy this file into the Manager's scripts folder (see the README's "Render
+// farms").
 
 const JOB_TYPE = {
     label: "Dream Renders",
