@@ -89,6 +89,8 @@ def test_a_lost_actors_chunk_is_dreamed_again(pan, tmp_path):
         remote = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES, num_cpus=1)(actor_class)
         pool = [remote.remote(settings.to_params(), "cpu") for _ in range(2)]
         if actor_class is ChunkDreamer:
+            # both made first: one killed while Ray was still making it was once never restarted (a hang)
+            ray.get([actor.reaches.remote("", "", "", 0) for actor in pool])
             ray.kill(pool[0], no_restart=False)  # as if its machine went away
         return _run_chunks(ray, pool, plans, 4, 2, 1, True, {actor: shared for actor in pool})
 
