@@ -91,8 +91,9 @@ class RenderDreaming:
         """The last ``fade`` pre-roll frames (fewer near the shot's start, where the pre-roll is shorter)."""
         if fade and self.write_from is None:
             raise DreamError(f"{FADE} needs {WRITE_FROM} (the chunk's first written frame)")
-        preroll = list(range(scene.frame_start, self.write_from, scene.frame_step)) if fade else []
-        return preroll[len(preroll) - fade:] if fade < len(preroll) else preroll
+        if not fade:
+            return []
+        return list(range(scene.frame_start, self.write_from, scene.frame_step))[-fade:]
 
     def is_preroll(self, frame: int) -> bool:
         return self.write_from is not None and frame < self.write_from
