@@ -45,10 +45,24 @@ def _grey8(rgb: torch.Tensor) -> np.ndarray:
     return (luma(rgb)[0, 0].clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
 
 
+# Renders are smoothed before the flow is estimated: a path tracer's noise at
+# low sample counts is per pixel and, with a fixed seed (Cycles' default),
+# stays on the screen, so on smooth surfaces the flow follows the noise (0 px)
+# instead of the surface. Measured on three Cycles shots at 16 samples (mean
+# error against the Vector pass, px): pan 1.39 -> 1.22, orbit 0.92 -> 0.66,
+# fast occluder 4.05 -> 4.10; sigma 2 and 4 were worse on the pan, 4 better on the orbit.
+FLOW_SMOOTHING = 3.0  # px, Gaussian sigma
+
+
+def _flow_input(rgb: torch.Tensor) -> np.ndarray:
+    return cv2.GaussianBlur(_grey8(rgb), (0, 0), FLOW_SMOOTHING)
+
+
 def estimate_flow(from_rgb: torch.Tensor, to_rgb: torch.Tensor) -> torch.Tensor:
-    """Dense flow f with to(x) ≈ from(x + f(x)) (DIS, offline, fast; on the CPU)."""
+    """Dense flow f with to(x) ≈ from(x + f(x)) (DIS, offline, fast; on the
+    CPU), estimated on smoothed renders (see FLOW_SMOOTHING)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(_grey8(to_rgb), _grey8(from_rgb), None)
+    flow = dis.calc(_flow_input(to_rgb), _flow_input(from_rgb), None)
     return torch.from_numpy(flow).permute(2, 0, 1)[None].to(to_rgb.device)
 
 
