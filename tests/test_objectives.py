@@ -83,5 +83,5 @@ def test_the_objective_cache_is_bounded(coffee):
 
     dreamer = Dreamer("lite0", device="cpu")
     for channel in range(Dreamer.CACHED_OBJECTIVES + 5):
-        dreamer.score(to_tensor(coffee), dreamer.objective("block3", [channel]), FEW_STEPS)
+        dreamer.run(to_tensor(coffee), dreamer.objective("block3", [channel]), FEW_STEPS.replace(iterations=1))
     assert len(dreamer._compiled) == Dreamer.CACHED_OBJECTIVES

@@ -136,6 +136,39 @@ def test_regrowth_restores_what_the_carry_lost_and_no_more():
     assert temporal.regrowth_share(reference, 3 * pattern)[inner].max() == 0  # over-grown: never more
 
 
+def test_regrowth_gain_follows_the_strength_to_its_limit():
+    assert temporal.regrowth_gain(1.0, 3.3, 3.0) < 0.7  # 10% over: a large step down
+    assert temporal.regrowth_gain(0.5, 2.7, 3.0) > 0.8  # 10% under: back up
+    assert temporal.regrowth_gain(0.9, 2.0, 3.0) == 1.0 and temporal.regrowth_gain(0.1, 9.0, 3.0) == 0.0
+    assert temporal.dream_strength(2.0, 1.0) == 2.0 and temporal.dream_strength(2.0, -1.0) is None
+
+
+def test_a_sequence_holds_its_carried_dreams_to_the_first_frames_strength(lite0):
+    """The first frame sets the limit; a carried frame over it lowers the
+    next frame's regrowth, one under it keeps it whole; frames dreamed
+    alone are not measured at all."""
+    pictures = _moving_pictures(3)
+    settings = DreamSettings(layer="block6", temporal="vectors", config=DreamConfig(octaves=2, iterations=4))
+    sequence = SequenceDreamer()
+    sequence.dream(lite0, pictures[0], settings)
+    first = sequence.previous
+    src = image_tensor(pictures[0].pixels)
+    objective = sequence.objective(lite0, settings, None)
+    strength = lite0.score(first.dream, objective, settings.config) / lite0.score(src, objective, settings.config)
+    assert strength > 1.05 and first.gain == 1.0
+    assert first.strength_limit == pytest.approx(temporal.STRENGTH_LIMIT * strength, rel=1e-4)
+    sequence.previous.strength_limit = 1.0  # as if the first frame had not raised the objective at all
+    sequence.dream(lite0, pictures[1], settings)
+    assert sequence.previous.strength_limit == 1.0 and sequence.previous.gain == 0.0
+    sequence.previous.strength_limit = 100.0
+    sequence.dream(lite0, pictures[2], settings)
+    assert sequence.previous.gain == 1.0
+
+    alone = SequenceDreamer()
+    alone.dream(lite0, pictures[0], DreamSettings(layer="block6", temporal="none", config=settings.config))
+    assert alone.previous.strength_limit is None
+
+
 def test_blend_keeps_the_dream_only_where_the_render_stayed():
     pictures = _moving_pictures(2, shift=6)
     src0, src1 = image_tensor(pictures[0].pixels), image_tensor(pictures[1].pixels)

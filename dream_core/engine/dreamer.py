@@ -21,7 +21,7 @@ from .checks import check_finite, check_shape
 from .device import image_tensor, resolve_device, uses_cuda_graphs
 from .objectives import Guide, Objective, parse_objective
 from .octaves import octave_shapes, resize
-from .tiling import TileGrid, tile_grid, tiled_gradient
+from .tiling import TileGrid, tile_grid, tiled_gradient, tiled_value
 from .transforms import Jitter, roll
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,12 @@ class Dreamer:
         return value
 
     def score(self, image: torch.Tensor, objective: Objective, config: DreamConfig = DreamConfig()) -> float:
-        """Mean objective of an image [1, 3, H, W], tiled as the dream would be."""
+        """Mean objective of an image [1, 3, H, W], tiled as the dream would
+        be; a forward pass only, uncompiled (no graphs captured for it)."""
         grid = self.grid(image.shape[-2], image.shape[-1], config)
-        value_fn = self._value_fn(objective)
-        with torch.enable_grad(), self._autocast(config.precision):
-            _, value = tiled_gradient(image.to(self.device), value_fn, grid, self._tile_batch(config))
+        with self._autocast(config.precision):
+            value = tiled_value(image.to(self.device, torch.float32), ObjectiveValue(self.net, objective), grid,
+                                self._tile_batch(config))
         return float(value)
 
     def _tile_batch(self, config: DreamConfig) -> int:

@@ -112,3 +112,15 @@ def tiled_gradient(
             grad[0, :, y : y + core, x0 : x0 + core] = g[:, m : m + core, m : m + core]
         values.append(value.detach().clone())  # a CUDA graph overwrites its outputs on the next call
     return grad[..., : grid.height, : grid.width], torch.cat(values).mean()
+
+
+def tiled_value(x: torch.Tensor, value_fn: Callable[[torch.Tensor], torch.Tensor], grid: TileGrid,
+                batch: int) -> torch.Tensor:
+    """The mean objective value over tiles of ``x`` [1, C, H, W], forward only."""
+    with torch.no_grad():
+        if grid.single:
+            return value_fn(x).mean()
+        padded, side = _pad(x, grid), grid.side
+        values = [value_fn(torch.cat([padded[..., y : y + side, x0 : x0 + side] for y, x0 in group]))
+                  for group in batches(grid, batch)]
+        return torch.cat(values).mean()

@@ -152,7 +152,9 @@ class SequenceDreamer:
         rgb, restore = to_dream_space(image_tensor(picture.pixels, dreamer.device), picture.linear)
         object_steps, share = _object_steps(picture, settings, rgb)
         vectors = None if picture.vectors is None else image_tensor(picture.vectors, dreamer.device)
-        prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous)
+        gain = 1.0 if self.previous is None else self.previous.gain
+        prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous,
+                                    regrowth=temporal.REGROWTH * gain)
         steps = combined_steps(mask_tensor(mask, rgb), object_steps, temporal_steps(prepared))
         dreamed = dream_rgb(dreamer, prepared.base, rgb, objective, settings, steps, callback)
         dreamed, anchor = self._anchored(dreamed, rgb, prepared)
@@ -161,9 +163,29 @@ class SequenceDreamer:
         mix = settings.mix
         shown = dreamed if mix == 1.0 else (rgb + mix * (dreamed - rgb)).clamp(0.0, 1.0)
         reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb)
-        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference)
+        limit, gain = self._governed(dreamer, objective, settings, dreamed, rgb, prepared)
+        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference, limit, gain)
         self.last_frame = frame
         return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))
+
+    def _governed(self, dreamer: Dreamer, objective: Objective, settings: DreamSettings, dreamed: torch.Tensor,
+                  rgb: torch.Tensor, prepared: temporal.Prepared) -> tuple[Optional[float], float]:
+        """The strength limit and regrowth gain the next frame carries: a
+        frame dreamed afresh sets the limit (``STRENGTH_LIMIT`` times its own
+        strength); a carried one, or the first after a resume, is held to
+        it. Costs two forward passes."""
+        if prepared.mode == "none":
+            return None, 1.0
+        strength = temporal.dream_strength(dreamer.score(dreamed, objective, settings.config),
+                                           dreamer.score(rgb, objective, settings.config))
+        if strength is None:
+            return None, 1.0
+        if prepared.confidence is None:
+            return temporal.STRENGTH_LIMIT * strength, 1.0
+        limit = self.previous.strength_limit
+        if limit is None:  # resumed from written frames: hold the chain where it was
+            return strength, self.previous.gain
+        return limit, temporal.regrowth_gain(self.previous.gain, strength, limit)
 
     def _anchored(self, dreamed: torch.Tensor, rgb: torch.Tensor, prepared: temporal.Prepared):
         """A coherent sequence is held to its first frame's colour gains."""

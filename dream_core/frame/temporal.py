@@ -154,6 +154,8 @@ class Previous:
     vectors: Optional[torch.Tensor] = None
     anchor: Optional[torch.Tensor] = None  # the first frame's colour gains, see anchor_colours
     reference: Optional[torch.Tensor] = None  # the pattern's energy when fresh [1, 1, H, W], see next_reference
+    strength_limit: Optional[float] = None  # the most a carried dream may raise the objective, see regrowth_gain
+    gain: float = 1.0  # the share of the full regrowth the next frame takes, see regrowth_gain
 
 
 def brightness_saturation(rgb: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -193,6 +195,27 @@ def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tens
 
 
 REGROWTH = 1.5  # the finest octave's step per unit of missing amplitude, see prepare (measured: 1 left it soft)
+STRENGTH_LIMIT = 1.3  # a carried dream's strength at most this times its sequence's first frame's, see regrowth_gain
+GAIN_RATE = 4.0  # how fast the regrowth gain follows the strength: -0.4 for a strength 10% over its limit
+
+
+def dream_strength(dream_value: float, render_value: float) -> Optional[float]:
+    """How much a dream raised the objective over its render (a ratio; for
+    fresh dreams of a shot it stays within a few percent from frame to
+    frame), or None where the objective is not positive (a guide's may not be)."""
+    return dream_value / render_value if render_value > 0 and dream_value > 0 else None
+
+
+def regrowth_gain(gain: float, strength: float, limit: float) -> float:
+    """The next frame's share of the full regrowth.
+
+    Every frame's regrowth adds to a carried pattern that is already
+    there, so without a check the dream gets stronger over the first frames
+    of a shot (an orbit's strength, relative to independent frames: 1.00,
+    1.13, 1.18, ... 1.38 by the tenth) until resampling takes away as much
+    as the regrowth adds. The gain steps down while a frame is stronger than
+    its limit and back up while it is weaker."""
+    return min(1.0, max(0.0, gain + GAIN_RATE * (limit - strength) / limit))
 
 
 @dataclass
