@@ -81,6 +81,12 @@ def batches(grid: TileGrid, batch: int) -> Iterator[list[tuple[int, int]]]:
         yield origins[i : i + batch]
 
 
+def _cut(padded: torch.Tensor, grid: TileGrid, group: list[tuple[int, int]]) -> torch.Tensor:
+    """The tiles at ``group``'s origins, each with its margins, as one batch."""
+    side = grid.side
+    return torch.cat([padded[..., y : y + side, x0 : x0 + side] for y, x0 in group])
+
+
 def tiled_gradient(
     x: torch.Tensor,
     value_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -97,7 +103,7 @@ def tiled_gradient(
         value = value_fn(x)
         (grad,) = torch.autograd.grad(value.sum(), x)
         return grad.clone(), value.detach().mean()
-    m, core, side = grid.margin, grid.core, grid.side
+    m, core = grid.margin, grid.core
     padded = _pad(x.detach(), grid)
     grad = torch.empty(x.shape[0], x.shape[1], grid.rows * core, grid.cols * core, device=x.device,
                        dtype=x.dtype)
@@ -105,7 +111,7 @@ def tiled_gradient(
     for group in batches(grid, batch):
         if x.is_cuda:
             torch.compiler.cudagraph_mark_step_begin()
-        tiles = torch.cat([padded[..., y : y + side, x0 : x0 + side] for y, x0 in group]).requires_grad_(True)
+        tiles = _cut(padded, grid, group).requires_grad_(True)
         value = value_fn(tiles)
         (tile_grad,) = torch.autograd.grad(value.sum(), tiles)
         for g, (y, x0) in zip(tile_grad, group):
@@ -120,7 +126,6 @@ def tiled_value(x: torch.Tensor, value_fn: Callable[[torch.Tensor], torch.Tensor
     with torch.no_grad():
         if grid.single:
             return value_fn(x).mean()
-        padded, side = _pad(x, grid), grid.side
-        values = [value_fn(torch.cat([padded[..., y : y + side, x0 : x0 + side] for y, x0 in group]))
-                  for group in batches(grid, batch)]
+        padded = _pad(x, grid)
+        values = [value_fn(_cut(padded, grid, group)) for group in batches(grid, batch)]
         return torch.cat(values).mean()
