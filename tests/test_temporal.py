@@ -74,6 +74,13 @@ def test_prepare_carries_detail_along_the_motion():
     expected, _ = temporal.warp(dream0 - src0, temporal.vectors_to_flow(vectors1))
     assert (carried[inner] - expected[inner]).abs().mean() < 0.02
     assert prepared.step_mask[inner].mean() < 0.3  # damped where the dream was carried
+    reference = 4 * temporal.pattern_energy(dream0 - src0)  # as if the pattern had been much stronger once
+    regrowing = temporal.prepare("vectors", src1, vectors1, temporal.Previous(src0, dream0, vectors0,
+                                                                              reference=reference))
+    held = temporal.prepare("vectors", src1, vectors1, temporal.Previous(src0, dream0, vectors0,
+                                                                         reference=reference, gain=0.0))
+    assert (regrowing.fine_step_mask - regrowing.step_mask)[inner].mean() > 0.1
+    assert torch.allclose(held.fine_step_mask, held.step_mask)  # a gain of 0: no regrowth at all
 
 
 def _catmull_rom_reference(image, x, y):

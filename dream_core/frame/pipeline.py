@@ -152,9 +152,7 @@ class SequenceDreamer:
         rgb, restore = to_dream_space(image_tensor(picture.pixels, dreamer.device), picture.linear)
         object_steps, share = _object_steps(picture, settings, rgb)
         vectors = None if picture.vectors is None else image_tensor(picture.vectors, dreamer.device)
-        gain = 1.0 if self.previous is None else self.previous.gain
-        prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous,
-                                    regrowth=temporal.REGROWTH * gain)
+        prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous)
         steps = combined_steps(mask_tensor(mask, rgb), object_steps, temporal_steps(prepared))
         dreamed = dream_rgb(dreamer, prepared.base, rgb, objective, settings, steps, callback)
         dreamed, anchor = self._anchored(dreamed, rgb, prepared)

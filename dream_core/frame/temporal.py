@@ -265,8 +265,9 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     rather than regrown. Resampling softens the finest scale a little every
     frame, so the finest octave regrows, per pixel, what this frame's carry
     lost, measured against the pattern's energy when it was dreamed afresh
-    (``regrowth`` × the missing share of its amplitude): sharp after a
-    hundred frames, and nothing piles up in a slow shot. ``blend`` carries
+    (``regrowth`` × the previous frame's gain, see regrowth_gain, × the
+    missing share of its amplitude): sharp after a hundred frames, and
+    nothing piles up in a slow shot. ``blend`` carries
     without motion: the previous dream stays only where the render did not
     change."""
     mode = resolve_mode(mode, vectors)
@@ -291,7 +292,7 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     confidence = carried_share(confidence)
     base = (source + confidence * warped_detail).clamp(0.0, 1.0)
     step_mask = (1.0 - confidence) + confidence * damping
-    regrow = (damping + regrowth * regrowth_share(warped_reference, warped_detail)).clamp(max=1.0)
+    regrow = (damping + regrowth * previous.gain * regrowth_share(warped_reference, warped_detail)).clamp(max=1.0)
     fine_step_mask = (1.0 - confidence) + confidence * regrow
     return Prepared(base, step_mask, confidence, mode, fine_step_mask, warped_reference)
 
