@@ -42,12 +42,26 @@ def test_automatic_tiles(lite0):
 def test_gpu_bench_runs_end_to_end_on_cpu():
     result = run_cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1")
     assert result.returncode == 0, result.stderr[-2000:]
-    for word in ("googlenet", "lite0", "naive", "engine", "uncompiled", "first frame", "server", "TFLOP/s"):
+    for word in ("googlenet", "lite0", "naive", "engine", "uncompiled", "first frame", "server", "TFLOP/s",
+                 "a shot, per frame: none", "vectors", "flow"):
         assert word in result.stdout
     only = run_cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1",
                    "--models", "lite0", "--no-server")
     assert only.returncode == 0, only.stderr[-2000:]
     assert "lite0" in only.stdout and "googlenet" not in only.stdout and "server" not in only.stdout
+
+
+def test_the_gpu_bench_shot_moves_as_its_vectors_say():
+    """The temporal rows time a synthetic pan: its Vector pass must carry
+    each frame onto the next, or vectors mode would time a broken chain."""
+    from dream_core.engine import image_tensor
+    from dream_core.frame import temporal
+    from dream_core.tools.bench_gpu import panning_shot
+
+    before, after = panning_shot(48, 32, 2)
+    warped, inside = temporal.warp(image_tensor(before.pixels), temporal.vectors_to_flow(image_tensor(after.vectors)))
+    error = ((warped - image_tensor(after.pixels)).abs() * inside).sum() / inside.sum() / 3
+    assert inside.mean() > 0.9 and error < 1e-3, float(error)
 
 
 @pytest.mark.cuda

@@ -1,11 +1,12 @@
 """``python -m dream_core bench --gpu``: naive loop, engine (compiled and
 not), the whole frame in this process and through a server, per model and
-size, with TFLOP/s and the share of the device's peak; then a 4K frame.
-Random weights: timing only."""
+size, with TFLOP/s and the share of the device's peak; what each temporal
+mode costs per frame; then a 4K frame. Random weights: timing only."""
 from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_
             for width, height in sizes:
                 image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
                 row = _engine_row(dreamer, ref, objective, image, config, repeats, sync)
+                row.update(_temporal_row(dreamer, ref.layer, width, height, config, max(repeats, 2), sync))
                 if client is not None:
                     row.update(_server_row(client, model, ref.layer, image, config, max(repeats, 2)))
                 rows.append(row)
@@ -88,6 +90,51 @@ def _engine_row(dreamer: Dreamer, ref: Reference, objective, image: np.ndarray, 
             "tflops": flops / 1e12 / (engine / 1000)}
 
 
+TEMPORAL_MODES = ("none", "vectors", "flow")
+
+
+def _temporal_row(dreamer: Dreamer, layer: str, width: int, height: int, config: DreamConfig, count: int,
+                  sync) -> dict:
+    """ms per frame of a shot dreamed in each temporal mode, after its first
+    two frames: what carrying the dream from frame to frame costs next to
+    dreaming the frames alone (``none``)."""
+    shot = panning_shot(width, height, count + 2)
+    settings = DreamSettings(dreamer.info.name, layer=layer, weights=None, config=config)
+    return {f"{mode}_ms": time_per_frame(_shot_dreamer(dreamer, shot, replace(settings, temporal=mode)), count, sync)
+            for mode in TEMPORAL_MODES}
+
+
+def _shot_dreamer(dreamer: Dreamer, shot: list, settings: DreamSettings):
+    """``dream_frames(n)``: the shot's next n frames, in order, in one sequence."""
+    from ..frame.pipeline import SequenceDreamer
+
+    sequence, frames = SequenceDreamer(), iter(enumerate(shot, 1))
+
+    def dream_frames(n: int) -> None:
+        for _ in range(n):
+            number, picture = next(frames)
+            if settings.temporal != "vectors":
+                picture = picture.with_pixels(picture.pixels)  # no Vector pass: flow estimates the motion
+            sequence.dream(dreamer, picture, settings, frame=number)
+
+    return dream_frames
+
+
+def panning_shot(width: int, height: int, frames: int, speed: int = 2) -> list:
+    """A camera pan over a smooth pattern, ``speed`` px a frame, with the
+    Vector pass Blender would write for it."""
+    from ..io import Picture
+
+    x = np.arange(width + speed * frames, dtype=np.float32)[None, :, None]
+    y = np.arange(height, dtype=np.float32)[:, None, None]
+    phase = np.array([0.0, 2.1, 4.2], np.float32)
+    pattern = 0.5 + 0.25 * np.sin(x / 17 + phase) * np.cos(y / 23 - phase) + 0.15 * np.sin((x + y) / 7 + phase)
+    vectors = np.zeros((height, width, 4), np.float32)
+    vectors[..., 0] = vectors[..., 2] = speed  # towards the previous frame +X, towards the next -X (stored as +)
+    return [Picture(np.ascontiguousarray(pattern[:, speed * i:speed * i + width]), False, "float16", vectors)
+            for i in range(frames)]
+
+
 def _server_row(client, model: str, layer: str, image: np.ndarray, config: DreamConfig, count: int) -> dict:
     """The same frame end to end through the server: two in flight, and one at a time."""
     from ..wire.client import FrameRequest
@@ -113,11 +160,13 @@ def _print_row(row: dict, peak: float | None) -> None:
     server = (f", server {row['server_ms']:7.1f} ms ({row['server_ms'] / engine - 1:+.0%}; one frame at a time "
               f"{row['server_1_ms'] / engine - 1:+.0%})" if "server_ms" in row else "")
     share = f", {row['tflops'] / peak:.1%} of peak" if peak else ""
+    temporal = ", ".join(f"{mode} {row[mode + '_ms']:.1f} ms ({row[mode + '_ms'] / row['none_ms']:.2f}x)"
+                         for mode in TEMPORAL_MODES)
     print(f"  {row['model']:9} {row['size']:>9}: naive {row['naive_ms']:8.1f} ms, engine {engine:7.1f} ms "
           f"({row['naive_ms'] / engine:5.1f}x; uncompiled {row['eager_ms']:.1f} ms, first frame with compilation "
           f"{row['first_s']:.1f} s), whole frame {row['frame_ms']:7.1f} ms "
           f"({row['frame_ms'] / engine - 1:+.0%}){server}; {row['tflop']:.2f} TFLOP/frame, "
-          f"{row['tflops']:.1f} TFLOP/s{share}")
+          f"{row['tflops']:.1f} TFLOP/s{share}; a shot, per frame: {temporal}")
 
 
 def _big_frame(model: str, dev: torch.device, size: tuple[int, int], config: DreamConfig, sync) -> None:
