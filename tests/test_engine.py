@@ -112,6 +112,18 @@ def test_tiled_dream_is_equivalent_to_untiled(lite0):
     assert abs(change_tiled - change_whole) / change_whole < 0.15
 
 
+@pytest.mark.parametrize("tile", [0, 96])
+def test_scoring_images_together_gives_each_its_own_score(lite0, coffee, tile):
+    """A sequence scores a dream and its render in one pass; tiled or not,
+    each keeps the score it has alone."""
+    objective, config = lite0.objective(), DreamConfig(tile=tile)
+    render = to_tensor(coffee)
+    dreamed = lite0.run(render, objective, DreamConfig(octaves=1, iterations=3))
+    together = lite0.scores(torch.cat([dreamed, render]), objective, config)
+    alone = [lite0.score(dreamed, objective, config), lite0.score(render, objective, config)]
+    assert together == pytest.approx(alone, rel=1e-4) and together[0] > together[1]
+
+
 def test_batched_bf16_path_stays_within_two_percent_of_fp32(lite0, coffee):
     """The GPU fast path's pieces (tile batches, bf16 autocast), run on CPU."""
     objective = lite0.objective("block6")

@@ -262,3 +262,14 @@ def test_anchor_corrects_only_the_carried_pattern():
     before = temporal.colour_gains(dream[left], source[left])[0]
     after = temporal.colour_gains(fixed[left], source[left])[0]
     assert abs(after - 1) < abs(before - 1)  # pulled back towards the first frame's gains
+
+
+def test_both_ways_of_blurring_agree():
+    """The CPU blurs by shifted sums, a GPU by two convolutions: one result."""
+    image = torch.rand(2, 3, 37, 51)
+    weights = torch.tensor([0.05, 0.25, 0.4, 0.25, 0.05], dtype=torch.float64)
+    shifted, convolved = temporal._blur_shifted(image, weights), temporal._blur_convolved(image, weights)
+    assert shifted.shape == convolved.shape == image.shape
+    assert torch.allclose(shifted, convolved, atol=1e-6)
+    flat = torch.full((1, 1, 9, 9), 0.3)
+    assert torch.allclose(temporal._blur_convolved(flat, weights), flat)  # edges repeated, not zeros

@@ -21,7 +21,7 @@ from .checks import check_finite, check_shape
 from .device import image_tensor, resolve_device, uses_cuda_graphs
 from .objectives import Guide, Objective, parse_objective
 from .octaves import octave_shapes, resize
-from .tiling import TileGrid, tile_grid, tiled_gradient, tiled_value
+from .tiling import TileGrid, tile_grid, tiled_gradient, tiled_values
 from .transforms import Jitter, roll
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,17 @@ class Dreamer:
     def score(self, image: torch.Tensor, objective: Objective, config: DreamConfig = DreamConfig()) -> float:
         """Mean objective of an image [1, 3, H, W], tiled as the dream would
         be; a forward pass only, uncompiled (no graphs captured for it)."""
-        grid = self.grid(image.shape[-2], image.shape[-1], config)
+        return self.scores(image, objective, config)[0]
+
+    def scores(self, images: torch.Tensor, objective: Objective,
+               config: DreamConfig = DreamConfig()) -> list[float]:
+        """:meth:`score` of each image [N, 3, H, W] of one size: one forward
+        pass for all of them where the frame is not tiled."""
+        grid = self.grid(images.shape[-2], images.shape[-1], config)
         with self._autocast(config.precision):
-            value = tiled_value(image.to(self.device, torch.float32), ObjectiveValue(self.net, objective), grid,
-                                self._tile_batch(config))
-        return float(value)
+            values = tiled_values(images.to(self.device, torch.float32), ObjectiveValue(self.net, objective), grid,
+                                  self._tile_batch(config))
+        return values.tolist()
 
     def _tile_batch(self, config: DreamConfig) -> int:
         return config.tile_batch or (4 if self.device.type == "cuda" else 1)

@@ -120,12 +120,15 @@ def tiled_gradient(
     return grad[..., : grid.height, : grid.width], torch.cat(values).mean()
 
 
-def tiled_value(x: torch.Tensor, value_fn: Callable[[torch.Tensor], torch.Tensor], grid: TileGrid,
-                batch: int) -> torch.Tensor:
-    """The mean objective value over tiles of ``x`` [1, C, H, W], forward only."""
+def tiled_values(x: torch.Tensor, value_fn: Callable[[torch.Tensor], torch.Tensor], grid: TileGrid,
+                 batch: int) -> torch.Tensor:
+    """Each image's mean objective value over its tiles, ``x`` [N, C, H, W]
+    -> [N], forward only; untiled, the images go through in one pass."""
     with torch.no_grad():
         if grid.single:
-            return value_fn(x).mean()
-        padded = _pad(x, grid)
-        values = [value_fn(_cut(padded, grid, group)) for group in batches(grid, batch)]
-        return torch.cat(values).mean()
+            return value_fn(x).reshape(x.shape[0], -1).mean(dim=1)
+        means = []
+        for image in x:
+            padded = _pad(image[None], grid)
+            means.append(torch.cat([value_fn(_cut(padded, grid, group)) for group in batches(grid, batch)]).mean())
+        return torch.stack(means)

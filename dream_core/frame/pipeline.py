@@ -171,11 +171,10 @@ class SequenceDreamer:
         """The strength limit and regrowth gain the next frame carries: a
         frame dreamed afresh sets the limit (``STRENGTH_LIMIT`` times its own
         strength); a carried one, or the first after a resume, is held to
-        it. Costs two forward passes."""
+        it. Costs a forward pass of the dream and its render together."""
         if prepared.mode == "none":
             return None, 1.0
-        strength = temporal.dream_strength(dreamer.score(dreamed, objective, settings.config),
-                                           dreamer.score(rgb, objective, settings.config))
+        strength = temporal.dream_strength(*dreamer.scores(torch.cat([dreamed, rgb]), objective, settings.config))
         if strength is None:
             return None, 1.0
         if prepared.confidence is None:
