@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from test_blender import HAS_BPY, SCENARIOS
 
 from dream_core.config import DreamConfig, DreamSettings
@@ -170,10 +171,13 @@ def test_a_sequence_holds_its_carried_dreams_to_the_first_frames_strength(lite0)
     sequence.previous.strength_limit = 100.0
     sequence.dream(lite0, pictures[2], settings)
     assert sequence.previous.gain == 1.0
+    last = sequence.previous  # the detail it carries on, kept at twice the size, shrinks back to the dream's own
+    assert last.fine_detail.shape[-2:] == (2 * src.shape[-2], 2 * src.shape[-1])
+    assert torch.allclose(F.avg_pool2d(last.fine_detail, 2), last.dream - last.source, atol=1e-5)
 
     alone = SequenceDreamer()
     alone.dream(lite0, pictures[0], DreamSettings(layer="block6", temporal="none", config=settings.config))
-    assert alone.previous.strength_limit is None
+    assert alone.previous.strength_limit is None and alone.previous.fine_detail is None
 
 
 def test_blend_keeps_the_dream_only_where_the_render_stayed():
@@ -273,3 +277,44 @@ def test_both_ways_of_blurring_agree():
     assert torch.allclose(shifted, convolved, atol=1e-6)
     flat = torch.full((1, 1, 9, 9), 0.3)
     assert torch.allclose(temporal._blur_convolved(flat, weights), flat)  # edges repeated, not zeros
+
+
+def test_a_fine_pattern_survives_many_sub_pixel_moves():
+    """Carried at twice the size, a pattern of 4-5 px keeps most of its
+    amplitude over 20 frames of a slow drift; warped at its own size every
+    frame it would keep a fifth."""
+    h, w = 64, 96
+    source = torch.full((1, 3, h, w), 0.5)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    pattern = (0.1 * torch.sin(2 * np.pi * xs / 4.3) * torch.sin(2 * np.pi * ys / 5.1)).expand(1, 3, h, w)
+    vectors = torch.zeros(1, 4, h, w)
+    vectors[:, 0] = vectors[:, 2] = 0.3  # 0.3 px across, 0.2 px down a frame
+    vectors[:, 1] = vectors[:, 3] = -0.2
+    previous = temporal.Previous(source, source + pattern, vectors)
+    own_size = pattern
+    for _ in range(20):
+        prepared = temporal.prepare("vectors", source, vectors, previous)
+        dream = prepared.base  # no ascent: only what the carry keeps
+        previous = temporal.Previous(source, dream, vectors,
+                                     fine_detail=temporal.next_fine_detail(prepared, dream, source))
+        own_size, _ = temporal.warp(own_size, temporal.vectors_to_flow(vectors))
+    inner = (..., slice(12, -12), slice(12, -12))
+    kept = float((dream - source)[inner].std() / pattern[inner].std())
+    kept_own_size = float(own_size[inner].std() / pattern[inner].std())
+    assert kept > 0.6 and kept > 3 * kept_own_size, (kept, kept_own_size)
+
+
+def test_a_still_scene_carries_its_dream_exactly():
+    """No motion: every frame starts from the last dream itself, however the
+    chain began (a resumed one has no detail at twice the size yet)."""
+    source = torch.rand(1, 3, 40, 56) * 0.5 + 0.25
+    dream = (source + 0.1 * torch.randn_like(source)).clamp(0, 1)
+    still = torch.zeros(1, 4, 40, 56)
+    previous = temporal.Previous(source, dream, still)
+    for _ in range(3):
+        prepared = temporal.prepare("vectors", source, still, previous)
+        assert torch.allclose(prepared.base, previous.dream, atol=1e-5)
+        dream = (prepared.base + 0.01 * torch.randn_like(source)).clamp(0, 1)  # this frame's own change
+        previous = temporal.Previous(source, dream, still,
+                                     fine_detail=temporal.next_fine_detail(prepared, dream, source))

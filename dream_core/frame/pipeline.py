@@ -162,7 +162,8 @@ class SequenceDreamer:
         shown = dreamed if mix == 1.0 else (rgb + mix * (dreamed - rgb)).clamp(0.0, 1.0)
         reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb)
         limit, gain = self._governed(dreamer, objective, settings, dreamed, rgb, prepared)
-        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference, limit, gain)
+        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference, limit, gain,
+                                          temporal.next_fine_detail(prepared, dreamed, rgb))
         self.last_frame = frame
         return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))
 
