@@ -170,7 +170,7 @@ def _add_bench_command(sub) -> None:
     b.add_argument("--gpu", action="store_true",
                    help="instead: the GPU benchmark: naive loop, engine (compiled and not) and server for "
                         "googlenet and lite0 at 960x540 and 1920x1080 (or --sizes), TFLOP/s, share of peak, "
-                        "and a 3840x2160 frame")
+                        "the cost per frame of each temporal mode on a panning shot, and a 3840x2160 frame")
     b.add_argument("--sizes", help="with --gpu: frame sizes, e.g. 960x540,1920x1080")
     b.add_argument("--iterations", type=int, help="with --gpu: iterations per octave (default 10)")
     b.add_argument("--models", help="with --gpu: models to time, e.g. lite0 (default googlenet,lite0)")
