@@ -10,6 +10,8 @@ settings; per shot and mode it prints:
   quarter of the shot, at full resolution and at the pattern's scale (2x2
   averaged first): below 1 the coherent dream went soft, above it over-grew;
 - strength: the objective (block energy) relative to ``none``;
+- x/y: the fine pattern's mean gradient across x over the one across y, in
+  the last quarter (about 1 for independent frames; further from 1, streaks);
 - drift: brightness and saturation of the last quarter relative to ``none``;
 - seconds per frame.
 
@@ -95,6 +97,15 @@ def detail(dreams, sources, scale: int) -> np.ndarray:
     return np.array([sharpness(d, scale) / max(sharpness(s, scale), 1e-9) for d, s in zip(dreams, sources)])
 
 
+def streaks(dream: torch.Tensor, source: torch.Tensor) -> float:
+    """The fine pattern's (1-2 px) mean |d/dx| over its mean |d/dy|."""
+    grey = luma(dream - source)
+    fine = grey - temporal.gaussian_blur(grey, 2.0)
+    across_x = (fine[..., :, 1:] - fine[..., :, :-1]).abs().mean()
+    across_y = (fine[..., 1:, :] - fine[..., :-1, :]).abs().mean()
+    return float(across_x / across_y.clamp(min=1e-9))
+
+
 def quarters(values: np.ndarray) -> tuple[float, float]:
     q = max(1, len(values) // 4)
     return float(values[:q].mean()), float(values[-q:].mean())
@@ -121,18 +132,21 @@ def bench_shot(shot: str, args, dreamer, objective, settings) -> None:
         results[mode] = dict(flicker=temporal.flicker(dreams, flows, masks) / base_flicker, spf=spf, dreams=dreams,
                              energy=float(np.mean([dreamer.score(d, objective) for d in dreams])),
                              full=detail(dreams, sources, 1), half=detail(dreams, sources, 2),
+                             streaks=np.array([streaks(d, s) for d, s in zip(dreams, sources)]),
                              colour=np.array([temporal.brightness_saturation(d).tolist() for d in dreams]))
     none = results["none"]
     print(f"\n{shot}: {len(pictures)} frames {args.size}; renders' own flicker {base_flicker:.4f}")
     print(f"{'mode':8} {'flicker':>7} {'detail full':>13} {'detail 2x2':>13} {'strength':>8} "
-          f"{'bright':>7} {'satur':>7} {'s/frame':>7}")
+          f"{'x/y':>5} {'bright':>7} {'satur':>7} {'s/frame':>7}")
     for mode, r in results.items():
         full = np.array(quarters(r["full"])) / np.array(quarters(none["full"]))
         half = np.array(quarters(r["half"])) / np.array(quarters(none["half"]))
         q = max(1, len(pictures) // 4)
         drift = r["colour"][-q:].mean(axis=0) / none["colour"][-q:].mean(axis=0) - 1
+        late_streaks = quarters(r["streaks"])[1]
         print(f"{mode:8} {r['flicker']:7.2f} {full[0]:6.2f}>{full[1]:5.2f} {half[0]:6.2f}>{half[1]:5.2f} "
-              f"{r['energy'] / none['energy']:8.2f} {drift[0]:+7.1%} {drift[1]:+7.1%} {r['spf']:7.2f}")
+              f"{r['energy'] / none['energy']:8.2f} {late_streaks:5.2f} {drift[0]:+7.1%} {drift[1]:+7.1%} "
+              f"{r['spf']:7.2f}")
     n = len(pictures)
     path = os.path.join(args.out, f"{shot}_preview.png")
     shown = [m for m in SHOWN if m in results]
