@@ -69,7 +69,8 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file):
     found = json.loads(lines[-1][len("RESULT "):])
     assert "error" not in found, found
     assert found["frame_shown_in"] == ["IMAGE_EDITOR"]  # Dream Frame opened a view: none was open
-    assert found["files"] == ["shot_001.png", "shot_002.png", "shot_003.png"], found
+    said = "\n".join(line for line in result.stdout.splitlines() if line.startswith("Dream Renders:"))
+    assert found["files"] == ["shot_001.png", "shot_002.png", "shot_003.png"], f"{found}\n{said}"  # frame -> file
     assert found["summary"] == "Dream on Render: 3 frame(s) dreamed"
     assert found["output"]["filepath"] == "//out/shot_###" and found["output"]["format"] == "PNG"
     assert found["still"] == "Scene_00001_still.png" and found["still_size"] == [64, 48]
