@@ -125,11 +125,11 @@ def gaussian_blur(mask: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
 
 
 def _blur_shifted(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    radius, (h, w) = len(weights) // 2, mask.shape[-2:]
+    radius, (h, w), taps = len(weights) // 2, mask.shape[-2:], weights.tolist()
     padded = F.pad(mask, (radius, radius, 0, 0), mode="replicate")
-    rows = sum(k * padded[..., i:i + w] for i, k in enumerate(weights.tolist()))
+    rows = sum(k * padded[..., i:i + w] for i, k in enumerate(taps))
     padded = F.pad(rows, (0, 0, radius, radius), mode="replicate")
-    return sum(k * padded[..., i:i + h, :] for i, k in enumerate(weights.tolist()))
+    return sum(k * padded[..., i:i + h, :] for i, k in enumerate(taps))
 
 
 def _blur_convolved(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -145,7 +145,7 @@ def reliability(warped_source: torch.Tensor, source: torch.Tensor, sigma: float 
     background does not look like the foreground the warp put there. Both
     are smoothed first: a path tracer's noise differs from frame to frame
     and is no sign of a bad warp."""
-    smooth = gaussian_blur((warped_source - source).transpose(0, 1), 1.0).transpose(0, 1)
+    smooth = gaussian_blur(warped_source - source, 1.0)
     error = smooth.abs().amax(dim=1, keepdim=True)
     return gaussian_blur(torch.exp(-((error / sigma) ** 2)))  # soft edges, no hard seams
 
