@@ -114,7 +114,7 @@ def _shot_dreamer(dreamer: Dreamer, shot: list, settings: DreamSettings):
         for _ in range(n):
             number, picture = next(frames)
             if settings.temporal != "vectors":
-                picture = picture.with_pixels(picture.pixels)  # no Vector pass: flow estimates the motion
+                picture = replace(picture, vectors=None)  # no Vector pass: flow estimates the motion
             sequence.dream(dreamer, picture, settings, frame=number)
 
     return dream_frames
