@@ -12,7 +12,8 @@ settings; per shot and mode it prints:
 - strength: the objective (block energy) relative to ``none``;
 - x/y: the fine pattern's mean gradient across x over the one across y, in
   the last quarter (about 1 for independent frames; further from 1, streaks);
-- drift: brightness and saturation of the last quarter relative to ``none``;
+- drift: brightness and saturation of the last quarter relative to ``none``,
+  and the saturation's worst frame (a colour shift can come and go mid-shot);
 - seconds per frame.
 
 It also writes, per shot, a picture of frames early, middle and late at full
@@ -137,16 +138,18 @@ def bench_shot(shot: str, args, dreamer, objective, settings) -> None:
     none = results["none"]
     print(f"\n{shot}: {len(pictures)} frames {args.size}; renders' own flicker {base_flicker:.4f}")
     print(f"{'mode':8} {'flicker':>7} {'detail full':>13} {'detail 2x2':>13} {'strength':>8} "
-          f"{'x/y':>5} {'bright':>7} {'satur':>7} {'s/frame':>7}")
+          f"{'x/y':>5} {'bright':>7} {'satur':>7} {'worst':>7} {'s/frame':>7}")
     for mode, r in results.items():
         full = np.array(quarters(r["full"])) / np.array(quarters(none["full"]))
         half = np.array(quarters(r["half"])) / np.array(quarters(none["half"]))
         q = max(1, len(pictures) // 4)
         drift = r["colour"][-q:].mean(axis=0) / none["colour"][-q:].mean(axis=0) - 1
+        saturation = r["colour"][:, 1] / none["colour"][:, 1] - 1
+        worst = saturation[np.abs(saturation).argmax()]
         late_streaks = quarters(r["streaks"])[1]
         print(f"{mode:8} {r['flicker']:7.2f} {full[0]:6.2f}>{full[1]:5.2f} {half[0]:6.2f}>{half[1]:5.2f} "
               f"{r['energy'] / none['energy']:8.2f} {late_streaks:5.2f} {drift[0]:+7.1%} {drift[1]:+7.1%} "
-              f"{r['spf']:7.2f}")
+              f"{worst:+7.1%} {r['spf']:7.2f}")
     n = len(pictures)
     path = os.path.join(args.out, f"{shot}_preview.png")
     shown = [m for m in SHOWN if m in results]

@@ -235,17 +235,23 @@ def test_vectors_mode_flickers_less_than_independent_frames(lite0):
     assert results["vectors"] < 0.6 * results["none"], results
 
 
+def _saturated(image: torch.Tensor, factor: float) -> torch.Tensor:
+    y = image.mean(dim=1, keepdim=True)
+    return (y + factor * (image - y)).clamp(0, 1)
+
+
 def test_anchor_pulls_drifting_colours_back_gently():
     torch.manual_seed(0)
     source = torch.rand((1, 3, 32, 32)) * 0.5 + 0.25
-    anchor = torch.tensor([1.0, 1.2])  # the first frame's gains: same brightness, 20% more saturation
+    anchor = temporal.colour_anchor(_saturated(source, 1.2), source)  # fresh: same brightness, more saturated
     drifted = (source * 1.3).clamp(0, 1)  # a later frame that came out too bright and too saturated
     fixed = temporal.anchor_colours(drifted, source, anchor)
-    gains_before = temporal.colour_gains(drifted, source)
-    gains_after = temporal.colour_gains(fixed, source)
-    assert ((gains_after - anchor).abs() < (gains_before - anchor).abs()).all()
+    target = temporal.anchor_gains(anchor)
+    gains_before = temporal.anchor_gains(temporal.colour_anchor(drifted, source))
+    gains_after = temporal.anchor_gains(temporal.colour_anchor(fixed, source))
+    assert ((gains_after - target).abs() < (gains_before - target).abs()).all()
     assert (fixed - drifted).abs().max() < 0.2  # at most a 10% step per frame: no popping
-    same = temporal.anchor_colours(drifted, source, temporal.colour_gains(drifted, source))
+    same = temporal.anchor_colours(drifted, source, temporal.colour_anchor(drifted, source))
     assert torch.allclose(same, drifted, atol=1e-5)  # already on target: untouched
 
 
@@ -259,13 +265,34 @@ def test_anchor_corrects_only_the_carried_pattern():
     dream = source.clone()
     dream[..., :32] = (source[..., :32] * 1.3).clamp(0, 1)  # the carried half drifted brighter
     dream[..., 32:] = 1.0  # a white object entered the other half
-    anchor = torch.tensor([1.0, 1.0])
-    fixed = temporal.anchor_colours(dream, source, anchor, carried=carried)
+    fixed = temporal.anchor_colours(dream, source, temporal.colour_anchor(source, source), carried=carried)
     assert torch.equal(fixed[..., 32:], dream[..., 32:])
     left = (..., slice(0, 32))
-    before = temporal.colour_gains(dream[left], source[left])[0]
-    after = temporal.colour_gains(fixed[left], source[left])[0]
-    assert abs(after - 1) < abs(before - 1)  # pulled back towards the first frame's gains
+    before = temporal.anchor_gains(temporal.colour_anchor(dream[left], source[left]))[0]
+    after = temporal.anchor_gains(temporal.colour_anchor(fixed[left], source[left]))[0]
+    assert abs(after - 1) < abs(before - 1)  # pulled back towards the gains it had when fresh
+
+
+def test_an_object_carried_in_keeps_its_own_colours_and_leaves_the_rest_alone():
+    """The colours a pattern is held to travel with it: an object that
+    entered with a more saturated dream than the room's is carried on as it
+    was dreamed, and the room is not shifted towards it (a frame-wide target
+    would have moved both)."""
+    torch.manual_seed(2)
+    source = torch.rand((1, 3, 32, 64)) * 0.5 + 0.25
+    room = _saturated(source, 1.1)  # frame 1: the room, dreamed afresh
+    anchor = temporal.colour_anchor(room, source)
+    dream = room.clone()
+    dream[..., :24] = _saturated(source[..., :24], 1.6)  # frame 2: a colourful object enters on the left
+    entered = torch.ones((1, 1, 32, 64))
+    entered[..., :24] = 0.0  # fresh there, carried elsewhere
+    prepared = temporal.Prepared(source, None, entered, "vectors", anchor=anchor)
+    carried_on = temporal.next_anchor(prepared, dream, source)
+    everywhere = torch.ones((1, 1, 32, 64))
+    # frame 3: all of it carried (the scene stood still) and nothing drifted: nothing to correct
+    assert torch.allclose(temporal.anchor_colours(dream, source, carried_on, carried=everywhere), dream, atol=1e-5)
+    shifted = temporal.anchor_colours(dream, source, anchor, carried=everywhere)  # the room's colours for all
+    assert (shifted - dream).abs().amax() > 0.02
 
 
 def test_both_ways_of_blurring_agree():

@@ -117,7 +117,7 @@ class SequenceDreamer:
             raise ShapeMismatch(f"the previous dream is {dreamed.width}x{dreamed.height}, its render "
                                 f"{render.width}x{render.height}")
         vectors = None if render.vectors is None else image_tensor(render.vectors, dreamer.device)
-        self.previous = temporal.Previous(source, dream_rgb_, vectors, temporal.colour_gains(dream_rgb_, source))
+        self.previous = temporal.Previous(source, dream_rgb_, vectors, temporal.colour_anchor(dream_rgb_, source))
         self.last_frame = None
 
     def needs_resume(self, frame: Optional[int]) -> bool:
@@ -186,13 +186,13 @@ class SequenceDreamer:
         return limit, temporal.regrowth_gain(self.previous.gain, strength, limit)
 
     def _anchored(self, dreamed: torch.Tensor, rgb: torch.Tensor, prepared: temporal.Prepared):
-        """A coherent sequence is held to its first frame's colour gains."""
+        """A carried pattern is held to the colours it had when fresh; returns
+        the dream and the colours the next frame holds it to."""
         if prepared.mode == "none":
             return dreamed, None
-        if self.previous is not None and self.previous.anchor is not None:
-            anchor = self.previous.anchor
-            return temporal.anchor_colours(dreamed, rgb, anchor, carried=prepared.confidence), anchor
-        return dreamed, temporal.colour_gains(dreamed, rgb)
+        if prepared.anchor is not None:
+            dreamed = temporal.anchor_colours(dreamed, rgb, prepared.anchor, carried=prepared.confidence)
+        return dreamed, temporal.next_anchor(prepared, dreamed, rgb)
 
 
 def _object_steps(picture: Picture, settings: DreamSettings,

@@ -166,47 +166,84 @@ class Previous:
     source: torch.Tensor
     dream: torch.Tensor
     vectors: Optional[torch.Tensor] = None
-    anchor: Optional[torch.Tensor] = None  # the first frame's colour gains, see anchor_colours
+    anchor: Optional[torch.Tensor] = None  # the colours of the pattern when fresh [1, 4, H, W], see colour_anchor
     reference: Optional[torch.Tensor] = None  # the pattern's energy when fresh [1, 1, H, W], see next_reference
     strength_limit: Optional[float] = None  # the most a carried dream may raise the objective, see regrowth_gain
     gain: float = 1.0  # the share of the full regrowth the next frame takes, see regrowth_gain
     fine_detail: Optional[torch.Tensor] = None  # the dream's detail at twice the size, see next_fine_detail
 
 
-def brightness_saturation(rgb: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """[mean luma, mean per-pixel channel spread] (a saturation measure that
-    scales exactly with the chroma), over ``weight`` [1, 1, H, W] if given;
-    stays on the device."""
-    spread = (rgb.amax(dim=1) - rgb.amin(dim=1)).unsqueeze(1)
+def colour_stats(rgb: torch.Tensor) -> torch.Tensor:
+    """Per pixel [luma, channel spread] [1, 2, H, W]: the spread is a
+    saturation measure that scales exactly with the chroma."""
+    return torch.cat([luma(rgb), (rgb.amax(dim=1) - rgb.amin(dim=1)).unsqueeze(1)], dim=1)
+
+
+def weighted_means(maps: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The mean of each channel of ``maps`` [1, C, H, W], over ``weight``
+    [1, 1, H, W] if given; stays on the device."""
     if weight is None:
-        return torch.stack([luma(rgb).mean(), spread.mean()])
-    total = weight.sum().clamp(min=1e-6)
-    return torch.stack([(luma(rgb) * weight).sum() / total, (spread * weight).sum() / total])
+        return maps.mean(dim=(0, 2, 3))
+    return (maps * weight).sum(dim=(0, 2, 3)) / weight.sum().clamp(min=1e-6)
 
 
-def colour_gains(dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """How much a dream raised brightness and saturation over its render."""
-    return brightness_saturation(dream) / brightness_saturation(source).clamp(min=1e-6)
+def brightness_saturation(rgb: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """[mean luma, mean channel spread], over ``weight`` if given."""
+    return weighted_means(colour_stats(rgb), weight)
+
+
+def colour_anchor(dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the colours of a dream and of its render [1, 4, H, W]: a
+    sequence carries them with the pattern from where it was dreamed afresh
+    (see anchor_colours and next_anchor)."""
+    return torch.cat([colour_stats(dream), colour_stats(source)], dim=1)
+
+
+def anchor_gains(anchor: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """How much the dreams behind ``anchor`` raised brightness and
+    saturation over their renders, over ``weight``: [brightness, saturation]."""
+    means = weighted_means(anchor, weight)
+    return means[:2] / means[2:].clamp(min=1e-6)
 
 
 def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tensor,
                    limit: float = 0.1, carried: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Holds a coherent sequence to the colour gains of its first frame.
+    """Holds a carried pattern to the colours it had when it was dreamed afresh.
 
-    Carried dreams pass through a resampling every frame, and small colour
-    shifts would add up over a long shot (flow-based peers get brighter
-    every frame). The first frame is dreamed on its own; later frames get
-    their brightness and saturation gains over their render pulled back to
-    its gains, by at most ``limit`` per frame so nothing pops. With
-    ``carried`` (the carried share per pixel) only the carried pattern is
-    measured and corrected: a fresh dream cannot have drifted, and a bright
-    object entering the frame must not shift the colours of the rest."""
+    Carried dreams pass through a resampling and a regrowth every frame, and
+    small colour shifts would add up over a long shot (without this, a
+    120-frame orbit ends 8% more saturated and 2% darker than independent
+    frames). ``anchor`` (see colour_anchor), carried with the pattern, says
+    what brightness and saturation gains over its render the carried content
+    had when fresh; this frame's gains over the same pixels are pulled back
+    to those, by at most ``limit`` per frame so nothing pops. The target is
+    per pixel because content differs: a single target for the whole frame
+    was pulled off by every object that entered (while a fast pink panel
+    crossed a grey room, the whole frame got up to 23% more saturated than
+    independent frames; flicker 2.02 against 1.46 now). With ``carried`` (the carried share per pixel) only the carried
+    pattern is measured and corrected: a fresh dream cannot have drifted."""
+    (target_b, target_s) = anchor_gains(anchor, carried)
     (dl, ds), (sl, ss) = brightness_saturation(dream, carried), brightness_saturation(source, carried)
     y = luma(dream)
-    chroma_scale = (anchor[1] * ss / ds.clamp(min=1e-6)).clamp(1 - limit, 1 + limit)
-    shift = torch.minimum(torch.maximum(anchor[0] * sl - dl, -limit * dl), limit * dl)
+    chroma_scale = (target_s * ss / ds.clamp(min=1e-6)).clamp(1 - limit, 1 + limit)
+    shift = torch.minimum(torch.maximum(target_b * sl - dl, -limit * dl), limit * dl)
     corrected = (y + shift + chroma_scale * (dream - y)).clamp(0.0, 1.0)
     return corrected if carried is None else dream + carried * (corrected - dream)
+
+
+def next_anchor(prepared: Prepared, dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """The colours the next frame holds this frame's pattern to: the carried
+    anchor where the pattern was carried, this dream's own where it was
+    dreamed afresh."""
+    return carried_or_fresh(prepared.confidence, prepared.anchor, colour_anchor(dream, source))
+
+
+def carried_or_fresh(confidence: Optional[torch.Tensor], carried: Optional[torch.Tensor],
+                     fresh: torch.Tensor) -> torch.Tensor:
+    """Per pixel, what was carried by the carried share and what is fresh by the rest."""
+    if confidence is None or carried is None:
+        return fresh
+    return confidence * carried + (1.0 - confidence) * fresh
 
 
 REGROWTH = 1.5  # the finest octave's step per unit of missing amplitude, see prepare (measured: 1 left it soft)
@@ -243,6 +280,7 @@ class Prepared:
     reference: Optional[torch.Tensor] = None  # the carried pattern's energy when it was fresh, see next_reference
     carried: Optional[torch.Tensor] = None  # the previous dream's detail moved into this frame
     carried_fine: Optional[torch.Tensor] = None  # the same at twice the size, see next_fine_detail
+    anchor: Optional[torch.Tensor] = None  # the carried pattern's colours when fresh, see anchor_colours
 
 
 def resolve_mode(mode: str, vectors: Optional[torch.Tensor]) -> str:
@@ -300,9 +338,11 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
         flow = estimate_flow(previous.source, source)
     detail = previous.dream - previous.source
     reference = previous.reference if previous.reference is not None else pattern_energy(detail)
-    # one warp for both: the previous render (to judge the warp) and the detail's reference energy
-    warped, inside = warp(torch.cat([previous.source, reference], dim=1), flow)
-    warped_source, warped_reference = warped[:, :3], warped[:, 3:]
+    # one warp for the previous render (to judge the warp), the detail's reference energy and colours
+    anchor = [] if previous.anchor is None else [previous.anchor]
+    warped, inside = warp(torch.cat([previous.source, reference, *anchor], dim=1), flow)
+    warped_source, warped_reference = warped[:, :3], warped[:, 3:4]
+    warped_anchor = warped[:, 4:] if anchor else None
     warped_detail, carried_fine = carry_detail(detail, previous.fine_detail, flow, supersampled=mode != "blend")
     confidence = inside * reliability(warped_source, source)
     if forward is not None:
@@ -312,7 +352,8 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     step_mask = (1.0 - confidence) + confidence * damping
     regrow = (damping + regrowth * previous.gain * regrowth_share(warped_reference, warped_detail)).clamp(max=1.0)
     fine_step_mask = (1.0 - confidence) + confidence * regrow
-    return Prepared(base, step_mask, confidence, mode, fine_step_mask, warped_reference, warped_detail, carried_fine)
+    return Prepared(base, step_mask, confidence, mode, fine_step_mask, warped_reference, warped_detail, carried_fine,
+                    warped_anchor)
 
 
 # The detail a sequence carries is kept at twice the frame's size. Every frame
@@ -368,10 +409,7 @@ def next_reference(prepared: Prepared, dream: torch.Tensor, source: torch.Tensor
     """The pattern energy the next frame holds this frame's carried detail
     to: the carried reference where the pattern was carried, the new dream's
     own where it was dreamed afresh."""
-    fresh = pattern_energy(dream - source)
-    if prepared.confidence is None or prepared.reference is None:
-        return fresh
-    return prepared.confidence * prepared.reference + (1.0 - prepared.confidence) * fresh
+    return carried_or_fresh(prepared.confidence, prepared.reference, pattern_energy(dream - source))
 
 
 def flicker(dreams: list[torch.Tensor], flows: list[torch.Tensor], masks: list[torch.Tensor]) -> float:
