@@ -220,8 +220,9 @@ def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tens
     per pixel because content differs: a single target for the whole frame
     was pulled off by every object that entered (while a fast pink panel
     crossed a grey room, the whole frame got up to 23% more saturated than
-    independent frames; flicker 2.02 against 1.46 now). With ``carried`` (the carried share per pixel) only the carried
-    pattern is measured and corrected: a fresh dream cannot have drifted."""
+    independent frames; flicker 2.02 against 1.46 now). With ``carried``
+    (the carried share per pixel) only the carried pattern is measured and
+    corrected: a fresh dream cannot have drifted."""
     (target_b, target_s) = anchor_gains(anchor, carried)
     (dl, ds), (sl, ss) = brightness_saturation(dream, carried), brightness_saturation(source, carried)
     y = luma(dream)
