@@ -100,8 +100,7 @@ def detail(dreams, sources, scale: int) -> np.ndarray:
 
 def streaks(dream: torch.Tensor, source: torch.Tensor) -> float:
     """The fine pattern's (1-2 px) mean |d/dx| over its mean |d/dy|."""
-    grey = luma(dream - source)
-    fine = grey - temporal.gaussian_blur(grey, 2.0)
+    fine = temporal.fine_scales(luma(dream - source))
     across_x = (fine[..., :, 1:] - fine[..., :, :-1]).abs().mean()
     across_y = (fine[..., 1:, :] - fine[..., :-1, :]).abs().mean()
     return float(across_x / across_y.clamp(min=1e-9))

@@ -240,6 +240,10 @@ def _saturated(image: torch.Tensor, factor: float) -> torch.Tensor:
     return (y + factor * (image - y)).clamp(0, 1)
 
 
+def _gains(dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    return temporal.anchor_gains(temporal.colour_anchor(dream, source))
+
+
 def test_anchor_pulls_drifting_colours_back_gently():
     torch.manual_seed(0)
     source = torch.rand((1, 3, 32, 32)) * 0.5 + 0.25
@@ -247,8 +251,8 @@ def test_anchor_pulls_drifting_colours_back_gently():
     drifted = (source * 1.3).clamp(0, 1)  # a later frame that came out too bright and too saturated
     fixed = temporal.anchor_colours(drifted, source, anchor)
     target = temporal.anchor_gains(anchor)
-    gains_before = temporal.anchor_gains(temporal.colour_anchor(drifted, source))
-    gains_after = temporal.anchor_gains(temporal.colour_anchor(fixed, source))
+    gains_before = _gains(drifted, source)
+    gains_after = _gains(fixed, source)
     assert ((gains_after - target).abs() < (gains_before - target).abs()).all()
     assert (fixed - drifted).abs().max() < 0.2  # at most a 10% step per frame: no popping
     same = temporal.anchor_colours(drifted, source, temporal.colour_anchor(drifted, source))
@@ -268,8 +272,8 @@ def test_anchor_corrects_only_the_carried_pattern():
     fixed = temporal.anchor_colours(dream, source, temporal.colour_anchor(source, source), carried=carried)
     assert torch.equal(fixed[..., 32:], dream[..., 32:])
     left = (..., slice(0, 32))
-    before = temporal.anchor_gains(temporal.colour_anchor(dream[left], source[left]))[0]
-    after = temporal.anchor_gains(temporal.colour_anchor(fixed[left], source[left]))[0]
+    before = _gains(dream[left], source[left])[0]
+    after = _gains(fixed[left], source[left])[0]
     assert abs(after - 1) < abs(before - 1)  # pulled back towards the gains it had when fresh
 
 

@@ -224,7 +224,7 @@ def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tens
     (the carried share per pixel) only the carried pattern is measured and
     corrected: a fresh dream cannot have drifted."""
     (target_b, target_s) = anchor_gains(anchor, carried)
-    (dl, ds), (sl, ss) = brightness_saturation(dream, carried), brightness_saturation(source, carried)
+    dl, ds, sl, ss = weighted_means(colour_anchor(dream, source), carried)
     y = luma(dream)
     chroma_scale = (target_s * ss / ds.clamp(min=1e-6)).clamp(1 - limit, 1 + limit)
     shift = torch.minimum(torch.maximum(target_b * sl - dl, -limit * dl), limit * dl)
@@ -295,12 +295,15 @@ def resolve_mode(mode: str, vectors: Optional[torch.Tensor]) -> str:
     return mode
 
 
+def fine_scales(grey: torch.Tensor) -> torch.Tensor:
+    """The finest scales (1-2 px) of a one-channel image [1, 1, H, W]."""
+    return grey - gaussian_blur(grey, 2.0)
+
+
 def pattern_energy(detail: torch.Tensor) -> torch.Tensor:
-    """Local energy of the fine scales (1-2 px) of a detail image [1, 3, H, W]:
-    what resampling takes away first (one smooth map [1, 1, H, W])."""
-    grey = detail.mean(dim=1, keepdim=True)
-    fine = grey - gaussian_blur(grey, 2.0)
-    return gaussian_blur(fine.square(), 3.0)
+    """Local energy of the fine scales of a detail image [1, 3, H, W]: what
+    resampling takes away first (one smooth map [1, 1, H, W])."""
+    return gaussian_blur(fine_scales(detail.mean(dim=1, keepdim=True)).square(), 3.0)
 
 
 def regrowth_share(reference: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
@@ -377,7 +380,7 @@ def carry_detail(detail: torch.Tensor, fine_detail: Optional[torch.Tensor], flow
     and (``supersampled``) at twice it, from ``fine_detail`` where the chain
     has one. Without motion (``blend``) nothing is resampled: no need."""
     if not supersampled:
-        return warp(detail, flow)[0], None
+        return detail, None
     fine = fine_detail if fine_detail is not None else shrinking_to(detail, supersample(detail))
     double_flow = 2 * F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=False)
     carried_fine, _ = warp(fine, double_flow)
