@@ -59,9 +59,13 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file):
                                os.path.join(scenarios, "blender_scenarios.py"), "--", "prepare_on_render",
                                str(work), built], env=env, capture_output=True, text=True, timeout=600)
     assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
-    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "blender", str(work / "shot.blend"),
-                             "--python", os.path.join(scenarios, "gui_scenarios.py"), "--", "on_render",
-                             str(work), built], env=env, capture_output=True, text=True, timeout=600)
+    try:
+        result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "blender", str(work / "shot.blend"),
+                                 "--python", os.path.join(scenarios, "gui_scenarios.py"), "--", "on_render",
+                                 str(work), built], env=env, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as err:  # say how far it got (its RESULT line, if it printed one)
+        said = (err.stdout or b"").decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")
+        pytest.fail(f"Blender did not end within {err.timeout} s; it printed:\n{said[-3000:]}")
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, result.stdout[-3000:] + result.stderr[-3000:]
     import json
