@@ -14,8 +14,8 @@ the dream on from them. In ``blender -b`` a failure ends Blender with
 status 1, so a farm sees it.
 
 Blender calls render handlers from its render thread when a window is open,
-so there only settings are switched and frames submitted; files are written
-from a timer on the main thread. In background mode everything runs on the
+so there only settings are switched (see :mod:`.render_thread`) and frames
+submitted; files are written from a timer on the main thread. In background mode everything runs on the
 one thread, and the handlers write the frames themselves."""
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from . import colour, plans, rendering, seams
 from .dreaming import DreamWorker, FrameDone, FrameFailed, RunCancelled
 from .errors import DreamError
 from .preferences import configured_link
+from .render_thread import writes_scene
 from .rendering import OutputSettings
 from .wire.plans import FramePlan, seam_folder
 
@@ -98,6 +99,7 @@ class RenderDreaming:
     def is_preroll(self, frame: int) -> bool:
         return self.write_from is not None and frame < self.write_from
 
+    @writes_scene
     def frame_starts(self, scene) -> None:
         """A pre-roll frame's raw render goes to a scratch folder of this job:
         the chunk before writes that frame to the shared one."""
@@ -143,12 +145,12 @@ class RenderDreaming:
 
     def render_ended(self, scene, cancelled: bool = False) -> None:
         """Blender's render job is over: the user's settings come back."""
-        self.user_output.apply(scene)
         self.ended = True
         if cancelled:
             self.cancel()
         else:
             self.worker.finish()
+        self.user_output.apply(scene)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -361,11 +363,22 @@ def _on_init(scene, *_args) -> None:
         bpy.app.timers.register(_gui_pump, first_interval=GUI_PUMP_INTERVAL)
 
 
+def _guarded(dreaming: RenderDreaming, step, *args) -> None:
+    """A handler's step: what it raises fails the dreaming, which then ends
+    and says why, instead of waiting for frames that never come."""
+    try:
+        step(*args)
+    except DreamError as err:
+        dreaming.fail(str(err))
+    except Exception as err:
+        dreaming.fail(f"{type(err).__name__}: {err}")
+
+
 @persistent
 def _on_pre(scene, *_args) -> None:
     dreaming = _active
     if dreaming is not None and dreaming.scene_name == scene.name and not dreaming.finished:
-        dreaming.frame_starts(scene)
+        _guarded(dreaming, dreaming.frame_starts, scene)
 
 
 @persistent
@@ -373,7 +386,7 @@ def _on_write(scene, *_args) -> None:
     dreaming = _active
     if dreaming is None or dreaming.scene_name != scene.name or dreaming.finished:
         return
-    dreaming.frame_written(scene)
+    _guarded(dreaming, dreaming.frame_written, scene)
     if bpy.app.background:
         dreaming.pump()
         if dreaming.error and _exits_on_failure():  # no point rendering frames that cannot be dreamed
@@ -385,7 +398,7 @@ def _end(scene, cancelled: bool) -> None:
     dreaming = _active
     if dreaming is None or dreaming.scene_name != scene.name:
         return
-    dreaming.render_ended(scene, cancelled)
+    _guarded(dreaming, dreaming.render_ended, scene, cancelled)
     if bpy.app.background:
         while not dreaming.finished:
             dreaming.pump(wait=0.5)

@@ -12,6 +12,7 @@ import bpy
 
 from . import compat, exr_check, strengths
 from .errors import DreamError
+from .render_thread import writes_scene
 
 # Image settings copied between scenes, in the order Blender accepts them
 # (the file format decides which modes and depths are valid).
@@ -40,6 +41,7 @@ class OutputSettings:
     def is_movie(self) -> bool:
         return self.image.get("media_type") == "VIDEO" or self.image["file_format"] in MOVIE_FORMATS
 
+    @writes_scene  # also called from render handlers
     def apply(self, scene) -> None:
         scene.render.filepath = self.filepath
         scene.render.use_file_extension = self.use_file_extension
@@ -62,6 +64,7 @@ MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW"}
 PASSES = ("use_pass_vector", "use_pass_cryptomatte_object")
 
 
+@writes_scene  # also called from render handlers
 def raw_output(scene, path: str) -> None:
     """Points ``scene``'s renders at ``path`` exactly: multilayer EXR with the
     Vector pass, and the Cryptomatte object pass when objects have strengths."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -48,6 +49,22 @@ def run_cli(*args: str, cwd: str | None = None, input: str | None = None, env: d
     full_env = {**os.environ, "PYTHONPATH": ROOT, **(env or {})}
     return subprocess.run([sys.executable, "-m", "dream_core", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, input=input, env=full_env, timeout=600)
+
+
+def run_in_window(blender_args: list[str], env: dict, timeout: float = 600,
+                  screen: str = "1280x800x24") -> subprocess.CompletedProcess:
+    """Blender with a window, under Xvfb. Blender can hang on quit after a
+    failure, so on timeout the whole process group (xvfb-run, Xvfb,
+    Blender) is killed and the test fails with what Blender printed."""
+    process = subprocess.Popen(["xvfb-run", "-a", "-s", f"-screen 0 {screen}", *blender_args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"Blender did not end within {timeout} s; it printed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:

@@ -22,6 +22,26 @@ def window_override():
     return bpy.context.temp_override(window=bpy.context.window_manager.windows[0])
 
 
+def busy_window(draw_seconds: float = 0.05) -> None:
+    """The main thread inside Python draw code much of the time, as on a
+    loaded machine: headers that take ``draw_seconds`` to draw, redrawn
+    continually. While one draws, Blender refuses Python writes to the
+    scene from any thread, render handlers included."""
+    def slow_draw(_header, _context):
+        time.sleep(draw_seconds)
+
+    for header in (bpy.types.IMAGE_HT_header, bpy.types.STATUSBAR_HT_header, bpy.types.TOPBAR_HT_upper_bar):
+        header.append(slow_draw)
+
+    def redraw():
+        for window in bpy.context.window_manager.windows:
+            for area in window.screen.areas:
+                area.tag_redraw()
+        return 0.01
+
+    bpy.app.timers.register(redraw, persistent=True)
+
+
 def finish(result: dict) -> None:
     print("RESULT " + json.dumps(result), flush=True)
     bpy.ops.wm.quit_blender()
@@ -46,6 +66,7 @@ def steps_on_render(workdir, zip_path):
                                     for area in window.screen.areas if area.type == "IMAGE_EDITOR"
                                     and area.spaces.active.image == bpy.data.images["Dream Result"]]
         ended.clear()  # (Dream Frame's own render ended too)
+        busy_window()
         yield lambda: bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
         yield lambda: bool(ended) and on_render._active is None  # rendered, and every frame dreamed
         out = os.path.join(workdir, "out")

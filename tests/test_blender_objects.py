@@ -5,12 +5,11 @@ Blender's own frames, object by object, with the render's own Cryptomatte."""
 import json
 import os
 import shutil
-import subprocess
 
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_in_window
 from test_blender import RUNTIMES, run_scenario
 
 from dream_core import read_image
@@ -101,9 +100,8 @@ def test_dream_strength_panel_and_undo_in_the_window(tmp_path, addon_zip):
     prepared, work, _ = run_scenario("blender", "prepare_objects", tmp_path, addon_zip, {}, script=OBJECTS)
     user = tmp_path / "user"
     env = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"), "BLENDER_USER_SCRIPTS": str(user / "scripts")}
-    result = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "blender", prepared["blend"],
-                             "--python", os.path.join(ROOT, "tests", "gui_scenarios.py"), "--", "objects",
-                             str(work), addon_zip], env=env, capture_output=True, text=True, timeout=600)
+    result = run_in_window(["blender", prepared["blend"], "--python", os.path.join(ROOT, "tests", "gui_scenarios.py"),
+                            "--", "objects", str(work), addon_zip], env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines and "Traceback" not in result.stdout + result.stderr, result.stdout[-3000:] + result.stderr[-3000:]
     found = json.loads(lines[-1][len("RESULT "):])

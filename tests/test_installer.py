@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_in_window
 from test_blender import BLENDER, RUNTIMES, run_scenario
 
 sys.path.insert(0, os.path.join(ROOT, "blender_addon"))
@@ -146,9 +146,8 @@ def test_install_dream_server_in_the_window_cancels_and_carries_on(tmp_path, add
                "BLENDER_USER_SCRIPTS": str(user / "scripts")}
     for key in ("DREAM_SERVER_PYTHON", "DREAM_SERVER_ADDRESS", "DREAM_SERVER_TOKEN_FILE"):
         gui_env.pop(key, None)
-    gui = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BLENDER, "--python",
-           os.path.join(ROOT, "tests", "gui_scenarios.py"), "--", "install", str(tmp_path), addon_zip]
-    result = subprocess.run(gui, env=gui_env, capture_output=True, text=True, timeout=600)
+    result = run_in_window([BLENDER, "--python", os.path.join(ROOT, "tests", "gui_scenarios.py"), "--", "install",
+                            str(tmp_path), addon_zip], gui_env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines and "Traceback" not in result.stdout + result.stderr, result.stdout[-3000:] + result.stderr[-3000:]
     found = json.loads(lines[-1][len("RESULT "):])
