@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 
@@ -129,6 +130,46 @@ def test_warping_a_hundred_times_never_lifts_a_pattern():
             out, _ = temporal.warp(out, half if i % 2 == 0 else -half)
         middle = out[..., 32:-32]
         assert middle.abs().max() <= 1.0 + 1e-4, (period, float(middle.abs().max()))
+
+
+def test_a_carried_pattern_stretched_past_the_limit_is_dreamed_afresh():
+    """A slow zoom magnifies the carried pattern 5% a frame: it is carried
+    while it stays within STRETCH_LIMIT of the scale it was dreamed at,
+    dreamed afresh once it passes (keeping the colours and energy it is held
+    to: the same surface), and carried on from there."""
+    size, zoom = 48, 0.05
+    source = torch.full((1, 3, size, size), 0.5)  # flat: the warp always agrees with the render
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    centre = (size - 1) / 2
+    flow = torch.stack([-zoom * (xs - centre), -zoom * (ys - centre)])[None]  # came from 5% nearer the centre
+    vectors = torch.cat([flow[:, 0:1], -flow[:, 1:2], torch.zeros_like(flow)], dim=1)
+    pattern = 0.1 * torch.sin(xs / 2)[None, None].expand(1, 3, -1, -1)
+    previous, carried, tracked = temporal.Previous(source, source + pattern), [], []
+    for _ in range(26):
+        prepared = temporal.prepare("vectors", source, vectors, previous)
+        carried.append(float(prepared.confidence[0, 0, 24, 24]))
+        tracked.append(float(prepared.tracked[0, 0, 24, 24]))
+        previous = temporal.Previous(source, source + pattern, anchor=temporal.colour_anchor(source + pattern, source),
+                                     deformation=temporal.next_deformation(prepared))
+    passes = next(n for n in range(1, 30) if (1 - zoom) ** -n > temporal.STRETCH_LIMIT)  # frame 22
+    assert min(carried[:passes - 1]) > 0.99
+    assert carried[passes - 1] < 0.01  # dreamed afresh
+    assert min(carried[passes:]) > 0.99  # carried on at its new scale
+    assert min(tracked) > 0.99  # the motion was followed throughout
+
+
+def test_stretch_is_the_worst_direction_of_a_deformation():
+    def deformation(*values):
+        return torch.tensor(values, dtype=torch.float32).view(1, 4, 1, 1)
+
+    turn = math.radians(30)
+    assert float(temporal.stretch(deformation(math.cos(turn), -math.sin(turn), math.sin(turn), math.cos(turn)))) \
+        == pytest.approx(1.0)
+    assert float(temporal.stretch(deformation(3.0, 0.0, 0.0, 1.0))) == pytest.approx(3.0)
+    assert float(temporal.stretch(deformation(1.0, 0.0, 0.0, 0.4))) == pytest.approx(2.5)  # squeezed
+    golden = (1 + math.sqrt(5)) / 2
+    assert float(temporal.stretch(deformation(1.0, 1.0, 0.0, 1.0))) == pytest.approx(golden, rel=1e-5)  # a shear
 
 
 def test_regrowth_restores_what_the_carry_lost_and_no_more():
@@ -290,7 +331,7 @@ def test_an_object_carried_in_keeps_its_own_colours_and_leaves_the_rest_alone():
     dream[..., :24] = _saturated(source[..., :24], 1.6)  # frame 2: a colourful object enters on the left
     entered = torch.ones((1, 1, 32, 64))
     entered[..., :24] = 0.0  # fresh there, carried elsewhere
-    prepared = temporal.Prepared(source, None, entered, "vectors", anchor=anchor)
+    prepared = temporal.Prepared(source, None, entered, "vectors", anchor=anchor, tracked=entered)
     carried_on = temporal.next_anchor(prepared, dream, source)
     everywhere = torch.ones((1, 1, 32, 64))
     # frame 3: all of it carried (the scene stood still) and nothing drifted: nothing to correct

@@ -163,7 +163,8 @@ class SequenceDreamer:
         reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb)
         limit, gain = self._governed(dreamer, objective, settings, dreamed, rgb, prepared)
         self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference, limit, gain,
-                                          temporal.next_fine_detail(prepared, dreamed, rgb))
+                                          temporal.next_fine_detail(prepared, dreamed, rgb),
+                                          temporal.next_deformation(prepared))
         self.last_frame = frame
         return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))
 

@@ -171,6 +171,7 @@ class Previous:
     strength_limit: Optional[float] = None  # the most a carried dream may raise the objective, see regrowth_gain
     gain: float = 1.0  # the share of the full regrowth the next frame takes, see regrowth_gain
     fine_detail: Optional[torch.Tensor] = None  # the dream's detail at twice the size, see next_fine_detail
+    deformation: Optional[torch.Tensor] = None  # how far the carried pattern is stretched [1, 4, H, W], see stretch
 
 
 def colour_stats(rgb: torch.Tensor) -> torch.Tensor:
@@ -234,9 +235,10 @@ def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tens
 
 def next_anchor(prepared: Prepared, dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """The colours the next frame holds this frame's pattern to: the carried
-    anchor where the pattern was carried, this dream's own where it was
-    dreamed afresh."""
-    return carried_or_fresh(prepared.confidence, prepared.anchor, colour_anchor(dream, source))
+    anchor where the motion was followed (also where a stretched pattern was
+    dreamed afresh: the same surface keeps its colours), this dream's own
+    where new content came into view."""
+    return carried_or_fresh(prepared.tracked, prepared.anchor, colour_anchor(dream, source))
 
 
 def carried_or_fresh(confidence: Optional[torch.Tensor], carried: Optional[torch.Tensor],
@@ -282,6 +284,8 @@ class Prepared:
     carried: Optional[torch.Tensor] = None  # the previous dream's detail moved into this frame
     carried_fine: Optional[torch.Tensor] = None  # the same at twice the size, see next_fine_detail
     anchor: Optional[torch.Tensor] = None  # the carried pattern's colours when fresh, see anchor_colours
+    tracked: Optional[torch.Tensor] = None  # where the motion was followed: confidence before a stretch's refresh
+    deformation: Optional[torch.Tensor] = None  # how far the carried pattern is stretched, see stretch
 
 
 def resolve_mode(mode: str, vectors: Optional[torch.Tensor]) -> str:
@@ -327,8 +331,9 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     against the pattern's energy when it was dreamed afresh (``regrowth`` ×
     the previous frame's gain, see regrowth_gain, × the missing share of its
     amplitude): sharp after a hundred frames, and nothing piles up in a slow
-    shot. ``blend`` carries without motion: the previous dream stays only
-    where the render did not change."""
+    shot. With the Vector pass, a pattern the motion has stretched past
+    STRETCH_LIMIT is dreamed afresh (see stretched). ``blend`` carries without motion: the previous
+    dream stays only where the render did not change."""
     mode = resolve_mode(mode, vectors)
     if mode == "none" or previous is None or previous.source.shape != source.shape:
         return Prepared(source, None, None, mode)
@@ -341,23 +346,92 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     else:
         flow = estimate_flow(previous.source, source)
     detail = previous.dream - previous.source
-    reference = previous.reference if previous.reference is not None else pattern_energy(detail)
-    # one warp for the previous render (to judge the warp), the detail's reference energy and colours
-    anchor = [] if previous.anchor is None else [previous.anchor]
-    warped, inside = warp(torch.cat([previous.source, reference, *anchor], dim=1), flow)
-    warped_source, warped_reference = warped[:, :3], warped[:, 3:4]
-    warped_anchor = warped[:, 4:] if anchor else None
+    # one warp for the previous render (to judge the warp) and what the pattern carries with it
+    with_pattern = {"source": previous.source,
+                    "reference": previous.reference if previous.reference is not None else pattern_energy(detail)}
+    if previous.anchor is not None:
+        with_pattern["anchor"] = previous.anchor
+    if mode in STRETCH_FROM:
+        with_pattern["deformation"] = previous.deformation if previous.deformation is not None else undeformed(source)
+    warped_all, inside = warp(torch.cat(list(with_pattern.values()), dim=1), flow)
+    warped = dict(zip(with_pattern, warped_all.split([t.shape[1] for t in with_pattern.values()], dim=1)))
     warped_detail, carried_fine = carry_detail(detail, previous.fine_detail, flow, supersampled=mode != "blend")
-    confidence = inside * reliability(warped_source, source)
+    confidence = inside * reliability(warped["source"], source)
     if forward is not None:
         confidence = confidence * consistency(flow, forward)
-    confidence = carried_share(confidence)
+    tracked = carried_share(confidence)
+    deformation = deformed(warped["deformation"], flow) if "deformation" in warped else None
+    confidence = tracked if deformation is None else tracked * (1.0 - stretched(deformation))
     base = (source + confidence * warped_detail).clamp(0.0, 1.0)
     step_mask = (1.0 - confidence) + confidence * damping
-    regrow = (damping + regrowth * previous.gain * regrowth_share(warped_reference, warped_detail)).clamp(max=1.0)
+    regrow = (damping + regrowth * previous.gain * regrowth_share(warped["reference"], warped_detail)).clamp(max=1.0)
     fine_step_mask = (1.0 - confidence) + confidence * regrow
-    return Prepared(base, step_mask, confidence, mode, fine_step_mask, warped_reference, warped_detail, carried_fine,
-                    warped_anchor)
+    return Prepared(base, step_mask, confidence, mode, fine_step_mask, warped["reference"], warped_detail,
+                    carried_fine, warped.get("anchor"), tracked, deformation)
+
+
+# A carried pattern is deformed with the surface it sits on. Where a turning
+# surface comes to face the camera, a pattern dreamed on it foreshortened
+# widens; over a 120-frame orbit it ends as bands of stretched stripes (the
+# carried pattern's median stretch over the frame: 1.3x at frame 31, 1.7x at
+# 61, 2.5x at 120). Each pixel carries how its pattern is deformed from the
+# screen scale it was dreamed at (a 2x2 map, composed frame by frame along the
+# motion) and is dreamed afresh once that stretches or squeezes it past
+# STRETCH_LIMIT in any direction (2.5 and 3 both end the stripes; 3 renews less
+# and keeps more detail: orbit 0.86 against 0.84 of independent frames'). Only
+# with the Vector pass: optical flow's derivatives are too rough to measure a
+# stretch (on the pan DIS reads a median 1.8x where the vectors read 1.4x), and
+# renewing on them took the pan's `flow` flicker from 1.96 to 2.04.
+STRETCH_LIMIT = 3.0
+STRETCH_FROM = ("vectors",)  # the modes whose motion is exact enough to measure a stretch
+
+
+def undeformed(like: torch.Tensor) -> torch.Tensor:
+    """The identity deformation [1, 4, H, W] (a 2x2 map per pixel, row by row)."""
+    identity = torch.tensor([1.0, 0.0, 0.0, 1.0], device=like.device, dtype=like.dtype).view(1, 4, 1, 1)
+    return identity.expand(1, 4, *like.shape[-2:]).contiguous()
+
+
+def motion_jacobian(flow: torch.Tensor) -> torch.Tensor:
+    """Per pixel, how a small patch of this frame maps onto the frame before
+    (the derivatives of x + flow(x)) [1, 4, H, W]. Derivatives beyond ±0.3
+    are motion edges, where the pattern is not carried anyway: limited."""
+    d_dy, d_dx = torch.gradient(flow, dim=(2, 3))
+    derivatives = torch.cat([d_dx[:, 0:1], d_dy[:, 0:1], d_dx[:, 1:2], d_dy[:, 1:2]], dim=1)
+    return derivatives.clamp(-0.3, 0.3) + undeformed(flow)
+
+
+def deformed(previous: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The deformation of the pattern carried along ``flow``: the carried
+    one (warped into this frame) times this frame's motion."""
+    p, q, r, s = previous.unbind(dim=1)
+    a, b, c, d = motion_jacobian(flow).unbind(dim=1)
+    return torch.stack([p * a + q * c, p * b + q * d, r * a + s * c, r * b + s * d], dim=1)
+
+
+def stretch(deformation: torch.Tensor) -> torch.Tensor:
+    """How far a deformation stretches or squeezes the pattern, in its worst
+    direction: the larger of its largest singular value and the inverse of its
+    smallest (1 for none) [1, 1, H, W]."""
+    p, q, r, s = deformation.unbind(dim=1)
+    squares = p * p + q * q + r * r + s * s
+    determinant = p * s - q * r
+    root = (squares.square() - 4 * determinant.square()).clamp(min=0.0).sqrt()
+    largest_squared, smallest_squared = (squares + root) / 2, ((squares - root) / 2).clamp(min=1e-12)
+    return torch.maximum(largest_squared, 1.0 / smallest_squared).sqrt().unsqueeze(1)
+
+
+def stretched(deformation: torch.Tensor, limit: float = STRETCH_LIMIT) -> torch.Tensor:
+    """Where the carried pattern is stretched past ``limit``: dreamed afresh (soft-edged)."""
+    return gaussian_blur((stretch(deformation) > limit).to(deformation.dtype))
+
+
+def next_deformation(prepared: Prepared) -> Optional[torch.Tensor]:
+    """The deformation the next frame carries on: this frame's where the
+    pattern was carried, none where it was dreamed afresh."""
+    if prepared.deformation is None:
+        return None
+    return carried_or_fresh(prepared.confidence, prepared.deformation, undeformed(prepared.deformation))
 
 
 # The detail a sequence carries is kept at twice the frame's size. Every frame
@@ -411,9 +485,9 @@ def shrinking_to(detail: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
 
 def next_reference(prepared: Prepared, dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     """The pattern energy the next frame holds this frame's carried detail
-    to: the carried reference where the pattern was carried, the new dream's
-    own where it was dreamed afresh."""
-    return carried_or_fresh(prepared.confidence, prepared.reference, pattern_energy(dream - source))
+    to: the carried reference where the motion was followed (see
+    next_anchor), the new dream's own where new content came into view."""
+    return carried_or_fresh(prepared.tracked, prepared.reference, pattern_energy(dream - source))
 
 
 def flicker(dreams: list[torch.Tensor], flows: list[torch.Tensor], masks: list[torch.Tensor]) -> float:
