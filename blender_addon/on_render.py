@@ -15,8 +15,9 @@ status 1, so a farm sees it.
 
 Blender calls render handlers from its render thread when a window is open,
 so there only settings are switched (see :mod:`.render_thread`) and frames
-submitted; files are written from a timer on the main thread. In background mode everything runs on the
-one thread, and the handlers write the frames themselves."""
+submitted; files are written from a timer on the main thread. In background
+mode everything runs on the one thread, and the handlers write the frames
+themselves."""
 from __future__ import annotations
 
 import os
