@@ -354,14 +354,16 @@ def _on_init(scene, *_args) -> None:
         _active = None
     try:
         _active = RenderDreaming(scene, configured_link(bpy.context), f"{scene.name}/render/{uuid.uuid4().hex[:12]}")
-    except DreamError as err:
-        _report(f"Dream on Render failed: {err}", True)
-        return
-    except Exception as err:  # anything else must not let a farm write undreamed frames as if all went well
-        _report(f"Dream on Render failed: {type(err).__name__}: {err}", True)
+    except Exception as err:  # not only DreamError: nothing may let a farm write undreamed frames as if all went well
+        _report(f"Dream on Render failed: {_why(err)}", True)
         return
     if not bpy.app.background:
         bpy.app.timers.register(_gui_pump, first_interval=GUI_PUMP_INTERVAL)
+
+
+def _why(err: Exception) -> str:
+    """What a failure says: our own errors as written, anything else with its type."""
+    return str(err) if isinstance(err, DreamError) else f"{type(err).__name__}: {err}"
 
 
 def _guarded(dreaming: RenderDreaming, step, *args) -> None:
@@ -369,10 +371,8 @@ def _guarded(dreaming: RenderDreaming, step, *args) -> None:
     and says why, instead of waiting for frames that never come."""
     try:
         step(*args)
-    except DreamError as err:
-        dreaming.fail(str(err))
     except Exception as err:
-        dreaming.fail(f"{type(err).__name__}: {err}")
+        dreaming.fail(_why(err))
 
 
 @persistent

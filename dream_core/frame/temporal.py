@@ -332,8 +332,9 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     the previous frame's gain, see regrowth_gain, × the missing share of its
     amplitude): sharp after a hundred frames, and nothing piles up in a slow
     shot. With the Vector pass, a pattern the motion has stretched past
-    STRETCH_LIMIT is dreamed afresh (see stretched). ``blend`` carries without motion: the previous
-    dream stays only where the render did not change."""
+    STRETCH_LIMIT is dreamed afresh (see stretched). ``blend`` carries
+    without motion: the previous dream stays only where the render did not
+    change."""
     mode = resolve_mode(mode, vectors)
     if mode == "none" or previous is None or previous.source.shape != source.shape:
         return Prepared(source, None, None, mode)
