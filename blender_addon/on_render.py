@@ -153,6 +153,12 @@ class RenderDreaming:
             self.worker.finish()
         self.user_output.apply(scene)
 
+    def restore_user_output(self) -> None:
+        """The user's output settings back on the scene (if it still exists)."""
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is not None:
+            self.user_output.apply(scene)
+
     def cancel(self) -> None:
         self.cancelled = True
         self.worker.cancel()
@@ -346,9 +352,7 @@ def _on_init(scene, *_args) -> None:
     if rendering.is_own_render() or not scene.dream.on_render:
         return
     if _active is not None:  # a job that never ended (Blender stopped it without telling): drop it
-        stale = bpy.data.scenes.get(_active.scene_name)
-        if stale is not None:
-            _active.user_output.apply(stale)  # its scene gets its own settings back
+        _active.restore_user_output()  # its scene gets its own settings back
         _active.cancel()
         _active.close(remove_helper=False)
         _active = None
@@ -423,6 +427,7 @@ def _gui_pump() -> Optional[float]:
         return None
     dreaming.pump()
     if dreaming.finished and dreaming.ended:
+        dreaming.restore_user_output()  # again, from the main thread, where Blender never refuses it
         _finish(dreaming, in_handler=False)
         if not dreaming.submitted and not dreaming.cancelled and dreaming.error is None:
             _dream_the_still()
@@ -440,9 +445,8 @@ def _on_save_pre(*_args) -> None:
     if dreaming is None:
         colour.remove_helper()
         return
-    scene = bpy.data.scenes.get(dreaming.scene_name)
-    if scene is not None and not dreaming.ended:
-        dreaming.user_output.apply(scene)
+    if not dreaming.ended:
+        dreaming.restore_user_output()
 
 
 @persistent
