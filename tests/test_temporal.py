@@ -377,13 +377,15 @@ def test_an_object_carried_across_the_frame_leaves_the_rooms_colours_alone(lite0
 
 def test_both_ways_of_blurring_agree():
     """The CPU blurs by shifted sums, a GPU by two convolutions: one result."""
+    from dream_core.frame.temporal import blur
+
     image = torch.rand(2, 3, 37, 51)
     weights = torch.tensor([0.05, 0.25, 0.4, 0.25, 0.05], dtype=torch.float64)
-    shifted, convolved = temporal._blur_shifted(image, weights), temporal._blur_convolved(image, weights)
+    shifted, convolved = blur._blur_shifted(image, weights), blur._blur_convolved(image, weights)
     assert shifted.shape == convolved.shape == image.shape
     assert torch.allclose(shifted, convolved, atol=1e-6)
     flat = torch.full((1, 1, 9, 9), 0.3)
-    assert torch.allclose(temporal._blur_convolved(flat, weights), flat)  # edges repeated, not zeros
+    assert torch.allclose(blur._blur_convolved(flat, weights), flat)  # edges repeated, not zeros
 
 
 def test_a_fine_pattern_survives_many_sub_pixel_moves():

@@ -1,0 +1,82 @@
+"""Temporal coherence for animations: carry the previous frame's dream into
+the next frame along the motion, so patterns move with the scene instead of
+boiling.
+
+Motion comes from Blender's Vector pass when the frames have one (exact),
+from optical flow between consecutive renders otherwise (OpenCV's DIS), or
+not at all (``blend``: a plain mix, for material without motion). Where the
+motion is unreliable (pixels revealed by moving objects, pixels entering the
+frame, a warp that disagrees with the new render) a soft mask hands the
+pixel back to the fresh render.
+
+Images here are dream-space sRGB tensors [1, 3, H, W] in [0, 1], flows
+[1, 2, H, W] in pixels, masks [1, 1, H, W], all on the dreaming device:
+only optical flow estimation (OpenCV) leaves it.
+
+The pieces, each in its own module:
+
+- ``carry``: :class:`Previous` (what a frame leaves for the next) and
+  :func:`prepare` (the image to dream and the ascent's per-pixel steps);
+- ``motion``: flows from vectors or renders, and how far to trust them;
+- ``warping``: the Catmull-Rom warp every carried map goes through;
+- ``fine_detail``: the carried detail at twice the size (resampling without loss);
+- ``regrowth``: the finest octave regrows what the carry lost; the strength governor;
+- ``deformation``: a pattern stretched too far by the motion is dreamed afresh;
+- ``anchor``: a carried pattern keeps the colours it was dreamed with;
+- ``blur`` and ``metrics`` (flicker, for benchmarks and tests).
+"""
+from .anchor import (
+    anchor_colours,
+    anchor_gains,
+    brightness_saturation,
+    colour_anchor,
+    colour_stats,
+    next_anchor,
+    weighted_means,
+)
+from .blur import gaussian_blur
+from .carry import Prepared, Previous, prepare, resolve_mode
+from .deformation import (
+    STRETCH_FROM,
+    STRETCH_LIMIT,
+    deformed,
+    motion_jacobian,
+    next_deformation,
+    stretch,
+    stretched,
+    undeformed,
+)
+from .fine_detail import carry_detail, next_fine_detail, shrinking_to, supersample
+from .metrics import flicker
+from .motion import (
+    FLOW_SMOOTHING,
+    carried_or_fresh,
+    carried_share,
+    consistency,
+    estimate_flow,
+    next_flow_from_vectors,
+    reliability,
+    vectors_to_flow,
+)
+from .regrowth import (
+    GAIN_RATE,
+    REGROWTH,
+    STRENGTH_LIMIT,
+    dream_strength,
+    fine_scales,
+    next_reference,
+    pattern_energy,
+    regrowth_gain,
+    regrowth_share,
+)
+from .warping import catmull_rom, warp
+
+__all__ = [
+    "FLOW_SMOOTHING", "GAIN_RATE", "REGROWTH", "STRENGTH_LIMIT", "STRETCH_FROM", "STRETCH_LIMIT", "Prepared",
+    "Previous", "anchor_colours", "anchor_gains", "brightness_saturation", "carried_or_fresh", "carried_share",
+    "carry_detail", "catmull_rom", "colour_anchor", "colour_stats", "consistency", "deformed", "dream_strength",
+    "estimate_flow", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "next_anchor", "next_deformation",
+    "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy", "prepare", "regrowth_gain",
+    "regrowth_share", "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched", "supersample",
+    "undeformed", "vectors_to_flow", "warp", "weighted_means",
+]

@@ -1,0 +1,77 @@
+"""How far the motion has stretched a carried pattern since it was dreamed
+(Vector pass only), and where that calls for a fresh dream."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import torch
+
+from .blur import gaussian_blur
+from .motion import carried_or_fresh
+
+if TYPE_CHECKING:
+    from .carry import Prepared
+
+
+# A carried pattern is deformed with the surface it sits on. Where a turning
+# surface comes to face the camera, a pattern dreamed on it foreshortened
+# widens; over a 120-frame orbit it ends as bands of stretched stripes (the
+# carried pattern's median stretch over the frame: 1.3x at frame 31, 1.7x at
+# 61, 2.5x at 120). Each pixel carries how its pattern is deformed from the
+# screen scale it was dreamed at (a 2x2 map, composed frame by frame along the
+# motion) and is dreamed afresh once that stretches or squeezes it past
+# STRETCH_LIMIT in any direction (2.5 and 3 both end the stripes; 3 renews less
+# and keeps more detail: orbit 0.86 against 0.84 of independent frames'). Only
+# with the Vector pass: optical flow's derivatives are too rough to measure a
+# stretch (on the pan DIS reads a median 1.8x where the vectors read 1.4x), and
+# renewing on them took the pan's `flow` flicker from 1.96 to 2.04.
+STRETCH_LIMIT = 3.0
+STRETCH_FROM = ("vectors",)  # the modes whose motion is exact enough to measure a stretch
+
+
+def undeformed(like: torch.Tensor) -> torch.Tensor:
+    """The identity deformation [1, 4, H, W] (a 2x2 map per pixel, row by row)."""
+    identity = torch.tensor([1.0, 0.0, 0.0, 1.0], device=like.device, dtype=like.dtype).view(1, 4, 1, 1)
+    return identity.expand(1, 4, *like.shape[-2:]).contiguous()
+
+
+def motion_jacobian(flow: torch.Tensor) -> torch.Tensor:
+    """Per pixel, how a small patch of this frame maps onto the frame before
+    (the derivatives of x + flow(x)) [1, 4, H, W]. Derivatives beyond ±0.3
+    are motion edges, where the pattern is not carried anyway: limited."""
+    d_dy, d_dx = torch.gradient(flow, dim=(2, 3))
+    derivatives = torch.cat([d_dx[:, 0:1], d_dy[:, 0:1], d_dx[:, 1:2], d_dy[:, 1:2]], dim=1)
+    return derivatives.clamp(-0.3, 0.3) + undeformed(flow)
+
+
+def deformed(previous: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The deformation of the pattern carried along ``flow``: the carried
+    one (warped into this frame) times this frame's motion."""
+    p, q, r, s = previous.unbind(dim=1)
+    a, b, c, d = motion_jacobian(flow).unbind(dim=1)
+    return torch.stack([p * a + q * c, p * b + q * d, r * a + s * c, r * b + s * d], dim=1)
+
+
+def stretch(deformation: torch.Tensor) -> torch.Tensor:
+    """How far a deformation stretches or squeezes the pattern, in its worst
+    direction: the larger of its largest singular value and the inverse of its
+    smallest (1 for none) [1, 1, H, W]."""
+    p, q, r, s = deformation.unbind(dim=1)
+    squares = p * p + q * q + r * r + s * s
+    determinant = p * s - q * r
+    root = (squares.square() - 4 * determinant.square()).clamp(min=0.0).sqrt()
+    largest_squared, smallest_squared = (squares + root) / 2, ((squares - root) / 2).clamp(min=1e-12)
+    return torch.maximum(largest_squared, 1.0 / smallest_squared).sqrt().unsqueeze(1)
+
+
+def stretched(deformation: torch.Tensor, limit: float = STRETCH_LIMIT) -> torch.Tensor:
+    """Where the carried pattern is stretched past ``limit``: dreamed afresh (soft-edged)."""
+    return gaussian_blur((stretch(deformation) > limit).to(deformation.dtype))
+
+
+def next_deformation(prepared: Prepared) -> Optional[torch.Tensor]:
+    """The deformation the next frame carries on: this frame's where the
+    pattern was carried, none where it was dreamed afresh."""
+    if prepared.deformation is None:
+        return None
+    return carried_or_fresh(prepared.confidence, prepared.deformation, undeformed(prepared.deformation))
