@@ -14,6 +14,11 @@ settings; per shot and mode it prints:
   the last quarter (about 1 for independent frames; further from 1, streaks);
 - drift: brightness and saturation of the last quarter relative to ``none``,
   and the saturation's worst frame (a colour shift can come and go mid-shot);
+- revealed: saturation and 2x2 detail, relative to ``none`` on the same
+  pixels, where the scene came into view after the first frame (behind
+  moving objects, at the frame's edge): there a carried dream can only add
+  what it dreams afresh beside the carried pattern, and a weak or smeared
+  fresh dream shows as pale trails that the whole-frame figures average away;
 - seconds per frame.
 
 It also writes, per shot, a picture of frames early, middle and late at full
@@ -106,6 +111,38 @@ def streaks(dream: torch.Tensor, source: torch.Tensor) -> float:
     return float(across_x / across_y.clamp(min=1e-9))
 
 
+def revealed(flows, masks) -> list[torch.Tensor]:
+    """Per frame, the pixels that were not in view in the first frame: the
+    renderer's motion traced back, through the non-occluded masks."""
+    seen = torch.ones_like(masks[0])
+    regions = [seen < 0.5]
+    for flow, mask in zip(flows, masks):
+        seen = mask * temporal.warp(seen, flow)[0]
+        regions.append(seen < 0.5)
+    return regions
+
+
+def _pattern_scale_detail(rgb: torch.Tensor) -> torch.Tensor:
+    """|Laplacian| of the luma averaged 2x2, per pixel at full size."""
+    y = F.avg_pool2d(luma(rgb), 2)
+    return F.interpolate(F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), LAPLACIAN).abs(), scale_factor=2)
+
+
+def revealed_figures(dreams, independent, regions, least: float = 0.01) -> tuple[float, float]:
+    """Saturation and 2x2 detail of ``dreams`` over ``independent``'s on the
+    revealed pixels, averaged over the frames where they are at least
+    ``least`` of the frame (nan where none is)."""
+    ratios = []
+    for dream, alone, region in zip(dreams, independent, regions):
+        if float(region.float().mean()) < least:
+            continue
+        pick = region.expand_as(dream[:, :1])
+        spread = [float(temporal.colour_stats(x)[:, 1:2][pick].mean()) for x in (dream, alone)]
+        sharp = [float(_pattern_scale_detail(x)[pick].mean()) for x in (dream, alone)]
+        ratios.append((spread[0] / max(spread[1], 1e-9), sharp[0] / max(sharp[1], 1e-9)))
+    return tuple(np.mean(ratios, axis=0)) if ratios else (float("nan"), float("nan"))
+
+
 def quarters(values: np.ndarray) -> tuple[float, float]:
     q = max(1, len(values) // 4)
     return float(values[:q].mean()), float(values[-q:].mean())
@@ -126,6 +163,7 @@ def bench_shot(shot: str, args, dreamer, objective, settings) -> None:
     sources = [dream_space(p) for p in pictures]
     flows, masks = motion(pictures, sources)
     base_flicker = temporal.flicker(sources, flows, masks)
+    regions = revealed(flows, masks)
     results = {}
     for mode in args.modes.split(","):
         dreams, spf = dream_all(dreamer, settings, pictures, mode)
@@ -137,7 +175,7 @@ def bench_shot(shot: str, args, dreamer, objective, settings) -> None:
     none = results["none"]
     print(f"\n{shot}: {len(pictures)} frames {args.size}; renders' own flicker {base_flicker:.4f}")
     print(f"{'mode':8} {'flicker':>7} {'detail full':>13} {'detail 2x2':>13} {'strength':>8} "
-          f"{'x/y':>5} {'bright':>7} {'satur':>7} {'worst':>7} {'s/frame':>7}")
+          f"{'x/y':>5} {'bright':>7} {'satur':>7} {'worst':>7} {'revealed':>9} {'s/frame':>7}")
     for mode, r in results.items():
         full = np.array(quarters(r["full"])) / np.array(quarters(none["full"]))
         half = np.array(quarters(r["half"])) / np.array(quarters(none["half"]))
@@ -146,9 +184,10 @@ def bench_shot(shot: str, args, dreamer, objective, settings) -> None:
         saturation = r["colour"][:, 1] / none["colour"][:, 1] - 1
         worst = saturation[np.abs(saturation).argmax()]
         late_streaks = quarters(r["streaks"])[1]
+        shown_sat, shown_detail = revealed_figures(r["dreams"], none["dreams"], regions)
         print(f"{mode:8} {r['flicker']:7.2f} {full[0]:6.2f}>{full[1]:5.2f} {half[0]:6.2f}>{half[1]:5.2f} "
               f"{r['energy'] / none['energy']:8.2f} {late_streaks:5.2f} {drift[0]:+7.1%} {drift[1]:+7.1%} "
-              f"{worst:+7.1%} {r['spf']:7.2f}")
+              f"{worst:+7.1%} {shown_sat:4.2f}/{shown_detail:4.2f} {r['spf']:7.2f}")
     n = len(pictures)
     path = os.path.join(args.out, f"{shot}_preview.png")
     shown = [m for m in SHOWN if m in results]
