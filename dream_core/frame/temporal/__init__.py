@@ -18,7 +18,7 @@ The pieces, each in its own module:
 - ``carry``: :class:`Previous` (what a frame leaves for the next) and
   :func:`prepare` (the image to dream and the ascent's per-pixel steps);
 - ``motion``: flows from vectors or renders, and how far to trust them;
-- ``warping``: the Catmull-Rom warp every carried map goes through;
+- ``warping``: the Catmull-Rom warp every carried map goes through, and a sharper one for the pattern;
 - ``fine_detail``: the carried detail at twice the size (resampling without loss);
 - ``regrowth``: the finest octave regrows what the carry lost; the strength governor;
 - ``deformation``: a pattern stretched too far by the motion is dreamed afresh;
@@ -46,7 +46,7 @@ from .deformation import (
     stretched,
     undeformed,
 )
-from .fine_detail import carry_detail, next_fine_detail, shrinking_to, supersample
+from .fine_detail import SHARP_FROM, carry_detail, next_fine_detail, shrinking_to, supersample
 from .metrics import flicker
 from .motion import (
     FLOW_SMOOTHING,
@@ -69,14 +69,14 @@ from .regrowth import (
     regrowth_gain,
     regrowth_share,
 )
-from .warping import catmull_rom, warp
+from .warping import catmull_rom, warp, warp_sharp
 
 __all__ = [
-    "FLOW_SMOOTHING", "GAIN_RATE", "REGROWTH", "STRENGTH_LIMIT", "STRETCH_FROM", "STRETCH_LIMIT", "Prepared",
-    "Previous", "anchor_colours", "anchor_gains", "brightness_saturation", "carried_or_fresh", "carried_share",
-    "carry_detail", "catmull_rom", "colour_anchor", "colour_stats", "consistency", "deformed", "dream_strength",
-    "estimate_flow", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "next_anchor", "next_deformation",
-    "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy", "prepare", "regrowth_gain",
-    "regrowth_share", "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched", "supersample",
-    "undeformed", "vectors_to_flow", "warp", "weighted_means",
+    "FLOW_SMOOTHING", "GAIN_RATE", "REGROWTH", "SHARP_FROM", "STRENGTH_LIMIT", "STRETCH_FROM", "STRETCH_LIMIT",
+    "Prepared", "Previous", "anchor_colours", "anchor_gains", "brightness_saturation", "carried_or_fresh",
+    "carried_share", "carry_detail", "catmull_rom", "colour_anchor", "colour_stats", "consistency", "deformed",
+    "dream_strength", "estimate_flow", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "next_anchor",
+    "next_deformation", "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy", "prepare",
+    "regrowth_gain", "regrowth_share", "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched",
+    "supersample", "undeformed", "vectors_to_flow", "warp", "warp_sharp", "weighted_means",
 ]

@@ -96,7 +96,7 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
         with_pattern["deformation"] = previous.deformation if previous.deformation is not None else undeformed(source)
     warped_all, inside = warp(torch.cat(list(with_pattern.values()), dim=1), flow)
     warped = dict(zip(with_pattern, warped_all.split([t.shape[1] for t in with_pattern.values()], dim=1)))
-    warped_detail, carried_fine = carry_detail(detail, previous.fine_detail, flow, supersampled=mode != "blend")
+    warped_detail, carried_fine = carry_detail(detail, previous.fine_detail, flow, mode)
     confidence = inside * reliability(warped["source"], source)
     if forward is not None:
         confidence = confidence * consistency(flow, forward)

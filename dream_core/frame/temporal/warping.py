@@ -1,7 +1,13 @@
-"""Resampling along a flow: the one warp every carried map goes through."""
+"""Resampling along a flow: the one warp every carried map goes through,
+and its sharper variant for the pattern itself."""
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
+
+Weights = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
 def catmull_rom(t: torch.Tensor) -> list[torch.Tensor]:
@@ -15,15 +21,16 @@ def catmull_rom(t: torch.Tensor) -> list[torch.Tensor]:
     return [(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2]
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backward warp: out(x) = image(x + flow(x)), Catmull-Rom, edges
-    repeated; also the mask of samples that came from inside the frame."""
+def warp(image: torch.Tensor, flow: torch.Tensor, weights: Weights = catmull_rom) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward warp: out(x) = image(x + flow(x)), Catmull-Rom unless
+    ``weights`` says otherwise, edges repeated; also the mask of samples
+    that came from inside the frame."""
     h, w = flow.shape[-2:]
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
     map_x, map_y = (xs + flow[:, 0])[0], (ys + flow[:, 1])[0]
     x0, y0 = map_x.floor(), map_y.floor()
-    wx, wy = catmull_rom(map_x - x0), catmull_rom(map_y - y0)
+    wx, wy = weights(map_x - x0), weights(map_y - y0)
     x0, y0 = x0.long().reshape(-1), y0.long().reshape(-1)
     flat = image.reshape(image.shape[1], h * w)
     out = torch.zeros_like(flat)
@@ -35,3 +42,44 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.T
             out += flat.index_select(1, row + column) * (weight_y * weight_x).reshape(1, -1)
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
     return out.reshape(image.shape), inside[None, None].to(image.dtype)
+
+
+# The interpolating cubic B-spline loses far less of a fine pattern per
+# resampling than Catmull-Rom and, like it, never lifts any period. Per move
+# of half a pixel it keeps 99.6% of a 6 px period (Catmull-Rom 97.4%): over
+# 40 moves 85% against 35%. It first turns the samples into B-spline
+# coefficients: the exact inverse of the spline's (1, 4, 1) / 6 is the
+# two-sided filter sqrt(3) * p**|k|, p = sqrt(3) - 2, cut here at 12 taps a
+# side (a still frame comes back within 1e-6).
+BSPLINE_POLE = math.sqrt(3) - 2
+BSPLINE_PREFILTER = [math.sqrt(3) * BSPLINE_POLE ** abs(k) for k in range(-12, 13)]
+
+
+def bspline(t: torch.Tensor) -> list[torch.Tensor]:
+    """Cubic B-spline weights of the 4 taps at offsets -1, 0, 1, 2, for coefficients (see bspline_coefficients)."""
+    t2, t3 = t * t, t * t * t
+    return [(1 - t) ** 3 / 6, (3 * t3 - 6 * t2 + 4) / 6, (-3 * t3 + 3 * t2 + 3 * t + 1) / 6, t3 / 6]
+
+
+def _mirrored(n: int, radius: int, device: torch.device) -> torch.Tensor:
+    """Indices of 0..n-1 extended by ``radius`` each side, mirrored about the
+    edges (..., 1, 0, 0, 1, ...): the coefficients then mirror the same way,
+    so the warp's repeated edge tap is exact."""
+    i = torch.arange(-radius, n + radius, device=device) % (2 * n)
+    return torch.where(i >= n, 2 * n - 1 - i, i)
+
+
+def bspline_coefficients(image: torch.Tensor) -> torch.Tensor:
+    """The cubic B-spline coefficients [N, C, H, W] whose spline passes through ``image``'s samples."""
+    radius = len(BSPLINE_PREFILTER) // 2
+    for dim in (-1, -2):
+        n = image.shape[dim]
+        padded = image.index_select(dim, _mirrored(n, radius, image.device))
+        image = sum(k * padded.narrow(dim, i, n) for i, k in enumerate(BSPLINE_PREFILTER))
+    return image
+
+
+def warp_sharp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`warp` by the interpolating cubic B-spline: for the pattern a
+    sequence carries, resampled once a frame for as long as it stays in view."""
+    return warp(bspline_coefficients(image), flow, bspline)
