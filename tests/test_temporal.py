@@ -420,6 +420,8 @@ def test_both_ways_of_blurring_agree():
     assert torch.allclose(shifted, convolved, atol=1e-6)
     flat = torch.full((1, 1, 9, 9), 0.3)
     assert torch.allclose(blur._blur_convolved(flat, weights), flat)  # edges repeated, not zeros
+    mirrored = blur._blur_shifted(image, weights, "mirror"), blur._blur_convolved(image, weights, "mirror")
+    assert torch.allclose(*mirrored, atol=1e-6)
 
 
 def test_a_fine_pattern_survives_many_sub_pixel_moves():

@@ -1,4 +1,5 @@
-"""Gaussian blur of masks and maps, the fastest way on each device."""
+"""Separable filters of masks and maps (a Gaussian blur, the B-spline's
+prefilter), the fastest way on each device."""
 from __future__ import annotations
 
 import torch
@@ -9,25 +10,42 @@ def gaussian_blur(mask: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """Separable Gaussian of a [N, C, H, W] mask (radius 4 sigma, edges repeated)."""
     radius = max(1, round(4 * sigma))
     taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
-    weights = taps / taps.sum()
+    return separable(mask, taps / taps.sum())
+
+
+def separable(image: torch.Tensor, weights: torch.Tensor, edges: str = "repeat") -> torch.Tensor:
+    """``image`` [N, C, H, W] filtered by the symmetric 1-D ``weights`` along
+    its rows, then its columns; beyond the edges the image is repeated
+    (``"repeat"``) or mirrored (``"mirror"``: ..., 1, 0, 0, 1, ...)."""
+    if edges not in ("repeat", "mirror"):
+        raise ValueError(f"edges must be 'repeat' or 'mirror', got {edges!r}")
     # On the CPU a few-channel convolution is pathological (measured at 1080p:
     # 86 ms as conv2d, 29 ms as shifted sums); on a GPU the shifted sums are
-    # dozens of tiny kernels each, and every frame blurs a dozen times.
-    blur = _blur_shifted if mask.device.type == "cpu" else _blur_convolved
-    return blur(mask, weights)
+    # dozens of tiny kernels each, and every frame filters a dozen times.
+    filtered = _blur_shifted if image.device.type == "cpu" else _blur_convolved
+    return filtered(image, weights, edges)
 
 
-def _blur_shifted(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    radius, (h, w), taps = len(weights) // 2, mask.shape[-2:], weights.tolist()
-    padded = F.pad(mask, (radius, radius, 0, 0), mode="replicate")
-    rows = sum(k * padded[..., i:i + w] for i, k in enumerate(taps))
-    padded = F.pad(rows, (0, 0, radius, radius), mode="replicate")
-    return sum(k * padded[..., i:i + h, :] for i, k in enumerate(taps))
+def _padded(image: torch.Tensor, radius: int, dim: int, edges: str) -> torch.Tensor:
+    """``image`` extended by ``radius`` each side along ``dim`` (-1: rows, -2: columns)."""
+    if edges == "repeat":
+        return F.pad(image, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius), mode="replicate")
+    n = image.shape[dim]
+    i = torch.arange(-radius, n + radius, device=image.device) % (2 * n)
+    return image.index_select(dim, torch.where(i >= n, 2 * n - 1 - i, i))
 
 
-def _blur_convolved(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def _blur_shifted(mask: torch.Tensor, weights: torch.Tensor, edges: str = "repeat") -> torch.Tensor:
+    radius, taps = len(weights) // 2, weights.tolist()
+    for dim in (-1, -2):
+        n, padded = mask.shape[dim], _padded(mask, radius, dim, edges)
+        mask = sum(k * padded.narrow(dim, i, n) for i, k in enumerate(taps))
+    return mask
+
+
+def _blur_convolved(mask: torch.Tensor, weights: torch.Tensor, edges: str = "repeat") -> torch.Tensor:
     radius, channels = len(weights) // 2, mask.shape[1]
-    padded = F.pad(mask, (radius, radius, radius, radius), mode="replicate")
+    padded = _padded(_padded(mask, radius, -1, edges), radius, -2, edges)
     kernel = weights.to(mask.device, mask.dtype).view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     rows = F.conv2d(padded, kernel, groups=channels)
     return F.conv2d(rows, kernel.transpose(2, 3), groups=channels)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import torch
 
+from .blur import separable
+
 Weights = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
@@ -52,7 +54,8 @@ def warp(image: torch.Tensor, flow: torch.Tensor, weights: Weights = catmull_rom
 # two-sided filter sqrt(3) * p**|k|, p = sqrt(3) - 2, cut here at 12 taps a
 # side (a still frame comes back within 1e-6).
 BSPLINE_POLE = math.sqrt(3) - 2
-BSPLINE_PREFILTER = [math.sqrt(3) * BSPLINE_POLE ** abs(k) for k in range(-12, 13)]
+BSPLINE_PREFILTER = torch.tensor([math.sqrt(3) * BSPLINE_POLE ** abs(k) for k in range(-12, 13)],
+                                 dtype=torch.float64)
 
 
 def bspline(t: torch.Tensor) -> list[torch.Tensor]:
@@ -61,22 +64,11 @@ def bspline(t: torch.Tensor) -> list[torch.Tensor]:
     return [(1 - t) ** 3 / 6, (3 * t3 - 6 * t2 + 4) / 6, (-3 * t3 + 3 * t2 + 3 * t + 1) / 6, t3 / 6]
 
 
-def _mirrored(n: int, radius: int, device: torch.device) -> torch.Tensor:
-    """Indices of 0..n-1 extended by ``radius`` each side, mirrored about the
-    edges (..., 1, 0, 0, 1, ...): the coefficients then mirror the same way,
-    so the warp's repeated edge tap is exact."""
-    i = torch.arange(-radius, n + radius, device=device) % (2 * n)
-    return torch.where(i >= n, 2 * n - 1 - i, i)
-
-
 def bspline_coefficients(image: torch.Tensor) -> torch.Tensor:
-    """The cubic B-spline coefficients [N, C, H, W] whose spline passes through ``image``'s samples."""
-    radius = len(BSPLINE_PREFILTER) // 2
-    for dim in (-1, -2):
-        n = image.shape[dim]
-        padded = image.index_select(dim, _mirrored(n, radius, image.device))
-        image = sum(k * padded.narrow(dim, i, n) for i, k in enumerate(BSPLINE_PREFILTER))
-    return image
+    """The cubic B-spline coefficients [N, C, H, W] whose spline passes
+    through ``image``'s samples. The edges are mirrored, so the coefficients
+    mirror the same way and the warp's repeated edge tap is exact."""
+    return separable(image, BSPLINE_PREFILTER, edges="mirror")
 
 
 def warp_sharp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
