@@ -50,6 +50,7 @@ from .fine_detail import SHARP_FROM, carry_detail, next_fine_detail, shrinking_t
 from .metrics import flicker
 from .motion import (
     FLOW_SMOOTHING,
+    agreement,
     carried_or_fresh,
     carried_share,
     consistency,
@@ -73,7 +74,7 @@ from .warping import catmull_rom, warp, warp_sharp
 
 __all__ = [
     "FLOW_SMOOTHING", "GAIN_RATE", "REGROWTH", "SHARP_FROM", "STRENGTH_LIMIT", "STRETCH_FROM", "STRETCH_LIMIT",
-    "Prepared", "Previous", "anchor_colours", "anchor_gains", "brightness_saturation", "carried_or_fresh",
+    "Prepared", "Previous", "agreement", "anchor_colours", "anchor_gains", "brightness_saturation", "carried_or_fresh",
     "carried_share", "carry_detail", "catmull_rom", "colour_anchor", "colour_stats", "consistency", "deformed",
     "dream_strength", "estimate_flow", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "next_anchor",
     "next_deformation", "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy", "prepare",

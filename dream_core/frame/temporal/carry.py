@@ -12,7 +12,7 @@ from ...config import TEMPORAL_MODES
 from ...errors import BadSetting
 from .deformation import STRETCH_FROM, deformed, stretched, undeformed
 from .fine_detail import carry_detail
-from .motion import carried_share, consistency, estimate_flow, next_flow_from_vectors, reliability, vectors_to_flow
+from .motion import agreement, carried_share, estimate_flow, next_flow_from_vectors, reliability, vectors_to_flow
 from .regrowth import REGROWTH, pattern_energy, regrowth_share
 from .warping import warp
 
@@ -87,9 +87,12 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     else:
         flow = estimate_flow(previous.source, source)
     detail = previous.dream - previous.source
-    # one warp for the previous render (to judge the warp) and what the pattern carries with it
+    # one warp for the previous render (to judge the warp), its forward motion (to check
+    # this frame's) and what the pattern carries with it
     with_pattern = {"source": previous.source,
                     "reference": previous.reference if previous.reference is not None else pattern_energy(detail)}
+    if forward is not None:
+        with_pattern["forward"] = forward
     if previous.anchor is not None:
         with_pattern["anchor"] = previous.anchor
     if mode in STRETCH_FROM:
@@ -99,7 +102,7 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     warped_detail, carried_fine = carry_detail(detail, previous.fine_detail, flow, mode)
     confidence = inside * reliability(warped["source"], source)
     if forward is not None:
-        confidence = confidence * consistency(flow, forward)
+        confidence = confidence * agreement(flow, warped["forward"])
     tracked = carried_share(confidence)
     deformation = deformed(warped["deformation"], flow) if "deformation" in warped else None
     confidence = tracked if deformation is None else tracked * (1.0 - stretched(deformation))

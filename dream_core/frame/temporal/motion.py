@@ -61,6 +61,13 @@ def consistency(backward: torch.Tensor, forward_prev: torch.Tensor, tolerance: f
     """Soft forward/backward check: following the backward flow, then the
     previous frame's forward flow, should come home."""
     there, _ = warp(forward_prev, backward)
+    return agreement(backward, there, tolerance)
+
+
+def agreement(backward: torch.Tensor, there: torch.Tensor, tolerance: float = 0.5) -> torch.Tensor:
+    """:func:`consistency` from the previous frame's forward flow already
+    warped along ``backward`` (``there``): a frame warps it together with
+    everything else it carries."""
     error = _norm(backward + there)
     scale = tolerance + 0.05 * (_norm(backward) + _norm(there))
     return torch.exp(-((error / scale) ** 2))
