@@ -414,7 +414,7 @@ def test_both_ways_of_blurring_agree():
     from dream_core.frame.temporal import blur
 
     image = torch.rand(2, 3, 37, 51)
-    weights = torch.tensor([0.05, 0.25, 0.4, 0.25, 0.05], dtype=torch.float64)
+    weights = (0.05, 0.25, 0.4, 0.25, 0.05)
     shifted, convolved = blur._blur_shifted(image, weights), blur._blur_convolved(image, weights)
     assert shifted.shape == convolved.shape == image.shape
     assert torch.allclose(shifted, convolved, atol=1e-6)

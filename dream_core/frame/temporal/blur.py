@@ -2,19 +2,30 @@
 prefilter), the fastest way on each device."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+Taps = tuple[float, ...]  # the symmetric weights of a 1-D filter, centre in the middle
+
+
+@functools.lru_cache(maxsize=None)
+def gaussian_taps(sigma: float) -> Taps:
+    """A normalised Gaussian (radius 4 sigma). Computed once per sigma: a
+    sequence blurs a dozen times a frame."""
+    radius = max(1, round(4 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
+    return tuple((taps / taps.sum()).tolist())
 
 
 def gaussian_blur(mask: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """Separable Gaussian of a [N, C, H, W] mask (radius 4 sigma, edges repeated)."""
-    radius = max(1, round(4 * sigma))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
-    return separable(mask, taps / taps.sum())
+    return separable(mask, gaussian_taps(sigma))
 
 
-def separable(image: torch.Tensor, weights: torch.Tensor, edges: str = "repeat") -> torch.Tensor:
-    """``image`` [N, C, H, W] filtered by the symmetric 1-D ``weights`` along
+def separable(image: torch.Tensor, taps: Taps, edges: str = "repeat") -> torch.Tensor:
+    """``image`` [N, C, H, W] filtered by the symmetric 1-D ``taps`` along
     its rows, then its columns; beyond the edges the image is repeated
     (``"repeat"``) or mirrored (``"mirror"``: ..., 1, 0, 0, 1, ...)."""
     if edges not in ("repeat", "mirror"):
@@ -23,7 +34,7 @@ def separable(image: torch.Tensor, weights: torch.Tensor, edges: str = "repeat")
     # 86 ms as conv2d, 29 ms as shifted sums); on a GPU the shifted sums are
     # dozens of tiny kernels each, and every frame filters a dozen times.
     filtered = _blur_shifted if image.device.type == "cpu" else _blur_convolved
-    return filtered(image, weights, edges)
+    return filtered(image, tuple(taps), edges)
 
 
 def _padded(image: torch.Tensor, radius: int, dim: int, edges: str) -> torch.Tensor:
@@ -35,17 +46,24 @@ def _padded(image: torch.Tensor, radius: int, dim: int, edges: str) -> torch.Ten
     return image.index_select(dim, torch.where(i >= n, 2 * n - 1 - i, i))
 
 
-def _blur_shifted(mask: torch.Tensor, weights: torch.Tensor, edges: str = "repeat") -> torch.Tensor:
-    radius, taps = len(weights) // 2, weights.tolist()
+def _blur_shifted(mask: torch.Tensor, taps: Taps, edges: str = "repeat") -> torch.Tensor:
+    radius = len(taps) // 2
     for dim in (-1, -2):
         n, padded = mask.shape[dim], _padded(mask, radius, dim, edges)
         mask = sum(k * padded.narrow(dim, i, n) for i, k in enumerate(taps))
     return mask
 
 
-def _blur_convolved(mask: torch.Tensor, weights: torch.Tensor, edges: str = "repeat") -> torch.Tensor:
-    radius, channels = len(weights) // 2, mask.shape[1]
+@functools.lru_cache(maxsize=64)
+def _row_kernel(taps: Taps, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``taps`` as a grouped convolution's weights, made once per device: a
+    copy to a GPU each frame would wait for all the work queued before it."""
+    return torch.tensor(taps, dtype=dtype).to(device).view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+
+
+def _blur_convolved(mask: torch.Tensor, taps: Taps, edges: str = "repeat") -> torch.Tensor:
+    radius, channels = len(taps) // 2, mask.shape[1]
     padded = _padded(_padded(mask, radius, -1, edges), radius, -2, edges)
-    kernel = weights.to(mask.device, mask.dtype).view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    kernel = _row_kernel(taps, channels, mask.device, mask.dtype)
     rows = F.conv2d(padded, kernel, groups=channels)
     return F.conv2d(rows, kernel.transpose(2, 3), groups=channels)

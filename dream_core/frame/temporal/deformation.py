@@ -31,8 +31,9 @@ STRETCH_FROM = ("vectors",)  # the modes whose motion is exact enough to measure
 
 def undeformed(like: torch.Tensor) -> torch.Tensor:
     """The identity deformation [1, 4, H, W] (a 2x2 map per pixel, row by row)."""
-    identity = torch.tensor([1.0, 0.0, 0.0, 1.0], device=like.device, dtype=like.dtype).view(1, 4, 1, 1)
-    return identity.expand(1, 4, *like.shape[-2:]).contiguous()
+    identity = torch.zeros(1, 4, *like.shape[-2:], device=like.device, dtype=like.dtype)
+    identity[:, 0::3] = 1.0  # made on the device: a copy from the host would wait for the work queued there
+    return identity
 
 
 def motion_jacobian(flow: torch.Tensor) -> torch.Tensor:
