@@ -53,6 +53,23 @@ def test_alpha_is_untouched_and_masks_out_pixels(coffee):
     assert left < 0.2 * right
 
 
+def test_the_step_is_normalised_over_the_pixels_that_dream():
+    """The mean |gradient| a step is scaled by counts only the pixels whose
+    step is not 0; where every pixel steps it is the plain mean, with no
+    per-pixel weights to apply each step."""
+    from dream_core.engine.dreamer import OctaveSteps, _mean_abs
+
+    grad = torch.randn(1, 3, 20, 30)
+    half = torch.zeros(1, 1, 20, 30)
+    half[..., 15:] = 0.5
+    steps = OctaveSteps.of(half)
+    assert torch.allclose(_mean_abs(grad, steps.averaging), grad[..., 15:].abs().mean())
+    everywhere = OctaveSteps.of(half + 0.01)
+    assert everywhere.averaging is None and everywhere.mask is not None
+    assert OctaveSteps.of(None) == (None, None)
+    assert float(_mean_abs(grad, OctaveSteps.of(torch.zeros(1, 1, 20, 30)).averaging)) == 0.0  # nothing dreams
+
+
 def test_keep_colors_keeps_the_source_chroma(coffee):
     out = dream(coffee, keep_colors=True, **QUICK)
     chroma_in = coffee - luma(coffee)[..., None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -28,6 +28,22 @@ log = logging.getLogger(__name__)
 
 # a step mask [1, 1, H, W], none, or one per octave by the octaves still to come (0: the finest)
 StepMask = Union[torch.Tensor, None, Callable[[int], Optional[torch.Tensor]]]
+
+
+class OctaveSteps(NamedTuple):
+    """One octave's step scale per pixel (None: full steps everywhere) and
+    each pixel's share of the mean |gradient| (None: every pixel dreams,
+    the plain mean), worked out once an octave rather than every step."""
+
+    mask: Optional[torch.Tensor] = None
+    averaging: Optional[torch.Tensor] = None
+
+    @classmethod
+    def of(cls, mask: Optional[torch.Tensor], channels: int = 3) -> "OctaveSteps":
+        if mask is None or bool((mask > 0).all()):
+            return cls(mask)
+        dreaming = (mask > 0).to(mask.dtype)
+        return cls(mask, dreaming / (dreaming.sum() * channels).clamp(min=1.0))
 
 
 class ObjectiveValue(torch.nn.Module):
@@ -183,23 +199,23 @@ class Dreamer:
         for octave, shape in enumerate(shapes, start=1):
             octave_base = resize(base, shape)
             x = octave_base + resize(detail, shape)
-            octave_mask = self._octave_mask(step_mask, len(shapes) - octave, base, shape)
+            steps = OctaveSteps.of(self._octave_mask(step_mask, len(shapes) - octave, base, shape))
             grid = self.grid(shape[0], shape[1], config)
             for iteration in range(1, config.iterations + 1):
-                x, grid = self._fitting_step(x, value_fn, grid, config, jitter, octave_mask)
+                x, grid = self._fitting_step(x, value_fn, grid, config, jitter, steps)
                 if callback is not None:
                     callback(Progress(octave, len(shapes), iteration, config.iterations))
             detail = x - octave_base
         return x
 
     def _fitting_step(self, x: torch.Tensor, value_fn, grid: TileGrid, config: DreamConfig, jitter: Jitter,
-                      step_mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, TileGrid]:
+                      steps: OctaveSteps) -> tuple[torch.Tensor, TileGrid]:
         """One step in tiles that fit the device's memory: out of memory
         halves the tiles (kept for later frames) and tries again. Returns
         the stepped image and the grid that fitted."""
         while True:
             try:
-                return self._step(x, value_fn, grid, config, jitter, step_mask), grid
+                return self._step(x, value_fn, grid, config, jitter, steps), grid
             except RuntimeError as err:
                 if not is_out_of_memory(err) or not self._shrink_tiles(x.shape[-2], x.shape[-1], config):
                     raise
@@ -214,27 +230,27 @@ class Dreamer:
         return resize(mask.to(self.device, torch.float32), shape)
 
     def _step(self, x: torch.Tensor, value_fn, grid: TileGrid, config: DreamConfig, jitter: Jitter,
-              step_mask: Optional[torch.Tensor]) -> torch.Tensor:
+              steps: OctaveSteps) -> torch.Tensor:
         """One gradient-ascent step at one octave (``grid``: that octave's tiles)."""
         dy, dx = jitter.draw()
         with torch.enable_grad(), self._autocast(config.precision):
             grad, _ = tiled_gradient(roll(x, dy, dx), value_fn, grid, self._tile_batch(config))
         grad = roll(grad.float(), -dy, -dx)
         # normalised like the original notebook: the step is a mean change per pixel that dreams
-        update = grad * (config.step / (_mean_abs(grad, step_mask) + 1e-8))
-        if step_mask is not None:
-            update = update * step_mask
+        update = grad * (config.step / (_mean_abs(grad, steps.averaging) + 1e-8))
+        if steps.mask is not None:
+            update = update * steps.mask
         return (x + update).clamp_(0.0, 1.0)
 
 
-def _mean_abs(grad: torch.Tensor, step_mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """Mean |gradient| over the pixels whose step is not 0: an object dreamed
-    alone grows as strongly as in a frame where everything dreams (measured:
-    0.7 of it when the still pixels counted too)."""
-    if step_mask is None:
+def _mean_abs(grad: torch.Tensor, averaging: Optional[torch.Tensor]) -> torch.Tensor:
+    """Mean |gradient| over the pixels whose step is not 0 (``averaging``,
+    see OctaveSteps): an object dreamed alone grows as strongly as in a frame
+    where everything dreams (measured: 0.7 of it when the still pixels
+    counted too)."""
+    if averaging is None:
         return grad.abs().mean()
-    dreaming = (step_mask > 0).to(grad.dtype)
-    return (grad.abs() * dreaming).sum() / (dreaming.sum() * grad.shape[1]).clamp(min=1.0)
+    return (grad.abs() * averaging).sum()
 
 
 def is_out_of_memory(err: BaseException) -> bool:
