@@ -8,8 +8,9 @@ On a GPU a carried frame's own work is a few passes over each map, and at
 1080p that takes less time than launching it: the cost follows the number
 of operations (measured on an H200, docs/BENCHMARKS.md: about 25 ms beyond
 ``none`` for about 900 operations). So a machine without a GPU can measure
-the lever: the count is the same on every device, and the blurs are
-counted on the code path a GPU takes (two convolutions, not shifted sums).
+the lever: the count is the same on every device, and the blurs and warps
+are counted on the code path a GPU takes (two convolutions, not shifted
+sums; a row of taps in one gather, not four).
 The frames are bench_gpu's panning shot (the Vector pass written for it),
 dreamed by lite0 with random weights, 4 octaves x 10 iterations; the
 count does not depend on the size while the frame fits in one tile.
@@ -32,7 +33,7 @@ sys.path.insert(0, ROOT)
 
 from dream_core.config import DreamConfig, DreamSettings  # noqa: E402
 from dream_core.engine import Dreamer  # noqa: E402
-from dream_core.frame.temporal import blur  # noqa: E402
+from dream_core.frame.temporal import blur, warping  # noqa: E402
 from dream_core.tools.bench_gpu import _shot_dreamer, panning_shot  # noqa: E402
 
 # operations that only make a new view of a tensor: no kernel on any device
@@ -77,7 +78,8 @@ def main() -> None:
     p.add_argument("--top", type=int, default=12, help="functions listed per mode")
     args = p.parse_args()
     width, height = map(int, args.size.split("x"))
-    blur._blur_shifted = blur._blur_convolved  # the GPU's code path, here on the CPU
+    blur._blur_shifted = blur._blur_convolved  # the GPU's code paths, here on the CPU
+    warping._row_tap_by_tap = warping._row_at_once
     torch.manual_seed(0)
     dreamer = Dreamer("lite0", weights=None, device="cpu")
     settings = DreamSettings("lite0", layer=dreamer.info.default_layer, weights=None,

@@ -81,3 +81,36 @@ def test_cuda_fast_path_is_faithful():
     s_ref = ref.score(out_ref, objective, config.replace(precision="fp32"))
     assert abs(s_fast - s_ref) / s_ref < 0.02
     assert np.isfinite(out_fast.float().cpu().numpy()).all()
+
+
+def _carry_chain(device: str, frames: int = 3) -> list:
+    """A short chain of carried frames of a pan through the temporal pieces
+    alone (no dream: a fixed change stands in for it), on ``device``."""
+    from dream_core.engine import image_tensor
+    from dream_core.frame import temporal
+    from dream_core.tools.bench_gpu import panning_shot
+
+    shot = [(image_tensor(p.pixels, device), image_tensor(p.vectors, device)) for p in panning_shot(64, 36, frames + 1)]
+    change = (0.1 * torch.randn(1, 3, 36, 64, generator=torch.Generator().manual_seed(0))).to(device)
+    source, vectors = shot[0]
+    dream = (source + change).clamp(0, 1)
+    previous = temporal.Previous(source, dream, vectors, temporal.colour_anchor(dream, source))
+    chain = []
+    for source, vectors in shot[1:]:
+        p = temporal.prepare("vectors", source, vectors, previous)
+        dream = temporal.anchor_colours((p.base + 0.3 * change).clamp(0, 1), source, p.anchor, carried=p.confidence)
+        previous = temporal.Previous(source, dream, vectors, temporal.next_anchor(p, dream, source),
+                                     temporal.next_reference(p, dream, source), 1.0, 1.0,
+                                     temporal.next_fine_detail(p, dream, source), temporal.next_deformation(p))
+        chain.append((p.base, p.step_mask, p.fine_step_mask, previous.fine_detail))
+    return chain
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_carry_on_a_gpu_matches_the_cpu():
+    """The GPU's code path (blurs as convolutions, weights made on the
+    device, int32 gathers) carries a dream as the CPU does."""
+    for cpu, gpu in zip(_carry_chain("cpu"), _carry_chain("cuda")):
+        for a, b in zip(cpu, gpu):
+            assert torch.allclose(a, b.cpu(), atol=1e-4), float((a - b.cpu()).abs().max())

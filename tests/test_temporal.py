@@ -424,6 +424,18 @@ def test_both_ways_of_blurring_agree():
     assert torch.allclose(*mirrored, atol=1e-6)
 
 
+def test_both_ways_of_gathering_a_warps_taps_agree():
+    """The CPU gathers a row's taps one by one, a GPU all at once: one result."""
+    from dream_core.frame.temporal import warping
+
+    flat = torch.rand(5, 300)
+    indices = torch.randint(0, 300, (4, 300), dtype=torch.int32)
+    weights = torch.rand(1, 4, 300)
+    at_once = warping._row_at_once(flat, indices, weights)
+    assert torch.allclose(warping._row_tap_by_tap(flat, indices, weights), at_once, atol=1e-6)
+    assert torch.allclose(at_once[:, 7], (flat[:, indices[:, 7].long()] * weights[0, :, 7]).sum(dim=1))
+
+
 def test_a_fine_pattern_survives_many_sub_pixel_moves():
     """Carried at twice the size (by the B-spline with the Vector pass), a
     pattern of 4-5 px keeps nearly all of its amplitude over 20 frames of a

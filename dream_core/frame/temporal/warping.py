@@ -55,18 +55,33 @@ def warp(image: torch.Tensor, flow: torch.Tensor, weights: Weights = catmull_rom
     map_x, map_y = (xs + flow[:, 0])[0], (ys + flow[:, 1])[0]
     x0, y0 = map_x.floor(), map_y.floor()
     weights_x, weights_y = weights(map_x - x0).view(1, 4, h * w), weights(map_y - y0)
-    # the 4 taps of a row fetched together: a frame warps in a few dozen
-    # operations, not a few hundred (each one a kernel launch on a GPU)
     taps = torch.arange(-1, 3, device=flow.device, dtype=torch.int32).view(4, 1)
     columns = (x0.to(torch.int32).view(1, -1) + taps).clamp_(0, w - 1)
     rows = (y0.to(torch.int32).view(1, -1) + taps).clamp_(0, h - 1).mul_(w)
     flat = image.reshape(image.shape[1], h * w)
+    row_of_taps = _row_tap_by_tap if flat.device.type == "cpu" else _row_at_once
     out = torch.zeros_like(flat)
     for row, weight_y in zip(rows, weights_y):
-        fetched = flat.index_select(1, (columns + row).view(-1)).view(-1, 4, h * w)
-        out += fetched.mul_(weights_x).sum(dim=1).mul_(weight_y.view(1, -1))
+        out += row_of_taps(flat, columns + row, weights_x).mul_(weight_y.view(1, -1))
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
     return out.view(image.shape), inside[None, None].to(image.dtype)
+
+
+# One row of a warp's taps: the 4 samples at ``indices`` [4, N] weighed by
+# ``weights`` [1, 4, N]. On a GPU all 4 come in one gather: a frame warps in
+# a few dozen operations, not a few hundred, each a kernel launch. On the
+# CPU one long gather is far slower than four short ones (measured at 540p,
+# 14 channels: 111 ms against 29).
+def _row_at_once(flat: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    fetched = flat.index_select(1, indices.view(-1)).view(flat.shape[0], 4, -1)
+    return fetched.mul_(weights).sum(dim=1)
+
+
+def _row_tap_by_tap(flat: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    total = flat.index_select(1, indices[0]).mul_(weights[:, 0])
+    for index, weight in zip(indices[1:], weights[0, 1:]):
+        total.addcmul_(flat.index_select(1, index), weight)
+    return total
 
 
 # The interpolating cubic B-spline loses far less of a fine pattern per
