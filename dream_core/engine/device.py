@@ -2,6 +2,7 @@
 the device once and comes back once."""
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from typing import Optional
@@ -29,6 +30,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not _mps_available():
         raise BadSetting("device mps requested, but MPS is not available")
     return device
+
+
+@functools.lru_cache(maxsize=64)
+def constant(values: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A small table of numbers (nested tuples) as a tensor on ``device``,
+    made once: a copy from the host every frame would wait on a GPU for all
+    the work queued before it. Shared: never write into it."""
+    return torch.tensor(values, dtype=dtype).to(device)
 
 
 def uses_cuda_graphs(device: torch.device) -> bool:

@@ -7,6 +7,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from ...engine.device import constant
+
 Taps = tuple[float, ...]  # the symmetric weights of a 1-D filter, centre in the middle
 
 
@@ -54,16 +56,9 @@ def _blur_shifted(mask: torch.Tensor, taps: Taps, edges: str = "repeat") -> torc
     return mask
 
 
-@functools.lru_cache(maxsize=64)
-def _row_kernel(taps: Taps, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``taps`` as a grouped convolution's weights, made once per device: a
-    copy to a GPU each frame would wait for all the work queued before it."""
-    return torch.tensor(taps, dtype=dtype).to(device).view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-
-
 def _blur_convolved(mask: torch.Tensor, taps: Taps, edges: str = "repeat") -> torch.Tensor:
     radius, channels = len(taps) // 2, mask.shape[1]
     padded = _padded(_padded(mask, radius, -1, edges), radius, -2, edges)
-    kernel = _row_kernel(taps, channels, mask.device, mask.dtype)
+    kernel = constant(taps, mask.device, mask.dtype).view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     rows = F.conv2d(padded, kernel, groups=channels)
     return F.conv2d(rows, kernel.transpose(2, 3), groups=channels)

@@ -2,12 +2,12 @@
 and its sharper variant for the pattern itself."""
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
 import torch
 
+from ...engine.device import constant
 from .blur import separable
 
 Weights = Callable[[torch.Tensor], torch.Tensor]  # fractions t -> the 4 taps' weights [4, *t.shape]
@@ -21,17 +21,11 @@ BSPLINE: Polynomials = ((1 / 6, -0.5, 0.5, -1 / 6), (2 / 3, 0.0, -1.0, 0.5), (1 
                         (0.0, 0.0, 0.0, 1 / 6))
 
 
-@functools.lru_cache(maxsize=32)
-def _powers(polynomials: Polynomials, device: torch.device, dtype: torch.dtype, dims: int) -> torch.Tensor:
-    """The coefficients by power [4 powers, 4 taps, 1, ...], made once per device."""
-    table = torch.tensor(polynomials, dtype=dtype).t().contiguous()
-    return table.to(device).view(4, 4, *[1] * dims)
-
-
 def tap_weights(polynomials: Polynomials, t: torch.Tensor) -> torch.Tensor:
     """The 4 taps' weights [4, *t.shape] for fractions ``t``, all at once
     by Horner's rule: six operations a warp, whatever the kernel."""
-    c = _powers(polynomials, t.device, t.dtype, t.dim())
+    by_power = tuple(zip(*polynomials))  # [4 powers][4 taps]
+    c = constant(by_power, t.device, t.dtype).view(4, 4, *[1] * t.dim())
     return (c[3] * t).add_(c[2]).mul_(t).add_(c[1]).mul_(t).add_(c[0])
 
 
