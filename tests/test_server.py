@@ -304,8 +304,9 @@ class Block:
             raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
 from dream_core.wire.client import DreamClient
+from dream_core.wire.protocol import PROTOCOL
 c = DreamClient({server.address!r}, {server.token!r})
-assert c.hello()['protocol'] == 2
+assert c.hello()['protocol'] == PROTOCOL
 r = c.dream(bytes(range(256)) * 30, 'raw', {{'octaves': 1, 'iterations': 1}},
             raw={{'dtype': 'uint8', 'shape': [40, 64, 3]}}, output={{'format': 'raw', 'dtype': 'uint8'}})
 assert len(r.data) == 40 * 64 * 3

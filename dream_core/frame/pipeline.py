@@ -25,7 +25,8 @@ from ..engine.dreamer import StepMask
 from ..engine.objectives import Objective
 from ..errors import ShapeMismatch
 from ..io import Picture
-from . import objects, temporal
+from . import carried_state, objects, temporal
+from .carried_state import CarriedState
 from .colour import compress_highlights, keep_source_colours, linear_to_srgb, luma, srgb_to_linear
 
 
@@ -119,6 +120,16 @@ class SequenceDreamer:
         vectors = None if render.vectors is None else image_tensor(render.vectors, dreamer.device)
         self.previous = temporal.Previous(source, dream_rgb_, vectors, temporal.colour_anchor(dream_rgb_, source))
         self.last_frame = None
+
+    def restore(self, state: "CarriedState", device: torch.device) -> None:
+        """Carries on exactly where the sequence that left ``state`` stopped
+        (see :mod:`.carried_state`)."""
+        self.previous = state.previous(device)
+        self.last_frame = state.last_frame
+
+    def state(self) -> Optional[bytes]:
+        """What the next frame carries, as bytes (None before the first frame)."""
+        return None if self.previous is None else carried_state.encode(self.previous, self.last_frame)
 
     def needs_resume(self, frame: Optional[int]) -> bool:
         """Whether this frame would start without a previous one to carry."""

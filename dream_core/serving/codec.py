@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import DreamSettings
 from ..errors import DreamError
+from ..frame import carried_state
 from ..frame.colour import grey
 from ..io import Picture, decode_image, encode_image
 from ..io.images import max_pixels, set_max_pixels
@@ -48,8 +49,15 @@ def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] 
         mask = grey(mask_pixels)
     if "guide" in named:
         guide = decode_picture(*named["guide"], "guide").pixels
+    state = None
+    if "previous_state" in named:
+        try:
+            state = carried_state.decode(named["previous_state"][1], (picture.height, picture.width))
+        except DreamError as err:
+            raise P.ProtocolError(err.code, str(err)) from None
     return FrameTask(settings, picture, job=job_id(header), frame=frame_number(header), mask=mask, guide=guide,
-                     reply_format=named["image"][0].get("format", "png"), resume=_resume(named, picture))
+                     reply_format=named["image"][0].get("format", "png"), resume=_resume(named, picture),
+                     state=state, send_state=bool((header.get("output") or {}).get("state")))
 
 
 def _resume(named: dict, picture: Picture) -> Optional[tuple[Picture, Picture]]:
@@ -146,6 +154,8 @@ def check_output(output) -> None:
         raise P.ProtocolError("bad_header", f"output format must be one of {', '.join(P.IMAGE_FORMATS)}")
     if output.get("dtype", "float32") not in P.RAW_DTYPES:
         raise P.ProtocolError("bad_header", f"raw dtype must be one of {', '.join(P.RAW_DTYPES)}")
+    if not isinstance(output.get("state", False), bool):
+        raise P.ProtocolError("bad_header", "output state must be true or false")
 
 
 def encode_result(picture: Picture, output: dict, default_format: str) -> tuple[dict, bytes]:

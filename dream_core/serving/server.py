@@ -25,7 +25,7 @@ from ..version import __version__
 from ..wire import protocol as P
 from .admission import Admission, Limits
 from .codec import decode_task, encode_result, job_id
-from .tasks import ErrorEvent, FrameTask, ProgressEvent
+from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
 from .worker import Worker
 
 log = logging.getLogger("dream_core.server")
@@ -219,7 +219,7 @@ class DreamServer:
                 if isinstance(event, ErrorEvent):
                     session.send(P.error_reply(request_id, event.code, event.message))
                 else:
-                    self._send_result(session, header, task, event.picture)
+                    self._send_result(session, header, task, event)
                 return
         except (OSError, EOFError) as err:
             log.info("could not send to the client, it is gone: %s", err)
@@ -243,15 +243,23 @@ class DreamServer:
         except (OSError, EOFError):
             pass
 
-    def _send_result(self, session: "Session", header: dict, task: FrameTask, picture) -> None:
-        request_id = header.get("id")
+    def _send_result(self, session: "Session", header: dict, task: FrameTask, result: ResultEvent) -> None:
+        """The dream, and after it the sequence's carried state when the request asked for it."""
+        request_id, picture = header.get("id"), result.picture
         try:
             meta, data = encode_result(picture, header.get("output") or {}, task.reply_format)
         except P.ProtocolError as err:
             session.send(P.error_reply(request_id, err.code, err.message))
             return
-        session.send({"event": "result", "id": request_id, "op": "dream", "job": task.job, "frame": task.frame,
-                      "width": picture.width, "height": picture.height, "payloads": [meta]}, [data])
+        reply = {"event": "result", "id": request_id, "op": "dream", "job": task.job, "frame": task.frame,
+                 "width": picture.width, "height": picture.height, "payloads": [meta]}
+        payloads = [data]
+        if result.state is not None and len(result.state) > self.max_payload:
+            reply["state_omitted"] = f"the carried state ({len(result.state) >> 20} MiB) exceeds --max-payload-mb"
+        elif result.state is not None:
+            reply["payloads"].append({"name": "state", "format": "dream-state"})
+            payloads.append(result.state)
+        session.send(reply, payloads)
 
 
 def _clear_stale_socket(path: str) -> None:

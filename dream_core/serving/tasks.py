@@ -11,6 +11,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..config import DreamSettings, Progress
+from ..frame.carried_state import CarriedState
 from ..io import Picture
 
 
@@ -22,6 +23,7 @@ class ProgressEvent:
 @dataclass(frozen=True)
 class ResultEvent:
     picture: Picture
+    state: Optional[bytes] = None  # the sequence's carried state after this frame, when the request asked
 
 
 @dataclass(frozen=True)
@@ -46,5 +48,7 @@ class FrameTask:
     guide: Optional[np.ndarray] = None
     reply_format: str = "png"  # the result's format unless the request names one
     resume: Optional[tuple[Picture, Picture]] = None  # the previous frame's render and dream, from the client
+    state: Optional[CarriedState] = None  # the exact carried state to resume from, from the client
+    send_state: bool = False  # the result carries the sequence's state after this frame
     events: "queue.Queue[FrameEvent]" = field(default_factory=queue.Queue)
     cancel: threading.Event = field(default_factory=threading.Event)

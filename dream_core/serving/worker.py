@@ -18,7 +18,6 @@ from ..engine.device import describe
 from ..engine.dreamer import is_out_of_memory
 from ..errors import DreamError
 from ..frame.pipeline import SequenceDreamer
-from ..io import Picture
 from ..models import list_models, model_info
 from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
 
@@ -131,7 +130,7 @@ class Worker:
         if task.cancel.is_set():
             return ErrorEvent("cancelled", "cancelled before it started")
         try:
-            return ResultEvent(self._dream(task))
+            return self._dream(task)
         except DreamError as err:
             return ErrorEvent(err.code, str(err))
         except Cancelled:
@@ -146,7 +145,7 @@ class Worker:
             log.exception("frame failed")
             return ErrorEvent("internal", f"{type(err).__name__}: {err}")
 
-    def _dream(self, task: FrameTask) -> Picture:
+    def _dream(self, task: FrameTask) -> ResultEvent:
         settings = task.settings
         model_info(settings.model)  # UnknownModel before anything loads
         dreamer = self.dreamer(settings.model, settings.weights)
@@ -158,12 +157,15 @@ class Worker:
 
         state = self._job_state(task.owner, task.job)
         sequence = state.sequence
-        if task.resume is not None and settings.temporal != "none" and sequence.needs_resume(task.frame):
-            sequence.resume(dreamer, *task.resume)
+        if settings.temporal != "none" and sequence.needs_resume(task.frame):
+            if task.state is not None:
+                sequence.restore(task.state, dreamer.device)
+            elif task.resume is not None:
+                sequence.resume(dreamer, *task.resume)
         result = sequence.dream(dreamer, task.picture, settings, frame=task.frame, mask=task.mask,
                                 guide=task.guide, callback=progress)
         state.touched = time.monotonic()
-        return result
+        return ResultEvent(result, sequence.state() if task.send_state else None)
 
     def _job_state(self, owner: int, job: Optional[str]) -> JobState:
         """A named job's state (kept between frames), or a fresh one for a lone frame."""

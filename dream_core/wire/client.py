@@ -36,7 +36,8 @@ class FrameRequest:
     or raw pixels described by ``raw``. ``extras`` adds payloads by name, as
     (bytes, description such as {"format": "png"}): ``vectors`` (Blender's
     Vector pass, raw, when the frame travels without it), and to resume a
-    sequence ``previous_render``, ``previous_dream``, ``previous_vectors``."""
+    sequence exactly ``previous_state`` (a result's ``state``), or approximately
+    ``previous_render``, ``previous_dream``, ``previous_vectors``."""
 
     image: bytes
     fmt: str
@@ -52,6 +53,7 @@ class DreamResult:
     data: bytes  # the dreamed image, in ``meta["format"]``
     meta: dict  # the payload's description (format, and for raw: dtype, shape)
     header: dict
+    state: Optional[bytes] = None  # the sequence's carried state after this frame, when ``output`` asked for it
 
 
 class DreamClient:
@@ -207,7 +209,8 @@ class DreamClient:
             P.raise_for_error(reply)
         except P.ProtocolError as err:
             return err
-        return DreamResult(data[0], reply["payloads"][0], reply)
+        states = [d for meta, d in zip(reply["payloads"], data) if meta.get("name") == "state"]
+        return DreamResult(data[0], reply["payloads"][0], reply, states[0] if states else None)
 
     def _send_cancel(self) -> None:
         """Cancels this connection's frames (a cancel without a job)."""

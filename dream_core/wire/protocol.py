@@ -22,7 +22,9 @@ Ops: ``hello`` (server facts: version, device, models and their layers,
 limits); ``dream`` (header: ``params``, ``job``, ``frame``, ``output``;
 payloads by name: ``image``, optional ``vectors`` (the Vector pass, raw
 H×W×4), ``mask``, ``guide``, and for a sequence resumed where the server
-lost its job ``previous_render``, ``previous_dream``, ``previous_vectors``);
+lost its job ``previous_state`` (the exact carried state a result sent
+back when its ``output`` asked for ``"state": true``), or, rebuilt
+approximately, ``previous_render``, ``previous_dream``, ``previous_vectors``);
 ``cancel`` (a ``job``'s frames, or without a job all of this connection's);
 ``close_job``. Jobs are private to the connection that made them: the same
 id on another connection is another job; ``echo`` (the payloads back: transport
@@ -39,7 +41,7 @@ import struct
 import sys
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 
-PROTOCOL = 2  # 2: the output mix is "mix" (was "strength")
+PROTOCOL = 3  # 2: the output mix is "mix" (was "strength"); 3: a sequence's exact carried state
 MAX_HEADER = 1 << 20  # bytes; headers are small JSON
 DEFAULT_MAX_PAYLOAD = 512 << 20
 HEARTBEAT_SECONDS = 1.0
@@ -61,6 +63,7 @@ ERRORS = {
     "unknown_model": "no such model",
     "unknown_layer": "the model has no such layer",
     "bad_params": "a setting is missing, unknown or out of range",
+    "bad_state": "a carried state that is not of this sequence's frames",
     "out_of_memory": "the device ran out of memory",
     "cancelled": "the job was cancelled",
     "busy": "the connection already has MAX_IN_FLIGHT frames in flight",
