@@ -21,8 +21,10 @@ bl_info = {
 
 import bpy  # noqa: E402
 
-from . import cli_command, on_render, panels, preferences, properties, server_link  # noqa: E402
+from . import cli_command, compat, on_render, panels, preferences, properties, server_link  # noqa: E402
 from .operators import CLASSES as OPERATOR_CLASSES  # noqa: E402
+
+compat.drop_script_main_alias()  # the imports above bring in multiprocessing: see there
 
 CLASSES = (preferences.DREAM_AddonPreferences, *OPERATOR_CLASSES, *panels.CLASSES)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import bpy
 
@@ -66,3 +67,23 @@ def user_data_folder(package: str, name: str) -> str:
     if package.startswith("bl_ext.") and hasattr(bpy.utils, "extension_path_user"):
         return bpy.utils.extension_path_user(package, path=name, create=True)
     return bpy.utils.user_resource("CONFIG", path=os.path.join(package, name), create=True)
+
+
+def drop_script_main_alias() -> None:
+    """Forget ``sys.modules["__mp_main__"]`` where it is, or will become, a gutted module.
+
+    Importing ``multiprocessing`` (``wire.protocol`` needs ``multiprocessing.connection``)
+    makes ``__mp_main__`` an alias of the ``__main__`` of that moment. When the add-on is
+    enabled from a ``--python`` FILE (farm job scripts do that) this is the namespace Blender
+    made for the file, and when the file ends Blender empties it in C (its ``__dict__``
+    becomes NULL) while the alias keeps it alive: a ``getattr`` of any missing attribute on
+    it then segfaults, as Blender 3.4's ``addon_utils.disable_all()`` does at exit (status
+    139). Only processes that multiprocessing spawns read the alias; in Blender the add-on
+    spawns none. The bpy module (``bpy.app.module``) runs no such files: its alias stays."""
+    alias = sys.modules.get("__mp_main__")
+    if alias is None:
+        return
+    gutted = getattr(alias, "__dict__", None) is None  # a --python file's namespace after the file ended
+    blender_main = alias is sys.modules.get("__main__") and not getattr(bpy.app, "module", False)
+    if gutted or blender_main:
+        del sys.modules["__mp_main__"]

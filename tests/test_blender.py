@@ -307,6 +307,24 @@ def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server)
 
 
 @pytest.mark.blender
+@pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")
+def test_enabled_from_a_python_file_blender_exits_cleanly(tmp_path, addon_zip):
+    """Farm job scripts enable the add-on from a ``--python`` FILE. Blender empties
+    that file's ``__main__`` when the file ends; multiprocessing's ``__mp_main__``
+    alias of it made Blender 3.4 segfault at exit (139, in addon_utils.disable_all)."""
+    script = tmp_path / "enable.py"
+    script.write_text("import addon_utils, bpy\n"
+                      f"bpy.ops.preferences.addon_install(filepath={addon_zip!r}, overwrite=True)\n"
+                      "addon_utils.enable('dream_renders', default_set=True)\n"
+                      "assert 'dream_renders' in bpy.context.preferences.addons\n")
+    env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "config"),
+           "BLENDER_USER_SCRIPTS": str(tmp_path / "scripts")}
+    done = subprocess.run([BLENDER, "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(script)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.blender
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_dream_frame_uses_the_existing_render(runtime, tmp_path, addon_zip, via_server):
     result, _, _ = run_scenario(runtime, "render_existing", tmp_path, addon_zip, via_server)
