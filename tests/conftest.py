@@ -67,6 +67,11 @@ def run_in_window(blender_args: list[str], env: dict, timeout: float = 600,
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def visible(folder) -> list[str]:
+    """A folder's files as a user lists them (a run's records are in the hidden .dream)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     return image_tensor(img[..., :3])
 

@@ -1,87 +1,176 @@
 """A shot dreamed in chunks (``--frames A-B``), as one machine of a farm
-dreams its share: a chunk carries on from the dream of the frame before
-when it is on disk, else warms its chain with ``--preroll`` frames that are
-dreamed and dropped. In this process: the batch runner with a real model."""
+dreams its share, and runs killed and run again: decided from the records
+in OUTPUT/.dream (what made each frame), never from which files exist. In
+this process: the batch runner with a real model; and the CLI killed for
+real."""
+import os
+import signal
+import subprocess
+import sys
+
 import numpy as np
-from conftest import run_cli
+import pytest
+from conftest import ROOT, run_cli
 
 from dream_core.batch.local import LocalBackend
 from dream_core.batch.run import run_batch
 from dream_core.config import DreamConfig, DreamSettings
+from dream_core.frame.crossfade import crossfade
 from dream_core.io import read_image, write_image
 from dream_core.io.sequences import list_frames, plan_frames
 
 SETTINGS = DreamSettings(temporal="flow", config=DreamConfig(octaves=2, iterations=3, step=0.03, seed=1))
+BACKEND = {}
 
 
-def dream_chunk(pan, out, frames=None, preroll=0, fade=0) -> int:
+def backend():
+    if "lite0" not in BACKEND:
+        BACKEND["lite0"] = LocalBackend(SETTINGS, device="cpu")
+    return BACKEND["lite0"]
+
+
+class Killed(Exception):
+    pass
+
+
+class Dies:
+    """The backend, killed after ``after`` frames dreamed (a crash, Ctrl+C, a lost machine)."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.settings = after, SETTINGS
+
+    def dream_frames(self, works, progress, restore=None):
+        for result in backend().dream_frames(works, progress, restore):
+            if self.after == 0:
+                raise Killed()
+            self.after -= 1
+            yield result
+
+
+def dream_chunk(pan, out, frames=None, preroll=0, fade=0, dreamer=None):
     plans = plan_frames(list_frames(str(pan)), str(out), None)
-    done, _ = run_batch(plans, LocalBackend(SETTINGS, device="cpu"), quiet=True, frames=frames, preroll=preroll,
-                        fade=fade)
-    return done
+    return run_batch(plans, dreamer or backend(), quiet=True, frames=frames, preroll=preroll, fade=fade)
 
 
 def pixels(folder, n):
     return read_image(str(folder / f"pan_{n:04d}.exr")).pixels
 
 
-def test_a_chunk_after_one_on_disk_carries_on_as_if_unchunked(pan, tmp_path):
-    whole, chunked, cold = tmp_path / "whole", tmp_path / "chunked", tmp_path / "cold"
-    assert dream_chunk(pan, whole) == 8
-    assert dream_chunk(pan, chunked, frames=(1, 4)) == 4
-    assert sorted(p.name for p in chunked.iterdir()) == [f"pan_{n:04d}.exr" for n in range(1, 5)]
-    assert dream_chunk(pan, chunked, frames=(5, 8), preroll=3) == 4  # frame 4 is on disk: no pre-roll needed
-    assert dream_chunk(pan, cold, frames=(5, 8)) == 4  # nothing before it: starts cold
-    for n in range(5, 9):
-        carried = np.abs(pixels(chunked, n) - pixels(whole, n)).mean()
-        started_cold = np.abs(pixels(cold, n) - pixels(whole, n)).mean()
-        assert carried < 0.2 * started_cold, (n, carried, started_cold)
+def frames_in(folder):
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
 
 
-def test_preroll_warms_the_chain_and_writes_only_the_chunk(pan, tmp_path):
-    whole, warm, cold = tmp_path / "whole", tmp_path / "warm", tmp_path / "cold"
-    dream_chunk(pan, whole)
-    assert dream_chunk(pan, warm, frames=(5, 8), preroll=4) == 4
-    assert sorted(p.name for p in warm.iterdir()) == [f"pan_{n:04d}.exr" for n in range(5, 9)]
-    dream_chunk(pan, cold, frames=(5, 8))
-    warmed = np.abs(pixels(warm, 5) - pixels(whole, 5)).mean()
-    started_cold = np.abs(pixels(cold, 5) - pixels(whole, 5)).mean()
-    assert not np.array_equal(pixels(warm, 5), pixels(cold, 5))  # the pre-roll changed what frame 5 carries
-    assert warmed < started_cold, (warmed, started_cold)
+@pytest.fixture()
+def whole(pan, tmp_path):
+    out = tmp_path / "whole"
+    assert dream_chunk(pan, out).done == 8
+    return out
 
 
-def test_a_fade_blends_the_seam_of_chunks_dreamed_side_by_side(pan, tmp_path):
-    """Chunk 2 ends first (no frame 4 to carry on from): it dreams frames 3
-    and 4 as its pre-roll and keeps them; when chunk 1 ends, frames 3 and 4
-    become 1/3 and 2/3 of the way from its own dreams to chunk 2's."""
+def test_chunks_in_order_and_killed_runs_make_the_uninterrupted_shot(pan, tmp_path, whole):
+    chunked = tmp_path / "chunked"
+    assert dream_chunk(pan, chunked, frames=(1, 4)).done == 4
+    assert dream_chunk(pan, chunked, frames=(5, 8), preroll=3, fade=2).done == 4  # carries on: no pre-roll, no seam
+    killed = tmp_path / "killed"
+    for after in (2, 0, 3):  # killed three times, as a farm's retries see it
+        with pytest.raises(Killed):
+            dream_chunk(pan, killed, dreamer=Dies(after))
+    assert len(frames_in(killed)) == 5
+    assert dream_chunk(pan, killed).done == 3  # carries on from its kept state: no frame dreamed twice
+    for n in range(1, 9):
+        np.testing.assert_array_equal(pixels(chunked, n), pixels(whole, n))
+        np.testing.assert_array_equal(pixels(killed, n), pixels(whole, n))
+    assert dream_chunk(pan, killed).done == 0  # all current
+    cold = tmp_path / "cold"
+    dream_chunk(pan, cold, frames=(5, 8))  # nothing before it: a chain of its own
+    assert np.abs(pixels(cold, 5) - pixels(whole, 5)).mean() > 0.005
+
+
+def test_a_changed_source_is_dreamed_again_with_everything_it_carries_into(pan, tmp_path, whole):
+    render = read_image(str(pan / "pan_0005.exr"))
+    write_image(str(pan / "pan_0005.exr"), render.with_pixels(render.pixels[:, ::-1].copy()))
+    before = {n: pixels(whole, n) for n in range(1, 9)}
+    result = dream_chunk(pan, whole)
+    assert (result.done, result.skipped) == (4, 4)  # frames 5-8: 5's render changed, 6-8 carry its dream
+    for n in range(1, 5):
+        np.testing.assert_array_equal(pixels(whole, n), before[n])
+    fresh = tmp_path / "fresh"
+    dream_chunk(pan, fresh)
+    for n in range(1, 9):
+        np.testing.assert_array_equal(pixels(whole, n), pixels(fresh, n))
+
+
+def test_a_frame_replaced_by_someone_else_is_not_taken_for_ours(pan, whole):
+    target = whole / "pan_0003.exr"
+    kept = read_image(str(target))
+    write_image(str(target), kept.with_pixels(np.zeros_like(kept.pixels)))  # another tool wrote over it
+    assert dream_chunk(pan, whole).done == 1  # only that frame: the chain's state around it is kept
+    np.testing.assert_array_equal(read_image(str(target)).pixels, kept.pixels)
+
+
+def test_chunks_side_by_side_write_each_seam_frame_once_already_blended(pan, tmp_path):
+    """Chunk 5-8 ends first: it cannot carry on, so it starts its own chain
+    (warmed by the pre-roll) and holds frames 5-6 aside. When chunk 1-4
+    ends it carries its chain on over 5-6 and writes the cross-fade."""
     out = tmp_path / "out"
-    dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)
-    dream_chunk(pan, out, frames=(1, 4), preroll=2, fade=2)
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [f"pan_{n:04d}.exr" for n in range(1, 9)]
-    seams = out / ".seams"
-    for frame, share in ((3, 1 / 3), (4, 2 / 3)):
-        own = pixels(seams / "own", frame)
-        after = pixels(seams / "seam_5_2", frame)
-        assert np.abs(after - own).mean() > 0.01  # two chains: two patterns
-        np.testing.assert_allclose(pixels(out, frame), own + share * (after - own), atol=1e-5)
-    # in order, the second chunk carries on from the first: no seam to fade
-    in_order = tmp_path / "in_order"
-    dream_chunk(pan, in_order, frames=(1, 4), preroll=2, fade=2)
-    dream_chunk(pan, in_order, frames=(5, 8), preroll=2, fade=2)
-    assert not (in_order / ".seams" / "seam_5_2").exists()
+    result = dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)
+    assert (result.done, result.waiting) == (2, (5, 6))
+    assert frames_in(out) == ["pan_0007.exr", "pan_0008.exr"]  # never a pre-blend frame under the final name
+    held = {n: read_image(str(out / ".dream" / "held" / f"pan_{n:04d}.exr")).pixels for n in (5, 6)}
+    assert dream_chunk(pan, out, frames=(1, 4), preroll=2, fade=2).done == 6  # its 4, and the seam's 2
+    assert frames_in(out) == [f"pan_{n:04d}.exr" for n in range(1, 9)]
+    uninterrupted = tmp_path / "whole"
+    dream_chunk(pan, uninterrupted)  # its frames 5-6 are chunk 1-4's chain carried on
+    for n, share in ((5, 1 / 3), (6, 2 / 3)):
+        render = read_image(str(pan / f"pan_{n:04d}.exr")).pixels
+        expected = crossfade(render, pixels(uninterrupted, n), held[n], share, linear=True)
+        np.testing.assert_allclose(pixels(out, n), expected, atol=1e-6)
+        assert np.abs(held[n] - pixels(uninterrupted, n)).mean() > 0.005  # two chains: two patterns
+    again = [dream_chunk(pan, out, frames=f, preroll=2, fade=2) for f in ((1, 4), (5, 8))]
+    assert [r.done for r in again] == [0, 0]  # everything current, the seam included
+
+
+def test_a_rerun_finishes_the_seam_its_chunk_was_killed_before(pan, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(Killed):  # killed after its first held frame, before any written one
+        dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2, dreamer=Dies(3))
+    assert dream_chunk(pan, out, frames=(1, 4), fade=2).done == 4  # a seam half held is not blended
+    assert frames_in(out) == [f"pan_{n:04d}.exr" for n in range(1, 5)]
+    result = dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)  # the chunk before is done: it carries on
+    assert result.done == 4 and result.waiting == ()
+    uninterrupted = tmp_path / "whole"
+    dream_chunk(pan, uninterrupted)
+    for n in range(5, 9):
+        np.testing.assert_array_equal(pixels(out, n), pixels(uninterrupted, n))
+
+
+def test_held_copies_of_a_chain_that_is_not_current_are_never_blended(pan, tmp_path):
+    out = tmp_path / "out"
+    dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)  # holds 5-6 of a chain warmed on frames 3-4
+    assert dream_chunk(pan, out, frames=(1, 4), preroll=2, fade=2).done == 6
+    render = read_image(str(pan / "pan_0004.exr"))  # frame 4 is rendered again, differently
+    write_image(str(pan / "pan_0004.exr"), render.with_pixels(render.pixels[::-1].copy()))
+    assert dream_chunk(pan, out, frames=(1, 4), preroll=2, fade=2).done == 1  # frame 4 only: no blend with
+    result = dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)  # copies of a chain warmed on the old 4
+    assert result.done == 4 and result.waiting == ()  # the chunk before is done: it carries on, no seam
+    uninterrupted = tmp_path / "whole"
+    dream_chunk(pan, uninterrupted)
+    for n in range(1, 9):
+        np.testing.assert_array_equal(pixels(out, n), pixels(uninterrupted, n))
 
 
 def test_cli_chunks_and_their_mistakes(pan, tmp_path):
     out = tmp_path / "out"
     fast = ["--octaves", "1", "--iterations", "1", "--device", "cpu", "-q", "--temporal", "flow"]
-    done = run_cli("dream", str(pan), "-o", str(out), "--frames", "3-4", "--preroll", "2", *fast)
+    done = run_cli("dream", str(pan), "-o", str(out), "--frames", "5-6", "--preroll", "2", "--fade", "1", *fast)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["pan_0003.exr", "pan_0004.exr"]
+    assert frames_in(out) == ["pan_0006.exr"]
+    assert "frames 5-5 wait for the chunk before" in done.stderr
     for args, words in ((["--frames", "20-30"], "no frames 20-30 in"),
                         (["--frames", "4-2"], "the last frame is before the first"),
                         (["--frames", "x"], "frames must be A-B or A"),
                         (["--preroll", "-1", "--frames", "1-2"], "--preroll must be 0 or more"),
-                        (["--frames", "3-4", "--preroll", "2", "--fade", "3"], "--fade 3 needs --preroll 3 or more"),
+                        (["--frames", "3-4", "--fade", "-1"], "--fade must be 0 or more"),
                         (["--fade", "2", "--preroll", "4"], "--fade needs --frames")):
         bad = run_cli("dream", str(pan), "-o", str(tmp_path / "bad"), *args, *fast)
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
@@ -89,16 +178,24 @@ def test_cli_chunks_and_their_mistakes(pan, tmp_path):
     assert one.returncode == 2 and "--frames takes a folder" in one.stderr
 
 
-def test_a_chunk_merges_only_the_seams_beside_it(pan, tmp_path):
-    """Chunks 3-4 and 7-8 end first (seams at 3 and 7); chunk 1-2 then
-    blends frame 2, chunk 5-6 frame 6. The last must leave frame 2 alone:
-    a long shot's end does not rewrite its start."""
-    out = tmp_path / "out"
-    for frames in ((3, 4), (7, 8), (1, 2)):
-        dream_chunk(pan, out, frames=frames, preroll=1, fade=1)
-    marked = read_image(str(out / "pan_0002.exr"))
-    write_image(str(out / "pan_0002.exr"), marked.with_pixels(np.zeros_like(marked.pixels)))
-    dream_chunk(pan, out, frames=(5, 6), preroll=1, fade=1)
-    assert not pixels(out, 2).any()  # seam 3 was not merged again
-    own, after = pixels(out / ".seams" / "own", 6), pixels(out / ".seams" / "seam_7_1", 6)
-    np.testing.assert_allclose(pixels(out, 6), own + 0.5 * (after - own), atol=1e-5)
+def test_the_cli_killed_for_real_resumes_the_same_shot(pan, tmp_path):
+    """``dream DIR`` killed (SIGKILL) as soon as its second frame is on disk,
+    then run again: the shot of one uninterrupted run, to the bit."""
+    args = [sys.executable, "-m", "dream_core", "dream", str(pan), "-q", "--device", "cpu", "--temporal", "flow",
+            "--octaves", "1", "--iterations", "2", "--seed", "1"]
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert subprocess.run([*args, "-o", str(whole)], env=env, capture_output=True, timeout=600).returncode == 0
+    process = subprocess.Popen([*args, "-o", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        while process.poll() is None and not (killed / "pan_0002.exr").exists():
+            os.sched_yield()
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=600)
+    assert len(frames_in(killed)) < 8
+    again = subprocess.run([*args, "-o", str(killed)], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    for n in range(1, 9):
+        np.testing.assert_array_equal(pixels(killed, n), pixels(whole, n))

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli, write_token_file
+from conftest import ROOT, run_cli, visible, write_token_file
 
 from dream_core.io import Picture, read_image, write_image
 
@@ -34,7 +34,7 @@ def test_dream_folder_resumes_and_keeps_sources(frames, tmp_path):
     before = {p.name: p.read_bytes() for p in frames.iterdir()}
     first = run_cli("dream", str(frames), "-o", str(out), *FAST)
     assert first.returncode == 0, first.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["shot0001.png", "shot0002.png", "shot0010.png"]
+    assert visible(out) == ["shot0001.png", "shot0002.png", "shot0010.png"]  # records in the hidden .dream
     os.remove(out / "shot0002.png")
     stamp = os.path.getmtime(out / "shot0001.png")
     second = run_cli("dream", str(frames), "-o", str(out), *FAST)
@@ -87,7 +87,7 @@ def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, frames, capsys):
         code = main([*args, "--device", "cpu", "-q"])
         _assert_usage_error(code, capsys.readouterr().err, *needles)
     assert not out.exists()
-    assert sorted(p.name for p in frames.iterdir()) == ["shot0001.png", "shot0002.png", "shot0010.png"]
+    assert visible(frames) == ["shot0001.png", "shot0002.png", "shot0010.png"]
 
 
 def test_help_reads_like_a_man_page():
@@ -121,7 +121,7 @@ def test_folder_with_temporal_flow(frames, tmp_path):
     out = tmp_path / "coherent"
     result = run_cli("dream", str(frames), "-o", str(out), "--temporal", "flow", *FAST)
     assert result.returncode == 0, result.stderr
-    assert len(list(out.iterdir())) == 3
+    assert len(visible(out)) == 3
 
 
 def test_mask_file_and_guide_image(tmp_path, coffee):
@@ -175,7 +175,7 @@ def test_exr_into_its_own_input_folder_resumes(frames):
     again = run_cli("dream", str(frames), "-o", str(frames), "--format", "exr", *FAST)
     assert again.returncode == 0, again.stderr
     assert "dreamed 1 frame (2 already done" in again.stderr
-    assert sorted(p.name for p in frames.iterdir()) == [
+    assert visible(frames) == [
         "shot0001.exr", "shot0001.png", "shot0002.exr", "shot0002.png", "shot0010.exr", "shot0010.png"]
 
 
@@ -212,12 +212,12 @@ def test_a_full_disk_stops_with_one_line_and_resumes(frames, small_disk, where, 
     before = {p.name: p.read_bytes() for p in frames.iterdir()}
     full = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
     _assert_usage_error(full.returncode, full.stderr, "No space left on device", "run again to resume")
-    kept = sorted(small_disk.iterdir())
-    assert len(kept) < 3 and not [p for p in kept if p.name.startswith(".")]  # no half-written frame
-    for path in kept:
-        assert read_image(str(path)).pixels.shape == (96, 128, 3)  # every finished frame intact
+    kept = visible(small_disk)
+    assert len(kept) < 3 and not [p for p in small_disk.rglob(".*partial*")]  # no half-written frame
+    for name in kept:
+        assert read_image(str(small_disk / name)).pixels.shape == (96, 128, 3)  # every finished frame intact
     assert {p.name: p.read_bytes() for p in frames.iterdir()} == before  # inputs untouched
     subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)
     again = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
     assert again.returncode == 0, again.stderr
-    assert len(list(small_disk.iterdir())) == 3
+    assert len(visible(small_disk)) == 3

@@ -14,6 +14,7 @@ from test_blender import BLENDER, run_scenario
 
 JOB_TYPE = os.path.join(ROOT, "farm", "flamenco", "dream_renders.js")
 STUB = os.path.join(ROOT, "tests", "flamenco_stub.js")
+CASES = os.path.join(ROOT, "tests", "cases", "farm_tasks.json")
 NODE = shutil.which("node")
 SETTINGS = {"frames": "1-45", "chunk_size": 20, "preroll": 10, "fade": 5, "addon": "dream_renders", "scene": "Scene",
             "render_output_path": "/farm/shot/dream/######", "blendfile": "/farm/shot.blend", "format": "PNG"}
@@ -39,10 +40,17 @@ def fade_of(task) -> int:
 
 
 @pytest.mark.skipif(NODE is None, reason="needs node")
+@pytest.mark.parametrize("case", json.load(open(CASES))["cases"], ids=lambda c: f"{c['frames']}/{c['chunk_size']}")
+def test_the_job_type_chunks_a_shot_as_the_shot_planner_does(case):
+    """The same table as dream_core.wire.shots.farm_tasks (tests/test_shots.py)."""
+    tasks = compile_job(frames=case["frames"], chunk_size=case["chunk_size"], preroll=case["preroll"], fade=0)
+    assert [list(frames_of(t)) for t in tasks] == case["tasks"]
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node")
 def test_the_job_type_chunks_a_shot_with_a_preroll_each():
     tasks = compile_job()
     assert [t["name"] for t in tasks] == ["dream-1-20", "dream-21-40", "dream-41-45"]
-    assert [frames_of(t) for t in tasks] == [(1, 20, 1), (11, 40, 21), (31, 45, 41)]  # none before the shot
     assert [fade_of(t) for t in tasks] == [5, 5, 5]  # all alike: Blender fades at most its pre-roll
     command = tasks[0]["commands"][0]
     assert command["name"] == "blender-render" and command["parameters"]["blendfile"] == "/farm/shot.blend"

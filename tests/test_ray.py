@@ -44,7 +44,7 @@ def test_a_shot_dreamed_on_a_local_ray_resumes(pan, tmp_path):
     out = tmp_path / "out"
     fast = ["--octaves", "1", "--iterations", "2", "--device", "cpu", "--temporal", "flow"]
     # two chunks for two actors: both start at once, so chunk 5-8 always warms up with frames 3-4 and
-    # fades frame 4 (with three chunks the third would carry on or warm up as the first two happen to end)
+    # holds frame 5 for the fade (with three chunks the third would carry on or warm up as the first two end)
     first = run_cli("dream", str(pan), "-o", str(out), "--ray", "--chunk-size", "4", "--ray-actors", "2",
                     "--preroll", "2", "--fade", "1", "-q", *fast)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -55,7 +55,7 @@ def test_a_shot_dreamed_on_a_local_ray_resumes(pan, tmp_path):
                      "--preroll", "2", "--fade", "1", "--ray-io", "driver", "-q", *fast)
     assert driven.returncode == 0, driven.stderr[-3000:]
     assert "dreamed 8 frames" in driven.stderr
-    assert (out / ".seams" / "seam_5_1" / "pan_0004.exr").exists()
+    assert (out / ".dream" / "held" / "pan_0005.exr").exists()
     for n in range(1, 9):  # the same frames, the seam blended alike
         np.testing.assert_allclose(read_image(str(through / f"pan_{n:04d}.exr")).pixels,
                                    read_image(str(out / f"pan_{n:04d}.exr")).pixels, atol=1e-4, err_msg=str(n))

@@ -10,7 +10,7 @@ from multiprocessing import AuthenticationError
 
 import numpy as np
 import pytest
-from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, raw_frame, run_cli, write_token_file
+from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, raw_frame, run_cli, visible, write_token_file
 
 from dream_core.io import Picture, decode_image, encode_image
 from dream_core.wire import protocol as P
@@ -421,7 +421,7 @@ def test_cli_batch_reports_a_lost_server_and_resumes(tmp_path):
     _, err = run.communicate(timeout=120)
     doomed.stop()
     assert run.returncode == 2 and "lost the dream server" in err and "Traceback" not in err, err
-    assert sorted(p.name for p in out.iterdir()) == ["f_0001.png"]
+    assert visible(out) == ["f_0001.png"]
     fresh = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--preload", ""])
     try:
         again = cli(fresh, "--octaves", "1", "--iterations", "1")
@@ -429,7 +429,7 @@ def test_cli_batch_reports_a_lost_server_and_resumes(tmp_path):
         assert again.returncode == 0, err
     finally:
         fresh.stop()
-    assert len(list(out.iterdir())) == 4 and all(decode_image(p.read_bytes(), "png") for p in out.iterdir())
+    assert len(visible(out)) == 4 and all(decode_image((out / n).read_bytes(), "png") for n in visible(out))
 
 
 def test_cli_through_the_server(tmp_path, coffee):

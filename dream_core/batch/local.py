@@ -8,9 +8,11 @@ import numpy as np
 
 from ..config import DreamSettings, ProgressCallback
 from ..errors import ShapeMismatch
+from ..frame import carried_state
 from ..frame.colour import grey
 from ..frame.pipeline import SequenceDreamer
-from ..io import Picture, read_image
+from ..io import read_image
+from .run import Dreamed, Work
 
 
 def load_mask(path: str) -> np.ndarray:
@@ -38,23 +40,25 @@ class LocalBackend:
         self.dreamer = cached_dreamer(settings.model, settings.weights, device)
         self.guide, self.mask = images if images is not None else guide_and_mask(settings)
 
-    def dream_frames(self, pictures: Iterable[Picture], progress: ProgressCallback,
-                     resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
-        sequence = self.start(resume)  # each run (a chunk) is a sequence of its own
-        for picture in pictures:
-            yield self.dream_next(sequence, picture, progress)
+    def dream_frames(self, works: Iterable[Work], progress: ProgressCallback,
+                     restore: Optional[bytes] = None) -> Iterator[Dreamed]:
+        sequence = self.start(restore)  # each segment of a run is a sequence of its own
+        for work in works:
+            yield self.dream_next(sequence, work, progress)
 
-    def start(self, resume: Optional[tuple[Picture, Picture]] = None) -> SequenceDreamer:
-        """A new sequence, carrying on from ``resume`` (a render and its dream) when given."""
+    def start(self, restore: Optional[bytes] = None) -> SequenceDreamer:
+        """A new sequence, carrying on exactly from the state ``restore`` when given."""
         sequence = SequenceDreamer()
-        if resume is not None and self.settings.temporal != "none":
-            sequence.resume(self.dreamer, *resume)
+        if restore is not None:
+            sequence.restore(carried_state.decode(restore), self.dreamer.device)
         return sequence
 
-    def dream_next(self, sequence: SequenceDreamer, picture: Picture,
-                   progress: Optional[ProgressCallback] = None) -> Picture:
+    def dream_next(self, sequence: SequenceDreamer, work: Work,
+                   progress: Optional[ProgressCallback] = None) -> Dreamed:
+        picture = work.picture
         if self.mask is not None and self.mask.shape != (picture.height, picture.width):
             raise ShapeMismatch(f"mask {self.settings.mask} is {self.mask.shape[1]}x{self.mask.shape[0]}, "
                                 f"frames are {picture.width}x{picture.height}")
-        return sequence.dream(self.dreamer, picture, self.settings, mask=self.mask, guide=self.guide,
-                              callback=progress)
+        dreamed = sequence.dream(self.dreamer, picture, self.settings, frame=work.frame, mask=self.mask,
+                                 guide=self.guide, callback=progress)
+        return dreamed, sequence.state() if work.keep_state else None

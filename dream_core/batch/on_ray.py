@@ -23,9 +23,10 @@ from typing import Optional
 from tqdm import tqdm
 
 from ..config import DreamSettings
-from ..io import Picture
 from ..wire.plans import FramePlan
-from .run import ChunkRun, chunk_of
+from ..wire.provenance import Records
+from .run import ChunkRun, Dreamed, Work, provenance_params
+from .seams import merge_seams
 
 RETRIES = 2  # a chunk whose actor died is tried again this many times (on a restarted actor)
 AHEAD = 2  # frames sent ahead to an actor the driver feeds, so it never waits for the next one
@@ -46,22 +47,25 @@ class ChunkDreamer:
         self.backend = LocalBackend(DreamSettings.from_params(params), device=device, images=images)
         self.sequence = None
 
+    def params(self) -> dict:
+        return self.backend.settings.to_params()
+
     def reaches(self, probe: str, token: str, source: str, size: int) -> bool:
         return sees_files(probe, token, source, size)
 
-    def dream(self, plans: list[FramePlan], frames: tuple[int, int], preroll: int, fade: int) -> int:
+    def dream(self, plans: list[FramePlan], frames: tuple[int, int], preroll: int, fade: int, params: dict) -> int:
         from .run import run_batch
 
-        done, _ = run_batch(plans, self.backend, quiet=True, frames=frames, preroll=preroll, fade=fade)
-        return done
+        return run_batch(plans, self.backend, quiet=True, frames=frames, preroll=preroll, fade=fade,
+                         params=params).done
 
-    def start(self, resume: Optional[tuple[Picture, Picture]]) -> None:
-        self.sequence = self.backend.start(resume)
+    def start(self, restore: Optional[bytes]) -> None:
+        self.sequence = self.backend.start(restore)
 
-    def dream_next(self, picture: Picture) -> Picture:
+    def dream_next(self, work: Work) -> Dreamed:
         if self.sequence is None:  # restarted since start(): the chain is gone, the driver starts the chunk again
             raise ChainLost("this actor was restarted in the middle of a chunk")
-        return self.backend.dream_next(self.sequence, picture)
+        return self.backend.dream_next(self.sequence, work)
 
 
 def sees_files(probe: str, token: str, source: str, size: int) -> bool:
@@ -110,7 +114,7 @@ def dream_on_ray(plans: list[FramePlan], settings: DreamSettings, *, address: Op
             through = sum(not s for s in shared.values())
             print(f"{count} Ray actor(s): {count - through} in the shared folders, {through} through this command",
                   file=sys.stderr)
-        return _run_chunks(ray, pool, plans, chunk_size, preroll, fade, quiet, shared)
+        return _run_chunks(ray, pool, plans, chunk_size, preroll, fade, quiet, shared, provenance_params(settings))
     except KeyboardInterrupt:
         print("\nstopping the Ray actors", file=sys.stderr)
         raise
@@ -134,97 +138,128 @@ def reaching(ray, pool: list, plans: list[FramePlan]) -> dict:
     return dict(zip(pool, answers))
 
 
+class _Written:
+    """The frames this run has written, counted from their records (a chunk
+    retried after its actor died wrote some frames in each life; a seam's
+    frames are written by whichever chunk beside it ends second)."""
+
+    def __init__(self, plans: list[FramePlan]) -> None:
+        self.targets = [p.target for p in plans]
+        self.records = Records.beside(os.path.dirname(os.path.abspath(self.targets[0])))
+        self.before = {t: self._made(t) for t in self.targets}
+
+    def _made(self, target: str):
+        record = self.records.file(target)
+        return None if record is None else (record.made, record.link, tuple(record.output))
+
+    def count(self) -> int:
+        return sum(self._made(t) not in (None, self.before[t]) for t in self.targets)
+
+
 class _OnShared:
     """A chunk an actor dreams in the shared folder by itself: one call."""
 
-    def __init__(self, actor, plans: list[FramePlan], chunk: tuple[int, int], preroll: int, fade: int) -> None:
-        self.frames = chunk_of(plans, chunk)
-        self.on_disk = self._written()
-        self.ref = actor.dream.remote(plans, chunk, preroll, fade)
-
-    def _written(self) -> int:
-        return sum(os.path.exists(p.target) for p in self.frames)
+    def __init__(self, actor, plans: list[FramePlan], chunk: tuple[int, int], preroll: int, fade: int,
+                 params: dict) -> None:
+        self.ref = actor.dream.remote(plans, chunk, preroll, fade, params)
 
     def waiting(self):
         return self.ref
 
-    def take(self, ray) -> tuple[int, bool]:
+    def take(self, ray) -> bool:
         ray.get(self.ref)  # a chunk's error (a bad frame) ends the run here, with its message
-        # counted on disk: a chunk retried after its actor died wrote some frames in each life
-        return self._written() - self.on_disk, True
+        return True
 
 
 class _ThroughDriver:
     """A chunk the driver reads and writes for an actor that cannot reach the
-    files: frames go one call each, a few ahead, and come back in order."""
+    files: frames go one call each, a few ahead, and come back in order; a
+    segment that starts from a carried state first sends it to the actor."""
 
-    def __init__(self, actor, plans: list[FramePlan], chunk: tuple[int, int], preroll: int, fade: int) -> None:
+    def __init__(self, actor, plans: list[FramePlan], chunk: tuple[int, int], preroll: int, fade: int,
+                 params: dict) -> None:
         self.actor = actor
-        self.run = ChunkRun(plans, chunk, preroll, fade)
-        self.started = self.actor.start.remote(self.run.resume)
-        self.plans = iter(self.run.order)
-        self.sources = self.run.sources()
-        self.sent: deque = deque()  # (plan, result ref) in order
+        self.run = ChunkRun(plans, params, chunk, preroll, fade)
+        self.calls = self._calls()
+        self.sent: deque = deque()  # (entry, result ref) in order
+        self.started = None
         self._send()
+
+    def _calls(self):
+        for segment in self.run.segments:
+            self.started = self.actor.start.remote(self.run.restore_for(segment))
+            for entry, work in zip(segment.entries, self.run.works(segment)):
+                # no retry on a restarted actor: its chain is gone, so the whole chunk starts again
+                yield entry, self.actor.dream_next.options(max_task_retries=0).remote(work)
 
     def _send(self) -> None:
         while len(self.sent) < AHEAD:
-            plan = next(self.plans, None)
-            if plan is None:
+            call = next(self.calls, None)
+            if call is None:
                 return
-            # no retry on a restarted actor: its chain is gone, so the whole chunk starts again
-            self.sent.append((plan, self.actor.dream_next.options(max_task_retries=0).remote(next(self.sources))))
+            self.sent.append(call)
 
     def waiting(self):
         return self.sent[0][1] if self.sent else self.started  # nothing left to dream: done once started
 
-    def take(self, ray) -> tuple[int, bool]:
-        written = 0
+    def take(self, ray) -> bool:
+        """Stores the next result; True once the chunk is done."""
         if self.sent:
-            plan, ref = self.sent.popleft()
-            written = int(self.run.keep(plan, ray.get(ref)))
+            entry, ref = self.sent.popleft()
+            self.run.keep(entry, *ray.get(ref))
             self._send()
         if self.sent:
-            return written, False
+            return False
         self.run.finish()
-        return written, True
+        merge_seams(self.run, self._dream_here)
+        return True
+
+    def _dream_here(self, works, restore: Optional[bytes]):
+        """A seam's frames, one call at a time (a few frames, once per seam)."""
+        from ray import get
+
+        get(self.actor.start.remote(restore))
+        for work in works:
+            yield get(self.actor.dream_next.remote(work))
 
 
 def _run_chunks(ray, pool, plans, chunk_size: int, preroll: int, fade: int, quiet: bool,
-                shared: Optional[dict] = None) -> tuple[int, int]:
+                shared: Optional[dict] = None, params: Optional[dict] = None) -> tuple[int, int]:
     """Hands chunks to idle actors in shot order; the bar counts frames as they are written."""
     from ray.exceptions import RayActorError, RayTaskError
 
     shared = shared if shared is not None else {actor: True for actor in pool}
-    skipped = sum(os.path.exists(p.target) for p in plans)
+    params = params if params is not None else provenance_params(DreamSettings.from_params(
+        ray.get(pool[0].params.remote())))
     pending = deque(chunk_ranges(plans, chunk_size))
     jobs: dict = {}  # actor -> (job, chunk)
     failures: dict = {}  # chunk -> times its actor was lost
-    done = 0
-    with tqdm(total=len(plans), initial=skipped, unit="frame", desc="frames", disable=quiet) as bar:
+    written = _Written(plans)
+    with tqdm(total=len(plans), unit="frame", desc="frames", disable=quiet) as bar:
         idle = deque(pool)
         while pending or jobs:
             while idle and pending:
                 actor, chunk = idle.popleft(), pending.popleft()
-                job = (_OnShared if shared[actor] else _ThroughDriver)(actor, plans, chunk, preroll, fade)
+                job = (_OnShared if shared[actor] else _ThroughDriver)(actor, plans, chunk, preroll, fade, params)
                 jobs[actor] = (job, chunk)
             waiting = {job.waiting(): actor for actor, (job, _) in jobs.items()}
             ready, _ = ray.wait(list(waiting), num_returns=1)
             actor = waiting[ready[0]]
             job, chunk = jobs[actor]
             try:
-                written, finished = job.take(ray)
+                finished = job.take(ray)
             except (RayActorError, RayTaskError) as error:
                 if isinstance(error, RayTaskError) and not isinstance(error.as_instanceof_cause(), ChainLost):
                     raise
                 failures[chunk] = failures.get(chunk, 0) + 1
                 if failures[chunk] > RETRIES:
                     raise
-                written, finished = 0, True
-                pending.appendleft(chunk)  # frames it wrote are skipped; it carries on from the last of them
-            done += written
-            bar.update(written)
+                finished = True
+                pending.appendleft(chunk)  # frames it wrote are kept; it carries on from its kept state
+            bar.n = written.count()
+            bar.refresh()
             if finished:
                 del jobs[actor]
                 idle.append(actor)
-    return done, skipped
+    done = written.count()
+    return done, len(plans) - done

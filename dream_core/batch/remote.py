@@ -15,6 +15,7 @@ from ..io import Picture, decode_image, encode_image, read_image
 from ..io.cryptomatte import cryptomatte_only
 from ..wire.client import DreamClient, FrameRequest
 from ..wire.protocol import ProtocolError, read_token
+from .run import Dreamed, Work
 
 
 class RemoteBackend:
@@ -25,8 +26,6 @@ class RemoteBackend:
         self.client = client
         self.settings = settings
         self.params = settings.to_params()
-        self.job = f"cli-{uuid.uuid4().hex}"
-        self.frame = 0
         self.extras = {}
         for name, path in (("mask", settings.mask if settings.mask not in (None, "alpha") else None),
                            ("guide", settings.guide)):
@@ -46,20 +45,20 @@ class RemoteBackend:
             raise ValueError(f"cannot reach a dream server at {address}: {err}") from None
         return cls(client, settings)
 
-    def dream_frames(self, pictures: Iterable[Picture], progress: Callable[[Progress], None],
-                     resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
-        """Dreams pictures in order with two frames in flight: the next is
-        read, encoded and sent while the server dreams the current one.
-        ``resume`` (the frame before's render and dream) goes with the first."""
+    def dream_frames(self, works: Iterable[Work], progress: Callable[[Progress], None],
+                     restore: Optional[bytes] = None) -> Iterator[Dreamed]:
+        """Dreams frames in order as one job with two in flight: the next is
+        read, encoded and sent while the server dreams the current one. The
+        job starts from the carried state ``restore`` when given."""
         sent: "collections.deque[Picture]" = collections.deque()
+        job = f"cli-{uuid.uuid4().hex}"  # a segment is a sequence of its own
 
         def requests():
-            for picture in pictures:
-                sent.append(picture)
-                self.frame += 1
-                request = self._request(picture)
-                if resume is not None and self.frame == 1 and self.settings.temporal != "none":
-                    request.extras.update(self._resume_extras(*resume))
+            for index, work in enumerate(works):
+                sent.append(work.picture)
+                request = self._request(work)
+                if restore is not None and index == 0:
+                    request.extras["previous_state"] = (restore, {"format": "dream-state"})
                 yield request
 
         def relay(event: dict) -> None:
@@ -67,28 +66,24 @@ class RemoteBackend:
                 progress(Progress(event["octave"], event["octaves"], event["iteration"], event["iterations"]))
 
         try:
-            for result in self.client.dream_many(requests(), self.params, job=self.job, in_flight=2,
+            for result in self.client.dream_many(requests(), self.params, job=job, in_flight=2,
                                                  progress=relay, **self.extras):
                 source = sent.popleft()
-                yield source.with_pixels(decode_image(result.data, result.meta["format"]).pixels)
+                if result.header.get("state_omitted"):
+                    raise ValueError(f"dream server: {result.header['state_omitted']}")
+                yield source.with_pixels(decode_image(result.data, result.meta["format"]).pixels), result.state
         except ProtocolError as err:
             raise ValueError(f"dream server: {err}") from None
         except (OSError, EOFError) as err:
             raise ValueError(f"lost the dream server at {self.client.address} ({type(err).__name__}: {err}); "
                              "finished frames are kept, run again to resume") from None
 
-    def _request(self, picture: Picture) -> FrameRequest:
+    def _request(self, work: Work) -> FrameRequest:
+        picture = work.picture
         needed = None if self.settings.objects is None else cryptomatte_only(picture.passes)
         data, fmt = _encoded(replace(picture, passes=needed))
-        return FrameRequest(data, fmt, frame=self.frame, extras=_vectors_extra(picture, "vectors"))
-
-    @staticmethod
-    def _resume_extras(render: Picture, dreamed: Picture) -> dict:
-        extras = _vectors_extra(render, "previous_vectors")
-        for name, picture in (("previous_render", render), ("previous_dream", dreamed)):
-            data, fmt = _encoded(replace(picture, passes=None))
-            extras[name] = (data, {"format": fmt})
-        return extras
+        return FrameRequest(data, fmt, frame=work.frame, extras=_vectors_extra(picture, "vectors"),
+                            output={"state": True} if work.keep_state else None)
 
 
 def _encoded(picture: Picture) -> tuple[bytes, str]:

@@ -1,5 +1,9 @@
-"""Dreaming a list of frames to disk: resumable (finished frames are
-skipped), atomic (a frame appears only when complete), with progress bars.
+"""Dreaming a chunk of a shot to disk, as the shot planner
+(:mod:`dream_core.wire.shots`) says: frames whose written dream is the one
+the chain makes now are kept, the rest dreamed; a killed run carries on
+from its exact carried state (the same frames an uninterrupted run makes);
+seams beside the chunk are cross-faded once both sides are there. Frames
+appear atomically, each with its record (:mod:`dream_core.wire.provenance`).
 
 The work of one frame is a *backend*: in this process
 (:class:`~dream_core.batch.local.LocalBackend`) or on a dream server
@@ -9,35 +13,237 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import Optional, Protocol
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Protocol
 
 from tqdm import tqdm
 
-from ..config import Progress, ProgressCallback
+from ..config import DreamSettings, Progress, ProgressCallback
+from ..errors import DreamError
 from ..io import Picture, read_image, write_image
-from ..wire.plans import FramePlan, resume_point
-from .seams import Seams
+from ..wire.plans import FramePlan
+from ..wire.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
+from ..wire.shots import Walk, plan_chunk
+
+CHECKPOINT_BYTES = 16 << 20  # a carried state is kept about every this many bytes of states (~100 B a pixel)
+STATE_BYTES_PER_PIXEL = 100
+
+
+@dataclass(frozen=True)
+class Work:
+    """One frame for a backend: the picture, its place in the shot (the
+    dreamer carries motion only into the next place), and whether to send
+    back the sequence's carried state after it."""
+
+    picture: Picture
+    frame: int
+    keep_state: bool = False
+
+
+Dreamed = tuple[Picture, Optional[bytes]]
 
 
 class Backend(Protocol):
-    def dream_frames(self, pictures: Iterable[Picture], progress: ProgressCallback,
-                     resume: Optional[tuple[Picture, Picture]] = None) -> Iterator[Picture]:
-        """Dreams pictures in order (a sequence: each may depend on the one
-        before), yielding results in order; ``resume`` is the render and the
-        dream of the frame before the first, when a resumed run has them."""
+    settings: DreamSettings
+
+    def dream_frames(self, works: Iterable[Work], progress: ProgressCallback,
+                     restore: Optional[bytes] = None) -> Iterator[Dreamed]:
+        """Dreams ``works`` in order as one sequence, starting from the
+        carried state ``restore`` (or afresh), yielding each dream and the
+        state asked for."""
 
 
-def _resume_pictures(plans: list[FramePlan], todo: list[FramePlan]) -> Optional[tuple[Picture, Picture]]:
-    """A resumed run continues the sequence from the last frame on disk (its
-    render and its dream) rather than starting the motion afresh."""
-    before = resume_point(plans, todo)
-    if before is None:
-        return None
-    try:
-        render, dreamed = read_image(before.source), read_image(before.target)
-    except (OSError, ValueError):
-        return None  # unreadable: dream on without it
-    return (render, dreamed) if render.pixels.shape[:2] == dreamed.pixels.shape[:2] else None
+def checkpoint_every(pixels: int) -> int:
+    """How many written frames apart carried states are kept: every frame
+    for small frames, about every 13th at 1080p (a state is ~200 MB there)."""
+    return max(1, -(-pixels * STATE_BYTES_PER_PIXEL // CHECKPOINT_BYTES))
+
+
+@dataclass
+class _Entry:
+    frame: int
+    link: str
+    target: Optional[str] = None  # None: dreamed to warm or replay the chain, not written
+
+
+@dataclass
+class _Segment:
+    """Frames dreamed as one sequence, from a kept state (START: afresh)."""
+
+    restore: str
+    entries: list[_Entry] = field(default_factory=list)
+
+
+class ChunkRun:
+    """One run over a chunk of ``plans`` (the whole shot, in frame order),
+    worked out before any dreaming. The same object is used where the
+    dreaming happens beside the files (:func:`run_batch`) and where a Ray
+    driver reads and writes for an actor that cannot reach them."""
+
+    def __init__(self, plans: list[FramePlan], params: dict, frames: Optional[tuple[int, int]] = None,
+                 preroll: int = 0, fade: int = 0, overwrite: bool = False) -> None:
+        self.plans = {p.frame: p for p in plans}
+        self.place = {p.frame: i for i, p in enumerate(plans, start=1)}  # what the dreamer calls each frame
+        self.records = Records.beside(os.path.dirname(os.path.abspath(plans[0].target)))
+        self.digests = Digests()
+        self.chain, self.settings = chain_settings(params), digest_of(params)
+        self.overwrite = overwrite
+        self.fade = fade
+        self._valid: dict[str, bool] = {}
+        shot = [p.frame for p in plans]
+        first, last = frames if frames is not None else (shot[0], shot[-1])
+        probe = plan_chunk(shot, first, last)
+        before = probe.before(probe.frames[0])
+        start = self._current_link(self.plans[before].target) if before is not None else None
+        self.plan = plan_chunk(shot, first, last, preroll=preroll, fade=fade, carries_on=start is not None)
+        self.walk = Walk(start or START, self.records.link, self.records.has_state)
+        self.start = self.walk.at
+        self.replaced_end = self._current_link(self.plans[self.plan.frames[-1]].target)
+        self.segments = self._segments()
+        self.written = 0
+        self._every = 0  # written frames between kept states, from the first frame's size
+        self._kept: list[str] = []  # states this run kept
+
+    # -- what is on disk
+    def target(self, frame: int) -> Optional[str]:
+        """Where this run writes ``frame``: its target, a held copy (a seam's first frames), or nowhere."""
+        if frame in self.plan.held:
+            return self.held_path(frame)
+        return self.plans[frame].target if frame in self.plan.frames else None
+
+    def held_path(self, frame: int) -> str:
+        return os.path.join(self.records.root, "held", os.path.basename(self.plans[frame].target))
+
+    def input_digest(self, frame: int) -> str:
+        """The digest of the frame's render as it is now (read once, unless
+        the record of its dream says what it was at this size and time)."""
+        plan = self.plans[frame]
+        record = self.records.file(plan.target)
+        known = tuple(record.input) if record is not None and record.input else None
+        digest = self.digests.of(plan.source, known)
+        if digest is None:
+            raise DreamError(f"source frame missing: {plan.source}")
+        return digest
+
+    def is_current(self, made: Link) -> bool:
+        return made.frame in self.plans and made.chain == self.chain and made.input == self.input_digest(made.frame)
+
+    def chain_is_current(self, link_id: Optional[str]) -> bool:
+        return link_id is not None and self.records.chain_is_current(link_id, self.is_current, self._valid)
+
+    def _current_link(self, path: str) -> Optional[str]:
+        """The link of the file at ``path`` when it is a dream (or a seam's
+        blend) of the renders and settings as they are now, whoever made it."""
+        record = None if self.overwrite else self.records.file(path)
+        if record is None or record.settings != self.settings or not self.chain_is_current(record.link):
+            return None
+        before = record.extra.get("before")
+        return record.link if before is None or self.chain_is_current(before) else None
+
+    # -- the plan
+    def _segments(self) -> list[_Segment]:
+        walk = self.walk
+        segments: list[_Segment] = []
+        for frame in self.plan.order:
+            target = self.target(frame)
+            kept = self._current_link(target) if target is not None else None
+            if kept is not None and not walk.continues(kept, self.records.file(target).extra.get("before")):
+                kept = None  # current, but another chain than the frame before's: a jump
+            step = walk.visit(frame, self.chain, self.input_digest(frame), kept, wanted=target is not None)
+            if step.action == "keep":
+                continue
+            if step.restore is not None:
+                segments.append(_Segment(step.restore, [_Entry(m.frame, m.id) for m in step.replay]))
+            segments[-1].entries.append(_Entry(frame, step.link, target))
+        last = self.plan.frames[-1]
+        if self.plan.seam_after is not None and not self.records.has_state(walk.at) \
+                and not any(e.frame == last for s in segments for e in s.entries):
+            restore, replay = walk.recovery(walk.at)  # the chunk after needs this chain's end: make it again
+            segments.append(_Segment(restore, [_Entry(m.frame, m.id) for m in replay]))
+        self.end = walk.at
+        return segments
+
+    @property
+    def todo(self) -> int:
+        return sum(e.target is not None for s in self.segments for e in s.entries)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.plan.frames) - self.todo
+
+    # -- carrying it out
+    def restore_for(self, segment: _Segment) -> Optional[bytes]:
+        """The carried state a segment starts from (None: afresh)."""
+        if segment.restore == START:
+            return None
+        state = self.records.read_state(segment.restore)
+        if state is None:
+            raise DreamError(f"the carried state {segment.restore} vanished from {self.records.root} after the "
+                             "run was planned; run again")
+        return state
+
+    def works(self, segment: _Segment) -> Iterator[Work]:
+        """A segment's frames for a backend, read lazily (it may read ahead)."""
+        for count, entry in enumerate(segment.entries, start=1):
+            picture = read_image(self.plans[entry.frame].source)
+            self._every = self._every or checkpoint_every(picture.height * picture.width)
+            keep = entry.link == self.end or (entry.target is not None and count % self._every == 0)
+            yield Work(picture, self.place[entry.frame], keep)
+
+    def keep(self, entry: _Entry, dreamed: Picture, state: Optional[bytes]) -> bool:
+        """Stores one result: its link, the written frame and its record, the
+        state; True when it was a frame of the chunk written under its name."""
+        plan = self.plans[entry.frame]
+        self.records.add_link(self.walk.link(entry.link))
+        written = False
+        if entry.target is not None:
+            write_image(entry.target, dreamed)
+            held = entry.frame in self.plan.held
+            self.records.write_file(entry.target, FileRecord(
+                "held" if held else "dream", self.settings, entry.link, entry.frame,
+                [file_stat(plan.source), self.input_digest(entry.frame)],
+                extra={"of": len(self.plan.held)} if held else {}))
+            written = not held
+            self.written += written
+        if state is not None:
+            self.records.keep_state(entry.link, state)
+            for older in self._kept:  # one state a chain is enough to carry on from (they are large)
+                self.records.drop_state(older)
+            self._kept = [entry.link]
+        return written
+
+    def finish(self) -> None:
+        """Drops the states a finished run no longer needs: a killed run
+        carries on from them, a finished one keeps only its chain's end
+        (and the chunk before's, which it may have carried on from)."""
+        used = {s.restore for s in self.segments} | set(self._kept) | {self.replaced_end}
+        for link_id in used - {START, self.start, self.end, None}:
+            self.records.drop_state(link_id)
+
+    def run(self, dream_segment: "DreamSegment", on_written: Callable[[], None] = lambda: None) -> None:
+        """Dreams every segment through ``dream_segment(works, restore)``,
+        writing frames and their records as they come."""
+        for segment in self.segments:
+            results = dream_segment(self.works(segment), self.restore_for(segment))
+            for entry, (dreamed, state) in zip(segment.entries, results):
+                if self.keep(entry, dreamed, state):
+                    on_written()
+        self.finish()
+
+
+DreamSegment = Callable[[Iterable[Work], Optional[bytes]], Iterator[Dreamed]]
+
+
+def provenance_params(settings: DreamSettings) -> dict:
+    """The settings as a run's records know them: the wire params, and the
+    digests of the files they name (a guide, a mask, weights), so an edited
+    file is a changed setting."""
+    params = settings.to_params()
+    digests = Digests()
+    for name, path in (("guide", settings.guide), ("mask", settings.mask), ("weights", settings.weights)):
+        if path and os.path.isfile(path):
+            params[f"{name}_file"] = digests.of(path)
+    return params
 
 
 class _Bars:
@@ -58,86 +264,33 @@ class _Bars:
         self.frames.close()
 
 
-def chunk_of(plans: list[FramePlan], frames: Optional[tuple[int, int]]) -> list[FramePlan]:
-    """The plans whose frame numbers are in ``frames`` (first, last), or all."""
-    return plans if frames is None else [p for p in plans if frames[0] <= p.frame <= frames[1]]
-
-
-def preroll_plans(plans: list[FramePlan], first: FramePlan, count: int) -> list[FramePlan]:
-    """Up to ``count`` frames of the sequence just before ``first``: dreamed, not written, so a chunk
-    starts from a warm chain."""
-    index = plans.index(first)
-    return plans[max(0, index - count):index]
-
-
-class ChunkRun:
-    """What one run over a chunk of ``plans`` does, worked out before any
-    dreaming: the frames still to write (``todo``), the render and dream it
-    carries on from (``resume``) or else the pre-roll it warms up with
-    (``warm``), and which results the cross-fades keep. The same object is
-    used where the dreaming happens beside the files (:func:`run_batch`) and
-    where a Ray driver reads and writes for an actor that cannot reach them."""
-
-    def __init__(self, plans: list[FramePlan], frames: Optional[tuple[int, int]] = None, preroll: int = 0,
-                 fade: int = 0, overwrite: bool = False) -> None:
-        self.plans = plans
-        self.chunk = chunk_of(plans, frames)
-        self.todo = [p for p in self.chunk if overwrite or not os.path.exists(p.target)]
-        self._written = {p.frame for p in self.todo}
-        self.resume = _resume_pictures(plans, self.todo)
-        self.warm = preroll_plans(plans, self.todo[0], preroll) if self.todo and self.resume is None and preroll > 0 \
-            else []
-        self.seams = Seams(os.path.dirname(plans[0].target), fade) if fade and frames is not None else None
-        self.faded = set(p.frame for p in self.warm[-fade:]) if self.seams else set()
-        last_of_shot = self.chunk and self.chunk[-1] is plans[-1]
-        self.kept = set(p.frame for p in self.chunk[-fade:]) if self.seams and not last_of_shot else set()
-
-    @property
-    def order(self) -> list[FramePlan]:
-        """The frames in the order they are dreamed: the pre-roll, then the chunk."""
-        return self.warm + self.todo
-
-    @property
-    def skipped(self) -> int:
-        return len(self.chunk) - len(self.todo)
-
-    def sources(self) -> Iterator[Picture]:
-        """The renders to dream, read lazily (a backend may read ahead)."""
-        return (read_image(plan.source) for plan in self.order)
-
-    def keep(self, plan: FramePlan, dreamed: Picture) -> bool:
-        """Stores one result; True when it was a frame of the chunk (written),
-        False for the pre-roll (only a cross-fade keeps any of it)."""
-        if plan.frame not in self._written:
-            if plan.frame in self.faded:
-                self.seams.keep_preroll(plan, dreamed, seam=self.todo[0].frame)
-            return False
-        if plan.frame in self.kept:
-            self.seams.keep_own(plan, dreamed)
-        write_image(plan.target, dreamed)
-        return True
-
-    def finish(self) -> None:
-        """Blends the seams this chunk completes."""
-        if self.seams is not None and self.chunk:
-            self.seams.merge(self.plans, touched=(min([self.chunk[0].frame, *self.faded]), self.chunk[-1].frame))
+@dataclass(frozen=True)
+class BatchResult:
+    done: int  # frames written (seams cross-faded included)
+    skipped: int  # frames already as this run would make them
+    waiting: tuple[int, ...] = ()  # a seam's first frames, written once the chunk before has left its chain
 
 
 def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = False, quiet: bool = False,
-              frames: Optional[tuple[int, int]] = None, preroll: int = 0, fade: int = 0) -> tuple[int, int]:
-    """Dreams each plan's source into its target; returns (done, skipped).
-    ``frames`` limits the run to a chunk of the sequence; it carries on from
-    the dream of the frame before when that is on disk, else first dreams
-    ``preroll`` frames before the chunk and drops them, or with ``fade``
-    cross-fades the last ``fade`` of them into the chunk before (see seams)."""
-    run = ChunkRun(plans, frames, preroll, fade, overwrite)
-    bars = _Bars(len(run.chunk), run.skipped, quiet)
+              frames: Optional[tuple[int, int]] = None, preroll: int = 0, fade: int = 0,
+              params: Optional[dict] = None) -> BatchResult:
+    """Dreams each plan's source into its target (see :class:`ChunkRun`).
+    ``frames`` limits the run to a chunk of the sequence; ``preroll`` and
+    ``fade`` apply where it cannot carry on from the chunk before.
+    ``params``: the settings as the records know them (default: the
+    backend's, see :func:`provenance_params`)."""
+    from .seams import merge_seams
+
+    params = params if params is not None else provenance_params(backend.settings)
+    run = ChunkRun(plans, params, frames, preroll, fade, overwrite)
+    bars = _Bars(len(run.plan.frames), run.skipped, quiet)
     try:
-        results = backend.dream_frames(run.sources(), bars.progress, run.resume)
-        for plan, dreamed in zip(run.order, results):
-            if run.keep(plan, dreamed):
-                bars.frames.update(1)
+        def dream(works: Iterable[Work], restore: Optional[bytes]) -> Iterator[Dreamed]:
+            return backend.dream_frames(works, bars.progress, restore)
+
+        run.run(dream, lambda: bars.frames.update(1))
+        merged, waiting = merge_seams(run, dream)
+        bars.frames.update(len(merged))
     finally:
         bars.close()
-    run.finish()
-    return len(run.todo), run.skipped
+    return BatchResult(run.written + len(merged), run.skipped, waiting)

@@ -1,51 +1,107 @@
-"""Cross-fades at chunk seams. Two chunks of a shot dreamed on different
-machines grow different patterns (a carried dream remembers where its chain
-began), so the first frame of a chunk jumps from the last of the chunk before
-even after a pre-roll (measured: 2.6x the flicker inside chunks with a 10
-frame pre-roll, 1.08x with a 5 frame cross-fade; benchmarks/chunks.py).
+"""Cross-fades at chunk seams (see :mod:`dream_core.wire.shots`). Two
+chunks dreamed side by side grow different patterns: a chunk that cannot
+carry on from the chunk before holds its first ``fade`` dreams aside; once
+both are there, whichever ends second carries the chunk before's chain on
+over those frames from its exact state (dreamed, not written) and writes
+each frame once, as a ramp from that chain into the held one
+(:func:`dream_core.frame.crossfade.crossfade`, which keeps the dream's
+strength). Measured on the pan shot with ``benchmarks/chunks.py``.
 
-The chunk after a seam keeps the last ``fade`` frames of its pre-roll; the
-chunk before keeps its own last ``fade`` frames; whichever finishes second
-lays each such frame over as a ramp from the chunk before (far from the
-seam) to the chunk after (at the seam). Both copies stay in ``OUTPUT/.seams``,
-so the blend comes out the same whatever order the chunks end in.
+Held copies are used only while they are the chain the chunk after carries
+on with (a rerun of that chunk with other renders or settings makes new
+ones), and a blend is written again only when either chain changed.
 """
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING
 
-from ..io import Picture, read_image, write_image
-from ..wire.plans import FramePlan, fade_weight, seam_folder, seams_touching
+from ..frame.crossfade import crossfade
+from ..io import read_image, write_image
+from ..wire.provenance import START, FileRecord, file_stat
+from ..wire.shots import Walk, seam_share
 
-FOLDER = ".seams"
+if TYPE_CHECKING:
+    from .run import ChunkRun, DreamSegment
 
 
-class Seams:
-    """The copies kept for cross-fades in one output folder."""
+def merge_seams(run: "ChunkRun", dream: "DreamSegment") -> tuple[list[int], tuple[int, ...]]:
+    """Cross-fades the seams beside ``run``'s chunk that both sides have
+    reached; returns the frames written, and this chunk's held frames still
+    waiting for the chunk before."""
+    merged: list[int] = []
+    for seam in (run.plan.seam_before, run.plan.seam_after):
+        if seam is not None and run.fade:
+            merged += merge(run, seam, dream)
+    waiting = tuple(f for f in run.plan.held if not _is_blended(run, f))
+    return merged, waiting
 
-    def __init__(self, out_dir: str, fade: int) -> None:
-        self.root = os.path.join(out_dir, FOLDER)
-        self.fade = fade
 
-    def keep_own(self, plan: FramePlan, picture: Picture) -> None:
-        write_image(os.path.join(self.root, "own", os.path.basename(plan.target)), picture)
+def _is_blended(run: "ChunkRun", frame: int) -> bool:
+    record = run.records.file(run.plans[frame].target)
+    return record is not None and record.made == "blend"
 
-    def keep_preroll(self, plan: FramePlan, picture: Picture, seam: int) -> None:
-        write_image(os.path.join(self.root, seam_folder(seam, self.fade), os.path.basename(plan.target)), picture)
 
-    def merge(self, plans: list[FramePlan], touched: tuple[int, int]) -> int:
-        """Writes every frame of the seams beside ``touched`` (the first and
-        last frame a chunk wrote or kept) whose two copies are here; returns
-        how many. A long shot's end does not rewrite its start."""
-        by_name = {os.path.basename(p.target): p for p in plans}
-        merged = 0
-        for folder, seam, fade in seams_touching(self.root, touched):
-            for name in sorted(os.listdir(folder)):
-                own = os.path.join(self.root, "own", name)
-                if name in by_name and os.path.exists(own):
-                    before, after = read_image(own), read_image(os.path.join(folder, name))
-                    w = fade_weight(seam - by_name[name].frame, fade)
-                    write_image(by_name[name].target, before.with_pixels(before.pixels + w * (after.pixels
-                                                                                               - before.pixels)))
-                    merged += 1
-        return merged
+def held_chain(run: "ChunkRun", seam: int) -> list[tuple[int, str]]:
+    """The chunk after ``seam``'s held dreams (frame, link), when they are
+    all there, one chain, current, and the chain that chunk carries on with."""
+    frames = run.plan.shot[run.plan.shot.index(seam):]
+    held: list[tuple[int, str]] = []
+    count = None
+    for frame in frames[:run.fade]:
+        record = run.records.file(run.held_path(frame))
+        if record is None or record.made != "held" or record.settings != run.settings or record.link is None:
+            break
+        made = run.records.link(record.link)
+        if made is None or (held and made.after != held[-1][1]):
+            return []
+        held.append((frame, record.link))
+        count = count or record.extra.get("of")
+    if not held or len(held) != count or not run.chain_is_current(held[-1][1]):
+        return []  # not all dreamed yet (the chunk after was killed, or is running), or stale
+    after = frames[len(held)] if len(held) < len(frames) else None
+    record = run.records.file(run.plans[after].target) if after is not None else None
+    if record is not None and record.made == "dream":
+        carried = run.records.link(record.link) if record.link else None
+        if carried is None or carried.after != held[-1][1]:
+            return []  # the chunk after has carried on with another chain since: these are dead
+    return held
+
+
+def merge(run: "ChunkRun", seam: int, dream: "DreamSegment") -> list[int]:
+    """Writes the faded frames of the seam at ``seam`` when both chains are
+    there and the frames are not already their blend; returns them."""
+    before = run.plan.before(seam)
+    end = run._current_link(run.plans[before].target) if before is not None else None
+    held = held_chain(run, seam) if end is not None else []
+    if not held:
+        return []
+    walk = Walk(end, run.records.link, run.records.has_state)  # the chain before, carried on over the seam
+    steps = [walk.visit(frame, run.chain, run.input_digest(frame)) for frame, _ in held]
+    if all(_blend_is_current(run, frame, own, step.link) for (frame, own), step in zip(held, steps)):
+        return []
+    from .run import Work
+
+    replay = [made.frame for made in steps[0].replay]
+    works = (Work(read_image(run.plans[frame].source), run.place[frame])
+             for frame in replay + [frame for frame, _ in held])
+    state = None if steps[0].restore == START else run.records.read_state(steps[0].restore)
+    results = dream(works, state)
+    for _ in replay:
+        next(results)
+    for index, ((frame, own), step, (dreamed, _)) in enumerate(zip(held, steps, results)):
+        run.records.add_link(walk.link(step.link))
+        render, after_copy = read_image(run.plans[frame].source), read_image(run.held_path(frame))
+        pixels = crossfade(render.pixels, dreamed.pixels, after_copy.pixels, seam_share(index, len(held)),
+                           render.linear)
+        target = run.plans[frame].target
+        write_image(target, dreamed.with_pixels(pixels))
+        run.records.write_file(target, FileRecord("blend", run.settings, own, frame,
+                                                  [file_stat(run.plans[frame].source), run.input_digest(frame)],
+                                                  extra={"before": step.link}))
+    return [frame for frame, _ in held]
+
+
+def _blend_is_current(run: "ChunkRun", frame: int, own: str, before: str) -> bool:
+    record = run.records.file(run.plans[frame].target)
+    return (record is not None and record.made == "blend" and record.link == own and record.settings == run.settings
+            and record.extra.get("before") == before)

@@ -55,9 +55,8 @@ def _check_chunk(args: argparse.Namespace, plans: list[FramePlan], is_folder: bo
                  fade: int) -> None:
     if preroll < 0:
         raise UsageError("--preroll must be 0 or more frames")
-    if not 0 <= fade <= preroll:
-        raise UsageError(f"--fade {fade} needs --preroll {max(fade, 0)} or more (the frames it fades are dreamed "
-                         "in the pre-roll)")
+    if fade < 0:
+        raise UsageError("--fade must be 0 or more frames")
     if args.ray is not None and not is_folder:
         raise UsageError("--ray takes a folder of frames as INPUT")
     if args.frames is None:
@@ -136,13 +135,18 @@ def cmd_dream(args: argparse.Namespace) -> int:
     _check_chunk(args, plans, is_folder, preroll, fade)
     if args.ray is not None:
         done, skipped = _dream_on_ray(args, plans, settings, preroll, fade)
+        waiting = ()
     else:
         from ..batch.run import run_batch
 
-        done, skipped = run_batch(plans, _backend(args, settings), overwrite=args.overwrite or not is_folder,
-                                  quiet=args.quiet, frames=args.frames, preroll=preroll, fade=fade)
+        result = run_batch(plans, _backend(args, settings), overwrite=args.overwrite or not is_folder,
+                           quiet=args.quiet, frames=args.frames, preroll=preroll, fade=fade)
+        done, skipped, waiting = result.done, result.skipped, result.waiting
     note = f" ({skipped} already done, skipped)" if skipped else ""
     print(f"dreamed {done} frame{'s' if done != 1 else ''}{note} -> {args.output}", file=sys.stderr)
+    if waiting:
+        print(f"frames {waiting[0]}-{waiting[-1]} wait for the chunk before to cross-fade their seam: they are "
+              "written when it ends (or run this chunk again after it)", file=sys.stderr)
     return 0
 
 

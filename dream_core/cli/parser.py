@@ -49,12 +49,17 @@ colour:
 
 chunks and farms:
   --frames A-B dreams one chunk of a folder, as one machine's share. A chunk
-  carries on from the dream of frame A-1 when it is in OUTPUT; chunks dreamed
-  side by side warm up with --preroll and blend into the chunk before with
-  --fade (10 and 5 measure a seam 1.08x the flicker inside chunks). --ray
-  does the splitting itself and runs the chunks on Ray actors; an actor on a
-  machine without the shared folders gets its frames from this command and
-  sends the dreams back.
+  carries on exactly from the chunk before when that chunk has finished
+  frame A-1 (its carried state is kept in OUTPUT/.dream): the same frames
+  one uninterrupted run makes. Chunks dreamed side by side start their own
+  chains: --preroll warms one up on the frames before A, and --fade N writes
+  frames A to A+N-1 as a ramp from the chunk before's chain into this one's,
+  once both chunks have dreamed (whichever ends second writes them). Every
+  run keeps its records and carried states in OUTPUT/.dream, so a killed run
+  carries on exactly, and frames are dreamed again when their source or the
+  settings changed. --ray does the splitting itself and runs the chunks on
+  Ray actors; an actor on a machine without the shared folders gets its
+  frames from this command and sends the dreams back.
 
 objects:
   Blender's Cryptomatte object pass says which object covers each pixel,
@@ -125,19 +130,20 @@ def _add_dream_command(sub) -> None:
     add_dream_options(d)
     d.add_argument("--format", choices=["png", "exr", "jpg", "tif"], help="output file type for a folder "
                    "(default: each frame's own)")
-    d.add_argument("--overwrite", action="store_true", help="redo frames whose output exists")
+    d.add_argument("--overwrite", action="store_true",
+                   help="dream every frame again (by default a frame is kept when its output is the dream these "
+                        "settings make of its source now)")
     d.add_argument("--frames", type=_frame_range, metavar="A-B",
                    help="only frames A to B of a folder (a chunk of a shot; one machine's share of a farm job)")
     d.add_argument("--preroll", type=int, default=None, metavar="N",
                    help="with --frames and a temporal mode: first dream the N frames before A, not written, so "
-                        "frame A starts from a warm chain (skipped when the dream of A-1 is already in OUTPUT: "
-                        "the chunk carries on from it)")
+                        "frame A starts from a warm chain (not needed when the chunk before has finished: the "
+                        "chunk carries on from it exactly)")
     d.add_argument("--fade", type=int, default=None, metavar="N",
-                   help="with --frames and --preroll N or more: cross-fade the last N pre-roll frames into the "
-                        "chunk before's own dreams of them (whichever chunk ends second writes the blend; give "
-                        "every chunk the same --preroll and --fade): one pattern dissolves into the other instead of "
-                        "jumping; e.g. --preroll "
-                        "10 --fade 5")
+                   help="with --frames and a temporal mode: write frames A to A+N-1 as a ramp from the chunk "
+                        "before's chain into this chunk's, once both have dreamed (whichever ends second writes "
+                        "them; give every chunk the same --fade): one pattern dissolves into the other instead of "
+                        "jumping")
     d.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="spread a folder's chunks over a Ray cluster (pip install dream-renders[ray]): one actor "
                         "per GPU, or per CPU without one (see --ray-io for machines without shared storage); "
