@@ -99,3 +99,27 @@ def test_the_server_sends_the_state_and_carries_on_from_it_exactly(client):
     with pytest.raises(P.ProtocolError) as err:
         next(client.dream_many([third], dict(TINY_PARAMS, temporal="flow"), job="forged", output=RAW_OUT))
     assert err.value.code == "bad_state" and f"this frame is {SHAPE[1]}x{SHAPE[0]}" in str(err.value)
+
+
+def test_a_seam_frame_is_the_dream_cross_faded_into_the_other_chains(client):
+    """The reply is the blend; the job carries the dream itself on."""
+    from dream_core.frame.crossfade import crossfade
+
+    flow = dict(TINY_PARAMS, temporal="flow")
+    first, second = panning(2)
+    (plain,) = client.dream_many([first], flow, job="plain", output=dict(RAW_OUT, state=True))
+    other = bytes(255 - b for b in first.image)
+    raw = {"format": "raw", "dtype": "uint8", "shape": SHAPE}
+    first.extras, first.blend_share = {"blend_with": (other, raw)}, 0.25
+    (blended,) = client.dream_many([first], flow, job="blended", output=dict(RAW_OUT, state=True))
+    assert blended.state == plain.state  # the chain is the dream's
+    as_array = [np.frombuffer(b, np.uint8).reshape(SHAPE).astype(np.float32) / 255
+                for b in (first.image, plain.data, other)]
+    expected = np.round(crossfade(*as_array, 0.25) * 255)
+    assert np.abs(np.frombuffer(blended.data, np.uint8).reshape(SHAPE) - expected).max() <= 1
+    for bad, code in (((None, 0.5), "bad_header"), ((other, 1.5), "bad_header"), ((other[:-3], 0.5), "shape_mismatch")):
+        first.extras = {"blend_with": (bad[0], raw)} if bad[0] is not None else {}
+        first.blend_share = bad[1]
+        with pytest.raises(P.ProtocolError) as err:
+            next(client.dream_many([first], flow, output=RAW_OUT))
+        assert err.value.code == code, err.value

@@ -23,10 +23,7 @@ from ..errors import DreamError
 from ..io import Picture, read_image, write_image
 from ..wire.plans import FramePlan
 from ..wire.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
-from ..wire.shots import Walk, plan_chunk
-
-CHECKPOINT_BYTES = 16 << 20  # a carried state is kept about every this many bytes of states (~100 B a pixel)
-STATE_BYTES_PER_PIXEL = 100
+from ..wire.shots import Walk, checkpoint_every, plan_chunk
 
 
 @dataclass(frozen=True)
@@ -51,12 +48,6 @@ class Backend(Protocol):
         """Dreams ``works`` in order as one sequence, starting from the
         carried state ``restore`` (or afresh), yielding each dream and the
         state asked for."""
-
-
-def checkpoint_every(pixels: int) -> int:
-    """How many written frames apart carried states are kept: every frame
-    for small frames, about every 13th at 1080p (a state is ~200 MB there)."""
-    return max(1, -(-pixels * STATE_BYTES_PER_PIXEL // CHECKPOINT_BYTES))
 
 
 @dataclass

@@ -57,7 +57,25 @@ def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] 
             raise P.ProtocolError(err.code, str(err)) from None
     return FrameTask(settings, picture, job=job_id(header), frame=frame_number(header), mask=mask, guide=guide,
                      reply_format=named["image"][0].get("format", "png"), resume=_resume(named, picture),
-                     state=state, send_state=bool((header.get("output") or {}).get("state")))
+                     state=state, send_state=bool((header.get("output") or {}).get("state")),
+                     blend=_blend(header, named, picture))
+
+
+def _blend(header: dict, named: dict, picture: Picture) -> Optional[tuple[Picture, float]]:
+    """A seam's frame (``blend_with``: the chunk after's dream of it, ``blend_share``: its share)."""
+    if "blend_with" not in named:
+        if "blend_share" in header:
+            raise P.ProtocolError("bad_header", "blend_share needs a blend_with payload")
+        return None
+    share = header.get("blend_share")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+        raise P.ProtocolError("bad_header", "blend_share must be a number from 0 to 1")
+    other = decode_picture(*named["blend_with"], "blend_with")
+    if other.pixels.shape != picture.pixels.shape:
+        raise P.ProtocolError("shape_mismatch", f"blend_with is {other.width}x{other.height} with "
+                              f"{other.pixels.shape[-1]} channels, the image {picture.width}x{picture.height} with "
+                              f"{picture.pixels.shape[-1]}")
+    return other, float(share)
 
 
 def _resume(named: dict, picture: Picture) -> Optional[tuple[Picture, Picture]]:

@@ -50,5 +50,6 @@ class FrameTask:
     resume: Optional[tuple[Picture, Picture]] = None  # the previous frame's render and dream, from the client
     state: Optional[CarriedState] = None  # the exact carried state to resume from, from the client
     send_state: bool = False  # the result carries the sequence's state after this frame
+    blend: Optional[tuple[Picture, float]] = None  # a seam: the result is the dream cross-faded into this picture
     events: "queue.Queue[FrameEvent]" = field(default_factory=queue.Queue)
     cancel: threading.Event = field(default_factory=threading.Event)

@@ -46,6 +46,7 @@ class FrameRequest:
     extras: dict[str, tuple[bytes, dict]] = field(default_factory=dict)
     params: Optional[dict] = None  # this frame's settings (e.g. keyframed), instead of the stream's
     output: Optional[dict] = None  # this frame's output format, instead of the stream's
+    blend_share: Optional[float] = None  # with a ``blend_with`` extra: the reply is the dream cross-faded into it
 
 
 @dataclass
@@ -198,6 +199,8 @@ class DreamClient:
         request_id = next(self._ids)
         header = {"op": "dream", "id": request_id, "params": request.params or params or {}, "job": job,
                   "frame": request.frame, "payloads": metas, "output": request.output or output or {}}
+        if request.blend_share is not None:
+            header["blend_share"] = request.blend_share
         P.send_message(self.conn, header, payloads)
         return request_id
 

@@ -24,7 +24,10 @@ payloads by name: ``image``, optional ``vectors`` (the Vector pass, raw
 H×W×4), ``mask``, ``guide``, and for a sequence resumed where the server
 lost its job ``previous_state`` (the exact carried state a result sent
 back when its ``output`` asked for ``"state": true``), or, rebuilt
-approximately, ``previous_render``, ``previous_dream``, ``previous_vectors``);
+approximately, ``previous_render``, ``previous_dream``, ``previous_vectors``;
+and at a chunk seam ``blend_with``, the chunk after's dream of the frame,
+with the header's ``blend_share``: the reply is then the dream cross-faded
+into it by that share, while the job carries the dream itself on);
 ``cancel`` (a ``job``'s frames, or without a job all of this connection's);
 ``close_job``. Jobs are private to the connection that made them: the same
 id on another connection is another job; ``echo`` (the payloads back: transport

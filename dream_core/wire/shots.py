@@ -123,6 +123,17 @@ def farm_tasks(frames: Sequence[int], chunk_size: int, preroll: int) -> list[tup
 
 # -- inside a chain
 
+CHECKPOINT_BYTES = 16 << 20  # a carried state is kept about every this many bytes of states
+STATE_BYTES_PER_PIXEL = 100  # what a carried state takes (source, dream, detail at twice the size, ...)
+
+
+def checkpoint_every(pixels: int) -> int:
+    """How many written frames apart carried states are kept: every frame
+    for small frames, about every 13th at 1080p (a state is ~200 MB there);
+    a resume dreams again at most that many frames, unwritten."""
+    return max(1, -(-pixels * STATE_BYTES_PER_PIXEL // CHECKPOINT_BYTES))
+
+
 @dataclass
 class Step:
     """What to do with one frame: ``keep`` the file on disk (or, for a frame
