@@ -1,12 +1,20 @@
 """Chunk seams: the same rendered shot (benchmarks/shots.py) dreamed whole
-and in chunks, each chunk as a separate machine would dream it (a fresh
-sequence), cold or with a pre-roll of frames dreamed and dropped, and with
-a cross-fade over the pre-roll into the chunk before. Per variant it prints:
+and in chunks, each chunk as a separate machine would dream it when it
+cannot carry on from the chunk before (a fresh sequence): cold or with a
+pre-roll of frames dreamed and dropped, and with a fade: the chunk's first
+``fade`` frames written as a ramp from the chunk before's chain, carried on
+over them, into this chunk's (the shot planner's rule, dream_core.wire.shots),
+blended as frame/crossfade.py does or (for comparison) as a plain pixel
+average. Per variant it prints:
 
-- seam flicker: flicker of the transitions across chunk boundaries over the
-  mean flicker of the transitions inside chunks (1.0: the seam cannot be told);
+- seam flicker: flicker of the transitions across chunk boundaries and
+  through the fades over the mean flicker of the transitions elsewhere
+  (1.0: the seam cannot be told);
 - flicker, detail (2x2, last quarter) and strength relative to the whole run;
-- the pre-roll's cost: frames dreamed per frame written.
+- faded: the strength (objective) of the faded frames relative to the
+  whole run's same frames (a plain average of two unrelated patterns is
+  weaker than either);
+- the cost: frames dreamed per frame written.
 
 With ``--ray`` it then times the command line on the same frames: the
 whole shot in one process, in chunks one after another (``--frames``), and
@@ -33,36 +41,48 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from dream_core.config import DreamConfig, DreamSettings  # noqa: E402
-from dream_core.engine import Dreamer  # noqa: E402
+from dream_core.engine import Dreamer, image_tensor, tensor_pixels  # noqa: E402
 from dream_core.frame import temporal  # noqa: E402
+from dream_core.frame.crossfade import crossfade  # noqa: E402
 from dream_core.frame.pipeline import SequenceDreamer  # noqa: E402
+from dream_core.wire.shots import seam_share  # noqa: E402
 
 metrics = importlib.import_module("temporal")  # benchmarks/temporal.py: rendering, flicker masks, detail
 
 
-def dream_range(dreamer, settings, pictures, first: int, last: int, preroll: int) -> tuple[dict, int]:
+def dream_range(dreamer, settings, pictures, first: int, last: int, preroll: int) -> tuple[dict, int, object]:
     """Frames first..last (0-based, inclusive) as one machine dreams a chunk;
-    returns {index: dream} including the pre-roll's, and frames dreamed."""
+    returns {index: dream} including the pre-roll's, frames dreamed, and the
+    sequence (it carries the chain on past the chunk)."""
     sequence, dreams = SequenceDreamer(), {}
     for i in range(max(0, first - preroll), last + 1):
         dreams[i] = metrics.dream_space(sequence.dream(dreamer, pictures[i], settings, frame=i + 1))
-    return dreams, len(dreams)
+    return dreams, len(dreams), sequence
 
 
-def chunked(dreamer, settings, pictures, size: int, preroll: int, fade: int):
-    """The shot in chunks of ``size``; with ``fade``, the last ``fade`` frames
-    of each chunk are cross-faded into the next chunk's pre-roll of them."""
-    out, dreamed = {}, 0
+def chunked(dreamer, settings, pictures, size: int, preroll: int, fade: int, blend: str = "crossfade"):
+    """The shot in chunks of ``size``, each its own chain; with ``fade``, a
+    chunk's first ``fade`` frames ramp from the chunk before's chain carried
+    on over them into this chunk's."""
+    out, dreamed, before = {}, 0, None
     for first in range(0, len(pictures), size):
         last = min(first + size, len(pictures)) - 1
-        dreams, count = dream_range(dreamer, settings, pictures, first, last, preroll)
+        dreams, count, sequence = dream_range(dreamer, settings, pictures, first, last, preroll)
         dreamed += count
-        for i, dream in dreams.items():
-            if i >= first:
-                out[i] = dream
-            elif first - i <= fade and i in out:  # ramps from the chunk before (far) to this one (near the seam)
-                weight = (fade - (first - i) + 1) / (fade + 1)
-                out[i] = out[i] + weight * (dream - out[i])
+        faded = range(first, min(first + fade, last + 1)) if before is not None else range(0)
+        for i in range(first, last + 1):
+            out[i] = dreams[i]
+        for index, i in enumerate(faded):
+            carried = metrics.dream_space(before.dream(dreamer, pictures[i], settings, frame=i + 1))
+            dreamed += 1
+            share = seam_share(index, len(faded))
+            if blend == "crossfade":
+                source = metrics.dream_space(pictures[i])
+                pixels = crossfade(tensor_pixels(source), tensor_pixels(carried), tensor_pixels(dreams[i]), share)
+                out[i] = image_tensor(pixels)
+            else:
+                out[i] = carried + share * (dreams[i] - carried)
+        before = sequence
     return [out[i] for i in range(len(pictures))], dreamed
 
 
@@ -133,28 +153,37 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     whole, _ = chunked(dreamer, settings, pictures, len(pictures), 0, 0)
     per_frame = (time.perf_counter() - start) / len(pictures)
-    seams = set(range(args.chunk - 1, len(pictures) - 1, args.chunk))  # transition i: frame i -> i + 1
+    starts = range(args.chunk, len(pictures), args.chunk)
+    faded = sorted(i for first in starts for i in range(first, min(first + args.fade, len(pictures))))
+    # transition i: frame i -> i + 1; the seam and the fade's transitions
+    seams = {first - 1 for first in starts} | {i for i in faded if i + 1 < len(pictures)}
+    scores = [dreamer.score(d, objective) for d in whole]
     reference = dict(flicker=transitions(whole, flows, masks), half=metrics.detail(whole, sources, 2),
-                     energy=np.mean([dreamer.score(d, objective) for d in whole]))
-    variants = [(f"preroll {n}", n, 0) for n in map(int, args.prerolls.split(","))]
-    variants.append((f"preroll {max(args.fade, 1) * 2}, fade {args.fade}", max(args.fade, 1) * 2, args.fade))
-    print(f"{'variant':22} {'seam/inside':>11} {'flicker':>8} {'detail 2x2':>10} {'strength':>8} {'cost':>6}")
+                     energy=np.mean(scores), faded=np.mean([scores[i] for i in faded]))
+    variants = [(f"preroll {n}", n, 0, "crossfade") for n in map(int, args.prerolls.split(","))]
+    variants += [(f"fade {args.fade}", 0, args.fade, "crossfade"),
+                 (f"fade {args.fade}, pixel average", 0, args.fade, "average"),
+                 (f"preroll {args.fade}, fade {args.fade}", args.fade, args.fade, "crossfade")]
+    print(f"{'variant':26} {'seam/inside':>11} {'flicker':>8} {'detail 2x2':>10} {'strength':>8} {'faded':>6} "
+          f"{'cost':>6}")
     inside_whole = reference["flicker"][[i not in seams for i in range(len(whole) - 1)]].mean()
     seam_whole = reference["flicker"][sorted(seams)].mean()
-    print(f"{'whole (no chunks)':22} {seam_whole / inside_whole:11.2f} {1.0:8.2f} {1.0:10.2f} {1.0:8.2f} {1.0:6.2f}"
-          f"   ({per_frame:.2f} s/frame)")
-    for name, preroll, fade in variants:
-        dreams, dreamed = chunked(dreamer, replace(settings), pictures, args.chunk, preroll, fade)
+    print(f"{'whole (no chunks)':26} {seam_whole / inside_whole:11.2f} {1.0:8.2f} {1.0:10.2f} {1.0:8.2f} "
+          f"{1.0:6.2f} {1.0:6.2f}   ({per_frame:.2f} s/frame)")
+    for name, preroll, fade, blend in variants:
+        dreams, dreamed = chunked(dreamer, replace(settings), pictures, args.chunk, preroll, fade, blend)
         flick = transitions(dreams, flows, masks)
         inside = flick[[i not in seams for i in range(len(dreams) - 1)]].mean()
         half = metrics.quarters(metrics.detail(dreams, sources, 2))[1] / metrics.quarters(reference["half"])[1]
-        energy = np.mean([dreamer.score(d, objective) for d in dreams]) / reference["energy"]
+        chunk_scores = [dreamer.score(d, objective) for d in dreams]
+        energy = np.mean(chunk_scores) / reference["energy"]
+        faded_energy = np.mean([chunk_scores[i] for i in faded]) / reference["faded"]
         seam = flick[sorted(seams)].mean() / inside
-        print(f"{name:22} {seam:11.2f} {flick.mean() / reference['flicker'].mean():8.2f} "
-              f"{half:10.2f} {energy:8.2f} {dreamed / len(pictures):6.2f}")
+        print(f"{name:26} {seam:11.2f} {flick.mean() / reference['flicker'].mean():8.2f} "
+              f"{half:10.2f} {energy:8.2f} {faded_energy:6.2f} {dreamed / len(pictures):6.2f}")
     if args.ray:
         time_command_line(os.path.join(args.out, f"{args.shot}_{args.size}_{args.samples}"), len(pictures),
-                          args.chunk, max(args.fade, 1) * 2, args.fade)
+                          args.chunk, 0, args.fade)
     return 0
 
 

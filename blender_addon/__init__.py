@@ -21,7 +21,7 @@ bl_info = {
 
 import bpy  # noqa: E402
 
-from . import cli_command, compat, on_render, panels, preferences, properties, server_link  # noqa: E402
+from . import cli_command, compat, on_render, panels, preferences, properties, scene_state, server_link  # noqa: E402
 from .operators import CLASSES as OPERATOR_CLASSES  # noqa: E402
 
 compat.drop_script_main_alias()  # the imports above bring in multiprocessing: see there
@@ -34,11 +34,13 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     cli_command.register()
+    scene_state.register()
     on_render.register()
 
 
 def unregister() -> None:
     on_render.unregister()
+    scene_state.unregister()
     cli_command.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -6,26 +6,36 @@ dreamed at mix 0 is Blender's own written render."""
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Optional
 
 import bpy
 
 from .dreaming import why_not_written
 from .errors import DreamError
-from .rendering import OutputSettings, partial_path
+from .rendering import FORMAT_FIELDS, OutputSettings, partial_path
+from .wire.provenance import digest_of
 
-HELPER = ".Dream Colour"  # a hidden scene that carries the look and the file format
+HELPER = ".Dream Colour"  # hidden scenes that carry the look and the file format, one per writer
+_open: set[str] = set()  # the helpers of writers not yet closed
 
 
 class DisplayWriter:
     """Turns scene-linear EXR files into the files ``scene`` would write
     from its renders: PNGs by default, or the format of ``output`` (the
-    user's own output settings: PNG 8/16, JPEG, TIFF, OpenEXR...). Call
-    :meth:`close` when done (it removes the helper)."""
+    user's own output settings: PNG 8/16, JPEG, TIFF, OpenEXR...). Each
+    writer has a helper scene of its own (Dream on Render and Dream
+    Animation may write at once), looked up by name at each use (undo can
+    free a scene held across a timer). Call :meth:`close` when done (it
+    removes the helper). ``digest``: what the written files depend on
+    besides the pixels (format, look), for their records."""
 
     def __init__(self, scene, output: Optional[OutputSettings] = None) -> None:
-        self.helper = bpy.data.scenes.get(HELPER) or bpy.data.scenes.new(HELPER)
-        settings = self.helper.render.image_settings
+        self.name = f"{HELPER} {uuid.uuid4().hex[:8]}"
+        helper = bpy.data.scenes.new(self.name)
+        self.name = helper.name
+        _open.add(self.name)
+        settings = helper.render.image_settings
         own = scene.render.image_settings
         if output is None:
             settings.file_format = "PNG"
@@ -34,11 +44,22 @@ class DisplayWriter:
         else:
             output.apply_format(settings)
         if getattr(own, "color_management", "FOLLOW_SCENE") == "OVERRIDE":  # the output's own look wins
-            _copy_look(own, self.helper)
+            _copy_look(own, helper)
             settings.color_management = "FOLLOW_SCENE"
         else:
-            _copy_look(scene, self.helper)
-        self.helper.render.dither_intensity = scene.render.dither_intensity
+            _copy_look(scene, helper)
+        helper.render.dither_intensity = scene.render.dither_intensity
+        view, display = helper.view_settings, helper.display_settings
+        self.digest = digest_of([[getattr(settings, n, None) for n in FORMAT_FIELDS], view.view_transform, view.look,
+                                 round(view.exposure, 6), round(view.gamma, 6), display.display_device,
+                                 round(helper.render.dither_intensity, 6)])
+
+    @property
+    def helper(self):
+        helper = bpy.data.scenes.get(self.name)
+        if helper is None:
+            raise DreamError(f"the helper scene {self.name!r} that writes dreamed frames was removed")
+        return helper
 
     def write(self, linear_exr: str, target: str) -> None:
         """Writes ``target`` atomically from ``linear_exr`` (kept: a resumed
@@ -76,16 +97,28 @@ class DisplayWriter:
             bpy.data.images.remove(image)
         return bpy.data.images.load(scratch, check_existing=False)
 
+    def release(self) -> None:
+        """Done with, inside a render handler: the helper scene is left for
+        :func:`remove_helpers` (removing a scene there crashes Blender 3.4)."""
+        _open.discard(self.name)
+
     def close(self) -> None:
-        remove_helper()
+        self.release()
+        helper = bpy.data.scenes.get(self.name)
+        if helper is not None:
+            bpy.data.scenes.remove(helper)
 
 
-def remove_helper() -> None:
-    """Removes the helper scene. Never from a render handler: Blender 3.4
-    crashes when a scene is removed while its render job winds down."""
-    helper = bpy.data.scenes.get(HELPER)
-    if helper is not None:
+def remove_helpers() -> None:
+    """Removes the helper scenes of writers that are gone (closed inside a
+    render handler, or before a crash). Never from a render handler:
+    Blender 3.4 crashes when a scene is removed while its render job winds down."""
+    for helper in [s for s in bpy.data.scenes if s.name.startswith(HELPER) and s.name not in _open]:
         bpy.data.scenes.remove(helper)
+
+
+def is_helper(scene) -> bool:
+    return scene.name.startswith(HELPER)
 
 
 def _copy_look(source, helper) -> None:

@@ -9,7 +9,7 @@ import errno
 import os
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Union
 
 from .server_link import ConnectionFailed, ServerLink
@@ -17,6 +17,7 @@ from .wire.atomic import write_atomically
 from .wire.client import Cancelled, DreamClient, FrameRequest
 from .wire.plans import FramePlan
 from .wire.protocol import ProtocolError
+from .wire.provenance import Records
 
 FORMATS = {".png": "png", ".exr": "exr", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
            ".webp": "webp"}
@@ -33,6 +34,8 @@ class FrameDone:
     frame: int
     target: str
     written: str  # the file the dream was written to: ``target``, or a scene-linear EXR to convert into it
+    link: str = ""  # the chain's link after the frame (see wire.provenance)
+    state_kept: bool = False  # the carried state after it is kept on disk
 
 
 @dataclass(frozen=True)
@@ -54,20 +57,39 @@ Message = Union[FrameProgress, FrameDone, FrameFailed, RunCancelled]
 
 
 @dataclass
-class _Queued:
+class Job:
+    """One frame for the worker. ``starts``: the frame begins a new sequence
+    on the server, from the carried state ``state`` (None: afresh); jobs
+    after it carry it on. ``replay``: dreamed only to bring the sequence to
+    where the chain is (see wire.shots), never written. ``keep_state``: the
+    sequence's state after it is kept (under ``link`` in ``records``):
+    ``lasting`` or ``passing`` (dropped once a newer one is kept), see
+    wire.shots.state_to_keep.
+    ``blend``: a seam's frame, the reply cross-faded into this file by this
+    share (the sequence carries the dream itself on)."""
+
     plan: FramePlan
-    resume: Optional[FramePlan]  # the frame before, sent in case the server lost the job
+    link: str = ""
+    starts: bool = False
+    state: Optional[bytes] = None
+    replay: bool = False
+    keep_state: Optional[str] = None
+    blend: Optional[tuple[str, float]] = None
 
 
-def frame_request(plan: FramePlan, resume: Optional[FramePlan] = None, reply_format: str = "png") -> FrameRequest:
+def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None) -> FrameRequest:
     """The rendered file as a request: its bytes as they are on disk, the
-    frame's own settings, and the format of the reply."""
-    data, meta = _file_payload(plan.source)
+    frame's own settings, the format of the reply; ``state``: the carried
+    state the server's new sequence starts from."""
+    data, meta = _file_payload(job.plan.source)
     extras = {}
-    if resume is not None:
-        extras = {"previous_render": _file_payload(resume.source), "previous_dream": _file_payload(resume.target)}
-    return FrameRequest(data, meta["format"], frame=plan.frame, extras=extras, params=plan.params,
-                        output={"format": reply_format})
+    if state is not None:
+        extras["previous_state"] = (state, {"format": "dream-state"})
+    if job.blend is not None:
+        extras["blend_with"] = _file_payload(job.blend[0])
+    output = {"format": reply_format, **({"state": True} if job.keep_state else {})}
+    return FrameRequest(data, meta["format"], frame=job.plan.frame, extras=extras, params=job.plan.params,
+                        output=output, blend_share=job.blend[1] if job.blend else None)
 
 
 def reply_as_target(plan: FramePlan) -> tuple[str, str]:
@@ -95,26 +117,50 @@ def _file_payload(path: str) -> tuple[bytes, dict]:
         raise ValueError(f"cannot read the frame {path}: {err.strerror}") from None
 
 
+class _Sequence:
+    """The jobs of the sequence on the server now, and how to make it again
+    on a fresh connection: the latest state kept, and the jobs done since."""
+
+    def __init__(self, first: Job) -> None:
+        self.state = first.state  # the latest carried state (None: the sequence's start, afresh)
+        self.state_link: Optional[str] = None  # the link it was kept under, if kept by us
+        self.done_since: list[Job] = []  # jobs done after that state
+        self.job_id = ""
+
+    def done(self, job: Job, state: Optional[bytes]) -> None:
+        if state is not None:
+            self.state, self.state_link, self.done_since = state, job.link, []
+        else:
+            self.done_since.append(job)
+
+
 class DreamWorker:
-    """A thread that dreams queued frames of one job in order, keeping up to
-    two on the server so the next one travels while the current one dreams.
-    Its messages (:data:`Message`) arrive on ``messages``."""
+    """A thread that dreams queued jobs in order, keeping up to two on the
+    server so the next one travels while the current one dreams. Its
+    messages (:data:`Message`) arrive on ``messages``. A lost connection is
+    made again (a server the add-on started is restarted) and the sequence
+    carries on exactly: from the latest state kept, after dreaming again,
+    unwritten, the frames done since."""
 
     IN_FLIGHT = 2
 
-    def __init__(self, link: ServerLink, job: str, reply=reply_as_target) -> None:
+    def __init__(self, link: ServerLink, job: str, reply=reply_as_target, records: Optional[Records] = None) -> None:
         self.link = link
         self.job = job
         self.reply = reply  # plan -> (where the dream is written, in which format)
-        self.todo: "queue.Queue[Optional[_Queued]]" = queue.Queue()
+        self.records = records  # where kept states go
+        self.todo: "queue.Queue[Optional[Job]]" = queue.Queue()
         self.messages: "queue.Queue[Message]" = queue.Queue()
         self.cancelled = threading.Event()
         self.stopping = False
+        self.sequence: Optional[_Sequence] = None
+        self.segments = 0
+        self.passing: list[str] = []  # links of the passing states this worker kept
         self.thread = threading.Thread(target=self._run, name="dream-renders", daemon=True)
         self.thread.start()
 
-    def submit(self, plan: FramePlan, resume: Optional[FramePlan] = None) -> None:
-        self.todo.put(_Queued(plan, resume))
+    def submit(self, job: Job) -> None:
+        self.todo.put(job)
 
     def cancel(self) -> None:
         """Stops at once: frames on the server are cancelled, none is written after."""
@@ -127,78 +173,121 @@ class DreamWorker:
 
     def _run(self) -> None:
         client = None
+        pending: Optional[Job] = None
         try:
             while not self.stopping and not self.cancelled.is_set():
-                first = self.todo.get()
+                first = pending or self.todo.get()
+                pending = None
                 if first is None or self.cancelled.is_set():
                     return
-                client = self._dream_with_retry(client, [first])
+                if first.starts or self.sequence is None:
+                    self._start(first)
+                client, pending = self._dream_with_retry(client, [first])
         except BaseException as err:  # a worker that dies silently would hang the run
             self.messages.put(FrameFailed(None, f"the dream worker stopped: {type(err).__name__}: {err}"))
         finally:
             if client is not None:
                 client.close()
 
-    def _more(self, taken: list[_Queued]):
-        """The frames taken, then whatever else is queued now (without waiting)."""
+    def _start(self, first: Job) -> None:
+        self.sequence = _Sequence(first)
+        self.segments += 1
+        self.sequence.job_id = f"{self.job}/{self.segments}"
+
+    def _more(self, taken: list[Job], held: list):
+        """The jobs taken, then whatever else of this sequence is queued now
+        (without waiting); a job that starts another sequence is ``held``."""
         yield from list(taken)
-        while not self.stopping:
+        while not self.stopping and not held:
             try:
-                queued = self.todo.get_nowait()
+                job = self.todo.get_nowait()
             except queue.Empty:
                 return
-            if queued is None:
+            if job is None:
                 self.stopping = True
                 return
-            taken.append(queued)
-            yield queued
+            if job.starts:
+                held.append(job)
+                return
+            taken.append(job)
+            yield job
 
-    def _dream_with_retry(self, client: Optional[DreamClient], taken: list[_Queued]) -> Optional[DreamClient]:
-        """Dreams the frames taken and those queued meanwhile; a dropped
+    def _dream_with_retry(self, client: Optional[DreamClient], taken: list[Job]):
+        """Dreams the jobs taken and those queued meanwhile; a dropped
         connection gets one reconnect (which restarts a server the add-on
-        started) for the frames not yet done before the error is reported."""
+        started): a new sequence on the server, brought back exactly to
+        where this one was, before the error is reported."""
+        held: list = []
         for attempt in (1, 2):
             try:
                 if client is None:
                     client = self.link.connect()
-                self._stream(client, taken)
-                return client
+                self._stream(client, taken, held, restored=attempt > 1)
+                return client, (held[0] if held else None)
             except Cancelled:
                 self.messages.put(RunCancelled(_first_frame(taken)))
-                return client
+                return client, None
             except (OSError, EOFError) as err:
                 if client is not None:
                     client.close()
                 client = None
+                self.sequence.job_id = f"{self.job}/{self.segments}/again"
                 if attempt == 2:
                     self.messages.put(FrameFailed(_first_frame(taken), f"lost the dream server: {err}"))
             except ConnectionFailed as err:
-                self.messages.put(FrameFailed(_first_frame(taken), str(err)))
-                return None
+                self.messages.put(FrameFailed(_first_frame(taken, list(self.todo.queue)), str(err)))
+                return None, None
             except (ProtocolError, ValueError, WriteFailed) as err:
                 self.messages.put(FrameFailed(_first_frame(taken), str(err)))
-                return client
-        return client
+                return client, None
+        return client, None
 
-    def _stream(self, client: DreamClient, taken: list[_Queued]) -> None:
-        requests = (frame_request(q.plan, q.resume, self.reply(q.plan)[1]) for q in self._more(taken))
-        stream = client.dream_many(requests, job=self.job, in_flight=self.IN_FLIGHT, progress=self._progress,
+    def _stream(self, client: DreamClient, taken: list[Job], held: list, restored: bool) -> None:
+        """Streams the jobs; ``restored``: on a new connection, the sequence
+        is first made again from its latest state and the jobs done since."""
+        sequence = self.sequence
+        replay = []
+        if restored:
+            replay = [replace(job, replay=True, keep_state=None, blend=None) for job in sequence.done_since]
+            sequence.done_since = []
+        send_state = restored or taken[0].starts
+        requests = (frame_request(job, self.reply(job.plan)[1], sequence.state if send_state and i == 0 else None)
+                    for i, job in enumerate(_chain(list(replay), self._more(taken, held))))
+        stream = client.dream_many(requests, job=sequence.job_id, in_flight=self.IN_FLIGHT, progress=self._progress,
                                    should_cancel=self.cancelled.is_set)
         try:
             for result in stream:
-                plan = taken[0].plan
-                written = self.reply(plan)[0]
-                _write(written, result.data)
-                taken.pop(0)
-                self.messages.put(FrameDone(plan.frame, plan.target, written))
+                self._done(replay.pop(0) if replay else taken.pop(0), result)
         finally:
             stream.close()  # frames still on the server are cancelled
+
+    def _done(self, job: Job, result) -> None:
+        state = result.state
+        if job.keep_state and state is None:
+            raise ValueError(f"frame {job.plan.frame}: the server sent no carried state "
+                             f"({result.header.get('state_omitted', 'not asked for')})")
+        if state is not None and self.records is not None:
+            self.records.keep_state(job.link, state)
+            for older in self.passing:  # a newer state supersedes them (they are large)
+                self.records.drop_state(older)
+            self.passing = [job.link] if job.keep_state == "passing" else []
+        self.sequence.done(job, state)
+        if job.replay:
+            return
+        written = self.reply(job.plan)[0]
+        _write(written, result.data)
+        self.messages.put(FrameDone(job.plan.frame, job.plan.target, written, job.link, state is not None))
 
     def _progress(self, event: dict) -> None:
         if event.get("event") == "progress":
             total = event["octaves"] * event["iterations"]
             done = (event["octave"] - 1) * event["iterations"] + event["iteration"]
             self.messages.put(FrameProgress(event.get("frame"), done / max(1, total)))
+
+
+def _chain(*iterables):
+    for iterable in iterables:
+        yield from iterable
 
 
 class WriteFailed(Exception):
@@ -220,6 +309,9 @@ def why_not_written(err: Exception) -> str:
     return "the disk is full" if "No space left" in text else text
 
 
-def _first_frame(taken: list[_Queued]) -> Optional[int]:
-    """The frame a message is about: the first not yet done."""
-    return taken[0].plan.frame if taken else None
+def _first_frame(taken: list[Job], queued=()) -> Optional[int]:
+    """The frame a message is about: the first not yet done that is to be
+    written (taken, or still queued behind frames dreamed again)."""
+    jobs = [job for job in [*taken, *queued] if job is not None]
+    frames = [job.plan.frame for job in jobs if not job.replay] or [job.plan.frame for job in jobs]
+    return frames[0] if frames else None

@@ -6,8 +6,10 @@ when the file is closed; a render cut short (a full disk, a crash) has
 offsets missing or pointing past the end, or its last chunk cut off."""
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
+from typing import Optional
 
 MAGIC = 20000630
 MULTIPART, TILED, DEEP = 0x1000, 0x200, 0x800
@@ -25,6 +27,35 @@ def is_complete_exr(path: str) -> bool:
             return _complete(f.read(HEAD_BYTES), os.fstat(f.fileno()).st_size, f)
     except (OSError, ValueError, struct.error, IndexError):
         return False
+
+
+def pixel_digest(path: str) -> Optional[str]:
+    """A digest of an EXR's pixels (each part's channels, window and
+    compression, and every chunk as stored), not of its metadata: Blender
+    stamps each render with its date and render time, so two renders of the
+    same scene differ in bytes but not here. None when the file is not a
+    whole scanline EXR of ours."""
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+            size = os.fstat(f.fileno()).st_size
+            headers, pos, version = _headers(head)
+            for header in headers:
+                for name in ("channels", "dataWindow", "compression", "type"):
+                    sha.update(repr(header.get(name)).encode())
+                count = _chunk_count(header, version)
+                offsets = struct.unpack_from(f"<{count}Q", head, pos)
+                pos += 8 * count
+                for offset in offsets:
+                    end = _chunk_end(f, offset, version, header)
+                    if end <= offset or end > size:
+                        return None
+                    f.seek(offset)
+                    sha.update(f.read(end - offset))
+    except (OSError, ValueError, struct.error, IndexError, KeyError):
+        return None
+    return sha.hexdigest()[:32]
 
 
 def has_channel(path: str, fragment: str) -> bool:

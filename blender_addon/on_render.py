@@ -1,17 +1,30 @@
 """Dream on Render (``scene.dream.on_render``): Blender's own render jobs
-(Render Animation, ``blender -b shot.blend -a``, ``-f N``, ``-s A -e B -a``)
-write *dreamed* frames where the scene's output goes, in its format.
+(Render Animation, ``blender -b shot.blend -a``, ``-f N``, ``-s A -e B -a``,
+a script's ``render(write_still=True)``) write *dreamed* frames where the
+scene's output goes, in its format.
 
-How: when a render starts, the scene's output is pointed at our raw renders
-(multilayer EXR with the Vector pass, in the Dream output folder). Blender
-renders and writes each raw frame; as it is written (``render_write``) it
-goes to the dream server while Blender renders the next one. Each dream
+How: when a render starts, the scene's output is pointed at a folder of
+this job's own (multilayer EXR with the Vector pass), so whatever Blender
+writes there was rendered by this job, now: an animation frame under its
+number, a still under the pattern's literal name (Blender does not number
+stills). As each frame is written (``render_write``) it is kept with its
+record (the scene state it was rendered from, see :mod:`.scene_state`) and
+sent to the dream server while Blender renders the next one. Each dream
 comes back scene-linear and Blender writes it to the user's own output path
 through the scene's colour management (:class:`~.colour.DisplayWriter`).
-When the render ends the user's settings come back, and the last frames are
-waited for. A chunk that starts right after frames already on disk carries
-the dream on from them. In ``blender -b`` a failure ends Blender with
-status 1, so a farm sees it.
+When the render ends the user's settings come back and the last frames are
+waited for.
+
+Chunks (a farm's ``-s A -e B``) follow the shot planner
+(:mod:`.wire.shots`): a chunk whose frame before is dreamed and current
+carries its chain on exactly; otherwise it starts a chain of its own (after
+the pre-roll ``-- --dream-write-from A`` asks for) and, with the scene's
+*Seam Fade*, holds its first frames until the chunk before is there:
+whichever ends second dreams the chunk before's chain on over them and
+writes them once, cross-faded. Overwrite off and Placeholders do what they
+do in Blender, on the user's output files. A server lost mid-shot is
+restarted and the chain carried on exactly (:class:`~.dreaming.DreamWorker`);
+in ``blender -b`` any failure ends Blender with status 1, so a farm sees it.
 
 Blender calls render handlers from its render thread when a window is open,
 so there only settings are switched (see :mod:`.render_thread`) and frames
@@ -26,18 +39,21 @@ import shutil
 import sys
 import tempfile
 import uuid
+from dataclasses import replace
 from typing import Optional
 
 import bpy
 from bpy.app.handlers import persistent
 
-from . import colour, plans, rendering, seams
-from .dreaming import DreamWorker, FrameDone, FrameFailed, RunCancelled
+from . import colour, plans, rendering, scene_state
+from .dreaming import DreamWorker, FrameDone, FrameFailed, Job, RunCancelled
 from .errors import DreamError
 from .preferences import configured_link
 from .render_thread import writes_scene
 from .rendering import OutputSettings
-from .wire.plans import FramePlan, seam_folder
+from .wire.plans import FramePlan
+from .wire.provenance import START, FileRecord, chain_settings, digest_of, file_stat
+from .wire.shots import ChunkPlan, Walk, checkpoint_every, plan_chunk, seam_share, state_to_keep
 
 MOVIE_ERROR = ("Dream on Render writes image files, not movies: set the output's file format to an image "
                "format (PNG, JPEG, TIFF or OpenEXR), then make the movie from the dreamed frames")
@@ -45,8 +61,8 @@ GUI_PUMP_INTERVAL = 0.2  # s between the main thread's looks at finished dreams 
 
 
 class RenderDreaming:
-    """One render job's dreaming: the user's output settings, the worker,
-    and the frames submitted and written so far."""
+    """One render job's dreaming: the user's output settings, the chunk's
+    plan and chain, the worker, and the frames submitted and written."""
 
     def __init__(self, scene, link, job: str) -> None:
         self.scene_name = scene.name
@@ -54,22 +70,85 @@ class RenderDreaming:
         if self.user_output.is_movie:
             raise DreamError(MOVIE_ERROR)
         plans.dream_params(scene)  # settings that cannot be dreamed are refused before the first frame
-        self.raw_pattern = plans.frame_file(scene, "renders", "#####")  # Dream Animation's renders, same names
-        self.linear_pattern = plans.frame_file(scene, "linear", "#####")  # kept: the next chunk starts there
-        self.write_from = write_from_argument()  # a farm chunk's first frame: those before it are its pre-roll
-        self.preroll = Preroll(self.raw_pattern) if self.write_from is not None else None
-        self.seams_root = os.path.join(os.path.dirname(os.path.dirname(self.raw_pattern)), "seams")
-        self.fade = fade_argument()
-        self.faded = self._faded_frames(scene, self.fade)  # pre-roll dreams kept for the seam's cross-fade
-        self.worker = DreamWorker(link, job, self._reply)
+        self.records = plans.records(scene)
+        self.token = scene_state.token(scene)
+        self.raw_pattern = plans.frame_file(scene, "renders", "#####")  # kept, as Dream Animation's
+        self.linear_pattern = plans.frame_file(scene, "linear", "#####")  # kept: the next chunk carries on there
+        root = plans.output_root(scene)
+        os.makedirs(root, exist_ok=True)
+        self.job_dir = tempfile.mkdtemp(prefix=".render_", dir=root)  # what Blender writes here, this job rendered
+        self.job_pattern = os.path.join(self.job_dir, os.path.basename(self.raw_pattern))
+        self.write_from = write_from_argument()
+        self.plan: Optional[ChunkPlan] = None  # known at the first frame Blender renders (-a, -f N, -s A -e B)
+        self.walk = Walk()
+        self.carries_on = False
+        self.last: Optional[int] = None  # the last frame Blender rendered
+        self.inputs: dict[int, str] = {}  # this job's renders' digests, by frame
+        self.chains: dict[int, str] = {}  # and the settings the chain carries there
+        self.worker = DreamWorker(link, job, self._reply, self.records)
+        self.every = checkpoint_every(plans.output_size(scene)[0] * plans.output_size(scene)[1])
         self.writer: Optional[colour.DisplayWriter] = None
-        self.submitted = 0
-        self.written = 0
-        self.prerolled = 0
+        self.sent: dict[int, tuple] = {}  # frame -> (plan, role: write, held, blend or still, and a blend's links)
+        self.submitted = self.prerolled = self.dreams = 0  # frames whose dream is awaited, warmed, sent
+        self.counts = {"write": 0, "held": 0, "blend": 0, "still": 0, "kept": 0}  # frames written, by role
+        self.merged: list[int] = []
+        self.states_asked: set[str] = set()  # links whose state this job's dreams keep
+        self.placeholders: list[str] = []  # user files this job touched as Blender's placeholders
         self.error: Optional[str] = None
         self.ended = False  # Blender's render job is over; frames may still be dreaming
         self.cancelled = False
-        rendering.raw_output(scene, self.raw_pattern)
+        self.seams_sent = False
+        rendering.raw_output(scene, self.job_pattern)
+        self.skip_existing(scene, {*range(scene.frame_start, scene.frame_end + 1, scene.frame_step),
+                                   scene.frame_current})
+
+    # -- the chunk
+    def _begin(self, scene, frame: int) -> None:
+        """The first frame Blender renders: the chunk's plan. Blender renders
+        from ``frame`` on (``-f N``: that frame alone, ``-a``: to the end of the
+        range); with a farm's ``--dream-write-from`` the frames before it are
+        the pre-roll. The shot is the range saved in the .blend (a farm renders
+        a chunk of it with -s/-e); with a window open, the scene's range."""
+        step = scene.frame_step
+        saved = scene_state.saved_range(scene) if bpy.app.background else (scene.frame_start, scene.frame_end, step)
+        last = max(frame, scene.frame_end)
+        shot = sorted(set(range(saved[0], saved[1] + 1, step)) | set(range(frame, last + 1, step)))
+        first = self.write_from if self.write_from is not None else frame
+        if not frame <= first <= last:
+            raise DreamError(f"{WRITE_FROM} {first} is outside the frames rendered ({frame}-{last})")
+        preroll = sum(frame <= f < first for f in shot)
+        self.plan = plan_chunk(shot, first, last, preroll=preroll, fade=scene.dream.seam_fade)
+        start = self._carried_from()
+        if start is not None:
+            self.plan = plan_chunk(shot, first, last, carries_on=True)
+            self.walk, self.carries_on = Walk(start, self.records.link, self.records.has_state), True
+        else:
+            self.walk = Walk(START, self.records.link, self.records.has_state)
+
+    def _carried_from(self) -> Optional[str]:
+        """The link this chunk carries on from: the frame before it, dreamed
+        with the settings it has now, current back to its chain's start."""
+        before = self.plan.before(self.plan.frames[0])
+        return self.current_dream(before) if before is not None else None
+
+    def current_dream(self, frame: int) -> Optional[str]:
+        """The link of the frame's dream on disk (``linear/``) when it is the
+        dream of the scene as it is now (its render's record says what the
+        settings were at that frame: no frame is evaluated during a render)."""
+        record = self.records.file(self.linear_path(frame))
+        render = rendering.current_render(self.records, self.raw_path(frame), self.token)
+        if record is None or record.link is None or render is None \
+                or record.settings != digest_of(render.extra.get("params")):
+            return None
+        return record.link if self.records.chain_is_current(record.link, self.is_current) else None
+
+    def is_current(self, made) -> bool:
+        """A link's render and settings are the scene's now (its render's record says)."""
+        if made.frame in self.inputs:
+            return made.input == self.inputs[made.frame] and made.chain == self.chains[made.frame]
+        record = rendering.current_render(self.records, self.raw_path(made.frame), self.token)
+        return record is not None and made.input == record.extra.get("digest") \
+            and made.chain == record.extra.get("chain")
 
     # -- paths
     def raw_path(self, frame: int) -> str:
@@ -78,80 +157,205 @@ class RenderDreaming:
     def linear_path(self, frame: int) -> str:
         return _numbered(self.linear_pattern, frame)
 
-    def seam_copy(self, frame: int) -> str:
-        folder = seam_folder(self.write_from, len(self.faded))
-        return os.path.join(self.seams_root, folder, os.path.basename(self.linear_path(frame)))
+    def held_path(self, frame: int) -> str:
+        return os.path.join(self.records.root, "held", os.path.basename(self.linear_path(frame)))
 
     def _reply(self, plan: FramePlan) -> tuple[str, str]:
-        if plan.frame in self.faded:
-            return self.seam_copy(plan.frame), "exr"
-        if self.is_preroll(plan.frame):
-            return self.preroll.path(plan.frame, "linear"), "exr"
+        """Where a dream from the server goes (scene-linear EXR)."""
+        role = self.sent[plan.frame][1] if plan.frame in self.sent else "write"
+        if role == "held":
+            return self.held_path(plan.frame), "exr"
+        if role == "still":
+            return os.path.join(self.job_dir, "still.exr"), "exr"
         return self.linear_path(plan.frame), "exr"
 
-    def _faded_frames(self, scene, fade: int) -> list[int]:
-        """The last ``fade`` pre-roll frames (fewer near the shot's start, where the pre-roll is shorter)."""
-        if fade and self.write_from is None:
-            raise DreamError(f"{FADE} needs {WRITE_FROM} (the chunk's first written frame)")
-        if not fade:
-            return []
-        return list(range(scene.frame_start, self.write_from, scene.frame_step))[-fade:]
+    def target_path(self, scene, frame: int) -> str:
+        return self.target_paths(scene, [frame])[0]
 
-    def is_preroll(self, frame: int) -> bool:
-        return self.write_from is not None and frame < self.write_from
+    def target_paths(self, scene, frames, still: bool = False) -> list[str]:
+        """Where Blender itself would write ``frames``: the user's path, padding
+        and extension; a still (``render(write_still=True)``) under the
+        pattern's literal name, as Blender writes stills."""
+        if not frames:
+            return []
+        self.user_output.apply(scene)
+        try:
+            if not still:
+                return [scene.render.frame_path(frame=frame) for frame in frames]
+            path = bpy.path.abspath(scene.render.filepath)
+            extension = scene.render.file_extension
+            if scene.render.use_file_extension and not path.lower().endswith(extension.lower()):
+                path += extension
+            return [os.path.normpath(path)]
+        finally:
+            if not self.ended:  # after the render (seams) the user's settings stay
+                rendering.raw_output(scene, self.job_pattern)
+
+    # -- Overwrite off, Placeholders
+    def skip_existing(self, scene, frames) -> None:
+        """Overwrite off: Blender skips a frame whose file exists at the path it
+        renders to, which is ours; so each frame whose *user* file exists gets
+        an empty file at our path, and Blender skips it as it would."""
+        if scene.render.use_overwrite:
+            return
+        frames = sorted(frames)
+        for frame, target in zip(frames, self.target_paths(scene, frames)):
+            ours = _numbered(self.job_pattern, frame)
+            if os.path.exists(target) and not os.path.exists(ours):
+                open(ours, "wb").close()
 
     @writes_scene
     def frame_starts(self, scene) -> None:
-        """A pre-roll frame's raw render goes to a scratch folder of this job:
-        the chunk before writes that frame to the shared one."""
-        if self.preroll is not None:
-            preroll = self.is_preroll(scene.frame_current)
-            scene.render.filepath = self.preroll.pattern("renders") if preroll else self.raw_pattern
-
-    def target_path(self, scene, frame: int) -> str:
-        """Where Blender itself would write ``frame``: the user's path, padding and extension."""
-        self.user_output.apply(scene)
-        try:
-            return scene.render.frame_path(frame=frame)
-        finally:
-            if not self.ended:  # after the render (seams) the user's settings stay
-                rendering.raw_output(scene, self.raw_pattern)
+        """Placeholders: the user's file of the frame about to render is
+        made empty now, so other machines (Overwrite off) leave it alone."""
+        frame = scene.frame_current
+        if self.plan is None:
+            self._begin(scene, frame)
+        if scene.render.use_placeholder and frame in self.plan.frames and frame not in self.plan.held:
+            target = self.target_path(scene, frame)
+            if not os.path.exists(target):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                open(target, "wb").close()
+                self.placeholders.append(target)
 
     # -- Blender's render job
     def frame_written(self, scene) -> None:
-        """Blender wrote the raw render of the current frame: send it to dream
-        (a pre-roll frame only to warm the chain, and not at all when the
-        chunk can carry on from the dream of the frame before it on disk)."""
+        """Blender wrote the raw render of the current frame into this job's
+        folder: keep it with its record and send it to dream (a pre-roll frame
+        only to warm the chain, and not at all when the chunk carries on)."""
         frame = scene.frame_current
-        if self.is_preroll(frame):
-            if self._resume_point(self.write_from - scene.frame_step) is not None:
-                return  # the chunk before left its last frame: carry on from that instead
-            target = self.preroll.path(frame, "frames")
-        else:
-            target = self.target_path(scene, frame)
-        plan = FramePlan(frame, scene.render.frame_path(frame=frame), target,
-                         params=plans.dream_params(scene))  # keyframed settings are evaluated at this frame
-        resume = self._resume_point(frame - scene.frame_step) if self.submitted == 0 else None
-        if resume is not None:
-            print(f"Dream Renders: frame {frame} carries on from the dream of frame {resume.frame}", flush=True)
-        self.worker.submit(plan, resume)
+        numbered, literal = _numbered(self.job_pattern, frame), self.job_pattern
+        if os.path.isfile(literal) and not os.path.isfile(numbered):
+            return self._still(scene, frame, literal)
+        if self.plan is None:
+            self._begin(scene, frame)
+        self.last = frame
+        if not rendering.is_complete_render(numbered):
+            raise DreamError(f"Blender wrote no complete render of frame {frame} to {numbered}")
+        if frame not in self.plan.order:
+            os.remove(numbered)
+            return  # a pre-roll frame of a chunk that carries on from the one before
+        kept = self.raw_path(frame)
+        os.makedirs(os.path.dirname(kept), exist_ok=True)
+        os.replace(numbered, kept)
+        params = plans.dream_params(scene)  # keyframed settings are evaluated at this frame
+        self.chains[frame] = chain_settings(params)
+        record = rendering.record_render(self.records, kept, frame, self.token, self.chains[frame], params)
+        self.inputs[frame] = record.extra["digest"]
+        role = "warm" if frame in self.plan.warm else "held" if frame in self.plan.held else "write"
+        plan = FramePlan(frame, kept, self.target_path(scene, frame) if role == "write" else "", params)
+        step = self.walk.visit(frame, self.chains[frame], self.inputs[frame], self._kept_link(plan, role),
+                               wanted=role != "warm")  # a pre-roll frame is dreamed when the chunk needs it
+        self.skip_existing(scene, [frame + scene.frame_step])  # Blender looks at the next frame now
+        self.prerolled += role == "warm"
+        if step.action == "keep":
+            if role == "write":  # its dream is current: the user's file is written from it, if it is not
+                self.sent[frame] = (plan, "kept")
+                self.submitted += 1
+                self.worker.messages.put(FrameDone(frame, plan.target, self.linear_path(frame), step.link))
+            return
+        self.records.add_link(self.walk.link(step.link))
+        self.sent[frame] = (plan, role)
+        if self.carries_on and not self.dreams:
+            print(f"Dream Renders: frame {frame} carries on from the dream of frame {self.plan.before(frame)}",
+                  flush=True)
+        self._submit(step, Job(plan, step.link, keep_state=self._keeps_state(frame, step.link)))
+        self.submitted += 1
+        self.dreams += 1
+
+    def _kept_link(self, plan: FramePlan, role: str) -> Optional[str]:
+        """The link of the frame's dream on disk, when it is current and
+        carries on the chain where the walk is (a retried farm task, a
+        rerun): kept, not dreamed again."""
+        if role == "warm":
+            return None
+        record = self.records.file(self.held_path(plan.frame) if role == "held" else self.linear_path(plan.frame))
+        made = ("held",) if role == "held" else ("dream", "blend")
+        if record is None or record.made not in made or record.settings != digest_of(plan.params) \
+                or not self.records.chain_is_current(record.link, self.is_current):
+            return None
+        before = record.extra.get("before")
+        if before is not None and not self.records.chain_is_current(before, self.is_current):
+            return None
+        return record.link if self.walk.continues(record.link, before) else None
+
+    def _submit(self, step, *jobs: Job) -> None:
+        """Jobs for the worker, after the frames the step replays; the first
+        starts a sequence on the server when the step restores a state."""
+        for made in step.replay:  # a pre-roll frame's link, for a later chunk to check this chain
+            self.records.add_link(made)
+        jobs = [Job(self._replayed(made.frame), made.id, replay=True) for made in step.replay] + list(jobs)
+        if step.restore is not None:
+            jobs[0].starts, jobs[0].state = True, self._state(step.restore)
+        for job in jobs:
+            self.worker.submit(job)
+
+    def _keeps_state(self, frame: int, link_id: str) -> Optional[str]:
+        keep = state_to_keep(frame, self.every, last=frame == self.plan.frames[-1])
+        if keep:
+            self.states_asked.add(link_id)
+        return keep
+
+    def _state(self, link_id: str) -> Optional[bytes]:
+        if link_id == START:
+            return None
+        state = self.records.read_state(link_id)
+        if state is None:
+            raise DreamError(f"the carried state {link_id} vanished from {self.records.root}")
+        return state
+
+    def _replayed(self, frame: int) -> FramePlan:
+        """A frame dreamed again to bring a fresh sequence to the chain, with
+        the settings its render's record keeps (no frame is evaluated during a render)."""
+        record = self.records.file(self.raw_path(frame))
+        return FramePlan(frame, self.raw_path(frame), "", record.extra.get("params") if record else None)
+
+    def _still(self, scene, frame: int, raw: str) -> None:
+        """``render(write_still=True)``: a frame of its own, dreamed alone and
+        written where Blender writes the still."""
+        plan = FramePlan(frame, raw, self.target_paths(scene, [frame], still=True)[0], plans.dream_params(scene))
+        self.sent[frame] = (plan, "still")
+        self.worker.submit(Job(plan, "", starts=True))
         self.submitted += 1
 
-    def _resume_point(self, frame: int) -> Optional[FramePlan]:
-        """The frame before this chunk, when its raw render and its dream are on disk."""
-        raw, linear = self.raw_path(frame), self.linear_path(frame)
-        if os.path.exists(raw) and os.path.exists(linear):
-            return FramePlan(frame, raw, linear)
-        return None
-
     def render_ended(self, scene, cancelled: bool = False) -> None:
-        """Blender's render job is over: the user's settings come back."""
+        """Blender's render job is over: the user's settings come back; the
+        chunk ends at the last frame rendered, with its chain's state kept
+        for the chunk after."""
         self.ended = True
         if cancelled:
             self.cancel()
-        else:
-            self.worker.finish()
+            self._remove_placeholders()
+        elif self.plan is not None and self.last is not None:
+            self._ends_at(self.last)
         self.user_output.apply(scene)
+
+    def _ends_at(self, last: int) -> None:
+        held = tuple(f for f in self.plan.held if f <= last)
+        if len(held) != len(self.plan.held):  # fewer frames than the fade: all of them are held
+            for frame in held:
+                record = self.records.file(self.held_path(frame))
+                if record is not None and self.sent.get(frame, (None, ""))[1] == "held":
+                    record.extra["of"] = len(held)
+                    self.records.write_file(self.held_path(frame), record)
+        self.plan = replace(self.plan, frames=tuple(f for f in self.plan.frames if f <= last), held=held,
+                            seam_after=next((f for f in self.plan.shot if f > last), None))
+        if self.walk.at != START and self.walk.at not in self.states_asked and not self.records.has_state(self.walk.at):
+            restore, replay = self.walk.recovery(self.walk.at)  # the chunk after carries on from this state
+            jobs = [Job(self._replayed(made.frame), made.id, replay=True) for made in replay]
+            jobs[-1].keep_state = "lasting"
+            jobs[0].starts, jobs[0].state = True, self._state(restore)
+            for job in jobs:
+                self.worker.submit(job)
+
+    def _remove_placeholders(self) -> None:
+        """As Blender does on a cancel: the empty files this job made for frames it did not finish."""
+        for path in self.placeholders:
+            try:
+                if os.path.getsize(path) == 0:
+                    os.remove(path)
+            except OSError:
+                pass
 
     def restore_user_output(self) -> None:
         """The user's output settings back on the scene (if it still exists)."""
@@ -163,14 +367,83 @@ class RenderDreaming:
         self.cancelled = True
         self.worker.cancel()
 
+    # -- seams: once the chunk's own frames are dreamed
+    def send_seams(self) -> None:
+        """The seams beside this chunk that both sides have reached: their
+        frames, dreamed on from the chunk before's chain and cross-faded."""
+        self.seams_sent = True
+        scene = bpy.data.scenes.get(self.scene_name)
+        if self.plan is None or self.cancelled:
+            return
+        for seam in (self.plan.seam_before, self.plan.seam_after):
+            if scene is not None and seam is not None and scene.dream.seam_fade:
+                self._send_seam(scene, seam, scene.dream.seam_fade)
+
+    def _send_seam(self, scene, seam: int, fade: int) -> None:
+        """The chunk before's chain (ending at the frame before ``seam``)
+        dreamed on over the held frames, each reply cross-faded into the held dream."""
+        end = self.current_dream(self.plan.before(seam))
+        held = self._held_chain(seam, fade) if end is not None else []
+        if not held:
+            return
+        walk = Walk(end, self.records.link, self.records.has_state)
+        steps = [walk.visit(frame, made.chain, made.input) for frame, made in held]
+        if all(self._blend_is_current(frame, made.id, step.link) for (frame, made), step in zip(held, steps)):
+            return
+        jobs = []
+        for index, ((frame, made), step) in enumerate(zip(held, steps)):
+            self.records.add_link(walk.link(step.link))
+            plan = replace(self._replayed(frame), target=self.target_path(scene, frame))
+            self.sent[frame] = (plan, "blend", made.id, step.link)
+            jobs.append(Job(plan, step.link, blend=(self.held_path(frame), seam_share(index, len(held)))))
+        self._submit(steps[0], *jobs)
+        self.submitted += len(held)
+
+    def _held_chain(self, seam: int, fade: int) -> list:
+        """The chunk after ``seam``'s held dreams (frame, link), when they are
+        all there, one chain, current, and the chain that chunk carries on with."""
+        frames = self.plan.shot[self.plan.shot.index(seam):]
+        held, count = [], None
+        for frame in frames[:fade]:
+            record = self.records.file(self.held_path(frame))
+            made = self.records.link(record.link) if record is not None and record.link else None
+            if made is None or record.made != "held" or (held and made.after != held[-1][1].id):
+                break
+            held.append((frame, made))
+            count = count or record.extra.get("of")
+        if not held or len(held) != count or not self.records.chain_is_current(held[-1][1].id, self.is_current):
+            return []
+        after = frames[len(held)] if len(held) < len(frames) else None
+        record = self.records.file(self.linear_path(after)) if after is not None else None
+        if record is not None and record.made == "dream":
+            carried = self.records.link(record.link) if record.link else None
+            if carried is None or carried.after != held[-1][1].id:
+                return []  # the chunk after has carried on with another chain since
+        return held
+
+    def _blend_is_current(self, frame: int, own: str, before: str) -> bool:
+        record = self.records.file(self.linear_path(frame))
+        return record is not None and record.made == "blend" and record.link == own \
+            and record.extra.get("before") == before
+
     # -- main thread: write what the server dreamed
     @property
+    def written(self) -> int:
+        return sum(self.counts.values())
+
+    @property
     def finished(self) -> bool:
-        return self.error is not None or self.cancelled or (self.ended and self.written == self.submitted)
+        if self.error is not None or self.cancelled:
+            return True
+        return self.ended and self.seams_sent and self.written == self.submitted
 
     def pump(self, wait: float = 0.0) -> None:
-        """Writes the dreams that came back; waits up to ``wait`` s for one."""
+        """Writes the dreams that came back; waits up to ``wait`` s for one.
+        Once the chunk's own frames are all in, its seams are sent."""
         while not self.finished:
+            if self.ended and not self.seams_sent and self.written == self.submitted:
+                self.send_seams()
+                continue
             try:
                 message = self.worker.messages.get(timeout=wait) if wait else self.worker.messages.get_nowait()
             except queue.Empty:
@@ -186,15 +459,30 @@ class RenderDreaming:
             self.cancelled = True
 
     def _write(self, message: FrameDone) -> None:
-        if self.is_preroll(message.frame):
-            self.written += 1
-            self.prerolled += 1
-            print(f"Dream Renders: pre-roll frame {message.frame} dreamed (not written)", flush=True)
-            return
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is None:
             self.fail(f"the scene {self.scene_name!r} is gone (renamed or deleted) while dreaming")
             return
+        plan, role, *blend = self.sent[message.frame]
+        settings = digest_of(plan.params)
+        if role == "kept":
+            self.counts["kept"] += 1
+            if self._display_is_current(message.target, message.link):
+                return
+        if role == "held":
+            self.records.write_file(message.written, FileRecord("held", settings, message.link, plan.frame,
+                                                                extra={"of": len(self.plan.held)}))
+            self.counts["held"] += 1
+            print(f"Dream Renders: frame {message.frame} dreamed, held for the seam with the chunk before", flush=True)
+            return
+        if role == "write":
+            self.records.write_file(message.written, FileRecord("dream", settings, message.link, plan.frame,
+                                                                [file_stat(plan.source), self.inputs[plan.frame]]))
+        elif role == "blend":
+            own, before = blend
+            self.records.write_file(message.written, FileRecord("blend", settings, own, plan.frame,
+                                                                extra={"before": before}))
+            self.merged.append(plan.frame)
         if self.writer is None:
             self.writer = colour.DisplayWriter(scene, self.user_output)
         try:
@@ -202,58 +490,75 @@ class RenderDreaming:
         except DreamError as err:
             self.fail(f"frame {message.frame}: {err}")
             return
-        self.written += 1
-        print(f"Dream Renders: dreamed frame {message.frame} -> {message.target}", flush=True)
+        if role != "still":
+            self.records.write_file(message.target, FileRecord("display", self.writer.digest,
+                                                               blend[0] if blend else message.link, plan.frame))
+        if role != "kept":
+            self.counts[role] += 1
+        print(f"Dream Renders: {'wrote' if role == 'kept' else 'dreamed'} frame {message.frame} -> {message.target}",
+              flush=True)
 
-    def merge_seams(self) -> None:
-        """Cross-fades the seams this chunk completes: at its start (its
-        pre-roll's copies, when the chunk before has dreamed those frames) and
-        at its end (the chunk after's copies of this chunk's last frames)."""
-        scene = bpy.data.scenes.get(self.scene_name)
-        if not self.fade or scene is None or self.error or self.cancelled or not os.path.isdir(self.seams_root):
-            return  # only farm chunks given a fade blend: a whole render has no seams
-        first = min([self.write_from, *self.faded])
+    def _display_is_current(self, target: str, link_id: str) -> bool:
+        record = self.records.file(target)
+        if record is None or record.link != link_id:
+            return False
         if self.writer is None:
-            self.writer = colour.DisplayWriter(scene, self.user_output)
-        try:
-            merged = seams.merge(self.seams_root, (first, scene.frame_end), self.linear_pattern, self.linear_path,
-                                 lambda frame: self.target_path(scene, frame), self.writer)
-        except DreamError as err:
-            self.fail(f"cross-fading a seam: {err}")
-            return
-        if merged:
-            print(f"Dream Renders: cross-faded frame(s) {', '.join(map(str, merged))} at chunk seams", flush=True)
+            self.writer = colour.DisplayWriter(bpy.data.scenes[self.scene_name], self.user_output)
+        return record.settings == self.writer.digest
 
     def fail(self, message: str) -> None:
         if self.error is None:
             self.error = message
         self.worker.cancel()
 
-    def close(self, remove_helper: bool) -> None:
-        """``remove_helper``: only outside render handlers (else the next save removes it)."""
-        if self.writer is not None and remove_helper:
-            self.writer.close()
+    def close(self, in_handler: bool) -> None:
+        """Removes the job's folder; the helper scene only outside render
+        handlers (Blender 3.4 crashes when a scene is removed there)."""
+        if self.writer is not None:
+            self.writer.release() if in_handler else self.writer.close()
         self.writer = None
-        if self.preroll is not None:
-            self.preroll.remove()
+        shutil.rmtree(self.job_dir, ignore_errors=True)
+        self.worker.finish()
+
+    @property
+    def waiting(self) -> list[int]:
+        """This chunk's held frames not yet written as the seam's blend."""
+        waiting = []
+        for frame in self.plan.held if self.plan is not None else ():
+            held, written = self.records.file(self.held_path(frame)), self.records.file(self.linear_path(frame))
+            if held is not None and (written is None or written.made != "blend" or written.link != held.link):
+                waiting.append(frame)
+        return waiting
 
     def summary(self) -> str:
         if self.error:
             return f"Dream on Render failed: {self.error}"
         if self.cancelled:
-            return f"Dream on Render cancelled after {self.written} frame(s)"
-        done = self.written - self.prerolled
-        warm = f" after {self.prerolled} pre-roll frame(s)" if self.prerolled else ""
-        return f"Dream on Render: {done} frame(s) dreamed{warm}"
+            return f"Dream on Render cancelled after {self.counts['write'] + self.counts['still']} frame(s)"
+        parts = [f"Dream on Render: {self.counts['write'] + self.counts['still']} frame(s) dreamed"]
+        if self.counts["kept"]:
+            parts.append(f", {self.counts['kept']} already current")
+        if self.prerolled:
+            parts.append(f" after {self.prerolled} pre-roll frame(s)")
+        if self.merged:
+            parts.append(f"; cross-faded frame(s) {', '.join(map(str, sorted(self.merged)))} at chunk seams")
+        waiting = self.waiting
+        if waiting:
+            parts.append(f"; frames {waiting[0]}-{waiting[-1]} are held for the seam with the frames before "
+                         f"{waiting[0]} (Seam Fade {len(self.plan.held)}): whichever of the two renders ends second "
+                         "writes them cross-faded")
+        return "".join(parts)
 
 
 WRITE_FROM = "--dream-write-from"
-FADE = "--dream-fade"
 
 
 def _script_argument(name: str) -> Optional[int]:
     """The number after ``name`` among the arguments after ``--``, or None."""
     args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    if "--dream-fade" in args:
+        raise DreamError("--dream-fade is now the scene's Seam Fade (Dream Renders panel, saved in the .blend): "
+                         "every chunk of the shot uses it without arguments")
     if name not in args:
         return None
     try:
@@ -266,34 +571,6 @@ def write_from_argument() -> Optional[int]:
     """``blender -b shot.blend -s 90 -e 200 -a -- --dream-write-from 100``: a
     farm chunk of frames 100-200 with frames 90-99 as its pre-roll."""
     return _script_argument(WRITE_FROM)
-
-
-def fade_argument() -> int:
-    """``... -- --dream-write-from 100 --dream-fade 5``: frames 95-99 are
-    cross-faded with the chunk before's dreams of them (see :mod:`.seams`)."""
-    fade = _script_argument(FADE) or 0
-    if fade < 0:
-        raise DreamError(f"{FADE} must be 0 or more frames")
-    return fade
-
-
-class Preroll:
-    """A job's scratch folder for its pre-roll frames (raw renders, dreams), removed at its end."""
-
-    def __init__(self, raw_pattern: str) -> None:
-        parent = os.path.dirname(os.path.dirname(raw_pattern))  # the Dream output folder
-        os.makedirs(parent, exist_ok=True)
-        self.folder = tempfile.mkdtemp(prefix=".preroll_", dir=parent)
-        self.name = os.path.basename(raw_pattern)
-
-    def pattern(self, kind: str) -> str:
-        return os.path.join(self.folder, kind, self.name)
-
-    def path(self, frame: int, kind: str) -> str:
-        return _numbered(self.pattern(kind), frame)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _numbered(pattern: str, frame: int) -> str:
@@ -330,9 +607,8 @@ def _report(summary: str, failed: bool) -> None:
 def _finish(dreaming: RenderDreaming, in_handler: bool = True) -> None:
     global _active
     _active = None
-    dreaming.merge_seams()
-    dreaming.close(remove_helper=not in_handler)
-    if dreaming.submitted or dreaming.error:
+    dreaming.close(in_handler)
+    if dreaming.dreams or dreaming.submitted or dreaming.error:
         _report(dreaming.summary(), dreaming.error is not None)
 
 
@@ -349,12 +625,12 @@ def _dream_the_still() -> None:
 @persistent
 def _on_init(scene, *_args) -> None:
     global _active
-    if rendering.is_own_render() or not scene.dream.on_render:
+    if rendering.is_own_render() or not scene.dream.on_render or colour.is_helper(scene):
         return
     if _active is not None:  # a job that never ended (Blender stopped it without telling): drop it
         _active.restore_user_output()  # its scene gets its own settings back
         _active.cancel()
-        _active.close(remove_helper=False)
+        _active.close(in_handler=True)
         _active = None
     try:
         _active = RenderDreaming(scene, configured_link(bpy.context), f"{scene.name}/render/{uuid.uuid4().hex[:12]}")
@@ -429,7 +705,8 @@ def _gui_pump() -> Optional[float]:
     if dreaming.finished and dreaming.ended:
         dreaming.restore_user_output()  # again, from the main thread, where Blender never refuses it
         _finish(dreaming, in_handler=False)
-        if not dreaming.submitted and not dreaming.cancelled and dreaming.error is None:
+        colour.remove_helpers()
+        if not dreaming.dreams and not dreaming.submitted and not dreaming.cancelled and dreaming.error is None:
             _dream_the_still()
         return None
     if dreaming.error:  # say so now; the user's settings come back when Blender's render ends
@@ -443,7 +720,7 @@ def _on_save_pre(*_args) -> None:
     ours; saved after one, it keeps no helper scene."""
     dreaming = _active
     if dreaming is None:
-        colour.remove_helper()
+        colour.remove_helpers()
         return
     if not dreaming.ended:
         dreaming.restore_user_output()
@@ -454,7 +731,7 @@ def _on_save_post(*_args) -> None:
     dreaming = _active
     scene = bpy.data.scenes.get(dreaming.scene_name) if dreaming else None
     if scene is not None and not dreaming.ended:
-        rendering.raw_output(scene, dreaming.raw_pattern)
+        rendering.raw_output(scene, dreaming.job_pattern)
 
 
 HANDLERS = (("render_init", _on_init), ("render_pre", _on_pre), ("render_write", _on_write),

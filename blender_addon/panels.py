@@ -39,6 +39,8 @@ def draw_settings(layout, context) -> None:
 def draw_on_render(layout, context) -> None:
     scene = context.scene
     layout.prop(scene.dream, "on_render")
+    if scene.dream.on_render:
+        layout.prop(scene.dream, "seam_fade")
     if scene.dream.on_render and scene.render.is_movie_format:
         layout.label(text="Choose an image format: Dream on Render writes frames, not movies", icon="ERROR")
 

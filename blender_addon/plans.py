@@ -9,6 +9,7 @@ import bpy
 from . import compat, strengths
 from .errors import DreamError
 from .wire.plans import FramePlan
+from .wire.provenance import FOLDER, Records
 
 
 def output_root(scene) -> str:
@@ -18,6 +19,11 @@ def output_root(scene) -> str:
         raise DreamError("save the .blend file first, or set an absolute Dream output folder: "
                          "dreamed frames are kept next to the .blend")
     return os.path.normpath(bpy.path.abspath(raw))
+
+
+def records(scene) -> Records:
+    """The provenance records of what the add-on makes for ``scene`` (see wire.provenance)."""
+    return Records(os.path.join(output_root(scene), FOLDER))
 
 
 KINDS = {"renders": ".exr", "frames": ".png", "linear": ".exr"}  # raw renders, dreamed frames, dreams scene-linear

@@ -6,7 +6,15 @@ no copy of the list (Test Connection fetches it)."""
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    IntVectorProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from . import compat
 
@@ -27,6 +35,16 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
         name="Dream on Render", default=False,
         description="Blender's own renders (Render Animation, blender -b -a / -f) write dreamed frames to the "
                     "scene's output path in its file format; the raw renders are kept in the Dream output folder")
+    seam_fade: IntProperty(
+        name="Seam Fade", default=5, min=0, max=50,
+        description="Render farm chunks rendered side by side (blender -b -s A -e B -a on several machines) dream "
+                    "chains of their own; the first this many frames of a chunk are then written as a cross-fade "
+                    "from the chunk before's chain, by whichever of the two ends second. 0: a hard cut. A chunk "
+                    "that starts after the one before has finished carries its dream on exactly and needs none")
+    shot_range: IntVectorProperty(
+        name="Shot", size=2, default=(0, -1), options={"HIDDEN"},
+        description="The frame range when the .blend was last saved (-1: never): the shot a farm renders in chunks "
+                    "with -s/-e, which change the scene's range but not this")
     preset: EnumProperty(name="Preset", items=[("CUSTOM", "Custom", "Your own settings"),
                                                ("SUBTLE", "Subtle", "A light touch of texture"),
                                                ("CLASSIC", "Classic", "The DeepDream look: eyes and swirls"),

@@ -10,9 +10,10 @@ from typing import Optional
 
 import bpy
 
-from . import compat, exr_check, strengths
+from . import compat, exr_check, scene_state, strengths
 from .errors import DreamError
 from .render_thread import writes_scene
+from .wire.provenance import Digests, FileRecord, Records
 
 # Image settings copied between scenes, in the order Blender accepts them
 # (the file format decides which modes and depths are valid).
@@ -126,6 +127,41 @@ def is_complete_render(path: str) -> bool:
     """Whether our render at ``path`` (an EXR) is whole: one cut short by a
     full disk or a crash is rendered again."""
     return os.path.isfile(path) and exr_check.is_complete_exr(path)
+
+
+def record_render(records: Records, path: str, frame: int, token: dict, chain: str, params: dict) -> FileRecord:
+    """Records a render just made: the scene state it was made from
+    (:mod:`.scene_state`), its digest, and the dream settings at its frame
+    (so a later chunk can check a chain, or dream it again, without
+    evaluating the frame)."""
+    digest = exr_check.pixel_digest(path) or Digests().of(path)  # the pixels: a new render of the same is the same
+    record = FileRecord("render", token["settings"], frame=frame,
+                        extra={"scene": token, "digest": digest, "chain": chain, "params": params})
+    records.write_file(path, record)
+    return record
+
+
+def current_render(records: Records, path: str, token: dict) -> Optional[FileRecord]:
+    """The record of our render at ``path`` when it is still the file we
+    made and the scene would render the same now, else None."""
+    record = records.file(path)
+    if record is None or record.made != "render" or not scene_state.matches(record.extra.get("scene"), token):
+        return None
+    return record
+
+
+def why_not_current(records: Records, path: str, token: dict) -> Optional[str]:
+    """Why the render at ``path`` is not the scene's now (None: there is none)."""
+    if not os.path.exists(path):
+        return None
+    record = records.file(path)
+    if record is None or record.made != "render":
+        return "not one this add-on made, or was changed on disk since"
+    recorded = record.extra.get("scene") or {}
+    if recorded.get("settings") != token["settings"]:
+        return "of other render settings"
+    return "of the scene before it was changed" if recorded.get("session") == token["session"] \
+        else "from another session, and the .blend is not the one it was made from"
 
 
 def render_problem(scene, path: str) -> Optional[str]:

@@ -1,7 +1,11 @@
 """The frame scheduler: a :class:`FrameRun` brings every planned frame to a
-dreamed file on disk, rendering missing frames on the main thread while a
-worker thread dreams finished ones. Operators drive it with :meth:`tick`,
-modally (a timer) or blocking (scripts, ``blender --background``)."""
+dreamed file on disk that is the dream of the scene as it is now,
+rendering frames on the main thread while a worker thread dreams. It walks
+the shot as the shot planner says (:class:`~.wire.shots.Walk`): a frame
+whose dream on disk is the one the chain makes now is kept, the others are
+dreamed, the chain brought to where it is from its latest kept state.
+Operators drive it with :meth:`tick`, modally (a timer) or blocking
+(scripts, ``blender --background``)."""
 from __future__ import annotations
 
 import os
@@ -12,49 +16,59 @@ from typing import Optional
 
 import bpy
 
-from . import cache, colour, plans, rendering
+from . import colour, plans, rendering, scene_state
 from .dreaming import (
     DreamWorker,
     FrameDone,
     FrameFailed,
     FrameProgress,
+    Job,
     Message,
     RunCancelled,
     reply_as_linear,
     reply_as_target,
 )
 from .errors import DreamError
-from .wire.plans import FramePlan, resume_point
+from .wire.plans import FramePlan
+from .wire.provenance import START, Digests, FileRecord, Link, chain_settings, digest_of, file_stat
+from .wire.shots import Walk, checkpoint_every, state_to_keep
 
 
 class FrameRun:
-    """Frames whose dream exists and was made with the settings they would
-    get now are skipped (a re-run resumes; changed settings re-dream);
-    sources that exist are not rendered again. The scene is looked up by
-    name on every tick: a reference held across ticks can be invalidated by
-    undo. ``redream`` dreams every frame again."""
+    """``redream``: every frame is dreamed again; ``rerender``: every frame
+    rendered again. The scene is looked up by name on every tick: a
+    reference held across ticks can be invalidated by undo."""
 
     def __init__(self, scene, frame_plans: list[FramePlan], job: str, link, render_missing: bool = True,
-                 redream: bool = False, colour_managed: bool = False) -> None:
-        """``colour_managed``: the sources are scene-linear renders; their dreams
-        are written through the scene's colour management, as Blender writes
-        renders (the server replies in EXR, Blender makes the PNG)."""
+                 redream: bool = False, colour_managed: bool = False, rerender: bool = False) -> None:
+        """``render_missing``: the sources are our renders (made when they are
+        not the scene's now); else files given (a strip). ``colour_managed``:
+        the sources are scene-linear renders; their dreams are written
+        through the scene's colour management, as Blender writes renders
+        (the server replies in EXR, Blender makes the PNG)."""
         self.scene_name = scene.name
-        size = plans.output_size(scene)
         self.plans = [replace(p, params=plans.frame_params(scene, p.frame, objects=render_missing))
                       for p in frame_plans]
-        self.prints = {p.target: cache.fingerprint(p.params, size) for p in self.plans}
-        self.cache = cache.FrameCache()
-        self.todo = [p for p in self.plans if redream or not self.cache.reusable(p, self.prints[p.target])]
-        self.skipped = len(frame_plans) - len(self.todo)
-        self.render_missing = render_missing
+        self.by_frame = {p.frame: p for p in self.plans}
+        self.records = plans.records(scene)
+        self.digests = Digests()
+        self.token = scene_state.token(scene) if render_missing else None
+        self.render_missing, self.redream, self.rerender = render_missing, redream, rerender
         self.display = colour.DisplayWriter(scene) if colour_managed else None
-        self.worker = DreamWorker(link, job, reply_as_linear if colour_managed else reply_as_target)
-        self.done = 0
+        self.reply = reply_as_linear if colour_managed else reply_as_target
+        self.worker = DreamWorker(link, job, self.reply, self.records)
+        self.walk = Walk(START, self.records.link, self.records.has_state)
+        self.inputs: dict[int, str] = {}  # the renders' digests as they are now, by frame
+        self.said: set[str] = set()  # why renders were made again, said once a run
+        self.every = checkpoint_every(plans.output_size(scene)[0] * plans.output_size(scene)[1])
+        self.visited = 0  # frames the walk has been through
+        self.in_flight = 0  # frames sent and not yet written
+        self.dreams = 0  # frames sent to dream
+        self.kept = 0  # frames whose dream on disk is current
+        self.done = 0  # frames current on disk now (kept or dreamed)
         self.error: Optional[str] = None
         self.cancelled = False
         self.current_fraction = 0.0
-        self.submitted = 0
 
     @property
     def scene(self):
@@ -65,7 +79,11 @@ class FrameRun:
 
     @property
     def total(self) -> int:
-        return len(self.todo)
+        return len(self.plans)
+
+    @property
+    def skipped(self) -> int:
+        return self.kept
 
     @property
     def fraction(self) -> float:
@@ -78,38 +96,118 @@ class FrameRun:
     def status(self) -> str:
         return f"Dreaming frame {min(self.done + 1, self.total)}/{self.total} ({self.fraction:.0%})"
 
-    def _feed(self) -> None:
-        """Renders and submits the next frame while the worker has room: its
-        frames in flight and one waiting, so the stream to the server never
-        runs dry between frames."""
-        if self.submitted >= self.total or self.submitted - self.done > DreamWorker.IN_FLIGHT:
-            return
-        scene = self.scene
-        plan = self.todo[self.submitted]
-        exists = os.path.exists(plan.source)
-        if not self.render_missing:
-            if not exists:
-                raise DreamError(f"source frame missing: {plan.source}")
-        elif not exists or (problem := rendering.render_problem(scene, plan.source)):
-            if exists:
-                print(f"Dream Renders: the render of frame {plan.frame} is {problem}; rendering it again", flush=True)
-            rendering.render_to_file(scene, plan.frame, plan.source)
-        resume = self.resume_point() if self.submitted == 0 else None
-        self.worker.submit(plan, resume)
-        self.submitted += 1
+    # -- what is on disk
+    def chain_of(self, frame: int) -> str:
+        return chain_settings(self.by_frame[frame].params)
 
-    def resume_point(self) -> Optional[FramePlan]:
-        """The frame before the first to do, sent along with it so the dream
-        carries on. For colour-managed runs its dream goes as the scene-linear
-        file kept beside the display frame (in the same space as the render)."""
-        before = resume_point(self.plans, self.todo)
-        if before is None or self.display is None:
-            return before
-        linear = reply_as_linear(before)[0]
-        return replace(before, target=linear) if os.path.exists(linear) else before
+    def settings_of(self, frame: int) -> str:
+        return digest_of(self.by_frame[frame].params)
+
+    def is_current(self, made: Link) -> bool:
+        """Whether a link's render and settings are the scene's now: frames of
+        this run as visited; earlier ones by their render's record."""
+        if made.frame in self.inputs:
+            return made.input == self.inputs[made.frame] and made.chain == self.chain_of(made.frame)
+        if not self.render_missing:
+            return False
+        record = rendering.current_render(self.records, plans.frame_file(self.scene, "renders", made.frame),
+                                          self.token)
+        return record is not None and made.input == record.extra.get("digest") \
+            and made.chain == record.extra.get("chain")
+
+    def _kept_link(self, plan: FramePlan) -> Optional[str]:
+        """The link of the frame's dream on disk when it is current and
+        carries on the chain where the walk is."""
+        if self.redream:
+            return None
+        record = self.records.file(self.reply(plan)[0])
+        if record is None or record.link is None or record.settings != self.settings_of(plan.frame):
+            return None
+        current = self.records.chain_is_current(record.link, self.is_current)
+        return record.link if current and self.walk.continues(record.link) else None
+
+    def _input(self, plan: FramePlan) -> tuple[str, bool]:
+        """The digest of the frame's render as the scene renders it now
+        (rendered when needed); True when it was rendered."""
+        scene = self.scene
+        if not self.render_missing:
+            digest = self.digests.of(plan.source)
+            if digest is None:
+                raise DreamError(f"source frame missing: {plan.source}")
+            return digest, False
+        record = None if self.rerender else rendering.current_render(self.records, plan.source, self.token)
+        problem = rendering.render_problem(scene, plan.source) if os.path.exists(plan.source) else None
+        if record is not None and problem is None:
+            return record.extra["digest"], False
+        why = problem or rendering.why_not_current(self.records, plan.source, self.token) if not self.rerender else None
+        if why is not None and why not in self.said:
+            self.said.add(why)
+            print(f"Dream Renders: the render of frame {plan.frame} is {why}; rendering it again"
+                  + ("" if problem else " (and any other frame like it)"), flush=True)
+        rendering.render_to_file(scene, plan.frame, plan.source)
+        record = rendering.record_render(self.records, plan.source, plan.frame, self.token,
+                                         self.chain_of(plan.frame), plan.params)
+        return record.extra["digest"], True
+
+    # -- the walk
+    def _feed(self) -> None:
+        """Walks on to the next frames while the worker has room: kept frames
+        go by at once, one frame is rendered per call (the window stays
+        live), and frames to dream are sent with what their sequence needs."""
+        while self.visited < self.total and self.in_flight <= DreamWorker.IN_FLIGHT:
+            plan = self.plans[self.visited]
+            digest, rendered = self._input(plan)
+            self.inputs[plan.frame] = digest
+            step = self.walk.visit(plan.frame, self.chain_of(plan.frame), digest, self._kept_link(plan))
+            self.visited += 1
+            if step.action == "keep":
+                self.kept += 1
+                self._kept_frame(plan, step.link)
+            else:
+                self._send(plan, step)
+            if rendered:
+                return
+
+    def _send(self, plan: FramePlan, step) -> None:
+        for made in step.replay + [self.walk.link(step.link)]:
+            self.records.add_link(made)
+        replay = [Job(self.by_frame[made.frame] if made.frame in self.by_frame else self._outside(made.frame),
+                      made.id, replay=True) for made in step.replay]
+        keep = state_to_keep(plan.frame, self.every, last=self.visited == self.total)
+        jobs = replay + [Job(plan, step.link, keep_state=keep)]
+        if step.restore is not None:
+            jobs[0] = replace(jobs[0], starts=True, state=self._state(step.restore))
+        for job in jobs:
+            self.worker.submit(job)
+        self.in_flight += 1
+        self.dreams += 1
+
+    def _state(self, link_id: str) -> Optional[bytes]:
+        if link_id == START:
+            return None
+        state = self.records.read_state(link_id)
+        if state is None:
+            raise DreamError(f"the carried state {link_id} vanished from {self.records.root}; run again")
+        return state
+
+    def _outside(self, frame: int) -> FramePlan:
+        """A frame before this run's first, dreamed again to carry its chain on
+        (with the settings its render's record keeps)."""
+        source = plans.frame_file(self.scene, "renders", frame)
+        record = self.records.file(source)
+        return FramePlan(frame, source, "", record.extra.get("params") if record else None)
+
+    def _kept_frame(self, plan: FramePlan, link_id: str) -> None:
+        """A frame whose dream is current: its display file too, or written again from it."""
+        self.done += 1
+        if self.display is None:
+            return
+        record = self.records.file(plan.target)
+        if record is None or record.link != link_id or record.settings != self.display.digest:
+            self._display(plan.frame, self.reply(plan)[0], plan.target, link_id)
 
     def tick(self, wait: float = 0.0) -> None:
-        """Feeds the worker and handles its messages; waits up to ``wait`` s for one."""
+        """Walks on and handles the worker's messages; waits up to ``wait`` s for one."""
         if self.finished:
             return  # cancelled or failed: render and send nothing more
         try:
@@ -132,11 +230,7 @@ class FrameRun:
         if isinstance(message, FrameProgress):
             self.current_fraction = message.fraction
         elif isinstance(message, FrameDone):
-            if not self._display(message):
-                return
-            self.done += 1
-            self.current_fraction = 0.0
-            self._remember(message.target)
+            self._dreamed(message)
         elif isinstance(message, RunCancelled):
             self.cancelled = True
         elif isinstance(message, FrameFailed):
@@ -144,15 +238,26 @@ class FrameRun:
         if self.finished:
             self.worker.finish()
 
-    def _display(self, message: FrameDone) -> bool:
+    def _dreamed(self, message: FrameDone) -> None:
+        """A dream came back (the worker wrote it): its records, and its display file."""
+        plan = self.by_frame[message.frame]
+        self.records.write_file(message.written, FileRecord(
+            "dream", self.settings_of(plan.frame), message.link, plan.frame,
+            [file_stat(plan.source), self.inputs[plan.frame]]))
+        if self.display is not None and not self._display(plan.frame, message.written, plan.target, message.link):
+            return
+        self.in_flight -= 1
+        self.done += 1
+        self.current_fraction = 0.0
+
+    def _display(self, frame: int, linear: str, target: str, link_id: str) -> bool:
         """Writes a colour-managed frame from the linear dream; False if that failed."""
-        if self.display is None:
-            return True
         try:
-            self.display.write(message.written, message.target)
+            self.display.write(linear, target)
         except DreamError as err:
-            self.fail(f"frame {message.frame}: {err}")
+            self.fail(f"frame {frame}: {err}")
             return False
+        self.records.write_file(target, FileRecord("display", self.display.digest, link_id, frame))
         return True
 
     def close(self) -> None:
@@ -160,12 +265,6 @@ class FrameRun:
         if self.display is not None:
             self.display.close()
             self.display = None
-
-    def _remember(self, target: str) -> None:
-        try:
-            self.cache.record(target, self.prints[target])
-        except OSError as err:  # the frame is there; only its reuse next time is lost
-            print(f"Dream Renders: cannot update the frame cache next to {target}: {err.strerror}")
 
     def fail(self, message: str) -> None:
         self.error = message
@@ -176,5 +275,6 @@ class FrameRun:
         self.worker.cancel()
 
     def targets(self) -> list[str]:
-        """The dreamed frames on disk that this run's settings made or confirmed."""
-        return [p.target for p in self.plans if self.cache.reusable(p, self.prints[p.target])]
+        """The dreamed frames on disk that this run made or found current."""
+        return [p.target for p in self.plans if self.records.file(p.target) is not None] \
+            if self.done == self.total else []

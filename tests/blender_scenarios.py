@@ -3,6 +3,7 @@ blender_scenarios.py NAME ...``) and Debian's Blender 3.4 (``blender -b
 --factory-startup --python blender_scenarios.py -- NAME ...``). Standard
 library only (Blender 3.4's Python has no numpy). Each prints one line
 ``RESULT {json}`` for the test to check."""
+import importlib
 import json
 import os
 import sys
@@ -278,6 +279,9 @@ def _frame_run(module: str, scene):
 
 
 def scenario_cancel_resume(workdir, zip_path):
+    """Cancelled while frame 2 dreams (keyframed to many iterations), then run
+    again with frame 2 made quick: frame 1 is kept, the rest carry on from
+    its exact state: the same frames as a fresh run in another folder."""
     scene = build_scene(workdir, frames=4)
     module = install(zip_path)
     fast_settings(scene)
@@ -285,6 +289,9 @@ def scenario_cancel_resume(workdir, zip_path):
     scene.dream.keyframe_insert("iterations", frame=1)
     scene.dream.iterations = 400
     scene.dream.keyframe_insert("iterations", frame=2)
+    scene.dream.iterations = 3
+    scene.dream.keyframe_insert("iterations", frame=3)
+    _constant_keys(scene)
     run, _ = _frame_run(module, scene)
     while run.done < 1 and not run.finished:
         run.tick(wait=0.5)
@@ -295,18 +302,25 @@ def scenario_cancel_resume(workdir, zip_path):
     frames_dir = os.path.join(workdir, "dream", "frames")
     after_cancel = visible(frames_dir)
     renders_after_cancel = visible(os.path.join(workdir, "dream", "renders"))
-
-    resumed, _ = _frame_run(module, scene)
-    point = resumed.resume_point()  # what the resumed run sends first
-    resumed.cancel()
-    scene.animation_data_clear()  # the resumed run dreams quickly
-    scene.dream.iterations = 3
+    first = os.stat(os.path.join(frames_dir, "Scene_00001.png")).st_mtime_ns
+    scene.dream.iterations = 3  # frame 2 made quick
+    scene.dream.keyframe_insert("iterations", frame=2)
     bpy.ops.dream.render_animation()
+    resumed = {n: open(os.path.join(frames_dir, n), "rb").read() for n in visible(frames_dir)}
+    scene.dream.output_dir = "//fresh/"
+    bpy.ops.dream.render_animation()
+    fresh_dir = os.path.join(workdir, "fresh", "frames")
     return {"after_cancel": after_cancel, "error": run.error, "renders_after_cancel": renders_after_cancel,
-            "resume_from": [os.path.relpath(p, os.path.join(workdir, "dream")) for p in (point.source, point.target)]
-            if point else None,
-            "after_resume": visible(frames_dir),
+            "first_kept": os.stat(os.path.join(frames_dir, "Scene_00001.png")).st_mtime_ns == first,
+            "after_resume": sorted(resumed),
+            "same_as_fresh": [resumed[n] == open(os.path.join(fresh_dir, n), "rb").read() for n in sorted(resumed)],
             "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}
+
+
+def _constant_keys(scene) -> None:
+    for curve in _fcurves(scene):
+        for point in curve.keyframe_points:
+            point.interpolation = "CONSTANT"
 
 
 def scenario_kill_server(workdir, zip_path):
@@ -452,6 +466,7 @@ def prepare_on_render(workdir, zip_path, output_format: str):
     scene.dream.mix = 1.0
     scene.dream.keyframe_insert("mix", frame=3)
     scene.dream.on_render = True
+    scene.dream.seam_fade = int(os.environ.get("DREAM_TEST_FADE", "0"))
     set_output(scene, "//out/shot_###", output_format)
     bpy.ops.wm.save_mainfile()
     if bpy.app.version < (4, 2, 0):
@@ -495,23 +510,27 @@ def scenario_on_render(workdir, zip_path):
 
 
 def scenario_farm_fade(workdir, zip_path):
-    """Two farm chunks of a shot, side by side as a farm runs them, in this
-    process: frames 2-3 (frame 2 its pre-roll) end first, then 1-2; each with
-    ``-- --dream-write-from A --dream-fade 1``, written as float EXR."""
+    """Two farm chunks of a shot side by side, as a farm runs them, in this
+    process, with the shot's Seam Fade of 1 and float EXR output: frames 2-3
+    end first (frame 2 held for the seam), then frame 1 (it ends second and
+    writes frame 2); then the whole shot uninterrupted into ``//fresh/``."""
+    os.environ["DREAM_TEST_FADE"] = "1"
     scene, module = prepare_on_render(workdir, zip_path, "exr_float")
+    on_render = importlib.import_module(f"{module}.on_render")
     before = output_report(scene)
-    argv = list(sys.argv)
-    for start, end, write_from in ((2, 3, 3), (1, 2, 1)):
+    waiting = []
+    for start, end in ((2, 3), (1, 1)):
         scene.frame_start, scene.frame_end = start, end
-        sys.argv = [*argv, "--", "--dream-write-from", str(write_from), "--dream-fade", "1"]
-        try:
-            bpy.ops.render.render(animation=True)
-        finally:
-            sys.argv = argv
-    import importlib
-
-    return {"before": before, "after": output_report(scene), "files": visible(os.path.join(workdir, "out")),
-            "summary": importlib.import_module(f"{module}.on_render").last_summary}
+        bpy.ops.render.render(animation=True)
+        waiting.append(on_render.last_summary)
+    files = visible(os.path.join(workdir, "out"))
+    after = output_report(scene)
+    scene.frame_start, scene.frame_end = 1, 3
+    scene.dream.output_dir = "//fresh/"
+    scene.render.filepath = "//fresh_out/shot_###"
+    bpy.ops.render.render(animation=True)
+    return {"before": before, "after": after, "files": files, "summaries": waiting,
+            "waiting_after_first": [2] if "frames 2-2 are held for the seam" in waiting[0] else waiting[0]}
 
 
 def scenario_render_existing(workdir, zip_path):

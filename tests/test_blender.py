@@ -124,12 +124,11 @@ def test_changed_settings_are_dreamed_again(runtime, tmp_path, addon_zip, via_se
 def test_cancel_then_resume(tmp_path, addon_zip, via_server):
     result, _, _ = run_scenario("bpy", "cancel_resume", tmp_path, addon_zip, via_server)
     assert result["error"] is None
-    assert 1 <= len(result["after_cancel"]) < 4
+    assert result["after_cancel"] == ["Scene_00001.png"]
     assert len(result["renders_after_cancel"]) < 4  # nothing rendered after the cancel
-    last_done = result["after_cancel"][-1]  # the resumed run carries on from it: its render and its dream,
-    stem = last_done.replace(".png", "")  # scene-linear like the render (not the view-transformed PNG)
-    assert result["resume_from"] == [f"renders/{stem}.exr", f"linear/{stem}.exr"]
+    assert result["first_kept"]  # carried on from its kept state, not dreamed again
     assert len(result["after_resume"]) == 4 and result["strip"]["frames"] == 4
+    assert result["same_as_fresh"] == [True] * 4  # the resumed shot is the uninterrupted one
 
 
 @pytest.mark.blender
@@ -196,13 +195,19 @@ def test_headless_command_line_form(tmp_path, addon_zip, via_server, token_file)
     assert "Dream Renders: Dreaming frame" in ok.stdout
     assert sorted(p.name for p in (work / "dream" / "frames").glob("*.png")) == ["Scene_00001.png",
                                                                                 "Scene_00002.png"]
-    (work / "dream" / "frames" / "Scene_00002.png").unlink()
+    (work / "dream" / "frames" / "Scene_00002.png").unlink()  # its dream is kept: Blender writes it again
+    again = subprocess.run([BLENDER, "-b", result["blend"], "--python-expr", expr], capture_output=True, text=True,
+                           env={**env, "DREAM_SERVER_ADDRESS": "127.0.0.1:9"}, timeout=600)
+    assert again.returncode == 0 and "0 frame(s) dreamed, 2 already current" in again.stdout, again.stdout[-2000:]
+    assert (work / "dream" / "frames" / "Scene_00002.png").exists()
+    for kind in ("frames", "linear"):  # now it must be dreamed again
+        next((work / "dream" / kind).glob("Scene_00002.*")).unlink()
     env["DREAM_SERVER_ADDRESS"] = "127.0.0.1:9"
     bad = subprocess.run([BLENDER, "-b", result["blend"], "--python-expr", expr], capture_output=True, text=True,
                          env=env, timeout=600)
     assert bad.returncode == 1
     assert "Dream Renders: error: frame 2: cannot talk to the dream server at 127.0.0.1:9" in bad.stderr
-    assert [p.name for p in (work / "dream" / "frames").iterdir() if p.suffix != ".json"] == ["Scene_00001.png"]
+    assert [p.name for p in (work / "dream" / "frames").iterdir()] == ["Scene_00001.png"]
 
 
 @pytest.mark.blender
@@ -294,6 +299,9 @@ def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server)
     assert abs(_pixels(own / "shot_003.png") - _pixels(out / "shot_003.png")).mean() > 0.01  # mix 1: dreamed
 
     before = (out / "shot_003.png").read_bytes()
+    again = blender("-f", "3", DREAM_SERVER_ADDRESS="127.0.0.1:9")  # its dream is current: no server needed
+    assert again.returncode == 0 and "0 frame(s) dreamed, 1 already current" in again.stdout, again.stdout[-2000:]
+    (work / "dream" / "linear" / "Scene_00003.exr").unlink()  # now it must be dreamed: the server is missed
     lost = blender("-f", "3", DREAM_SERVER_ADDRESS="127.0.0.1:9")
     assert lost.returncode == 1
     errors = [line for line in lost.stderr.splitlines() if line.startswith("Dream Renders:")]

@@ -49,22 +49,17 @@ def test_the_job_type_chunks_a_shot_as_the_shot_planner_does(case):
 
 @pytest.mark.skipif(NODE is None, reason="needs node")
 def test_the_job_type_chunks_a_shot_with_a_preroll_each():
-    tasks = compile_job()
+    tasks = compile_job(preroll=10)
     assert [t["name"] for t in tasks] == ["dream-1-20", "dream-21-40", "dream-41-45"]
-    assert [fade_of(t) for t in tasks] == [5, 5, 5]  # all alike: Blender fades at most its pre-roll
+    assert [fade_of(t) for t in tasks] == [0, 0, 0]  # the fade is the shot's (Seam Fade, in the .blend)
     command = tasks[0]["commands"][0]
     assert command["name"] == "blender-render" and command["parameters"]["blendfile"] == "/farm/shot.blend"
     args = command["parameters"]["args"]
     assert args[:4] == ["--addons", "dream_renders", "--scene", "Scene"]
     assert args.index("--render-anim") < args.index("--") < args.index("--dream-write-from")  # ours after "--"
-    gaps = compile_job(frames="5-12,30-33", chunk_size=4, preroll=2, fade=2)
-    assert [frames_of(t) for t in gaps] == [(5, 8, 5), (7, 12, 9), (28, 33, 30)]  # a gap: a chunk of its own
-    assert [fade_of(t) for t in gaps] == [2, 2, 2]
-    assert [frames_of(t) for t in compile_job(preroll=0, fade=0)] == [(1, 20, 1), (21, 40, 21), (41, 45, 41)]
-    for changes, words in (({"preroll": -1}, "preroll must be 0 or more"), ({"fade": 11}, "fade must be 0 to")):
-        bad = subprocess.run([NODE, STUB, JOB_TYPE, json.dumps({**SETTINGS, **changes})], capture_output=True,
-                             text=True, timeout=60)
-        assert bad.returncode != 0 and words in bad.stderr, (changes, bad.stderr)
+    bad = subprocess.run([NODE, STUB, JOB_TYPE, json.dumps({**SETTINGS, "preroll": -1})], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode != 0 and "preroll must be 0 or more" in bad.stderr, bad.stderr
 
 
 @pytest.mark.blender
@@ -99,66 +94,81 @@ def test_the_jobs_command_lines_dream_chunks_out_of_order(tmp_path, addon_zip, v
     assert "Dream on Render: 1 frame(s) dreamed" in again and "pre-roll" not in again
 
 
-def assert_blended(written, own, after, share: float) -> None:
-    """``written`` (float EXR) is ``share`` of the way from the dream ``own`` to the dream ``after``."""
+def assert_seam_blend(written, render, before, held, share: float) -> None:
+    """``written`` (float EXR) is the cross-fade, ``share`` of the way from the
+    chunk before's chain (``before``: its dream of the frame, carried on) to
+    the chunk after's (``held``)."""
+    from dream_core.frame.crossfade import crossfade
     from dream_core.io import read_image
 
-    own, after = read_image(str(own)).pixels[..., :3], read_image(str(after)).pixels[..., :3]
-    assert np.abs(after - own).mean() > 0.005  # two chains, two patterns
-    np.testing.assert_allclose(read_image(str(written)).pixels[..., :3], own + share * (after - own), atol=2e-3)
+    render, before, held = (read_image(str(p)).pixels for p in (render, before, held))
+    assert np.abs(held - before)[..., :3].mean() > 0.005  # two chains, two patterns
+    np.testing.assert_allclose(read_image(str(written)).pixels, crossfade(render, before, held, share, True),
+                               atol=2e-3)
 
 
 @pytest.mark.blender
 def test_farm_chunks_cross_fade_in_bpy(tmp_path, addon_zip, via_server):
-    """The same seam in bpy 5.0 (its images, its output settings)."""
+    """Two chunks side by side in bpy 5.0 with the shot's Seam Fade of 1:
+    frames 2-3 end first and hold frame 2; frame 1 ends second and writes
+    frame 2 as the cross-fade of its chain carried on into the held one."""
     result, work, stdout = run_scenario("bpy", "farm_fade", tmp_path, addon_zip, via_server)
     assert "cross-faded frame(s) 2 at chunk seams" in stdout
     assert result["files"] == ["shot_001.exr", "shot_002.exr", "shot_003.exr"]
     assert result["after"] == result["before"]  # the scene's own output settings, after both chunks
-    assert_blended(work / "out" / "shot_002.exr", work / "dream" / "linear" / "Scene_00002.exr",
-                   work / "dream" / "seams" / "seam_3_1" / "Scene_00002.exr", 0.5)
+    assert result["waiting_after_first"] == [2]
+    dream = work / "dream"
+    assert_seam_blend(work / "out" / "shot_002.exr", dream / "renders" / "Scene_00002.exr",
+                      work / "fresh" / "linear" / "Scene_00002.exr", dream / ".dream" / "held" / "Scene_00002.exr",
+                      0.5)
 
 
 @pytest.mark.blender
 @pytest.mark.skipif(NODE is None or BLENDER is None, reason="needs node and Debian's blender")
 def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_server):
-    """Frames 1-2 and 2-3 (pre-roll 1, fade 1), written as float EXR so the
-    blend can be checked exactly: frame 2 ends up halfway between the first
-    chunk's dream of it and the second's pre-roll dream, whichever chunk
-    ends second (the second ends second when it cannot carry on from frame
-    1-2's files, as when both run at once)."""
+    """Frames 1-2 and 3 (pre-roll 1) as the job type makes them, with the
+    shot's Seam Fade of 1, written as float EXR so the blend can be checked
+    exactly: frame 3 is written once, by whichever chunk ends second, as the
+    cross-fade of the first chunk's chain carried on into the second's."""
     prepared, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip,
-                                     {**via_server, "DREAM_TEST_FORMAT": "exr_float"})
+                                     {**via_server, "DREAM_TEST_FORMAT": "exr_float", "DREAM_TEST_FADE": "1"})
     out, dream = work / "farm_out", work / "dream"
-    tasks = compile_job(frames="1-3", chunk_size=2, preroll=1, fade=1, blendfile=prepared["blend"],
+    tasks = compile_job(frames="1-3", chunk_size=2, preroll=1, blendfile=prepared["blend"],
                         render_output_path=str(out / "shot_###"), format="OPEN_EXR")
-    assert [(frames_of(t), fade_of(t)) for t in tasks] == [((1, 2, 1), 1), ((2, 3, 3), 1)]
+    assert [frames_of(t) for t in tasks] == [(1, 2, 1), (2, 3, 3)]
     env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "farm_config"),
            "BLENDER_USER_SCRIPTS": str(tmp_path / "user" / "scripts"), **via_server}
 
-    def run(task, *after_render):
-        parameters = task["commands"][0]["parameters"]
-        args = parameters["args"]
-        split = args.index("--")
-        done = subprocess.run([BLENDER, "-b", parameters["blendfile"], *args[:split], *after_render, *args[split:]],
-                              capture_output=True, text=True, env=env, timeout=600)
+    def blender(*args):
+        done = subprocess.run([BLENDER, "-b", prepared["blend"], *args], capture_output=True, text=True, env=env,
+                              timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         return done.stdout
 
-    def frame_2_is_the_blend():
-        assert_blended(out / "shot_002.exr", dream / "linear" / "Scene_00002.exr",
-                       dream / "seams" / "seam_3_1" / "Scene_00002.exr", 0.5)
+    def run(task, *after_render):
+        args = task["commands"][0]["parameters"]["args"]
+        split = args.index("--")
+        return blender(*args[:split], *after_render, *args[split:])
 
-    assert "cross-faded" not in run(tasks[1])  # the later chunk first: nothing to blend with yet
-    assert sorted(p.name for p in out.iterdir()) == ["shot_003.exr"]
-    assert "cross-faded frame(s) 2 at chunk seams" in run(tasks[0])  # ends second: it blends
-    frame_2_is_the_blend()
-    for name in ("shot_002.exr", "shot_003.exr"):
-        (out / name).unlink()
-    (dream / "renders" / "Scene_00002.exr").unlink()  # no carrying on from frame 2: a pre-roll again
-    show_output = "import bpy; s = bpy.context.scene.render; print('OUTPUT', s.filepath, s.image_settings.file_format)"
-    second = run(tasks[1], "--python-expr", show_output)  # now the later chunk ends second
-    assert "cross-faded frame(s) 2 at chunk seams" in second
-    assert f"OUTPUT {out / 'shot_###'} OPEN_EXR" in second  # the scene's own output, after the blend too
-    frame_2_is_the_blend()
+    first = run(tasks[1])  # the later chunk first: it holds frame 3 for the seam
+    assert "frames 3-3 are held for the seam" in first and "cross-faded frame(s)" not in first
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+    assert "cross-faded frame(s) 3 at chunk seams" in run(tasks[0])  # ends second: it writes the seam
     assert sorted(p.name for p in out.iterdir()) == ["shot_001.exr", "shot_002.exr", "shot_003.exr"]
+    fresh = blender("--addons", "dream_renders", "--python-expr",
+                    "import bpy; bpy.context.scene.dream.output_dir = '//fresh/'", "--render-output",
+                    str(work / "fresh_out" / "shot_###"), "-a")  # one uninterrupted render: chain 1-3
+    assert "3 frame(s) dreamed" in fresh
+    assert_seam_blend(out / "shot_003.exr", dream / "renders" / "Scene_00003.exr",
+                      work / "fresh" / "linear" / "Scene_00003.exr", dream / ".dream" / "held" / "Scene_00003.exr",
+                      0.5)
+    for n in (1, 2):  # outside the seam: the first chunk is the uninterrupted render
+        np.testing.assert_array_equal(_exr(out / f"shot_00{n}.exr"), _exr(work / "fresh_out" / f"shot_00{n}.exr"))
+    again = run(tasks[1])  # a retry of the later chunk: everything is current, the seam included
+    assert "0 frame(s) dreamed" in again or "1 frame(s) dreamed" in again
+
+
+def _exr(path):
+    from dream_core.io import read_image
+
+    return read_image(str(path)).pixels

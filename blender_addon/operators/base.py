@@ -37,7 +37,12 @@ class DreamRunOperator:
                     "so render farms see the failure; scripts that handle errors turn this off")
     redream: bpy.props.BoolProperty(
         name="Re-dream", default=False, options={"SKIP_SAVE"},
-        description="Dream every frame again, even those already dreamed with the current settings")
+        description="Dream every frame again, even those whose dream is already of the scene and settings as "
+                    "they are now")
+    rerender: bpy.props.BoolProperty(
+        name="Render Again", default=False, options={"SKIP_SAVE"},
+        description="Render every frame again, even where the scene has not changed since its render (for changes "
+                    "Blender does not report: image files or caches changed on disk, drivers reading outside data)")
     _timer = None
     _run: Optional[FrameRun] = None
     _frame = 0
@@ -58,14 +63,12 @@ class DreamRunOperator:
             frame_plans = self.plans(context)
             link = configured_link(context)
             run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
-                           redream=self.redream, colour_managed=self.colour_managed)
+                           redream=self.redream, colour_managed=self.colour_managed, rerender=self.rerender)
         except DreamError as err:
             if context.scene.frame_current != self._frame:
                 context.scene.frame_set(self._frame)  # evaluating the frames' settings moved it
             report_failure(self, str(err))
             return None
-        if run.skipped:
-            self.report({"INFO"}, f"{run.skipped} frame(s) already dreamed; resuming")
         return run
 
     def _end(self, context, run: FrameRun) -> set:
@@ -85,10 +88,10 @@ class DreamRunOperator:
             report_failure(self, str(err))
             return {"CANCELLED"}
         if run.cancelled:
-            wm.dream.status = f"Cancelled after {run.done} frame(s); run again to resume"
+            wm.dream.status = f"Cancelled after {run.done - run.skipped} frame(s); run again to resume"
             self.report({"WARNING"}, wm.dream.status)
             return {"CANCELLED"}
-        wm.dream.status = f"Done: {run.done} frame(s) dreamed, {run.skipped} already there"
+        wm.dream.status = f"Done: {run.done - run.skipped} frame(s) dreamed, {run.skipped} already current"
         self.report({"INFO"}, wm.dream.status)
         self._undo_step()
         return {"FINISHED"}
@@ -110,7 +113,10 @@ class DreamRunOperator:
         context.window_manager.dream.running = True
         last = -1.0
         while not run.finished:
-            run.tick(wait=0.5)
+            try:
+                run.tick(wait=0.5)
+            except Exception as err:  # the run ends and says why; the panel is never left "running"
+                run.fail(f"{type(err).__name__}: {err}")
             if run.fraction - last >= 0.1 or run.finished:
                 last = run.fraction
                 print(f"Dream Renders: {run.status()}", flush=True)
@@ -135,7 +141,10 @@ class DreamRunOperator:
         if event.type == "ESC":
             run.cancel()
         elif event.type == "TIMER":
-            run.tick(wait=0.0)  # a frame's render blocks briefly; dreaming never does
+            try:
+                run.tick(wait=0.0)  # a frame's render blocks briefly; dreaming never does
+            except Exception as err:  # the run ends and says why; the panel is never left "running"
+                run.fail(f"{type(err).__name__}: {err}")
             self._show_progress(context, run)
         if not run.finished:
             return {"PASS_THROUGH"}

@@ -1,6 +1,6 @@
 import bpy
 
-from .. import compat, plans, sequencer
+from .. import compat, plans, scene_state, sequencer
 from ..errors import DreamError
 from .base import DreamRunOperator
 
@@ -29,9 +29,10 @@ class DREAM_OT_render_animation(DreamRunOperator, bpy.types.Operator):
         scene = context.scene
         targets = run.targets()
         if len(targets) == len(run.plans):
-            edit = sequencer.strip_scene(scene)
-            strip = sequencer.place_strip(edit, f"Dream {scene.name}", targets, run.plans[0].frame,
-                                          scene.dream.channel)
+            with scene_state.own_changes(context):
+                edit = sequencer.strip_scene(scene)
+                strip = sequencer.place_strip(edit, f"Dream {scene.name}", targets, run.plans[0].frame,
+                                              scene.dream.channel)
             message = (f"strip {strip.name!r} in scene {edit.name!r}, channel {strip.channel}, "
                        f"{len(targets)} frames from {run.plans[0].frame}")
             print(f"Dream Renders: {message}", flush=True)

@@ -1,8 +1,7 @@
-import os
-
 import bpy
 
-from .. import plans, rendering
+from .. import plans, rendering, scene_state
+from ..wire.provenance import chain_settings
 from .base import DreamRunOperator
 
 
@@ -19,11 +18,13 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
         scene = context.scene
         frame = scene.frame_current
         still = plans.animation_plan(scene, range(frame, frame + 1), suffix="_still")[0]
+        records = plans.records(scene)
         for path in (still.source, still.target):  # a still is always made anew
-            if os.path.exists(path):
-                os.remove(path)
-        if self.use_existing:
+            records.forget_file(path)
+        if self.use_existing:  # the user's own last render, as it is: recorded as this scene's now
             rendering.save_render_result(scene, still.source)
+            rendering.record_render(records, still.source, frame, scene_state.token(scene),
+                                    chain_settings(plans.dream_params(scene)), plans.dream_params(scene))
         return [still]
 
     def finish(self, context, run):

@@ -23,7 +23,7 @@ from ..errors import DreamError
 from ..io import Picture, read_image, write_image
 from ..wire.plans import FramePlan
 from ..wire.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
-from ..wire.shots import Walk, checkpoint_every, plan_chunk
+from ..wire.shots import Walk, checkpoint_every, plan_chunk, state_to_keep
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class _Entry:
     frame: int
     link: str
     target: Optional[str] = None  # None: dreamed to warm or replay the chain, not written
+    keep: Optional[str] = None  # whether its state is kept (see state_to_keep)
 
 
 @dataclass
@@ -93,7 +94,7 @@ class ChunkRun:
         self.segments = self._segments()
         self.written = 0
         self._every = 0  # written frames between kept states, from the first frame's size
-        self._kept: list[str] = []  # states this run kept
+        self._passing: list[str] = []  # passing states this run kept (see state_to_keep)
 
     # -- what is on disk
     def target(self, frame: int) -> Optional[str]:
@@ -175,11 +176,12 @@ class ChunkRun:
 
     def works(self, segment: _Segment) -> Iterator[Work]:
         """A segment's frames for a backend, read lazily (it may read ahead)."""
-        for count, entry in enumerate(segment.entries, start=1):
+        for entry in segment.entries:
             picture = read_image(self.plans[entry.frame].source)
             self._every = self._every or checkpoint_every(picture.height * picture.width)
-            keep = entry.link == self.end or (entry.target is not None and count % self._every == 0)
-            yield Work(picture, self.place[entry.frame], keep)
+            keep = state_to_keep(self.place[entry.frame], self._every, last=entry.link == self.end)
+            entry.keep = keep
+            yield Work(picture, self.place[entry.frame], keep is not None)
 
     def keep(self, entry: _Entry, dreamed: Picture, state: Optional[bytes]) -> bool:
         """Stores one result: its link, the written frame and its record, the
@@ -198,18 +200,18 @@ class ChunkRun:
             self.written += written
         if state is not None:
             self.records.keep_state(entry.link, state)
-            for older in self._kept:  # one state a chain is enough to carry on from (they are large)
+            for older in self._passing:  # a newer state supersedes them (they are large)
                 self.records.drop_state(older)
-            self._kept = [entry.link]
+            self._passing = [entry.link] if entry.keep == "passing" else []
         return written
 
     def finish(self) -> None:
-        """Drops the states a finished run no longer needs: a killed run
-        carries on from them, a finished one keeps only its chain's end
-        (and the chunk before's, which it may have carried on from)."""
-        used = {s.restore for s in self.segments} | set(self._kept) | {self.replaced_end}
-        for link_id in used - {START, self.start, self.end, None}:
-            self.records.drop_state(link_id)
+        """Drops the passing states a finished run no longer needs (a killed
+        run carried on from them) and the end state of the chain it replaced."""
+        for link_id in {s.restore for s in self.segments} | set(self._passing) | {self.replaced_end}:
+            made = self.walk.link(link_id) if link_id not in (None, START, self.start, self.end) else None
+            if made is not None and state_to_keep(self.place.get(made.frame, 0), self._every or 1) != "lasting":
+                self.records.drop_state(link_id)
 
     def run(self, dream_segment: "DreamSegment", on_written: Callable[[], None] = lambda: None) -> None:
         """Dreams every segment through ``dream_segment(works, restore)``,

@@ -127,11 +127,26 @@ CHECKPOINT_BYTES = 16 << 20  # a carried state is kept about every this many byt
 STATE_BYTES_PER_PIXEL = 100  # what a carried state takes (source, dream, detail at twice the size, ...)
 
 
+LASTING = 16  # one checkpoint in this many stays after its run
+
+
 def checkpoint_every(pixels: int) -> int:
-    """How many written frames apart carried states are kept: every frame
-    for small frames, about every 13th at 1080p (a state is ~200 MB there);
-    a resume dreams again at most that many frames, unwritten."""
+    """How many frames apart carried states are kept while a run goes on:
+    every frame for small frames, about every 13th at 1080p (a state is
+    ~200 MB there); a killed run dreams again at most that many frames."""
     return max(1, -(-pixels * STATE_BYTES_PER_PIXEL // CHECKPOINT_BYTES))
+
+
+def state_to_keep(frame: int, every: int, last: bool = False) -> Optional[str]:
+    """Whether the carried state after ``frame`` (its number: every run of a
+    shot keeps the same ones) is kept: ``lasting`` (it stays, so an edit later
+    in the shot dreams again at most ``LASTING * every`` frames to carry its
+    chain there; a chunk's last frame's stays for the chunk after),
+    ``passing`` (until a newer one is kept: a killed run carries on from it,
+    1 MB a frame on average) or None."""
+    if last or frame % (every * LASTING) == 0:
+        return "lasting"
+    return "passing" if frame % every == 0 else None
 
 
 @dataclass

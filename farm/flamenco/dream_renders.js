@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 // Dream Renders for Flamenco: the shot's .blend, saved with Dream on Render
 // on, is rendered in chunks; each worker's Blender dreams the frames it
-// renders through its dream server (DREAM_SERVER_* on the worker). A chunk
-// first renders and dreams a few frames before its own (its pre-roll, not
-// written) so that its first frame starts from a warm chain; when the chunk
-// before has already left its last frame on the shared storage, the chunk
-// carries on from that frame instead; otherwise the last few pre-roll frames
-// are cross-faded with the chunk before's dreams of them (whichever task ends
-// second writes the blend): one pattern dissolves into the other. Install:
-// copy this file into the Manager's scripts folder (see the README's "Render
-// farms").
+// renders through its dream server (DREAM_SERVER_* on the worker). When the
+// chunk before has finished, a chunk carries its dream on exactly (the frames
+// one uninterrupted render makes); chunks rendered side by side start chains
+// of their own, and the shot's Seam Fade (saved in the .blend) cross-fades
+// the first frames of each into the chunk before's (whichever task ends
+// second writes them). A pre-roll renders and dreams a few frames before a
+// chunk, not written, so its own chain starts warm (optional: it costs those
+// renders). The chunks are the shot planner's (dream_core.wire.shots.
+// farm_tasks), checked against the same table (tests/cases/farm_tasks.json).
+// Install: copy this file into the Manager's scripts folder (see the README's
+// "Render farms").
 
 const JOB_TYPE = {
     label: "Dream Renders",
@@ -21,10 +23,8 @@ const JOB_TYPE = {
           description: "Frames to render and dream, e.g. '1-240'" },
         { key: "chunk_size", type: "int32", default: 20, visible: "submission",
           description: "Frames per task; each task also dreams its pre-roll first" },
-        { key: "preroll", type: "int32", default: 10, visible: "submission",
-          description: "Frames before each chunk that are rendered and dreamed, not written, to warm its chain" },
-        { key: "fade", type: "int32", default: 5, visible: "submission",
-          description: "Pre-roll frames cross-faded into the chunk before's, hiding the seam (at most the pre-roll)" },
+        { key: "preroll", type: "int32", default: 0, visible: "submission",
+          description: "Frames before each chunk rendered and dreamed, not written, to warm its own chain" },
         { key: "addon", type: "string", default: "dream_renders", visible: "submission",
           description: "The add-on for --addons (Blender 4.2+ extensions: bl_ext.user_default.dream_renders)" },
         { key: "render_output_path", type: "string", subtype: "file_path", editable: false,
@@ -43,9 +43,6 @@ function compileJob(job) {
     const settings = job.settings;
     if (settings.preroll < 0) {
         throw "preroll must be 0 or more frames";
-    }
-    if (settings.fade < 0 || settings.fade > settings.preroll) {
-        throw "fade must be 0 to preroll frames";
     }
     const shotStart = firstFrame(settings.frames);
     for (const chunk of frameChunker(settings.frames, settings.chunk_size)) {
@@ -68,8 +65,6 @@ function chunkBounds(chunk) {
 function chunkTask(settings, chunk, shotStart) {
     const [first, last] = chunkBounds(chunk);
     const from = Math.max(shotStart, first - settings.preroll);
-    // every chunk gets the fade: the one before a seam blends it when it ends second
-    const fadeArgs = settings.fade > 0 ? ["--dream-fade", String(settings.fade)] : [];
     const task = author.Task(`dream-${chunk}`, "blender");
     task.addCommand(author.Command("blender-render", {
         exe: "{blender}",
@@ -84,7 +79,7 @@ function chunkTask(settings, chunk, shotStart) {
             "--frame-start", String(from),
             "--frame-end", String(last),
             "--render-anim",
-            "--", "--dream-write-from", String(first), ...fadeArgs,
+            "--", "--dream-write-from", String(first),
         ],
     }));
     return task;
