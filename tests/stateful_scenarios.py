@@ -179,7 +179,8 @@ def scenario_stateful(workdir, zip_path):
     examples = int(os.environ.get("DREAM_TEST_EXAMPLES", "3"))
     steps = int(os.environ.get("DREAM_TEST_STEPS", "12"))
     test = UserSession.TestCase
-    test.settings = settings(max_examples=examples, stateful_step_count=steps, deadline=None, derandomize=True,
+    test.settings = settings(max_examples=examples, stateful_step_count=steps, deadline=None,
+                             derandomize=os.environ.get("DREAM_TEST_RANDOM") is None,
                              suppress_health_check=list(HealthCheck), database=None)
     import unittest
 
