@@ -4,12 +4,13 @@ cannot carry on from the chunk before (a fresh sequence): cold or with a
 pre-roll of frames dreamed and dropped, and with a fade: the chunk's first
 ``fade`` frames written as a ramp from the chunk before's chain, carried on
 over them, into this chunk's (the shot planner's rule, dream_core.wire.shots),
-blended as frame/crossfade.py does or (for comparison) as a plain pixel
-average. Per variant it prints:
+as frame/crossfade.py fades one into the other or (for comparison) as a
+plain pixel average. Per variant it prints:
 
-- seam flicker: flicker of the transitions across chunk boundaries and
-  through the fades over the mean flicker of the transitions elsewhere
-  (1.0: the seam cannot be told);
+- seam: flicker of the transitions across chunk boundaries over the mean
+  flicker of the transitions elsewhere (1.0: the seam cannot be told); and
+  fade: the same for the transitions through the fade's frames (where a
+  fade spreads the jump);
 - flicker, detail (2x2, last quarter) and strength relative to the whole run;
 - faded: the strength (objective) of the faded frames relative to the
   whole run's same frames (a plain average of two unrelated patterns is
@@ -41,9 +42,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from dream_core.config import DreamConfig, DreamSettings  # noqa: E402
-from dream_core.engine import Dreamer, image_tensor, tensor_pixels  # noqa: E402
-from dream_core.frame import temporal  # noqa: E402
-from dream_core.frame.crossfade import crossfade  # noqa: E402
+from dream_core.engine import Dreamer  # noqa: E402
+from dream_core.frame import crossfade, temporal  # noqa: E402
 from dream_core.frame.pipeline import SequenceDreamer  # noqa: E402
 from dream_core.wire.shots import seam_share  # noqa: E402
 
@@ -60,7 +60,7 @@ def dream_range(dreamer, settings, pictures, first: int, last: int, preroll: int
     return dreams, len(dreams), sequence
 
 
-def chunked(dreamer, settings, pictures, size: int, preroll: int, fade: int, blend: str = "crossfade"):
+def chunked(dreamer, objective, settings, pictures, size: int, preroll: int, fade: int, blend: str = "crossfade"):
     """The shot in chunks of ``size``, each its own chain; with ``fade``, a
     chunk's first ``fade`` frames ramp from the chunk before's chain carried
     on over them into this chunk's."""
@@ -78,8 +78,7 @@ def chunked(dreamer, settings, pictures, size: int, preroll: int, fade: int, ble
             share = seam_share(index, len(faded))
             if blend == "crossfade":
                 source = metrics.dream_space(pictures[i])
-                pixels = crossfade(tensor_pixels(source), tensor_pixels(carried), tensor_pixels(dreams[i]), share)
-                out[i] = image_tensor(pixels)
+                out[i] = crossfade.faded(dreamer, objective, settings.config, source, carried, dreams[i], share)
             else:
                 out[i] = carried + share * (dreams[i] - carried)
         before = sequence
@@ -151,12 +150,14 @@ def main(argv=None) -> int:
     print(f"{args.shot}: {len(pictures)} frames {args.size}, chunks of {args.chunk}, vectors, device {dreamer.device}")
 
     start = time.perf_counter()
-    whole, _ = chunked(dreamer, settings, pictures, len(pictures), 0, 0)
+    whole, _ = chunked(dreamer, objective, settings, pictures, len(pictures), 0, 0)
     per_frame = (time.perf_counter() - start) / len(pictures)
     starts = range(args.chunk, len(pictures), args.chunk)
     faded = sorted(i for first in starts for i in range(first, min(first + args.fade, len(pictures))))
-    # transition i: frame i -> i + 1; the seam and the fade's transitions
-    seams = {first - 1 for first in starts} | {i for i in faded if i + 1 < len(pictures)}
+    # transition i: frame i -> i + 1; the seams' and the fades' transitions
+    boundaries = {first - 1 for first in starts}
+    fading = {i for i in faded if i + 1 < len(pictures)}
+    seams = boundaries | fading
     scores = [dreamer.score(d, objective) for d in whole]
     reference = dict(flicker=transitions(whole, flows, masks), half=metrics.detail(whole, sources, 2),
                      energy=np.mean(scores), faded=np.mean([scores[i] for i in faded]))
@@ -164,22 +165,22 @@ def main(argv=None) -> int:
     variants += [(f"fade {args.fade}", 0, args.fade, "crossfade"),
                  (f"fade {args.fade}, pixel average", 0, args.fade, "average"),
                  (f"preroll {args.fade}, fade {args.fade}", args.fade, args.fade, "crossfade")]
-    print(f"{'variant':26} {'seam/inside':>11} {'flicker':>8} {'detail 2x2':>10} {'strength':>8} {'faded':>6} "
+    print(f"{'variant':26} {'seam':>6} {'fade':>6} {'flicker':>8} {'detail 2x2':>10} {'strength':>8} {'faded':>6} "
           f"{'cost':>6}")
     inside_whole = reference["flicker"][[i not in seams for i in range(len(whole) - 1)]].mean()
-    seam_whole = reference["flicker"][sorted(seams)].mean()
-    print(f"{'whole (no chunks)':26} {seam_whole / inside_whole:11.2f} {1.0:8.2f} {1.0:10.2f} {1.0:8.2f} "
+    print(f"{'whole (no chunks)':26} {reference['flicker'][sorted(boundaries)].mean() / inside_whole:6.2f} "
+          f"{reference['flicker'][sorted(fading)].mean() / inside_whole:6.2f} {1.0:8.2f} {1.0:10.2f} {1.0:8.2f} "
           f"{1.0:6.2f} {1.0:6.2f}   ({per_frame:.2f} s/frame)")
     for name, preroll, fade, blend in variants:
-        dreams, dreamed = chunked(dreamer, replace(settings), pictures, args.chunk, preroll, fade, blend)
+        dreams, dreamed = chunked(dreamer, objective, replace(settings), pictures, args.chunk, preroll, fade, blend)
         flick = transitions(dreams, flows, masks)
         inside = flick[[i not in seams for i in range(len(dreams) - 1)]].mean()
         half = metrics.quarters(metrics.detail(dreams, sources, 2))[1] / metrics.quarters(reference["half"])[1]
         chunk_scores = [dreamer.score(d, objective) for d in dreams]
         energy = np.mean(chunk_scores) / reference["energy"]
         faded_energy = np.mean([chunk_scores[i] for i in faded]) / reference["faded"]
-        seam = flick[sorted(seams)].mean() / inside
-        print(f"{name:26} {seam:11.2f} {flick.mean() / reference['flicker'].mean():8.2f} "
+        seam, fade = flick[sorted(boundaries)].mean() / inside, flick[sorted(fading)].mean() / inside
+        print(f"{name:26} {seam:6.2f} {fade:6.2f} {flick.mean() / reference['flicker'].mean():8.2f} "
               f"{half:10.2f} {energy:8.2f} {faded_energy:6.2f} {dreamed / len(pictures):6.2f}")
     if args.ray:
         time_command_line(os.path.join(args.out, f"{args.shot}_{args.size}_{args.samples}"), len(pictures),

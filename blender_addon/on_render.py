@@ -286,7 +286,7 @@ class RenderDreaming:
             self.records.add_link(made)
         jobs = [Job(self._replayed(made.frame), made.id, replay=True) for made in step.replay] + list(jobs)
         if step.restore is not None:
-            jobs[0].starts, jobs[0].state = True, self._state(step.restore)
+            jobs[0].starts, jobs[0].state = True, self.records.start_state(step.restore)
         for job in jobs:
             self.worker.submit(job)
 
@@ -295,14 +295,6 @@ class RenderDreaming:
         if keep:
             self.states_asked.add(link_id)
         return keep
-
-    def _state(self, link_id: str) -> Optional[bytes]:
-        if link_id == START:
-            return None
-        state = self.records.read_state(link_id)
-        if state is None:
-            raise DreamError(f"the carried state {link_id} vanished from {self.records.root}")
-        return state
 
     def _replayed(self, frame: int) -> FramePlan:
         """A frame dreamed again to bring a fresh sequence to the chain, with
@@ -344,7 +336,7 @@ class RenderDreaming:
             restore, replay = self.walk.recovery(self.walk.at)  # the chunk after carries on from this state
             jobs = [Job(self._replayed(made.frame), made.id, replay=True) for made in replay]
             jobs[-1].keep_state = "lasting"
-            jobs[0].starts, jobs[0].state = True, self._state(restore)
+            jobs[0].starts, jobs[0].state = True, self.records.start_state(restore)
             for job in jobs:
                 self.worker.submit(job)
 

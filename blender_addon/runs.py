@@ -176,19 +176,11 @@ class FrameRun:
         keep = state_to_keep(plan.frame, self.every, last=self.visited == self.total)
         jobs = replay + [Job(plan, step.link, keep_state=keep)]
         if step.restore is not None:
-            jobs[0] = replace(jobs[0], starts=True, state=self._state(step.restore))
+            jobs[0] = replace(jobs[0], starts=True, state=self.records.start_state(step.restore))
         for job in jobs:
             self.worker.submit(job)
         self.in_flight += 1
         self.dreams += 1
-
-    def _state(self, link_id: str) -> Optional[bytes]:
-        if link_id == START:
-            return None
-        state = self.records.read_state(link_id)
-        if state is None:
-            raise DreamError(f"the carried state {link_id} vanished from {self.records.root}; run again")
-        return state
 
     def _outside(self, frame: int) -> FramePlan:
         """A frame before this run's first, dreamed again to carry its chain on
@@ -212,7 +204,7 @@ class FrameRun:
             return  # cancelled or failed: render and send nothing more
         try:
             self._feed()
-        except DreamError as err:
+        except (DreamError, ValueError) as err:  # ours, and a kept state gone since (wire.provenance)
             self.fail(str(err))
             return
         deadline = time.monotonic() + wait

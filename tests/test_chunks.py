@@ -13,11 +13,11 @@ import pytest
 from conftest import ROOT, run_cli
 
 from dream_core.batch.local import LocalBackend
-from dream_core.batch.run import run_batch
+from dream_core.batch.run import Work, run_batch
 from dream_core.config import DreamConfig, DreamSettings
-from dream_core.frame.crossfade import crossfade
 from dream_core.io import read_image, write_image
 from dream_core.io.sequences import list_frames, plan_frames
+from dream_core.wire.provenance import Records
 
 SETTINGS = DreamSettings(temporal="flow", config=DreamConfig(octaves=2, iterations=3, step=0.03, seed=1))
 BACKEND = {}
@@ -111,21 +111,27 @@ def test_a_frame_replaced_by_someone_else_is_not_taken_for_ours(pan, whole):
 def test_chunks_side_by_side_write_each_seam_frame_once_already_blended(pan, tmp_path):
     """Chunk 5-8 ends first: it cannot carry on, so it starts its own chain
     (warmed by the pre-roll) and holds frames 5-6 aside. When chunk 1-4
-    ends it carries its chain on over 5-6 and writes the cross-fade."""
+    ends it carries its chain on over 5-6 from its kept state and writes the
+    cross-fade (frame/crossfade.py), each frame once."""
     out = tmp_path / "out"
     result = dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)
     assert (result.done, result.waiting) == (2, (5, 6))
     assert frames_in(out) == ["pan_0007.exr", "pan_0008.exr"]  # never a pre-blend frame under the final name
-    held = {n: read_image(str(out / ".dream" / "held" / f"pan_{n:04d}.exr")).pixels for n in (5, 6)}
+    held = {n: read_image(str(out / ".dream" / "held" / f"pan_{n:04d}.exr")) for n in (5, 6)}
     assert dream_chunk(pan, out, frames=(1, 4), preroll=2, fade=2).done == 6  # its 4, and the seam's 2
     assert frames_in(out) == [f"pan_{n:04d}.exr" for n in range(1, 9)]
+    records = Records.beside(str(out))
+    end = records.file(str(out / "pan_0004.exr")).link  # chunk 1-4's chain, carried on over the seam
+    works = [Work(read_image(str(pan / f"pan_{n:04d}.exr")), n, blend=(held[n], share))
+             for n, share in ((5, 1 / 3), (6, 2 / 3))]
+    expected = [p.pixels for p, _ in backend().dream_frames(works, lambda p: None, records.read_state(end))]
     uninterrupted = tmp_path / "whole"
-    dream_chunk(pan, uninterrupted)  # its frames 5-6 are chunk 1-4's chain carried on
-    for n, share in ((5, 1 / 3), (6, 2 / 3)):
-        render = read_image(str(pan / f"pan_{n:04d}.exr")).pixels
-        expected = crossfade(render, pixels(uninterrupted, n), held[n], share, linear=True)
-        np.testing.assert_allclose(pixels(out, n), expected, atol=1e-6)
-        assert np.abs(held[n] - pixels(uninterrupted, n)).mean() > 0.005  # two chains: two patterns
+    dream_chunk(pan, uninterrupted)
+    for n, pixels_expected in zip((5, 6), expected):
+        np.testing.assert_array_equal(pixels(out, n), pixels_expected)
+        assert records.file(str(out / f"pan_{n:04d}.exr")).made == "blend"
+        assert np.abs(held[n].pixels - pixels(uninterrupted, n)).mean() > 0.005  # two chains: two patterns
+        assert np.abs(pixels(out, n) - held[n].pixels).mean() > 0.001  # a fade, not either alone
     again = [dream_chunk(pan, out, frames=f, preroll=2, fade=2) for f in ((1, 4), (5, 8))]
     assert [r.done for r in again] == [0, 0]  # everything current, the seam included
 

@@ -94,21 +94,31 @@ def test_the_jobs_command_lines_dream_chunks_out_of_order(tmp_path, addon_zip, v
     assert "Dream on Render: 1 frame(s) dreamed" in again and "pre-roll" not in again
 
 
-def assert_seam_blend(written, render, before, held, share: float) -> None:
-    """``written`` (float EXR) is the cross-fade, ``share`` of the way from the
-    chunk before's chain (``before``: its dream of the frame, carried on) to
-    the chunk after's (``held``)."""
-    from dream_core.frame.crossfade import crossfade
-    from dream_core.io import read_image
+def assert_seam_blend(client, dream, written, frame: int, share: float) -> None:
+    """``written`` (float EXR) is the seam's frame as the server makes it: the
+    chunk before's chain (its state kept after ``frame - 1``) dreamed on over
+    the frame and cross-faded into the chunk after's held dream."""
+    from dream_core.io import decode_image, read_image
+    from dream_core.wire.client import FrameRequest
+    from dream_core.wire.provenance import Records
 
-    render, before, held = (read_image(str(p)).pixels for p in (render, before, held))
-    assert np.abs(held - before)[..., :3].mean() > 0.005  # two chains, two patterns
-    np.testing.assert_allclose(read_image(str(written)).pixels, crossfade(render, before, held, share, True),
-                               atol=2e-3)
+    records = Records(str(dream / ".dream"))
+    end = records.file(str(dream / "linear" / f"Scene_{frame - 1:05d}.exr")).link
+    render = dream / "renders" / f"Scene_{frame:05d}.exr"
+    held = dream / ".dream" / "held" / f"Scene_{frame:05d}.exr"
+    request = FrameRequest(render.read_bytes(), "exr", frame=frame, params=records.file(str(render)).extra["params"],
+                           extras={"previous_state": (records.read_state(end), {"format": "dream-state"}),
+                                   "blend_with": (held.read_bytes(), {"format": "exr"})},
+                           output={"format": "exr"}, blend_share=share)
+    (result,) = client.dream_many([request], job="seam-check")
+    expected = decode_image(result.data, "exr").pixels
+    np.testing.assert_allclose(read_image(str(written)).pixels, expected, atol=2e-3)
+    assert np.abs(read_image(str(held)).pixels - expected).mean() > 0.001  # a fade, not the held dream alone
+    assert records.file(str(dream / "linear" / f"Scene_{frame:05d}.exr")).made == "blend"
 
 
 @pytest.mark.blender
-def test_farm_chunks_cross_fade_in_bpy(tmp_path, addon_zip, via_server):
+def test_farm_chunks_cross_fade_in_bpy(tmp_path, addon_zip, via_server, client):
     """Two chunks side by side in bpy 5.0 with the shot's Seam Fade of 1:
     frames 2-3 end first and hold frame 2; frame 1 ends second and writes
     frame 2 as the cross-fade of its chain carried on into the held one."""
@@ -117,15 +127,12 @@ def test_farm_chunks_cross_fade_in_bpy(tmp_path, addon_zip, via_server):
     assert result["files"] == ["shot_001.exr", "shot_002.exr", "shot_003.exr"]
     assert result["after"] == result["before"]  # the scene's own output settings, after both chunks
     assert result["waiting_after_first"] == [2]
-    dream = work / "dream"
-    assert_seam_blend(work / "out" / "shot_002.exr", dream / "renders" / "Scene_00002.exr",
-                      work / "fresh" / "linear" / "Scene_00002.exr", dream / ".dream" / "held" / "Scene_00002.exr",
-                      0.5)
+    assert_seam_blend(client, work / "dream", work / "out" / "shot_002.exr", 2, 0.5)
 
 
 @pytest.mark.blender
 @pytest.mark.skipif(NODE is None or BLENDER is None, reason="needs node and Debian's blender")
-def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_server):
+def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_server, client):
     """Frames 1-2 and 3 (pre-roll 1) as the job type makes them, with the
     shot's Seam Fade of 1, written as float EXR so the blend can be checked
     exactly: frame 3 is written once, by whichever chunk ends second, as the
@@ -159,9 +166,7 @@ def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_serv
                     "import bpy; bpy.context.scene.dream.output_dir = '//fresh/'", "--render-output",
                     str(work / "fresh_out" / "shot_###"), "-a")  # one uninterrupted render: chain 1-3
     assert "3 frame(s) dreamed" in fresh
-    assert_seam_blend(out / "shot_003.exr", dream / "renders" / "Scene_00003.exr",
-                      work / "fresh" / "linear" / "Scene_00003.exr", dream / ".dream" / "held" / "Scene_00003.exr",
-                      0.5)
+    assert_seam_blend(client, dream, out / "shot_003.exr", 3, 0.5)
     for n in (1, 2):  # outside the seam: the first chunk is the uninterrupted render
         np.testing.assert_array_equal(_exr(out / f"shot_00{n}.exr"), _exr(work / "fresh_out" / f"shot_00{n}.exr"))
     again = run(tasks[1])  # a retry of the later chunk: everything is current, the seam included

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dream_core.wire.provenance import START, FileRecord, Link, Records, chain_settings, file_stat
+from dream_core.wire.provenance import START, FileRecord, Link, MissingState, Records, chain_settings, file_stat
 from dream_core.wire.shots import Walk, farm_tasks, frame_list, plan_chunk, seam_share
 
 CASES = os.path.join(os.path.dirname(__file__), "cases", "farm_tasks.json")
@@ -167,8 +167,11 @@ def test_states_are_kept_and_dropped_atomically(tmp_path):
     records = Records.beside(str(tmp_path))
     assert not records.has_state(START) and records.read_state("x") is None
     records.keep_state("x", b"state")
-    assert records.has_state("x") and records.read_state("x") == b"state"
+    assert records.has_state("x") and records.read_state("x") == b"state" == records.start_state("x")
+    assert records.start_state(START) is None
     records.drop_state("x")
     records.drop_state("x")
     assert not records.has_state("x")
+    with pytest.raises(MissingState, match="is gone"):
+        records.start_state("x")
     assert file_stat(str(tmp_path / "nothing")) is None

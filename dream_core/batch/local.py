@@ -60,5 +60,5 @@ class LocalBackend:
             raise ShapeMismatch(f"mask {self.settings.mask} is {self.mask.shape[1]}x{self.mask.shape[0]}, "
                                 f"frames are {picture.width}x{picture.height}")
         dreamed = sequence.dream(self.dreamer, picture, self.settings, frame=work.frame, mask=self.mask,
-                                 guide=self.guide, callback=progress)
+                                 guide=self.guide, callback=progress, blend=work.blend)
         return dreamed, sequence.state() if work.keep_state else None

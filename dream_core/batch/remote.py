@@ -82,8 +82,13 @@ class RemoteBackend:
         picture = work.picture
         needed = None if self.settings.objects is None else cryptomatte_only(picture.passes)
         data, fmt = _encoded(replace(picture, passes=needed))
-        return FrameRequest(data, fmt, frame=work.frame, extras=_vectors_extra(picture, "vectors"),
-                            output={"state": True} if work.keep_state else None)
+        extras = _vectors_extra(picture, "vectors")
+        if work.blend is not None:
+            other, fmt_other = _encoded(replace(work.blend[0], passes=None))
+            extras["blend_with"] = (other, {"format": fmt_other})
+        return FrameRequest(data, fmt, frame=work.frame, extras=extras,
+                            output={"state": True} if work.keep_state else None,
+                            blend_share=work.blend[1] if work.blend else None)
 
 
 def _encoded(picture: Picture) -> tuple[bytes, str]:

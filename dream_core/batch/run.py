@@ -29,12 +29,14 @@ from ..wire.shots import Walk, checkpoint_every, plan_chunk, state_to_keep
 @dataclass(frozen=True)
 class Work:
     """One frame for a backend: the picture, its place in the shot (the
-    dreamer carries motion only into the next place), and whether to send
-    back the sequence's carried state after it."""
+    dreamer carries motion only into the next place), whether to send back
+    the sequence's carried state after it, and for a seam's frame the other
+    chain's output of it and its share (see frame/crossfade.py)."""
 
     picture: Picture
     frame: int
     keep_state: bool = False
+    blend: Optional[tuple[Picture, float]] = None
 
 
 Dreamed = tuple[Picture, Optional[bytes]]
@@ -166,13 +168,7 @@ class ChunkRun:
     # -- carrying it out
     def restore_for(self, segment: _Segment) -> Optional[bytes]:
         """The carried state a segment starts from (None: afresh)."""
-        if segment.restore == START:
-            return None
-        state = self.records.read_state(segment.restore)
-        if state is None:
-            raise DreamError(f"the carried state {segment.restore} vanished from {self.records.root} after the "
-                             "run was planned; run again")
-        return state
+        return self.records.start_state(segment.restore)
 
     def works(self, segment: _Segment) -> Iterator[Work]:
         """A segment's frames for a backend, read lazily (it may read ahead)."""

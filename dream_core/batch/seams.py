@@ -2,10 +2,10 @@
 chunks dreamed side by side grow different patterns: a chunk that cannot
 carry on from the chunk before holds its first ``fade`` dreams aside; once
 both are there, whichever ends second carries the chunk before's chain on
-over those frames from its exact state (dreamed, not written) and writes
-each frame once, as a ramp from that chain into the held one
-(:func:`dream_core.frame.crossfade.crossfade`, which keeps the dream's
-strength). Measured on the pan shot with ``benchmarks/chunks.py``.
+over those frames from its exact state and writes each frame once, as a
+ramp from that chain into the held one made one pattern again
+(:mod:`dream_core.frame.crossfade`, which keeps the dream's strength).
+Measured on the pan shot with ``benchmarks/chunks.py``.
 
 Held copies are used only while they are the chain the chunk after carries
 on with (a rerun of that chunk with other renders or settings makes new
@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..frame.crossfade import crossfade
 from ..io import read_image, write_image
-from ..wire.provenance import START, FileRecord, file_stat
+from ..wire.provenance import FileRecord, file_stat
 from ..wire.shots import Walk, seam_share
 
 if TYPE_CHECKING:
@@ -82,19 +81,17 @@ def merge(run: "ChunkRun", seam: int, dream: "DreamSegment") -> list[int]:
     from .run import Work
 
     replay = [made.frame for made in steps[0].replay]
-    works = (Work(read_image(run.plans[frame].source), run.place[frame])
-             for frame in replay + [frame for frame, _ in held])
-    state = None if steps[0].restore == START else run.records.read_state(steps[0].restore)
-    results = dream(works, state)
+    works = [Work(read_image(run.plans[frame].source), run.place[frame]) for frame in replay]
+    works += [Work(read_image(run.plans[frame].source), run.place[frame],
+                   blend=(read_image(run.held_path(frame)), seam_share(index, len(held))))
+              for index, (frame, _) in enumerate(held)]
+    results = dream(iter(works), run.records.start_state(steps[0].restore))
     for _ in replay:
         next(results)
-    for index, ((frame, own), step, (dreamed, _)) in enumerate(zip(held, steps, results)):
+    for (frame, own), step, (blended, _) in zip(held, steps, results):
         run.records.add_link(walk.link(step.link))
-        render, after_copy = read_image(run.plans[frame].source), read_image(run.held_path(frame))
-        pixels = crossfade(render.pixels, dreamed.pixels, after_copy.pixels, seam_share(index, len(held)),
-                           render.linear)
         target = run.plans[frame].target
-        write_image(target, dreamed.with_pixels(pixels))
+        write_image(target, blended)
         run.records.write_file(target, FileRecord("blend", run.settings, own, frame,
                                                   [file_stat(run.plans[frame].source), run.input_digest(frame)],
                                                   extra={"before": step.link}))

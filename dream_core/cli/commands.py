@@ -150,16 +150,17 @@ def cmd_dream(args: argparse.Namespace) -> int:
     return 0
 
 
-RAY_PREROLL, RAY_FADE = 10, 5  # measured: a seam 1.08x the flicker inside chunks (docs/BENCHMARKS.md)
+RAY_PREROLL, RAY_FADE = 0, 5  # measured: a seam 1.13x the flicker inside chunks, faded frames at full strength
 
 
 def _chunk_options(args: argparse.Namespace, settings: DreamSettings) -> tuple[int, int]:
-    """--preroll and --fade as they apply: none without a temporal mode; on Ray, by default, the measured pair."""
+    """--preroll and --fade as they apply: none without a temporal mode; on Ray, by default, the measured fade
+    (a pre-roll adds little once the seam is faded, docs/BENCHMARKS.md)."""
     if settings.temporal == "none":
         return 0, 0
     on_ray = args.ray is not None
     preroll = args.preroll if args.preroll is not None else (RAY_PREROLL if on_ray else 0)
-    fade = args.fade if args.fade is not None else (RAY_FADE if on_ray and preroll >= RAY_FADE else 0)
+    fade = args.fade if args.fade is not None else (RAY_FADE if on_ray else 0)
     return preroll, fade
 
 

@@ -147,10 +147,9 @@ def _add_dream_command(sub) -> None:
     d.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="spread a folder's chunks over a Ray cluster (pip install dream-renders[ray]): one actor "
                         "per GPU, or per CPU without one (see --ray-io for machines without shared storage); "
-                        "without ADDRESS, a local Ray. With a temporal mode, --preroll defaults to 10 and --fade to 5 "
-                        "here")
+                        "without ADDRESS, a local Ray. With a temporal mode, --fade defaults to 5 here")
     d.add_argument("--chunk-size", type=int, default=50, metavar="N", help="frames per chunk with --ray "
-                   "(default 50: with the pre-roll of 10, 1.2 frames dreamed per frame written)")
+                   "(default 50: with the fade of 5, at most 1.1 frames dreamed per frame written)")
     d.add_argument("--ray-actors", type=int, metavar="N", help="at most N actors (default: one per GPU or CPU)")
     d.add_argument("--ray-io", choices=("auto", "shared", "driver"), default="auto",
                    help="where Ray actors read and write frames: auto (default) asks each actor whether it reaches "

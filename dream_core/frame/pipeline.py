@@ -25,7 +25,7 @@ from ..engine.dreamer import StepMask
 from ..engine.objectives import Objective
 from ..errors import ShapeMismatch
 from ..io import Picture
-from . import carried_state, objects, temporal
+from . import carried_state, crossfade, objects, temporal
 from .carried_state import CarriedState
 from .colour import compress_highlights, keep_source_colours, linear_to_srgb, luma, srgb_to_linear
 
@@ -147,14 +147,17 @@ class SequenceDreamer:
 
     def dream(self, dreamer: Dreamer, picture: Picture, settings: DreamSettings, *, frame: Optional[int] = None,
               mask: Optional[np.ndarray] = None, guide: Optional[np.ndarray] = None,
-              callback: Optional[ProgressCallback] = None) -> Picture:
+              callback: Optional[ProgressCallback] = None, blend: Optional[tuple[Picture, float]] = None) -> Picture:
         """Dreams one frame. ``mask`` (H×W in [0, 1]) scales the ascent per
         pixel; without one, ``settings.mask == "alpha"`` takes the alpha.
         ``settings.objects`` dreams each object by its strength (the frame's
         Cryptomatte pass); an object at 0 comes out exactly as rendered.
         ``settings.mix`` fades the output between the render (0) and the
         dream (1); the next frame still carries the full dream, so a
-        keyframed fade does not wash out the coherence."""
+        keyframed fade does not wash out the coherence. ``blend``: a seam's
+        frame (the chunk after's output of it, and its share): the output is
+        the two cross-faded (see crossfade.py), while the sequence carries
+        this chain's own dream on."""
         objective = self.objective(dreamer, settings, guide)
         if not _follows(self.last_frame, frame):
             self.previous = None
@@ -170,7 +173,8 @@ class SequenceDreamer:
         if share is not None:
             dreamed = objects.lay_over(rgb, dreamed, share)
         mix = settings.mix
-        shown = dreamed if mix == 1.0 else (rgb + mix * (dreamed - rgb)).clamp(0.0, 1.0)
+        output = dreamed if blend is None else self._faded(dreamer, objective, settings, rgb, dreamed, share, *blend)
+        shown = output if mix == 1.0 else (rgb + mix * (output - rgb)).clamp(0.0, 1.0)
         reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb)
         limit, gain = self._governed(dreamer, objective, settings, dreamed, rgb, prepared)
         self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference, limit, gain,
@@ -178,6 +182,21 @@ class SequenceDreamer:
                                           temporal.next_deformation(prepared))
         self.last_frame = frame
         return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))
+
+    @staticmethod
+    def _faded(dreamer: Dreamer, objective: Objective, settings: DreamSettings, rgb: torch.Tensor,
+               dreamed: torch.Tensor, share: Optional[torch.Tensor], other: Picture, ramp: float) -> torch.Tensor:
+        """This chain's dream cross-faded into the other chain's, whose output
+        (``other``, mixed) is taken back to its dream."""
+        other_rgb, _ = to_dream_space(image_tensor(other.pixels, rgb.device), other.linear)
+        if other_rgb.shape != rgb.shape:
+            raise ShapeMismatch(f"the other chain's frame is {other.width}x{other.height}, this one "
+                                f"{rgb.shape[-1]}x{rgb.shape[-2]}")
+        if settings.mix == 0.0:
+            return dreamed  # the output is the render whatever the dream
+        other_dream = (rgb + (other_rgb - rgb) / settings.mix).clamp(0.0, 1.0)
+        result = crossfade.faded(dreamer, objective, settings.config, rgb, dreamed, other_dream, ramp)
+        return result if share is None else objects.lay_over(rgb, result, share)
 
     def _governed(self, dreamer: Dreamer, objective: Objective, settings: DreamSettings, dreamed: torch.Tensor,
                   rgb: torch.Tensor, prepared: temporal.Prepared) -> tuple[Optional[float], float]:

@@ -17,7 +17,6 @@ from ..engine import Dreamer, resolve_device
 from ..engine.device import describe
 from ..engine.dreamer import is_out_of_memory
 from ..errors import DreamError
-from ..frame.crossfade import crossfade
 from ..frame.pipeline import SequenceDreamer
 from ..models import list_models, model_info
 from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
@@ -164,14 +163,9 @@ class Worker:
             elif task.resume is not None:
                 sequence.resume(dreamer, *task.resume)
         result = sequence.dream(dreamer, task.picture, settings, frame=task.frame, mask=task.mask,
-                                guide=task.guide, callback=progress)
+                                guide=task.guide, callback=progress, blend=task.blend)
         state.touched = time.monotonic()
-        carried = sequence.state() if task.send_state else None
-        if task.blend is not None:  # the sequence carries the dream on; the reply is the seam's blend
-            other, share = task.blend
-            result = result.with_pixels(crossfade(task.picture.pixels, result.pixels, other.pixels, share,
-                                                  task.picture.linear))
-        return ResultEvent(result, carried)
+        return ResultEvent(result, sequence.state() if task.send_state else None)
 
     def _job_state(self, owner: int, job: Optional[str]) -> JobState:
         """A named job's state (kept between frames), or a fresh one for a lone frame."""

@@ -91,6 +91,10 @@ class Digests:
         return self._cache[key]
 
 
+class MissingState(ValueError):
+    """A kept state a run was planned with is gone (another run removed it)."""
+
+
 @dataclass(frozen=True)
 class Link:
     """What one link of a chain was made of."""
@@ -207,6 +211,16 @@ class Records:
                 return f.read()
         except OSError:
             return None
+
+    def start_state(self, link_id: str) -> Optional[bytes]:
+        """The state a sequence brought to ``link_id`` starts from: None at a
+        chain's START (afresh); an error when it is gone since it was planned."""
+        if link_id == START:
+            return None
+        state = self.read_state(link_id)
+        if state is None:
+            raise MissingState(f"the carried state {link_id} is gone from {self.root}; run again")
+        return state
 
     def keep_state(self, link_id: str, data: bytes) -> None:
         write_atomically(self.state_path(link_id), data)
