@@ -223,3 +223,73 @@ class Walk:
             replay.append(made)
             link_id = made.after
         return link_id, replay[::-1]
+
+
+# -- a seam both sides have reached
+
+@dataclass
+class SeamMerge:
+    """What a seam's merge dreams: the chunk after's ``held`` dreams (links,
+    in frame order) and the chunk before's chain carried on over the same
+    frames (``steps``; the first says what a fresh dreamer restores and
+    replays; ``walk.link(step.link)`` is each link's record to keep)."""
+
+    held: list[Link]
+    steps: list[Step]
+    walk: Walk
+
+    @property
+    def shares(self) -> list[float]:
+        return [seam_share(index, len(self.held)) for index in range(len(self.held))]
+
+
+def seam_to_merge(records, shot: Sequence[int], seam: int, fade: int, end: Optional[str], *, held_path,
+                  written_path, settings_of, is_current) -> Optional[SeamMerge]:
+    """The seam at ``seam`` when both sides are there and its frames are not
+    already their blend, else None. ``end``: the chunk before's last link,
+    when it is written and current; ``held_path(frame)``, ``written_path(frame)``:
+    where the chunk after's held dream and the frame's written dream are;
+    ``settings_of(frame)``: the settings digest a dream of it must have;
+    ``is_current(link)``: whether a link's render and settings are today's."""
+    held = _held_chain(records, list(shot), seam, fade, held_path, written_path, settings_of, is_current) \
+        if end is not None else []
+    if not held:
+        return None
+    walk = Walk(end, records.link, records.has_state)
+    steps = [walk.visit(made.frame, made.chain, made.input) for made in held]
+    if all(_blended(records.file(written_path(made.frame)), made.id, step.link, settings_of(made.frame))
+           for made, step in zip(held, steps)):
+        return None
+    return SeamMerge(held, steps, walk)
+
+
+def _held_chain(records, shot: list[int], seam: int, fade: int, held_path, written_path, settings_of,
+                is_current) -> list[Link]:
+    """The chunk after's held dreams, when they are all there (its run wrote
+    how many it holds), one chain, current, and the chain that chunk carries
+    on with (a chunk run again with other renders or settings leaves dead ones)."""
+    frames = shot[shot.index(seam):]
+    held: list[Link] = []
+    count = None
+    for frame in frames[:fade]:
+        record = records.file(held_path(frame))
+        made = records.link(record.link) if record is not None and record.link else None
+        if made is None or record.made != "held" or record.settings != settings_of(frame) \
+                or (held and made.after != held[-1].id):
+            break
+        held.append(made)
+        count = count or record.extra.get("of")
+    if not held or len(held) != count or not records.chain_is_current(held[-1].id, is_current):
+        return []
+    after = frames[len(held)] if len(held) < len(frames) else None
+    record = records.file(written_path(after)) if after is not None else None
+    if record is not None and record.made == "dream":
+        carried = records.link(record.link) if record.link else None
+        if carried is None or carried.after != held[-1].id:
+            return []
+    return held
+
+
+def _blended(record, own: str, before: str, settings: str) -> bool:
+    return record is not None and record.made == "blend" and record.link == own \
+        and record.extra.get("before") == before and record.settings == settings
