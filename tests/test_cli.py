@@ -27,6 +27,7 @@ def test_dream_one_file(tmp_path, coffee):
     dreamed = read_image(str(out))
     assert dreamed.dtype == "uint16" and dreamed.pixels.shape == coffee.shape
     assert np.abs(dreamed.pixels - coffee).mean() > 0.001
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]  # a lone image leaves no records
 
 
 def test_dream_folder_resumes_and_keeps_sources(frames, tmp_path):

@@ -75,10 +75,12 @@ class ChunkRun:
     driver reads and writes for an actor that cannot reach them."""
 
     def __init__(self, plans: list[FramePlan], params: dict, frames: Optional[tuple[int, int]] = None,
-                 preroll: int = 0, fade: int = 0, overwrite: bool = False) -> None:
+                 preroll: int = 0, fade: int = 0, overwrite: bool = False,
+                 records: Optional[Records] = None) -> None:
+        """``records``: where the run's records go (default: beside the output)."""
         self.plans = {p.frame: p for p in plans}
         self.place = {p.frame: i for i, p in enumerate(plans, start=1)}  # what the dreamer calls each frame
-        self.records = Records.beside(os.path.dirname(os.path.abspath(plans[0].target)))
+        self.records = records or Records.beside(os.path.dirname(os.path.abspath(plans[0].target)))
         self.digests = Digests()
         self.chain, self.settings = chain_settings(params), digest_of(params)
         self.overwrite = overwrite
@@ -262,16 +264,17 @@ class BatchResult:
 
 def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = False, quiet: bool = False,
               frames: Optional[tuple[int, int]] = None, preroll: int = 0, fade: int = 0,
-              params: Optional[dict] = None) -> BatchResult:
+              params: Optional[dict] = None, records: Optional[Records] = None) -> BatchResult:
     """Dreams each plan's source into its target (see :class:`ChunkRun`).
     ``frames`` limits the run to a chunk of the sequence; ``preroll`` and
     ``fade`` apply where it cannot carry on from the chunk before.
     ``params``: the settings as the records know them (default: the
-    backend's, see :func:`provenance_params`)."""
+    backend's, see :func:`provenance_params`); ``records``: where they go
+    (default: beside the output)."""
     from .seams import merge_seams
 
     params = params if params is not None else provenance_params(backend.settings)
-    run = ChunkRun(plans, params, frames, preroll, fade, overwrite)
+    run = ChunkRun(plans, params, frames, preroll, fade, overwrite, records)
     bars = _Bars(len(run.plan.frames), run.skipped, quiet)
     try:
         def dream(works: Iterable[Work], restore: Optional[bytes]) -> Iterator[Dreamed]:

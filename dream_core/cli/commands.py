@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from typing import Optional
 
 from ..config import DreamSettings, ObjectStrengths
@@ -137,10 +138,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
         done, skipped = _dream_on_ray(args, plans, settings, preroll, fade)
         waiting = ()
     else:
-        from ..batch.run import run_batch
-
-        result = run_batch(plans, _backend(args, settings), overwrite=args.overwrite or not is_folder,
-                           quiet=args.quiet, frames=args.frames, preroll=preroll, fade=fade)
+        result = _run(args, plans, settings, is_folder, preroll, fade)
         done, skipped, waiting = result.done, result.skipped, result.waiting
     note = f" ({skipped} already done, skipped)" if skipped else ""
     print(f"dreamed {done} frame{'s' if done != 1 else ''}{note} -> {args.output}", file=sys.stderr)
@@ -148,6 +146,22 @@ def cmd_dream(args: argparse.Namespace) -> int:
         print(f"frames {waiting[0]}-{waiting[-1]} wait for the chunk before to cross-fade their seam: they are "
               "written when it ends (or run this chunk again after it)", file=sys.stderr)
     return 0
+
+
+def _run(args: argparse.Namespace, plans, settings: DreamSettings, is_folder: bool, preroll: int, fade: int):
+    """A folder keeps its run's records beside the output (a run again keeps what is current); a lone image
+    is always made anew, its records in a temporary folder, so nothing is left beside it."""
+    from ..batch.run import run_batch
+    from ..wire.provenance import Records
+
+    def run(records=None):
+        return run_batch(plans, _backend(args, settings), overwrite=args.overwrite or not is_folder,
+                         quiet=args.quiet, frames=args.frames, preroll=preroll, fade=fade, records=records)
+
+    if is_folder:
+        return run()
+    with tempfile.TemporaryDirectory(prefix="dream_records_") as folder:
+        return run(Records(folder))
 
 
 RAY_PREROLL, RAY_FADE = 0, 5  # measured: a seam 1.13x the flicker inside chunks, faded frames at full strength
