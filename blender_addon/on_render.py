@@ -59,7 +59,7 @@ def _finish(dreaming: RenderDreaming, in_handler: bool = True) -> None:
     global _active
     _active = None
     dreaming.close(in_handler)
-    if dreaming.dreams or dreaming.submitted or dreaming.error:
+    if dreaming.dreams or dreaming.submitted or dreaming.error or dreaming.waiting:
         _report(dreaming.summary(), dreaming.error is not None)
 
 

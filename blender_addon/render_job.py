@@ -55,6 +55,7 @@ class RenderDreaming:
         self.job_dir = tempfile.mkdtemp(prefix=".render_", dir=root)  # what Blender writes here, this job rendered
         self.job_pattern = os.path.join(self.job_dir, os.path.basename(self.raw_pattern))
         self.write_from = write_from_argument()
+        self.job_start = scene.frame_start  # -s A: a farm's chunk starts here
         self.plan: Optional[ChunkPlan] = None  # known at the first frame Blender renders (-a, -f N, -s A -e B)
         self.walk = Walk()
         self.carries_on = False
@@ -80,20 +81,26 @@ class RenderDreaming:
 
     # -- the chunk
     def _begin(self, scene, frame: int) -> None:
-        """The first frame Blender renders: the chunk's plan. Blender renders
+        """The first frame Blender renders: the job's plan. Blender renders
         from ``frame`` on (``-f N``: that frame alone, ``-a``: to the end of the
-        range); with a farm's ``--dream-write-from`` the frames before it are
-        the pre-roll. The shot is the range saved in the .blend (a farm renders
-        a chunk of it with -s/-e); with a window open, the scene's range."""
+        range, past the files Overwrite off leaves alone). The shot is the
+        range saved in the .blend; a farm renders a *chunk* of it (``-s A -e
+        B``, the job's range starting after the shot's), which may have a
+        pre-roll (``--dream-write-from``) and, if it cannot carry on from the
+        chunk before, holds its first Seam Fade frames for the seam. Any other
+        render (with a window open, ``-f N``, Overwrite off) writes every frame
+        it dreams: it carries on from the frame before when that is current,
+        else starts a chain there."""
         step = scene.frame_step
         saved = scene_state.saved_range(scene) if bpy.app.background else (scene.frame_start, scene.frame_end, step)
         last = max(frame, scene.frame_end)
         shot = sorted(set(range(saved[0], saved[1] + 1, step)) | set(range(frame, last + 1, step)))
-        first = self.write_from if self.write_from is not None else frame
+        chunk = bpy.app.background and self.job_start > saved[0] and scene.render.use_overwrite
+        first = self.write_from if self.write_from is not None else self.job_start if chunk else frame
         if not frame <= first <= last:
             raise DreamError(f"{WRITE_FROM} {first} is outside the frames rendered ({frame}-{last})")
         preroll = sum(frame <= f < first for f in shot)
-        self.plan = plan_chunk(shot, first, last, preroll=preroll, fade=scene.dream.seam_fade)
+        self.plan = plan_chunk(shot, first, last, preroll=preroll, fade=scene.dream.seam_fade if chunk else 0)
         start = self._carried_from()
         if start is not None:
             self.plan = plan_chunk(shot, first, last, carries_on=True)
@@ -179,6 +186,8 @@ class RenderDreaming:
             ours = _numbered(self.job_pattern, frame)
             if os.path.exists(target) and not os.path.exists(ours):
                 open(ours, "wb").close()
+                print(f"Dream Renders: frame {frame} is left as it is: {target} exists and Overwrite is off",
+                      flush=True)
 
     @writes_scene
     def frame_starts(self, scene) -> None:
@@ -483,9 +492,9 @@ class RenderDreaming:
             parts.append(f"; cross-faded frame(s) {', '.join(map(str, sorted(self.merged)))} at chunk seams")
         waiting = self.waiting
         if waiting:
-            parts.append(f"; frames {waiting[0]}-{waiting[-1]} are held for the seam with the frames before "
-                         f"{waiting[0]} (Seam Fade {len(self.plan.held)}): whichever of the two renders ends second "
-                         "writes them cross-faded")
+            parts.append(f"; frames {waiting[0]}-{waiting[-1]} are dreamed and held for the seam with the frames "
+                         f"before {waiting[0]} (this shot's Seam Fade): they are written cross-faded when those are "
+                         "dreamed too, by whichever of the two renders ends second")
         return "".join(parts)
 
 

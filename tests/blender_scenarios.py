@@ -526,7 +526,7 @@ def scenario_farm_fade(workdir, zip_path):
     files = visible(os.path.join(workdir, "out"))
     after = output_report(scene)
     return {"before": before, "after": after, "files": files, "summaries": waiting,
-            "waiting_after_first": [2] if "frames 2-2 are held for the seam" in waiting[0] else waiting[0]}
+            "waiting_after_first": [2] if "frames 2-2 are dreamed and held for the seam" in waiting[0] else waiting[0]}
 
 
 def scenario_render_existing(workdir, zip_path):

@@ -106,10 +106,15 @@ def scenario_overwrite_off(workdir, _zip):
     again = visible(out)
     kept = {n: os.stat(os.path.join(out, n)).st_mtime_ns == stamps[n] for n in ("shot_001.png", "shot_003.png")}
     redone = pixel_diff(own_frame(scene, workdir, 2, "overwrite"), os.path.join(out, "shot_002.png"))["max"]
+    bpy.data.objects["Cube"].location.z += 0.5  # the scene changes: the frames before 2 are not current
+    os.remove(os.path.join(out, "shot_002.png"))
+    bpy.ops.render.render(animation=True)  # Overwrite off: frame 2 alone is rendered, and written (never held)
+    changed = pixel_diff(own_frame(scene, workdir, 2, "changed"), os.path.join(out, "shot_002.png"))["max"]
     os.remove(os.path.join(out, "shot_003.png"))
     open(os.path.join(out, "shot_003.png"), "wb").close()  # another machine's placeholder
     bpy.ops.render.render(animation=True)
     return {"first": first, "again": again, "kept": kept, "redone_max": redone, "summary": summary,
+            "changed_max": changed,
             "placeholder_left_alone": os.path.getsize(os.path.join(out, "shot_003.png")) == 0,
             "user_settings": [scene.render.use_overwrite, scene.render.use_placeholder, scene.render.filepath]}
 

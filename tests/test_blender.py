@@ -274,8 +274,11 @@ def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server)
     """``blender -b shot.blend --addons dream_renders -s 1 -e 2 -a``, then
     ``-f 3`` as the next chunk: dreamed PNGs at the scene's output path; the
     chunk carries on from frame 2; Filmic applied once (mix 0 equals
-    Blender's own frame). Failures end Blender with status 1 and one line."""
-    result, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip, via_server)
+    Blender's own frame). With the shot's Seam Fade on, a single frame (-f)
+    is still written, whatever the state of the frames before it. Failures
+    end Blender with status 1 and one line."""
+    result, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip,
+                                   {**via_server, "DREAM_TEST_FADE": "5"})
     user = tmp_path / "user"
     farm_config = tmp_path / "farm_config"  # a farm machine: the add-on installed, enabled by --addons only
     env = {**os.environ, "BLENDER_USER_CONFIG": str(farm_config), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
@@ -307,6 +310,11 @@ def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server)
     errors = [line for line in lost.stderr.splitlines() if line.startswith("Dream Renders:")]
     assert len(errors) == 1 and "frame 3: cannot talk to the dream server at 127.0.0.1:9" in errors[0], errors
     assert (out / "shot_003.png").read_bytes() == before  # the last good frame is not overwritten
+
+    moved = "import bpy; bpy.data.objects['Cube'].location.z += 0.5"  # the scene changed: frame 2 is not current
+    alone = blender("--python-expr", moved, "-f", "3")
+    assert alone.returncode == 0 and "Dream on Render: 1 frame(s) dreamed" in alone.stdout, alone.stdout[-2000:]
+    assert (out / "shot_003.png").read_bytes() != before  # written, not held for a seam
 
     movie = blender("--python-expr", "import bpy; bpy.context.scene.render.image_settings.file_format = 'FFMPEG'",
                     "-f", "1")

@@ -180,6 +180,9 @@ def test_cli_chunks_and_their_mistakes(pan, tmp_path):
                         (["--fade", "2", "--preroll", "4"], "--fade needs --frames")):
         bad = run_cli("dream", str(pan), "-o", str(tmp_path / "bad"), *args, *fast)
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
+    chainless = run_cli("dream", str(pan), "-o", str(tmp_path / "bad"), "--frames", "3-4", "--fade", "2",
+                        *fast[:-2], "--temporal", "none")
+    assert chainless.returncode == 2 and "--fade carries a chain of frames" in chainless.stderr, chainless.stderr
     one = run_cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--frames", "1-2", *fast)
     assert one.returncode == 2 and "--frames takes a folder" in one.stderr
 

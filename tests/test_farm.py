@@ -158,7 +158,7 @@ def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_serv
         return blender(*args[:split], *after_render, *args[split:])
 
     first = run(tasks[1])  # the later chunk first: it holds frame 3 for the seam
-    assert "frames 3-3 are held for the seam" in first and "cross-faded frame(s)" not in first
+    assert "frames 3-3 are dreamed and held for the seam" in first and "cross-faded frame(s)" not in first
     assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
     assert "cross-faded frame(s) 3 at chunk seams" in run(tasks[0])  # ends second: it writes the seam
     assert sorted(p.name for p in out.iterdir()) == ["shot_001.exr", "shot_002.exr", "shot_003.exr"]

@@ -25,6 +25,7 @@ def check_overwrite_off(result: dict) -> None:
     assert result["first"] == result["again"] == ["shot_001.png", "shot_002.png", "shot_003.png"], result
     assert result["kept"] == {"shot_001.png": True, "shot_003.png": True}, result  # not written again
     assert result["redone_max"] <= SAME, result  # the deleted frame is back, of the scene as it is
+    assert result["changed_max"] <= SAME, result  # after an edit too (not held for a seam with older frames)
     assert result["placeholder_left_alone"], result  # another machine's frame
     assert result["user_settings"] == [False, True, "//out/shot_###"], result
 

@@ -171,6 +171,10 @@ def _chunk_options(args: argparse.Namespace, settings: DreamSettings) -> tuple[i
     """--preroll and --fade as they apply: none without a temporal mode; on Ray, by default, the measured fade
     (a pre-roll adds little once the seam is faded, docs/BENCHMARKS.md)."""
     if settings.temporal == "none":
+        given = [name for name in ("preroll", "fade") if getattr(args, name)]
+        if given:
+            raise UsageError(f"--{given[0]} carries a chain of frames into the next: it needs --temporal "
+                             "(vectors, flow, blend or auto)")
         return 0, 0
     on_ray = args.ray is not None
     preroll = args.preroll if args.preroll is not None else (RAY_PREROLL if on_ray else 0)

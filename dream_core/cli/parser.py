@@ -35,9 +35,11 @@ DREAM_EPILOG = """\
 input and output:
   INPUT may be one image or a folder of frames. Frames are taken in frame
   order (the last number in the file name, as Blender writes them). With a
-  folder, OUTPUT is a folder and each frame keeps its name; frames whose output
-  already exists are skipped, so an interrupted batch resumes where it stopped
-  (--overwrite redoes them). Files are written atomically and inputs are never
+  folder, OUTPUT is a folder and each frame keeps its name; a run again keeps
+  the frames that are already the dream of their source and settings as they
+  are now (OUTPUT/.dream records what made each) and dreams the others, so an
+  interrupted batch carries on exactly where it stopped (--overwrite redoes
+  every frame). Files are written atomically and inputs are never
   overwritten. PNG (8/16-bit), JPEG, TIFF, WebP and EXR (also Blender's
   multilayer EXR: the Combined pass is dreamed) are read; the output keeps the
   input's channels, alpha and bit depth.
