@@ -95,7 +95,7 @@ def test_help_reads_like_a_man_page():
     top = run_cli("--help")
     assert top.returncode == 0 and "examples:" in top.stdout and "serve" in top.stdout
     sub = run_cli("dream", "--help")
-    for word in ("--octaves", "--tile", "--keep-colors", "resumes", "examples:"):
+    for word in ("--octaves", "--tile", "--keep-colors", "carries on exactly", "examples:"):
         assert word in sub.stdout
 
 
