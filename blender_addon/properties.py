@@ -25,9 +25,26 @@ PRESETS = {
 }
 
 
+_applying: set = set()  # the settings whose preset is being applied (their updates are the preset's own)
+
+
 def _apply_preset(self, context) -> None:
-    for key, value in PRESETS.get(self.preset, {}).items():
-        setattr(self, key, value)
+    _applying.add(self.as_pointer())
+    try:
+        for key, value in PRESETS.get(self.preset, {}).items():
+            setattr(self, key, value)
+    finally:
+        _applying.discard(self.as_pointer())
+
+
+def _leave_preset(self, context) -> None:
+    """A setting of a preset changed by hand: the panel says Custom (not the
+    preset's name over settings that are not the preset's any more)."""
+    preset = PRESETS.get(self.preset)
+    if self.as_pointer() in _applying or preset is None:
+        return
+    if any(abs(getattr(self, key) - value) > 1e-6 for key, value in preset.items()):
+        self.preset = "CUSTOM"
 
 
 class DreamSceneSettings(bpy.types.PropertyGroup):
@@ -56,13 +73,15 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
     layer: StringProperty(name="Layer", default="",
                           description="Layer to amplify, or a sum like 'block8+0.5*block11'; "
                                       "empty: use Layer Index")
-    layer_index: IntProperty(name="Layer Index", default=-1, min=-1, max=40,
+    layer_index: IntProperty(name="Layer Index", default=-1, min=-1, max=40, update=_leave_preset,
                              description="Animatable layer choice by position, counted from the input, for any "
                                          "model (names show after Test Connection); -1: the model's default")
-    octaves: IntProperty(name="Octaves", default=4, min=1, max=12, description="Scales to dream at")
-    octave_scale: FloatProperty(name="Octave Scale", default=1.4, min=1.05, max=3.0)
-    iterations: IntProperty(name="Iterations", default=10, min=1, max=200, description="Steps per octave")
-    step: FloatProperty(name="Step", default=0.01, min=0.0, max=0.2, precision=4,
+    octaves: IntProperty(name="Octaves", default=4, min=1, max=12, update=_leave_preset,
+                         description="Scales to dream at")
+    octave_scale: FloatProperty(name="Octave Scale", default=1.4, min=1.05, max=3.0, update=_leave_preset)
+    iterations: IntProperty(name="Iterations", default=10, min=1, max=200, update=_leave_preset,
+                            description="Steps per octave")
+    step: FloatProperty(name="Step", default=0.01, min=0.0, max=0.2, precision=4, update=_leave_preset,
                         description="Mean change per pixel and step")
     mix: FloatProperty(name="Mix", default=1.0, min=0.0, max=2.0, subtype="FACTOR",
                        description="The output, from the render (0) to the dream (1); keyframe it to fade "

@@ -573,6 +573,25 @@ def scenario_hash_in_output(workdir, zip_path):
             "frames": visible(os.path.join(workdir, "take #2", "frames"))}
 
 
+def scenario_preset(workdir, zip_path):
+    """The panel's Preset names the settings there are: Custom once one is changed by hand."""
+    scene = build_scene(workdir, frames=1)
+    install(zip_path)
+    d = scene.dream
+    seen = []
+    d.preset = "SUBTLE"
+    seen.append([d.preset, d.octaves, d.iterations])
+    d.step = 0.004  # the preset's own value: still the preset
+    seen.append(d.preset)
+    d.octaves = 5
+    seen.append(d.preset)
+    d.preset = "DEEP"
+    seen.append([d.preset, d.octaves, d.layer_index])
+    d.layer_index = -1
+    seen.append(d.preset)
+    return {"seen": seen}
+
+
 def scenario_smoke(workdir, zip_path):
     module = install(zip_path)
 

@@ -169,6 +169,13 @@ def test_a_full_disk_ends_the_run_with_one_message(tmp_path, addon_zip, via_serv
 
 @pytest.mark.blender
 @pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_preset_says_custom_once_a_setting_is_changed(runtime, tmp_path, addon_zip):
+    result, _, _ = run_scenario(runtime, "preset", tmp_path, addon_zip, {})
+    assert result["seen"] == [["SUBTLE", 3, 6], "SUBTLE", "CUSTOM", ["DEEP", 5, 12], "CUSTOM"]
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_built_zip_alone_registers_and_unregisters(runtime, tmp_path, addon_zip):
     """Smoke test outside the checkout: only the zip, no dream_core on the path."""
     lone = tmp_path / "elsewhere"
