@@ -17,6 +17,7 @@ from .rendering import FORMAT_FIELDS, OutputSettings, partial_path
 from .wire.provenance import digest_of
 
 HELPER = ".Dream Colour"  # hidden scenes that carry the look and the file format, one per writer
+SHOWN = ("PNG", "16", "RGBA")  # a render as the view transform shows it, sent to be dreamed (no dither)
 _open: set[str] = set()  # the helpers of writers not yet closed
 
 
@@ -28,16 +29,24 @@ class DisplayWriter:
     Animation may write at once), looked up by name at each use (undo can
     free a scene held across a timer). Call :meth:`close` when done (it
     removes the helper). ``digest``: what the written files depend on
-    besides the pixels (format, look), for their records."""
+    besides the pixels (format, look), for their records.
 
-    def __init__(self, scene, output: Optional[OutputSettings] = None) -> None:
+    ``shown``: the images it writes are already as the view transform shows
+    them (a dream of the displayed image, display-encoded): they are written
+    with no second view transform. ``image_format`` (file format, depth,
+    colour mode) and ``dither`` replace the output's and the scene's."""
+
+    def __init__(self, scene, output: Optional[OutputSettings] = None, *, shown: bool = False,
+                 image_format: Optional[tuple[str, str, str]] = None, dither: Optional[float] = None) -> None:
         self.name = f"{HELPER} {uuid.uuid4().hex[:8]}"
         helper = bpy.data.scenes.new(self.name)
         self.name = helper.name
         _open.add(self.name)
         settings = helper.render.image_settings
         own = scene.render.image_settings
-        if output is None:
+        if image_format is not None:
+            settings.file_format, settings.color_depth, settings.color_mode = image_format
+        elif output is None:
             settings.file_format = "PNG"
             settings.color_mode = own.color_mode if own.color_mode in ("BW", "RGB", "RGBA") else "RGBA"
             settings.color_depth = "8"
@@ -48,7 +57,10 @@ class DisplayWriter:
             settings.color_management = "FOLLOW_SCENE"
         else:
             _copy_look(scene, helper)
-        helper.render.dither_intensity = scene.render.dither_intensity
+        if shown:  # the display device stays; the view is the plain one, which leaves display images as they are
+            helper.view_settings.view_transform, helper.view_settings.look = "Standard", "None"
+            helper.view_settings.exposure, helper.view_settings.gamma = 0.0, 1.0
+        helper.render.dither_intensity = scene.render.dither_intensity if dither is None else dither
         view, display = helper.view_settings, helper.display_settings
         self.digest = digest_of([[getattr(settings, n, None) for n in FORMAT_FIELDS], view.view_transform, view.look,
                                  round(view.exposure, 6), round(view.gamma, 6), display.display_device,
@@ -107,6 +119,39 @@ class DisplayWriter:
         helper = bpy.data.scenes.get(self.name)
         if helper is not None:
             bpy.data.scenes.remove(helper)
+
+
+class ShownImages:
+    """Renders as the scene's view transform shows them (16-bit PNG, no
+    dither), for the dream to act on what the user sees; ``digest`` says
+    which view (it is part of what a dream of them depends on)."""
+
+    def __init__(self, scene, folder: str) -> None:
+        self.writer = DisplayWriter(scene, image_format=SHOWN, dither=0.0)
+        self.digest = view_of(scene)
+        self.folder = folder
+
+    def of(self, render: str) -> str:
+        """The shown image of the scene-linear ``render``, made now."""
+        path = os.path.join(self.folder, os.path.splitext(os.path.basename(render))[0] + ".png")
+        self.writer.write(render, path)
+        return path
+
+    def release(self) -> None:
+        self.writer.release()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def view_of(scene) -> str:
+    """A digest of how ``scene`` shows its renders (what a dream of the shown
+    image depends on besides the render): the view a writer copies."""
+    own = scene.render.image_settings
+    source = own if getattr(own, "color_management", "FOLLOW_SCENE") == "OVERRIDE" else scene
+    view = source.view_settings
+    return digest_of([view.view_transform, view.look, round(view.exposure, 6), round(view.gamma, 6),
+                      source.display_settings.display_device])
 
 
 def remove_helpers() -> None:

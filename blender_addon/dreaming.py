@@ -66,7 +66,9 @@ class Job:
     ``lasting`` or ``passing`` (dropped once a newer one is kept), see
     wire.shots.state_to_keep.
     ``blend``: a seam's frame, the reply cross-faded into this file by this
-    share (the sequence carries the dream itself on)."""
+    share (the sequence carries the dream itself on). ``display``: the
+    render as the scene's view transform shows it (a 16-bit PNG): the dream
+    acts on that, with the render's passes."""
 
     plan: FramePlan
     link: str = ""
@@ -75,6 +77,7 @@ class Job:
     replay: bool = False
     keep_state: Optional[str] = None
     blend: Optional[tuple[str, float]] = None
+    display: Optional[str] = None  # the render as the view transform shows it: that is dreamed
 
 
 def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None) -> FrameRequest:
@@ -87,6 +90,8 @@ def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None) ->
         extras["previous_state"] = (state, {"format": "dream-state"})
     if job.blend is not None:
         extras["blend_with"] = _file_payload(job.blend[0])
+    if job.display is not None:
+        extras["display"] = _file_payload(job.display)
     output = {"format": reply_format, **({"state": True} if job.keep_state else {})}
     return FrameRequest(data, meta["format"], frame=job.plan.frame, extras=extras, params=job.plan.params,
                         output=output, blend_share=job.blend[1] if job.blend else None)
@@ -95,6 +100,14 @@ def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None) ->
 def reply_as_target(plan: FramePlan) -> tuple[str, str]:
     """The reply goes straight to the target, in the target's format."""
     return plan.target, FORMATS.get(os.path.splitext(plan.target)[1].lower(), "png")
+
+
+def reply_as_shown(plan: FramePlan) -> tuple[str, str]:
+    """The reply is the dream of the displayed image, a 16-bit PNG in
+    ``shown/`` beside the target's folder, for Blender to write into the
+    target as it is (no second view transform)."""
+    folder, name = os.path.split(plan.target)
+    return os.path.join(os.path.dirname(folder), "shown", os.path.splitext(name)[0] + ".png"), "png"
 
 
 def reply_as_linear(plan: FramePlan) -> tuple[str, str]:

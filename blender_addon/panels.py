@@ -27,6 +27,7 @@ def draw_settings(layout, context) -> None:
     col = layout.column(align=True)
     col.prop(settings, "step")
     col.prop(settings, "mix")
+    layout.prop(settings, "colour_space")
     layout.prop(settings, "temporal")
     layout.prop(settings, "seed")
     layout.prop(settings, "keep_colors")

@@ -26,7 +26,8 @@ def records(scene) -> Records:
     return Records(os.path.join(output_root(scene), FOLDER))
 
 
-KINDS = {"renders": ".exr", "frames": ".png", "linear": ".exr"}  # raw renders, dreamed frames, dreams scene-linear
+# raw renders, dreamed frames, the dreams kept: scene-linear, or of the image as shown
+KINDS = {"renders": ".exr", "frames": ".png", "linear": ".exr", "shown": ".png"}
 
 
 def frame_file(scene, kind: str, frame, suffix: str = "") -> str:

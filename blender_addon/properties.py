@@ -52,6 +52,15 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
         name="Dream on Render", default=False,
         description="Blender's own renders (Render Animation, blender -b -a / -f) write dreamed frames to the "
                     "scene's output path in its file format; the raw renders are kept in the Dream output folder")
+    colour_space: EnumProperty(
+        name="Dream On", default="SHOWN",
+        description="Which image the dream works on: the one you see, or the render's light",
+        items=[("SHOWN", "As Shown", "The image as the view transform shows it (view transform, look, exposure, "
+                                     "gamma): the dream keeps its full strength in what you see. EXR output gets "
+                                     "the dream carried back to scene light"),
+               ("LINEAR", "Scene Linear", "The render's light, before the view transform, as a compositor node "
+                                          "would: the view transform then compresses the dream with the image "
+                                          "(softer, for grading the dream with the render)")])
     seam_fade: IntProperty(
         name="Seam Fade", default=5, min=0, max=50,
         description="Render farm chunks rendered side by side (blender -b -s A -e B -a on several machines) dream "

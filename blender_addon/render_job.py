@@ -49,7 +49,13 @@ class RenderDreaming:
         self.records = plans.records(scene)
         self.token = scene_state.token(scene)
         self.raw_pattern = plans.frame_file(scene, "renders", "#####")  # kept, as Dream Animation's
-        self.linear_pattern = plans.frame_file(scene, "linear", "#####")  # kept: the next chunk carries on there
+        # the dream acts on the render as shown (as a 16-bit PNG back, written as it is; EXR output: carried back
+        # to scene light), or on its light (scene-linear EXR back, written through the view transform)
+        self.view = colour.view_of(scene) if scene.dream.colour_space == "SHOWN" else None
+        self.as_shown = self.view is not None and not self.user_output.is_exr
+        self.dream_pattern = plans.frame_file(scene, "shown" if self.as_shown else "linear", "#####")
+        self.shown: Optional[colour.ShownImages] = None  # made on the main thread, at the first frame
+        self.pending: list[Job] = []  # jobs for the worker, sent from the main thread (shown images made there)
         root = plans.output_root(scene)
         os.makedirs(root, exist_ok=True)
         self.job_dir = tempfile.mkdtemp(prefix=".render_", dir=root)  # what Blender writes here, this job rendered
@@ -115,13 +121,13 @@ class RenderDreaming:
         return self.current_dream(before) if before is not None else None
 
     def current_dream(self, frame: int) -> Optional[str]:
-        """The link of the frame's dream on disk (``linear/``) when it is the
+        """The link of the frame's dream on disk (see dream_path) when it is the
         dream of the scene as it is now (its render's record says what the
         settings were at that frame: no frame is evaluated during a render)."""
-        record = self.records.file(self.linear_path(frame))
+        record = self.records.file(self.dream_path(frame))
         render = rendering.current_render(self.records, self.raw_path(frame), self.token)
         if record is None or record.link is None or render is None \
-                or record.settings != digest_of(render.extra.get("params")):
+                or record.settings != digest_of(self.provenance(render.extra.get("params"))):
             return None
         return record.link if self.records.chain_is_current(record.link, self.is_current) else None
 
@@ -137,20 +143,31 @@ class RenderDreaming:
     def raw_path(self, frame: int) -> str:
         return _numbered(self.raw_pattern, frame)
 
-    def linear_path(self, frame: int) -> str:
-        return _numbered(self.linear_pattern, frame)
+    def dream_path(self, frame: int) -> str:
+        """Where the frame's dream is kept (the chain's record is on it)."""
+        return _numbered(self.dream_pattern, frame)
+
+    def provenance(self, params: Optional[dict]) -> dict:
+        """What a dream depends on besides its render: its settings, and the
+        view it is dreamed under when it acts on the image as shown."""
+        params = params or {}
+        return {**params, "shown": self.view} if self.view is not None else params
 
     def held_path(self, frame: int) -> str:
-        return os.path.join(self.records.root, "held", os.path.basename(self.linear_path(frame)))
+        """A seam's held dream: as shown when the dream acts on the image as shown (the seam's fade is
+        made there), else scene-linear."""
+        name = os.path.splitext(os.path.basename(self.raw_path(frame)))[0]
+        return os.path.join(self.records.root, "held", name + (".png" if self.view is not None else ".exr"))
 
     def _reply(self, plan: FramePlan) -> tuple[str, str]:
         """Where a dream from the server goes (scene-linear EXR)."""
         role = self.sent[plan.frame][1] if plan.frame in self.sent else "write"
         if role == "held":
-            return self.held_path(plan.frame), "exr"
+            return self.held_path(plan.frame), "png" if self.view is not None else "exr"
         if role == "still":
-            return os.path.join(self.job_dir, "still.exr"), "exr"
-        return self.linear_path(plan.frame), "exr"
+            return os.path.join(self.job_dir, "still.png" if self.as_shown else "still.exr"), \
+                "png" if self.as_shown else "exr"
+        return self.dream_path(plan.frame), "png" if self.as_shown else "exr"
 
     def target_path(self, scene, frame: int) -> str:
         return self.target_paths(scene, [frame])[0]
@@ -224,7 +241,7 @@ class RenderDreaming:
         os.makedirs(os.path.dirname(kept), exist_ok=True)
         os.replace(numbered, kept)
         params = plans.dream_params(scene)  # keyframed settings are evaluated at this frame
-        self.chains[frame] = chain_settings(params)
+        self.chains[frame] = chain_settings(self.provenance(params))
         record = rendering.record_render(self.records, kept, frame, self.token, self.chains[frame], params)
         self.inputs[frame] = record.extra["digest"]
         role = "warm" if frame in self.plan.warm else "held" if frame in self.plan.held else "write"
@@ -237,7 +254,7 @@ class RenderDreaming:
             if role == "write":  # its dream is current: the user's file is written from it, if it is not
                 self.sent[frame] = (plan, "kept")
                 self.submitted += 1
-                self.worker.messages.put(FrameDone(frame, plan.target, self.linear_path(frame), step.link))
+                self.worker.messages.put(FrameDone(frame, plan.target, self.dream_path(frame), step.link))
             return
         self.records.add_link(self.walk.link(step.link))
         self.sent[frame] = (plan, role)
@@ -254,9 +271,9 @@ class RenderDreaming:
         rerun): kept, not dreamed again."""
         if role == "warm":
             return None
-        record = self.records.file(self.held_path(plan.frame) if role == "held" else self.linear_path(plan.frame))
+        record = self.records.file(self.held_path(plan.frame) if role == "held" else self.dream_path(plan.frame))
         made = ("held",) if role == "held" else ("dream", "blend")
-        if record is None or record.made not in made or record.settings != digest_of(plan.params) \
+        if record is None or record.made not in made or record.settings != digest_of(self.provenance(plan.params)) \
                 or not self.records.chain_is_current(record.link, self.is_current):
             return None
         before = record.extra.get("before")
@@ -272,7 +289,18 @@ class RenderDreaming:
         jobs = [Job(self._replayed(made.frame), made.id, replay=True) for made in step.replay] + list(jobs)
         if step.restore is not None:
             jobs[0].starts, jobs[0].state = True, self.records.start_state(step.restore)
-        for job in jobs:
+        self.pending += jobs
+
+    def _send_pending(self) -> None:
+        """The jobs waiting for the main thread: the images as shown are made
+        here (Blender's images may not be touched from its render thread)."""
+        scene = bpy.data.scenes.get(self.scene_name)
+        while self.pending:
+            job = self.pending.pop(0)
+            if self.view is not None and job.plan.source:
+                if self.shown is None:
+                    self.shown = colour.ShownImages(scene, os.path.join(self.records.root, "shown_input"))
+                job.display = self.shown.of(job.plan.source)
             self.worker.submit(job)
 
     def _keeps_state(self, frame: int, link_id: str) -> Optional[str]:
@@ -292,7 +320,7 @@ class RenderDreaming:
         written where Blender writes the still."""
         plan = FramePlan(frame, raw, self.target_paths(scene, [frame], still=True)[0], plans.dream_params(scene))
         self.sent[frame] = (plan, "still")
-        self.worker.submit(Job(plan, "", starts=True))
+        self.pending.append(Job(plan, "", starts=True))
         self.submitted += 1
 
     def render_ended(self, scene, cancelled: bool = False) -> None:
@@ -322,8 +350,7 @@ class RenderDreaming:
             jobs = [Job(self._replayed(made.frame), made.id, replay=True) for made in replay]
             jobs[-1].keep_state = "lasting"
             jobs[0].starts, jobs[0].state = True, self.records.start_state(restore)
-            for job in jobs:
-                self.worker.submit(job)
+            self.pending += jobs
 
     def _remove_placeholders(self) -> None:
         """As Blender does on a cancel: the empty files this job made for frames it did not finish."""
@@ -360,8 +387,8 @@ class RenderDreaming:
         """The chunk before's chain (ending at the frame before ``seam``)
         dreamed on over the held frames, each reply cross-faded into the held dream."""
         merge = seam_to_merge(self.records, self.plan.shot, seam, fade, self.current_dream(self.plan.before(seam)),
-                              held_path=self.held_path, written_path=self.linear_path,
-                              settings_of=lambda frame: digest_of(self._replayed(frame).params),
+                              held_path=self.held_path, written_path=self.dream_path,
+                              settings_of=lambda frame: digest_of(self.provenance(self._replayed(frame).params)),
                               is_current=self.is_current)
         if merge is None:
             return
@@ -389,6 +416,11 @@ class RenderDreaming:
         """Writes the dreams that came back; waits up to ``wait`` s for one.
         Once the chunk's own frames are all in, its seams are sent."""
         while not self.finished:
+            try:
+                self._send_pending()
+            except DreamError as err:
+                self.fail(str(err))
+                return
             if self.ended and not self.seams_sent and self.written == self.submitted:
                 self.send_seams()
                 continue
@@ -412,7 +444,7 @@ class RenderDreaming:
             self.fail(f"the scene {self.scene_name!r} is gone (renamed or deleted) while dreaming")
             return
         plan, role, *blend = self.sent[message.frame]
-        settings = digest_of(plan.params)
+        settings = digest_of(self.provenance(plan.params))
         if role == "kept":
             self.counts["kept"] += 1
             if self._display_is_current(message.target, message.link):
@@ -432,7 +464,7 @@ class RenderDreaming:
                                                                 extra={"before": before}))
             self.merged.append(plan.frame)
         if self.writer is None:
-            self.writer = colour.DisplayWriter(scene, self.user_output)
+            self.writer = colour.DisplayWriter(scene, self.user_output, shown=self.as_shown)
         try:
             self.writer.write(message.written, message.target)
         except DreamError as err:
@@ -451,7 +483,7 @@ class RenderDreaming:
         if record is None or record.link != link_id:
             return False
         if self.writer is None:
-            self.writer = colour.DisplayWriter(bpy.data.scenes[self.scene_name], self.user_output)
+            self.writer = colour.DisplayWriter(bpy.data.scenes[self.scene_name], self.user_output, shown=self.as_shown)
         return record.settings == self.writer.digest
 
     def fail(self, message: str) -> None:
@@ -462,9 +494,10 @@ class RenderDreaming:
     def close(self, in_handler: bool) -> None:
         """Removes the job's folder; the helper scene only outside render
         handlers (Blender 3.4 crashes when a scene is removed there)."""
-        if self.writer is not None:
-            self.writer.release() if in_handler else self.writer.close()
-        self.writer = None
+        for writer in (self.writer, self.shown):
+            if writer is not None:
+                writer.release() if in_handler else writer.close()
+        self.writer = self.shown = None
         shutil.rmtree(self.job_dir, ignore_errors=True)
         self.worker.finish()
 
@@ -473,7 +506,7 @@ class RenderDreaming:
         """This chunk's held frames not yet written as the seam's blend."""
         waiting = []
         for frame in self.plan.held if self.plan is not None else ():
-            held, written = self.records.file(self.held_path(frame)), self.records.file(self.linear_path(frame))
+            held, written = self.records.file(self.held_path(frame)), self.records.file(self.dream_path(frame))
             if held is not None and (written is None or written.made != "blend" or written.link != held.link):
                 waiting.append(frame)
         return waiting

@@ -39,6 +39,10 @@ class OutputSettings:
                    {layer.name: {name: getattr(layer, name) for name in PASSES} for layer in scene.view_layers})
 
     @property
+    def is_exr(self) -> bool:
+        return self.image["file_format"] in ("OPEN_EXR", "OPEN_EXR_MULTILAYER")
+
+    @property
     def is_movie(self) -> bool:
         return self.image.get("media_type") == "VIDEO" or self.image["file_format"] in MOVIE_FORMATS
 

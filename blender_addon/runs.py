@@ -26,6 +26,7 @@ from .dreaming import (
     Message,
     RunCancelled,
     reply_as_linear,
+    reply_as_shown,
     reply_as_target,
 )
 from .errors import DreamError
@@ -54,8 +55,10 @@ class FrameRun:
         self.digests = Digests()
         self.token = scene_state.token(scene) if render_missing else None
         self.render_missing, self.redream, self.rerender = render_missing, redream, rerender
-        self.display = colour.DisplayWriter(scene) if colour_managed else None
-        self.reply = reply_as_linear if colour_managed else reply_as_target
+        self.shown = colour.ShownImages(scene, os.path.join(self.records.root, "shown_input")) \
+            if colour_managed and scene.dream.colour_space == "SHOWN" else None  # the dream acts on what is seen
+        self.display = colour.DisplayWriter(scene, shown=self.shown is not None) if colour_managed else None
+        self.reply = reply_as_shown if self.shown else reply_as_linear if colour_managed else reply_as_target
         self.worker = DreamWorker(link, job, self.reply, self.records)
         self.walk = Walk(START, self.records.link, self.records.has_state)
         self.inputs: dict[int, str] = {}  # the renders' digests as they are now, by frame
@@ -97,11 +100,16 @@ class FrameRun:
         return f"Dreaming frame {min(self.done + 1, self.total)}/{self.total} ({self.fraction:.0%})"
 
     # -- what is on disk
+    def provenance(self, params: dict) -> dict:
+        """What a dream depends on besides its render: its settings, and the
+        view it is dreamed under when it acts on the image as shown."""
+        return {**params, "shown": self.shown.digest} if self.shown else params
+
     def chain_of(self, frame: int) -> str:
-        return chain_settings(self.by_frame[frame].params)
+        return chain_settings(self.provenance(self.by_frame[frame].params))
 
     def settings_of(self, frame: int) -> str:
-        return digest_of(self.by_frame[frame].params)
+        return digest_of(self.provenance(self.by_frame[frame].params))
 
     def is_current(self, made: Link) -> bool:
         """Whether a link's render and settings are the scene's now: frames of
@@ -175,6 +183,8 @@ class FrameRun:
                       made.id, replay=True) for made in step.replay]
         keep = state_to_keep(plan.frame, self.every, last=self.visited == self.total)
         jobs = replay + [Job(plan, step.link, keep_state=keep)]
+        if self.shown is not None:
+            jobs = [replace(job, display=self.shown.of(job.plan.source)) for job in jobs]
         if step.restore is not None:
             jobs[0] = replace(jobs[0], starts=True, state=self.records.start_state(step.restore))
         for job in jobs:
@@ -254,9 +264,10 @@ class FrameRun:
 
     def close(self) -> None:
         """Removes what the run made for itself (the colour helper scene)."""
-        if self.display is not None:
-            self.display.close()
-            self.display = None
+        for writer in (self.display, self.shown):
+            if writer is not None:
+                writer.close()
+        self.display = self.shown = None
 
     def fail(self, message: str) -> None:
         self.error = message

@@ -120,20 +120,30 @@ def scenario_animation(workdir, zip_path):
 
 def scenario_colour(workdir, zip_path):
     """At mix 0 a dreamed frame is the render as Blender itself writes it:
-    the scene's view transform (Filmic in 3.4, AgX in 5.0) applied once."""
+    the scene's view transform (Filmic in 3.4, AgX in 5.0) applied once,
+    whether the dream acts on the image as shown (the default) or on the
+    render's light."""
     scene = build_scene(workdir, frames=2)
     install(zip_path)
     fast_settings(scene)
     scene.dream.mix = 0.0
     scene.render.dither_intensity = 0.0  # Blender's own output adds dither noise otherwise
-    bpy.ops.dream.render_animation()
     own = _render_like_f12(scene, os.path.join(workdir, "blender_own_"))
-    dreamed = os.path.join(workdir, "dream", "frames", "Scene_00001.png")
-    return {"view_transform": scene.view_settings.view_transform, **pixel_diff(own, dreamed),
-            "helper_left": ".Dream Colour" in bpy.data.scenes,
-            "linear": visible(os.path.join(workdir, "dream", "linear")),
-            "hidden_in_frames": [n for n in os.listdir(os.path.join(workdir, "dream", "frames"))
-                                 if n.startswith(".") and n != ".dream_frames.json"]}
+    result = {"view_transform": scene.view_settings.view_transform}
+    for space, folder in (("SHOWN", "shown"), ("LINEAR", "linear")):
+        scene.dream.colour_space, scene.dream.output_dir = space, f"//{space}/"
+        bpy.ops.dream.render_animation()
+        frames = os.path.join(workdir, space, "frames")
+        result[space] = {**pixel_diff(own, os.path.join(frames, "Scene_00001.png")),
+                         "kept": visible(os.path.join(workdir, space, folder)),
+                         "hidden_in_frames": [n for n in os.listdir(frames) if n.startswith(".")]}
+    result["helper_left"] = _helpers()
+    return result
+
+
+def _helpers() -> list:
+    """The add-on's colour helper scenes left in the file."""
+    return [s.name for s in bpy.data.scenes if s.name.startswith(".Dream Colour")]
 
 
 def compat_all_strips(scene) -> list:
@@ -494,14 +504,15 @@ def scenario_on_render(workdir, zip_path):
     files = visible(out) if os.path.isdir(out) else []
     result = {"before": before, "after": output_report(scene), "summary": summary, "files": files,
               "renders": visible(os.path.join(workdir, "dream", "renders")),
-              "linear": visible(os.path.join(workdir, "dream", "linear")),
-              "helper_left": ".Dream Colour" in bpy.data.scenes}
+              "kept": visible(os.path.join(workdir, "dream", "linear" if output_format.startswith("exr") else "shown")),
+              "helper_left": _helpers()}
     bpy.ops.wm.save_mainfile()  # a file saved after the render keeps no helper scene
-    result["helper_saved"] = ".Dream Colour" in bpy.data.scenes
+    result["helper_saved"] = _helpers()
     if files == [f"shot_00{i}{ext}" for i in (1, 2, 3)]:
         result["modes"] = sorted({os.stat(os.path.join(folder, name)).st_mode & 0o777
-                                  for folder, names in ((out, files), (os.path.join(workdir, "dream", "linear"),
-                                                                       result["linear"])) for name in names})
+                                  for folder, names in ((out, files), (os.path.join(workdir, "dream", "linear"
+                                                                       if output_format.startswith("exr") else "shown"),
+                                                                       result["kept"])) for name in names})
         result["facts"] = image_facts(os.path.join(out, files[0]))
         own = [os.path.join(workdir, "own", f) for f in files]
         result["mix0"] = pixel_diff(own[0], os.path.join(out, files[0]))

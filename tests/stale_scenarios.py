@@ -133,7 +133,7 @@ def scenario_server_killed(workdir, _zip):
     set_output(scene, "//out/shot_###", "png16")
     server_link = importlib.import_module(f"{module}.server_link")
     killed = []
-    first_dream = os.path.join(workdir, "dream", "linear", "Scene_00001.exr")
+    first_dream = os.path.join(workdir, "dream", "shown", "Scene_00001.png")
 
     def kill_while_frame_2_dreams():  # frame 1's dream is written: frame 2 (300 iterations) is dreaming
         while not os.path.exists(first_dream):

@@ -104,9 +104,12 @@ def test_rerun_skips_done_frames_and_keeps_one_strip(tmp_path, addon_zip, via_se
 def test_a_mix_0_dream_is_blenders_own_written_frame(runtime, tmp_path, addon_zip, via_server):
     result, _, _ = run_scenario(runtime, "colour", tmp_path, addon_zip, via_server)
     assert result["view_transform"] == ("Filmic" if runtime == "blender" else "AgX")
-    assert result["mean"] < 0.5 / 255 and result["max"] <= 1.01 / 255, result
-    assert not result["helper_left"] and result["hidden_in_frames"] == []
-    assert result["linear"] == ["Scene_00001.exr", "Scene_00002.exr"]  # kept: a resume carries on from them
+    assert result["helper_left"] == []
+    for space, kept in (("SHOWN", ["Scene_00001.png", "Scene_00002.png"]),
+                        ("LINEAR", ["Scene_00001.exr", "Scene_00002.exr"])):
+        facts = result[space]
+        assert facts["mean"] < 0.5 / 255 and facts["max"] <= 1.01 / 255, (space, facts)
+        assert facts["hidden_in_frames"] == [] and facts["kept"] == kept, (space, facts)  # the dreams kept
 
 
 @pytest.mark.blender
@@ -207,7 +210,7 @@ def test_headless_command_line_form(tmp_path, addon_zip, via_server, token_file)
                            env={**env, "DREAM_SERVER_ADDRESS": "127.0.0.1:9"}, timeout=600)
     assert again.returncode == 0 and "0 frame(s) dreamed, 2 already current" in again.stdout, again.stdout[-2000:]
     assert (work / "dream" / "frames" / "Scene_00002.png").exists()
-    for kind in ("frames", "linear"):  # now it must be dreamed again
+    for kind in ("frames", "shown"):  # now it must be dreamed again
         next((work / "dream" / kind).glob("Scene_00002.*")).unlink()
     env["DREAM_SERVER_ADDRESS"] = "127.0.0.1:9"
     bad = subprocess.run([BLENDER, "-b", result["blend"], "--python-expr", expr], capture_output=True, text=True,
@@ -248,7 +251,8 @@ def test_dream_on_render_writes_the_scenes_own_output(output_format, tmp_path, a
     assert result["summary"] == "Dream on Render: 3 frame(s) dreamed"
     assert result["after"] == result["before"]  # what the user asked Blender to write is as it was
     assert result["renders"] == ["Scene_00001.exr", "Scene_00002.exr", "Scene_00003.exr"]  # raw, with vectors
-    assert result["linear"] == ["Scene_00001.exr", "Scene_00002.exr", "Scene_00003.exr"]
+    kept = "exr" if output_format == "exr_half" else "png"  # as shown, or carried back to scene light (EXR)
+    assert result["kept"] == [f"Scene_0000{n}.{kept}" for n in (1, 2, 3)]
     assert not result["helper_saved"]
     umask = os.umask(0)
     os.umask(umask)
@@ -311,7 +315,7 @@ def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server)
     before = (out / "shot_003.png").read_bytes()
     again = blender("-f", "3", DREAM_SERVER_ADDRESS="127.0.0.1:9")  # its dream is current: no server needed
     assert again.returncode == 0 and "0 frame(s) dreamed, 1 already current" in again.stdout, again.stdout[-2000:]
-    (work / "dream" / "linear" / "Scene_00003.exr").unlink()  # now it must be dreamed: the server is missed
+    (work / "dream" / "shown" / "Scene_00003.png").unlink()  # now it must be dreamed: the server is missed
     lost = blender("-f", "3", DREAM_SERVER_ADDRESS="127.0.0.1:9")
     assert lost.returncode == 1
     errors = [line for line in lost.stderr.splitlines() if line.startswith("Dream Renders:")]

@@ -103,17 +103,18 @@ def assert_seam_blend(client, dream, written, frame: int, share: float) -> None:
     from dream_core.wire.provenance import Records
 
     records = Records(str(dream / ".dream"))
-    end = records.file(str(dream / "linear" / f"Scene_{frame - 1:05d}.exr")).link
+    end = records.file(str(dream / "linear" / f"Scene_{frame - 1:05d}.exr")).link  # EXR output: carried back
     render = dream / "renders" / f"Scene_{frame:05d}.exr"
-    held = dream / ".dream" / "held" / f"Scene_{frame:05d}.exr"
+    held = dream / ".dream" / "held" / f"Scene_{frame:05d}.png"  # as shown: the seam is faded there
+    shown = dream / ".dream" / "shown_input" / f"Scene_{frame:05d}.png"
     request = FrameRequest(render.read_bytes(), "exr", frame=frame, params=records.file(str(render)).extra["params"],
                            extras={"previous_state": (records.read_state(end), {"format": "dream-state"}),
-                                   "blend_with": (held.read_bytes(), {"format": "exr"})},
+                                   "blend_with": (held.read_bytes(), {"format": "png"}),
+                                   "display": (shown.read_bytes(), {"format": "png"})},
                            output={"format": "exr"}, blend_share=share)
     (result,) = client.dream_many([request], job="seam-check")
     expected = decode_image(result.data, "exr").pixels
     np.testing.assert_allclose(read_image(str(written)).pixels, expected, atol=2e-3)
-    assert np.abs(read_image(str(held)).pixels - expected).mean() > 0.001  # a fade, not the held dream alone
     assert records.file(str(dream / "linear" / f"Scene_{frame:05d}.exr")).made == "blend"
 
 

@@ -51,3 +51,48 @@ def grey(pixels: np.ndarray) -> np.ndarray:
     """H×W×C pixels as one channel in [0, 1] (e.g. a mask image)."""
     value = pixels[..., :3].mean(axis=-1) if pixels.shape[-1] >= 3 else pixels[..., 0]
     return np.clip(value, 0.0, 1.0)
+
+
+def _light(display: np.ndarray) -> np.ndarray:
+    """Display-encoded RGB (H×W×C) as light."""
+    return srgb_to_linear(torch.from_numpy(np.ascontiguousarray(display[..., :3], np.float32))).numpy()
+
+
+def carry_back(linear: np.ndarray, shown: np.ndarray, dreamed: np.ndarray, bins: int = 256) -> np.ndarray:
+    """A dream of the displayed image (``shown``: the render through the view
+    transform, display-encoded) carried back to the scene-linear render
+    ``linear`` (H×W×C, C >= 3). The view transforms (AgX, Filmic) have no
+    inverse at hand here, so each channel's is read off the frame itself:
+    its pixels pair scene light with displayed light, and the median scene
+    light of each displayed level (a monotone curve) maps the dream's change
+    in displayed light back to a change in scene light, added to the render.
+    Where the dream changed nothing the render comes back exactly; alpha and
+    channels past RGB are the render's (docs/BENCHMARKS.md measures it)."""
+    before, after = _light(shown), _light(dreamed)
+    out = linear.astype(np.float32).copy()
+    for channel in range(3):
+        scene, displayed = linear[..., channel].ravel(), before[..., channel].ravel()
+        levels, light = _inverse_curve(displayed, scene, bins)
+        change = np.interp(after[..., channel], levels, light) - np.interp(before[..., channel], levels, light)
+        out[..., channel] = np.maximum(linear[..., channel] + change, 0.0)
+    return out
+
+
+def _inverse_curve(displayed: np.ndarray, scene: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """(displayed levels, scene light) of a monotone curve through the
+    frame's pixel pairs, from 0 to 1 in displayed light (past the frame's
+    own levels, continued by a straight line)."""
+    order = np.argsort(displayed, kind="stable")
+    groups = np.array_split(order, min(bins, max(1, displayed.size)))
+    levels = np.array([displayed[g].mean() for g in groups if g.size], np.float64)
+    light = np.maximum.accumulate(np.array([np.median(scene[g]) for g in groups if g.size], np.float64))
+    levels, index = np.unique(levels, return_index=True)
+    light = light[index]
+    if levels.size == 1:  # one level: no curve to read, scene light as displayed
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    low_slope = light[0] / levels[0] if levels[0] > 0 else (light[1] - light[0]) / (levels[1] - levels[0])
+    high_slope = (light[-1] - light[-2]) / max(levels[-1] - levels[-2], 1e-6)
+    ends_low = ([0.0], [light[0] - low_slope * levels[0]]) if levels[0] > 0 else ([], [])
+    ends_high = ([1.0], [light[-1] + high_slope * (1.0 - levels[-1])]) if levels[-1] < 1 else ([], [])
+    return (np.concatenate([ends_low[0], levels, ends_high[0]]),
+            np.concatenate([ends_low[1], light, ends_high[1]]))

@@ -11,7 +11,7 @@ import numpy as np
 from ..config import DreamSettings
 from ..errors import DreamError
 from ..frame import carried_state
-from ..frame.colour import grey
+from ..frame.colour import carry_back, grey
 from ..io import Picture, decode_image, encode_image
 from ..io.images import max_pixels, set_max_pixels
 from ..wire import protocol as P
@@ -49,6 +49,9 @@ def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] 
         mask = grey(mask_pixels)
     if "guide" in named:
         guide = decode_picture(*named["guide"], "guide").pixels
+    render = None
+    if "display" in named:  # dream the render as the view transform shows it; its passes stay the render's
+        render, picture = picture, _displayed(named["display"], picture)
     state = None
     if "previous_state" in named:
         try:
@@ -58,7 +61,17 @@ def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] 
     return FrameTask(settings, picture, job=job_id(header), frame=frame_number(header), mask=mask, guide=guide,
                      reply_format=named["image"][0].get("format", "png"), resume=_resume(named, picture),
                      state=state, send_state=bool((header.get("output") or {}).get("state")),
-                     blend=_blend(header, named, picture))
+                     blend=_blend(header, named, picture), render=render)
+
+
+def _displayed(payload: tuple[dict, bytes], render: Picture) -> Picture:
+    """The ``display`` payload (the render through the view transform,
+    display-encoded) as the picture to dream, with the render's passes."""
+    shown = decode_picture(*payload, "display")
+    if (shown.height, shown.width) != (render.height, render.width):
+        raise P.ProtocolError("shape_mismatch", f"display is {shown.width}x{shown.height}, the image "
+                              f"{render.width}x{render.height}")
+    return Picture(shown.pixels, False, shown.dtype, render.vectors, render.passes)
 
 
 def _blend(header: dict, named: dict, picture: Picture) -> Optional[tuple[Picture, float]]:
@@ -176,10 +189,17 @@ def check_output(output) -> None:
         raise P.ProtocolError("bad_header", "output state must be true or false")
 
 
-def encode_result(picture: Picture, output: dict, default_format: str) -> tuple[dict, bytes]:
-    """The dreamed picture as the request's ``output`` asks: raw pixels or an image file's bytes."""
+def encode_result(picture: Picture, output: dict, default_format: str,
+                  displayed: Optional[tuple[Picture, Picture]] = None) -> tuple[dict, bytes]:
+    """The dreamed picture as the request's ``output`` asks: raw pixels or an
+    image file's bytes. ``displayed``: (the scene-linear render, the image
+    dreamed, as displayed) when the dream acted on the displayed image: an
+    EXR reply is then the dream carried back to scene light."""
     check_output(output)
     fmt = output.get("format") or default_format
+    if displayed is not None and fmt == "exr":
+        render, shown = displayed
+        picture = render.with_pixels(carry_back(render.pixels, shown.pixels, picture.pixels))
     if fmt == "raw":
         dtype = output.get("dtype", "float32")
         meta = {"name": "image", "format": "raw", "dtype": dtype, "shape": list(picture.pixels.shape),

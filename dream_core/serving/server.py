@@ -247,7 +247,8 @@ class DreamServer:
         """The dream, and after it the sequence's carried state when the request asked for it."""
         request_id, picture = header.get("id"), result.picture
         try:
-            meta, data = encode_result(picture, header.get("output") or {}, task.reply_format)
+            displayed = (task.render, task.picture) if task.render is not None else None
+            meta, data = encode_result(picture, header.get("output") or {}, task.reply_format, displayed)
         except P.ProtocolError as err:
             session.send(P.error_reply(request_id, err.code, err.message))
             return

@@ -51,5 +51,6 @@ class FrameTask:
     state: Optional[CarriedState] = None  # the exact carried state to resume from, from the client
     send_state: bool = False  # the result carries the sequence's state after this frame
     blend: Optional[tuple[Picture, float]] = None  # a seam: the result is the dream cross-faded into this picture
+    render: Optional[Picture] = None  # the scene-linear render, when ``picture`` is it as displayed (an EXR reply)
     events: "queue.Queue[FrameEvent]" = field(default_factory=queue.Queue)
     cancel: threading.Event = field(default_factory=threading.Event)

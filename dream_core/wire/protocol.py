@@ -20,8 +20,10 @@ one before it dreams); they run in the order sent.
 
 Ops: ``hello`` (server facts: version, device, models and their layers,
 limits); ``dream`` (header: ``params``, ``job``, ``frame``, ``output``;
-payloads by name: ``image``, optional ``vectors`` (the Vector pass, raw
-H×W×4), ``mask``, ``guide``, and for a sequence resumed where the server
+payloads by name: ``image``, optional ``display`` (the image as the view
+transform shows it, display-encoded: that is dreamed, with ``image``'s
+passes, and an EXR reply is carried back to ``image``'s scene light),
+``vectors`` (the Vector pass, raw H×W×4), ``mask``, ``guide``, and for a sequence resumed where the server
 lost its job ``previous_state`` (the exact carried state a result sent
 back when its ``output`` asked for ``"state": true``), or, rebuilt
 approximately, ``previous_render``, ``previous_dream``, ``previous_vectors``;
