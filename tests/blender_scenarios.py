@@ -137,7 +137,13 @@ def scenario_colour(workdir, zip_path):
         result[space] = {**pixel_diff(own, os.path.join(frames, "Scene_00001.png")),
                          "kept": visible(os.path.join(workdir, space, folder)),
                          "hidden_in_frames": [n for n in os.listdir(frames) if n.startswith(".")]}
+    scene.dream.mix = 1.0  # and the dreams themselves, for the test to hold against the CLI's dream of own
+    for space in ("SHOWN", "LINEAR"):
+        scene.dream.colour_space, scene.dream.output_dir = space, f"//{space}_mix1/"
+        bpy.ops.dream.render_animation()
     result["helper_left"] = _helpers()
+    result["own"] = own
+    result["params"] = scene.dream.to_params()
     return result
 
 

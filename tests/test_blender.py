@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -110,6 +111,23 @@ def test_a_mix_0_dream_is_blenders_own_written_frame(runtime, tmp_path, addon_zi
         facts = result[space]
         assert facts["mean"] < 0.5 / 255 and facts["max"] <= 1.01 / 255, (space, facts)
         assert facts["hidden_in_frames"] == [] and facts["kept"] == kept, (space, facts)  # the dreams kept
+    # at mix 1, As Shown dreams the frame Blender writes (within a level, at 16 bits), exactly as the command
+    # line dreams an image; Scene Linear sends the render's light (docs/BENCHMARKS.md measures the strength)
+    from dream_core import dream
+    from dream_core.io import read_image
+
+    work = tmp_path / "work"
+    shown = read_image(str(work / "SHOWN_mix1" / ".dream" / "shown_input" / "Scene_00001.png")).pixels[..., :3]
+    own = read_image(result["own"]).pixels[..., :3]
+    assert np.abs(shown - own).max() <= 1.01 / 255
+    p = result["params"]
+    expected = dream(shown, octaves=p["octaves"], iterations=p["iterations"], step=p["step"], seed=p["seed"],
+                     octave_scale=p["octave_scale"], tile=0)
+    reply = read_image(str(work / "SHOWN_mix1" / "shown" / "Scene_00001.png")).pixels[..., :3]
+    assert np.abs(reply - expected).max() <= 1.01 / 65535
+    written = read_image(str(work / "SHOWN_mix1" / "frames" / "Scene_00001.png")).pixels[..., :3]
+    assert np.abs(written - reply).max() <= 1.01 / 255  # written as it is: no second view transform
+    assert not (work / "LINEAR_mix1" / ".dream" / "shown_input").exists()
 
 
 @pytest.mark.blender
