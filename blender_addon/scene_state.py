@@ -88,8 +88,15 @@ def saved_range(scene) -> tuple[int, int, int]:
 
 
 def settings_digest(scene) -> str:
-    values = [_rna_values(scene, 0, SKIPPED)]  # the scene's own values, its camera and world by name
-    for name in ("render", "cycles", "eevee", "grease_pencil_settings"):
+    """The scene's render settings: its own values (camera and world by
+    name), Blender's render, Eevee and Grease Pencil settings, every render
+    engine add-on's (Cycles, LuxCoreRender...: their settings hang on the
+    scene as property groups), and each view layer's."""
+    values = [_rna_values(scene, 0, SKIPPED)]
+    engines = [prop.identifier for prop in scene.bl_rna.properties if prop.type == "POINTER"
+               and prop.identifier not in SKIPPED and isinstance(getattr(scene, prop.identifier, None),
+                                                                  bpy.types.PropertyGroup)]
+    for name in ("render", "eevee", "grease_pencil_settings", *sorted(engines)):
         group = getattr(scene, name, None)
         if group is not None:
             values.append([name, _rna_values(group, 2, SKIPPED)])
