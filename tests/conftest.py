@@ -161,3 +161,28 @@ def dream_raw(client, height=40, width=48, seed=0, params=TINY_PARAMS, **kwargs)
     return client.dream(raw_frame(height, width, seed), "raw", params,
                         raw={"dtype": "uint8", "shape": [height, width, 3]},
                         output={"format": "raw", "dtype": "uint8"}, **kwargs)
+
+
+# what the writing program says about a file itself, not the picture's stamp
+FILE_KEYS = {"dpi", "exif", "icc_profile", "jfif", "jfif_version", "jfif_unit", "jfif_density", "compression",
+             "progression", "progressive", "resolution"}
+
+
+def stamp_of(path) -> dict:
+    """A file's text metadata as a reader sees it: PNG text chunks, JPEG
+    comment markers (Blender writes ``Blender:key:value``), EXR string
+    attributes; TIFF holds none of Blender's."""
+    from PIL import Image
+
+    path = str(path)
+    if path.endswith(".exr"):
+        import OpenEXR
+
+        return {k: v for k, v in OpenEXR.File(path, header_only=True).header().items() if isinstance(v, str)}
+    with Image.open(path) as image:
+        if path.endswith(".jpg"):
+            found = [data.decode("utf-8").split(":", 2) for marker, data in image.applist if marker == "COM"]
+            return {parts[1]: parts[2] for parts in found if len(parts) == 3 and parts[0] == "Blender"}
+        if path.endswith(".tif"):
+            return {}
+        return {k: v for k, v in image.info.items() if k not in FILE_KEYS}

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, stamp_of
 
 SCENARIOS = os.path.join(ROOT, "tests", "blender_scenarios.py")
 BLENDER = shutil.which("blender")
@@ -128,6 +128,20 @@ def test_a_mix_0_dream_is_blenders_own_written_frame(runtime, tmp_path, addon_zi
     written = read_image(str(work / "SHOWN_mix1" / "frames" / "Scene_00001.png")).pixels[..., :3]
     assert np.abs(written - reply).max() <= 1.01 / 255  # written as it is: no second view transform
     assert not (work / "LINEAR_mix1" / ".dream" / "shown_input").exists()
+    # Blender's stamp as its own file has it, and nothing of ours; Blender's EXR reader adds the storage type
+    # to what it reads from the Scene Linear dream (OpenEXR sets it on every header it reads)
+    assert _same_stamp(stamp_of(work / "SHOWN" / "frames" / "Scene_00001.png"), stamp_of(result["own"]))
+    linear = stamp_of(work / "LINEAR" / "frames" / "Scene_00001.png")
+    assert linear.pop("type") == "scanlineimage" and _same_stamp(linear, stamp_of(result["own"]))
+
+
+def _same_stamp(ours: dict, own: dict) -> bool:
+    """The same fields, with the same values where the render does not say
+    when or how long (the two files are of two renders of one frame)."""
+    timed = {k for k in own if k in ("Date", "RenderTime") or k.endswith("_time")}
+    assert set(ours) == set(own), (sorted(ours), sorted(own))
+    assert {k: v for k, v in ours.items() if k not in timed} == {k: v for k, v in own.items() if k not in timed}
+    return True
 
 
 @pytest.mark.blender
@@ -282,6 +296,10 @@ def test_dream_on_render_writes_the_scenes_own_output(output_format, tmp_path, a
     assert facts["float"] == (output_format in ("png16", "tiff16", "exr_half"))  # 16-bit files load as float
     tolerance = {"jpeg": 3 / 255, "exr_half": 2e-3}.get(output_format, 1.01 / 255)
     assert result["mix0"]["max"] <= tolerance, result  # frame 1 at mix 0: Blender's own frame
+    out, own = stamp_of(work / "out" / result["files"][0]), stamp_of(work / "own" / result["files"][0])
+    if output_format == "jpeg":  # Blender 5's PNG reader adds its reading hints; its JPEG writer writes them
+        out = {k: v for k, v in out.items() if k != "oiio"}  # Blender:oiio:ColorSpace:sRGB and the alpha's
+    assert _same_stamp(out, own)  # Blender's stamp (File, Date, Frame, Camera...) as its own file has it
     assert result["mix1"]["mean"] > 0.01, result  # frame 3 at mix 1: dreamed
     if output_format == "exr_half":
         import OpenEXR

@@ -209,3 +209,45 @@ def test_an_exr_cut_short_is_seen_as_incomplete(tmp_path, rng, multipart, compre
     assert not check.is_complete_exr(str(tmp_path / "missing.exr"))
     (tmp_path / "not.exr").write_bytes(b"\x89PNG" + data[4:])
     assert not check.is_complete_exr(str(tmp_path / "not.exr"))
+
+
+STAMP = {"File": "/shots/café.blend", "Date": "2026/12/06 10:00:00", "Frame": "7", "Camera": "Camera",
+         "Note": "日本 take 2", "cycles.ViewLayer.samples": "4"}
+
+
+@pytest.mark.parametrize("fmt", ["png", "exr"])
+def test_a_pictures_text_metadata_travels_with_it(tmp_path, fmt):
+    """Blender's stamp (Latin-1 or not) is read and written back as it was, in
+    PNG text chunks and EXR string attributes; Pillow and OpenEXR see it."""
+    path = str(tmp_path / f"stamp.{fmt}")
+    write_image(path, Picture(np.full((4, 5, 3), 0.5, np.float32), fmt == "exr", "uint8", metadata=STAMP))
+    assert read_image(path).metadata == STAMP
+    seen = Image.open(path).info if fmt == "png" else OpenEXR.File(path).header()
+    assert {k: seen[k] for k in STAMP} == STAMP
+    assert decode_image(encode_image(read_image(path), fmt), fmt).metadata == STAMP
+
+
+def test_what_an_exr_header_says_about_the_file_is_not_carried(tmp_path):
+    """An EXR's attributes that describe the file (the writing program, the
+    multilayer mark, parts, compression) stay out of the picture's metadata."""
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, "Software": "Blender 5.0.1",
+              "BlenderMultiChannel": "Blender V2.55.1 and newer", "colorInteropID": "lin_rec709_scene",
+              "Frame": "3", "RenderTime": "00:01.20"}
+    channels = {c: np.full((4, 5), 0.25, np.float32) for c in "RGB"}
+    with OpenEXR.File(header, channels) as f:
+        f.write(str(tmp_path / "b.exr"))
+    assert read_image(str(tmp_path / "b.exr")).metadata == {"Frame": "3", "RenderTime": "00:01.20"}
+
+
+def test_png_text_that_inflates_past_the_limit_is_skipped():
+    """A compressed text chunk that would inflate without end is not read."""
+    import struct
+    import zlib
+
+    from dream_core.io import metadata
+
+    png = encode_image(Picture(np.zeros((2, 2, 3), np.float32), False, "uint8", metadata={"Frame": "1"}), "png")
+    body = b"Bomb\0\0" + zlib.compress(b"\0" * (64 << 20), 9)
+    bomb = struct.pack(">I", len(body)) + b"zTXt" + body + struct.pack(">I", zlib.crc32(b"zTXt" + body))
+    at = png.index(b"IDAT") - 4
+    assert metadata.from_png(png[:at] + bomb + png[at:]) == {"Frame": "1"}

@@ -10,10 +10,12 @@ channel names, which every Blender version reads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import OpenEXR
+
+from . import metadata as text_metadata
 
 COMBINED = "Combined"
 
@@ -22,8 +24,10 @@ COMBINED = "Combined"
 KEPT_METADATA = ("cryptomatte/",)
 
 
-def _full_channels(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Every part's channels under their full names, and the passes' metadata."""
+def _full_channels(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
+    """Every part's channels under their full names, the passes' metadata,
+    and the picture's own (Blender's stamp: the first part's, as every part
+    repeats it)."""
     channels: dict[str, np.ndarray] = {}
     metadata: dict[str, str] = {}
     with OpenEXR.File(path, separate_channels=True) as f:
@@ -33,7 +37,8 @@ def _full_channels(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
                 full = name if (not prefix or name.startswith(prefix)) else f"{prefix}.{name}"
                 channels[full] = channel.pixels
             metadata.update({k: str(v) for k, v in part.header.items() if k.startswith(KEPT_METADATA)})
-    return channels, metadata
+        stamp = text_metadata.from_exr_header(f.parts[0].header) if f.parts else {}
+    return channels, metadata, stamp
 
 
 def _find_pass(channels: dict[str, np.ndarray], pass_name: str, letters: str) -> Optional[list[np.ndarray]]:
@@ -65,10 +70,16 @@ def declared_size(path: str) -> tuple[int, int]:
     return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
 
 
-def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional[Passes]]:
-    """Returns (pixels H×W×C float32, the stored pixel type, Vector pass
-    H×W×4 or None, the other passes or None for a plain RGB(A)/Y(A) file)."""
-    channels, metadata = _full_channels(path)
+class ExrImage(NamedTuple):
+    pixels: np.ndarray  # H×W×C float32
+    dtype: str  # the stored pixel type
+    vectors: Optional[np.ndarray]  # the Vector pass, H×W×4
+    passes: Optional[Passes]  # the other passes; None for a plain RGB(A)/Y(A) file
+    metadata: dict[str, str]  # the picture's own (Blender's stamp)
+
+
+def read_exr(path: str) -> ExrImage:
+    channels, metadata, stamp = _full_channels(path)
     if not channels:
         raise ValueError(f"{path}: EXR file holds no channels")
     found = _picture_channels(channels, path)
@@ -79,7 +90,7 @@ def read_exr(path: str) -> tuple[np.ndarray, str, Optional[np.ndarray], Optional
     used = [next(name for name, c in channels.items() if c is f) for f in found]  # in the pixels' order
     others = {name: c for name, c in channels.items() if name not in used}
     passes = Passes(used, others, metadata) if others or any("." in name for name in used) else None
-    return pixels, dtype, vectors, passes
+    return ExrImage(pixels, dtype, vectors, passes, stamp)
 
 
 def _picture_channels(channels: dict[str, np.ndarray], path: str) -> list[np.ndarray]:
@@ -99,16 +110,18 @@ def _picture_channels(channels: dict[str, np.ndarray], path: str) -> list[np.nda
     return [c for c in found if c is not None]
 
 
-def write_exr(path: str, pixels: np.ndarray, dtype: str, passes: Optional[Passes] = None) -> None:
+def write_exr(path: str, pixels: np.ndarray, dtype: str, passes: Optional[Passes] = None,
+              metadata: Optional[dict[str, str]] = None) -> None:
     """Writes H×W×C pixels as a plain R, G, B(, A) or Y(, A) EXR, ZIP-compressed,
-    or under ``passes.names`` beside ``passes.others`` (a multilayer frame)."""
+    or under ``passes.names`` beside ``passes.others`` (a multilayer frame),
+    with the picture's ``metadata`` as string attributes."""
     layered = passes is not None and len(passes.names) == pixels.shape[-1]
     names = passes.names if layered else list({1: "Y", 2: "YA", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]])
     np_type = np.float16 if dtype == "float16" else np.float32
     channels = {n: np.ascontiguousarray(pixels[..., i].astype(np_type)) for i, n in enumerate(names)}
     if layered:
         channels.update(passes.others)
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    header = {**(metadata or {}), "compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     if layered:
         header.update(passes.metadata)
     with OpenEXR.File(header, channels) as f:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import cv2
@@ -17,6 +17,7 @@ from PIL import Image
 from ..errors import BadImage, ImageTooLarge
 from ..wire.atomic import write_atomically
 from . import exr
+from . import metadata as text_metadata
 
 # file suffix -> format name
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
@@ -65,6 +66,7 @@ class Picture:
     dtype: str = "uint8"  # stored sample type: uint8, uint16, float16, float32
     vectors: Optional[np.ndarray] = None  # Blender's Vector pass, H×W×4, when present
     passes: Optional[exr.Passes] = None  # a multilayer EXR's other passes, written back beside the pixels
+    metadata: dict[str, str] = field(default_factory=dict)  # the file's text (Blender's stamp), written back
 
     @property
     def height(self) -> int:
@@ -148,7 +150,8 @@ def decode_image(data: bytes, fmt: str, source: str = "image") -> Picture:
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if array is None:
         raise BadImage(f"{source}: not a decodable {fmt} image")
-    return _from_cv(array, source)
+    picture = _from_cv(array, source)
+    return replace(picture, metadata=text_metadata.from_png(data)) if fmt == "png" else picture
 
 
 def _read_exr(path: str, source: str) -> Picture:
@@ -158,10 +161,10 @@ def _read_exr(path: str, source: str) -> Picture:
         raise BadImage(f"{source}: not a readable EXR image ({err})") from None
     _check_pixel_count(width, height, source)
     try:
-        pixels, dtype, vectors, passes = exr.read_exr(path)
+        found = exr.read_exr(path)
     except (OSError, RuntimeError, ValueError) as err:
         raise BadImage(f"{source}: not a readable EXR image ({err})") from None
-    return Picture(pixels, True, dtype, vectors, passes)
+    return Picture(found.pixels, True, found.dtype, found.vectors, found.passes, found.metadata)
 
 
 def encode_image(picture: Picture, fmt: str) -> bytes:
@@ -169,7 +172,7 @@ def encode_image(picture: Picture, fmt: str) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "frame.exr")
             dtype = picture.dtype if picture.dtype.startswith("float") else "float16"
-            exr.write_exr(path, _linear_pixels(picture), dtype, picture.passes)
+            exr.write_exr(path, _linear_pixels(picture), dtype, picture.passes, picture.metadata)
             with open(path, "rb") as f:
                 return f.read()
     ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp"}[fmt]
@@ -177,7 +180,7 @@ def encode_image(picture: Picture, fmt: str) -> bytes:
     ok, buf = cv2.imencode(ext, _to_cv(picture, fmt), params)
     if not ok:
         raise ValueError(f"could not encode a {picture.width}x{picture.height} picture as {fmt}")
-    return buf.tobytes()
+    return text_metadata.into_png(buf.tobytes(), picture.metadata) if fmt == "png" else buf.tobytes()
 
 
 def _linear_pixels(picture: Picture) -> np.ndarray:

@@ -71,7 +71,7 @@ def _displayed(payload: tuple[dict, bytes], render: Picture) -> Picture:
     if (shown.height, shown.width) != (render.height, render.width):
         raise P.ProtocolError("shape_mismatch", f"display is {shown.width}x{shown.height}, the image "
                               f"{render.width}x{render.height}")
-    return Picture(shown.pixels, False, shown.dtype, render.vectors, render.passes)
+    return Picture(shown.pixels, False, shown.dtype, render.vectors, render.passes, render.metadata)
 
 
 def _blend(header: dict, named: dict, picture: Picture) -> Optional[tuple[Picture, float]]:
