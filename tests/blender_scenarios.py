@@ -82,6 +82,23 @@ def error_of(call):
     return None
 
 
+def png_image_chunks(path: str) -> bytes:
+    """A PNG's header and pixel chunks, without its text: two dreams of the
+    same frame are the same image, though the render's stamp (Date,
+    RenderTime) they carry differs from run to run."""
+    import struct
+
+    with open(path, "rb") as f:
+        data = f.read()
+    kept, at = [], 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind in (b"IHDR", b"PLTE", b"tRNS", b"IDAT"):
+            kept.append(data[at:at + 12 + length])
+        at += 12 + length
+    return b"".join(kept)
+
+
 def mean_abs_diff(a: str, b: str) -> float:
     return pixel_diff(a, b)["mean"]
 
@@ -322,14 +339,14 @@ def scenario_cancel_resume(workdir, zip_path):
     scene.dream.iterations = 3  # frame 2 made quick
     scene.dream.keyframe_insert("iterations", frame=2)
     bpy.ops.dream.render_animation()
-    resumed = {n: open(os.path.join(frames_dir, n), "rb").read() for n in visible(frames_dir)}
+    resumed = {n: png_image_chunks(os.path.join(frames_dir, n)) for n in visible(frames_dir)}
     scene.dream.output_dir = "//fresh/"
     bpy.ops.dream.render_animation()
     fresh_dir = os.path.join(workdir, "fresh", "frames")
     return {"after_cancel": after_cancel, "error": run.error, "renders_after_cancel": renders_after_cancel,
             "first_kept": os.stat(os.path.join(frames_dir, "Scene_00001.png")).st_mtime_ns == first,
             "after_resume": sorted(resumed),
-            "same_as_fresh": [resumed[n] == open(os.path.join(fresh_dir, n), "rb").read() for n in sorted(resumed)],
+            "same_as_fresh": [resumed[n] == png_image_chunks(os.path.join(fresh_dir, n)) for n in sorted(resumed)],
             "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}
 
 
