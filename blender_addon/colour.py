@@ -11,6 +11,7 @@ from typing import Optional
 
 import bpy
 
+from . import compat
 from .dreaming import why_not_written
 from .errors import DreamError
 from .rendering import FORMAT_FIELDS, OutputSettings, partial_path
@@ -60,6 +61,7 @@ class DisplayWriter:
         if shown:  # the display device stays; the view is the plain one, which leaves display images as they are
             helper.view_settings.view_transform, helper.view_settings.look = "Standard", "None"
             helper.view_settings.exposure, helper.view_settings.gamma = 0.0, 1.0
+            dither = 0.0 if dither is None else dither  # the server rounded them with the scene's dither
         helper.render.dither_intensity = scene.render.dither_intensity if dither is None else dither
         view, display = helper.view_settings, helper.display_settings
         self.digest = digest_of([[getattr(settings, n, None) for n in FORMAT_FIELDS], view.view_transform, view.look,
@@ -152,6 +154,17 @@ def view_of(scene) -> str:
     view = source.view_settings
     return digest_of([view.view_transform, view.look, round(view.exposure, 6), round(view.gamma, 6),
                       source.display_settings.display_device])
+
+
+def dither_of(scene, eight_bit: bool) -> Optional[dict]:
+    """How a dream of the image as shown is rounded for an 8-bit file: with
+    the noise and intensity Blender dithers the scene's renders with. The
+    server rounds it (Blender does not dither an image it saves from a
+    file), and Blender writes its levels as they are. None: no dither."""
+    intensity = round(scene.render.dither_intensity, 6)
+    if not eight_bit or intensity <= 0:
+        return None
+    return {"intensity": intensity, "pattern": compat.DITHER_PATTERN}
 
 
 def remove_helpers() -> None:

@@ -10,6 +10,8 @@ VERSION = bpy.app.version
 
 # options of a path property that accepts "//" (relative to the .blend): needed from 4.5, unknown before
 BLEND_RELATIVE_PATH = {"PATH_SUPPORTS_BLEND_RELATIVE"} if VERSION >= (4, 5, 0) else set()
+# the noise Blender dithers 8-bit files with (dream_core.io.dither): measured in 3.4.1 and 5.0.1
+DITHER_PATTERN = "blender4" if VERSION >= (4, 0, 0) else "blender3"
 
 
 def strips(scene):

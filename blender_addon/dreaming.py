@@ -80,10 +80,12 @@ class Job:
     display: Optional[str] = None  # the render as the view transform shows it: that is dreamed
 
 
-def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None) -> FrameRequest:
+def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None,
+                  written_as: Optional[dict] = None) -> FrameRequest:
     """The rendered file as a request: its bytes as they are on disk, the
     frame's own settings, the format of the reply; ``state``: the carried
-    state the server's new sequence starts from."""
+    state the server's new sequence starts from; ``written_as``: more of the
+    reply's output fields (its ``dither``)."""
     data, meta = _file_payload(job.plan.source)
     extras = {}
     if state is not None:
@@ -92,7 +94,7 @@ def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None) ->
         extras["blend_with"] = _file_payload(job.blend[0])
     if job.display is not None:
         extras["display"] = _file_payload(job.display)
-    output = {"format": reply_format, **({"state": True} if job.keep_state else {})}
+    output = {"format": reply_format, **({"state": True} if job.keep_state else {}), **(written_as or {})}
     return FrameRequest(data, meta["format"], frame=job.plan.frame, extras=extras, params=job.plan.params,
                         output=output, blend_share=job.blend[1] if job.blend else None)
 
@@ -157,10 +159,12 @@ class DreamWorker:
 
     IN_FLIGHT = 2
 
-    def __init__(self, link: ServerLink, job: str, reply=reply_as_target, records: Optional[Records] = None) -> None:
+    def __init__(self, link: ServerLink, job: str, reply=reply_as_target, records: Optional[Records] = None,
+                 written_as=None) -> None:
         self.link = link
         self.job = job
         self.reply = reply  # plan -> (where the dream is written, in which format)
+        self.written_as = written_as or (lambda plan: {})  # plan -> more output fields of its reply (dither)
         self.records = records  # where kept states go
         self.todo: "queue.Queue[Optional[Job]]" = queue.Queue()
         self.messages: "queue.Queue[Message]" = queue.Queue()
@@ -264,7 +268,8 @@ class DreamWorker:
             replay = [replace(job, replay=True, keep_state=None, blend=None) for job in sequence.done_since]
             sequence.done_since = []
         send_state = restored or taken[0].starts
-        requests = (frame_request(job, self.reply(job.plan)[1], sequence.state if send_state and i == 0 else None)
+        requests = (frame_request(job, self.reply(job.plan)[1], sequence.state if send_state and i == 0 else None,
+                                  self.written_as(job.plan))
                     for i, job in enumerate(_chain(list(replay), self._more(taken, held))))
         stream = client.dream_many(requests, job=sequence.job_id, in_flight=self.IN_FLIGHT, progress=self._progress,
                                    should_cancel=self.cancelled.is_set)

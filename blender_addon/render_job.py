@@ -54,6 +54,7 @@ class RenderDreaming:
         self.view = colour.view_of(scene) if scene.dream.colour_space == "SHOWN" else None
         self.as_shown = self.view is not None and not self.user_output.is_exr
         self.dream_pattern = plans.frame_file(scene, "shown" if self.as_shown else "linear", "#####")
+        self.dither = colour.dither_of(scene, self.user_output.is_8bit) if self.as_shown else None
         self.shown: Optional[colour.ShownImages] = None  # made on the main thread, at the first frame
         self.pending: list[Job] = []  # jobs for the worker, sent from the main thread (shown images made there)
         root = plans.output_root(scene)
@@ -68,7 +69,7 @@ class RenderDreaming:
         self.last: Optional[int] = None  # the last frame Blender rendered
         self.inputs: dict[int, str] = {}  # this job's renders' digests, by frame
         self.chains: dict[int, str] = {}  # and the settings the chain carries there
-        self.worker = DreamWorker(link, job, self._reply, self.records)
+        self.worker = DreamWorker(link, job, self._reply, self.records, self._written_as)
         self.every = checkpoint_every(plans.output_size(scene)[0] * plans.output_size(scene)[1])
         self.writer: Optional[colour.DisplayWriter] = None
         self.sent: dict[int, tuple] = {}  # frame -> (plan, role: write, held, blend or still, and a blend's links)
@@ -151,7 +152,9 @@ class RenderDreaming:
         """What a dream depends on besides its render: its settings, and the
         view it is dreamed under when it acts on the image as shown."""
         params = params or {}
-        return {**params, "shown": self.view} if self.view is not None else params
+        if self.view is None:
+            return params
+        return {**params, "shown": self.view, **({"dither": self.dither} if self.dither else {})}
 
     def held_path(self, frame: int) -> str:
         """A seam's held dream: as shown when the dream acts on the image as shown (the seam's fade is
@@ -168,6 +171,12 @@ class RenderDreaming:
             return os.path.join(self.job_dir, "still.png" if self.as_shown else "still.exr"), \
                 "png" if self.as_shown else "exr"
         return self.dream_path(plan.frame), "png" if self.as_shown else "exr"
+
+    def _written_as(self, plan: FramePlan) -> dict:
+        """The reply's dither: for the dreams written to the user's 8-bit
+        files, not for a seam's held dream (it is faded into another first)."""
+        role = self.sent[plan.frame][1] if plan.frame in self.sent else "write"
+        return {"dither": self.dither} if self.dither and role in ("write", "blend", "still") else {}
 
     def target_path(self, scene, frame: int) -> str:
         return self.target_paths(scene, [frame])[0]

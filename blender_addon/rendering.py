@@ -43,6 +43,11 @@ class OutputSettings:
         return self.image["file_format"] in ("OPEN_EXR", "OPEN_EXR_MULTILAYER")
 
     @property
+    def is_8bit(self) -> bool:
+        """Whether the files hold 8-bit levels (what Blender dithers renders for)."""
+        return self.image["file_format"] not in FLOAT_FORMATS and self.image.get("color_depth", "8") in ("8", "")
+
+    @property
     def is_movie(self) -> bool:
         return self.image.get("media_type") == "VIDEO" or self.image["file_format"] in MOVIE_FORMATS
 
@@ -64,6 +69,7 @@ class OutputSettings:
 
 
 MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW"}
+FLOAT_FORMATS = {"OPEN_EXR", "OPEN_EXR_MULTILAYER", "HDR"}
 
 
 PASSES = ("use_pass_vector", "use_pass_cryptomatte_object")

@@ -59,7 +59,10 @@ class FrameRun:
             if colour_managed and scene.dream.colour_space == "SHOWN" else None  # the dream acts on what is seen
         self.display = colour.DisplayWriter(scene, shown=self.shown is not None) if colour_managed else None
         self.reply = reply_as_shown if self.shown else reply_as_linear if colour_managed else reply_as_target
-        self.worker = DreamWorker(link, job, self.reply, self.records)
+        # the dreams are written to 8-bit PNGs: a dream of the image as shown is rounded with Blender's dither
+        self.dither = colour.dither_of(scene, eight_bit=True) if self.shown else None
+        self.worker = DreamWorker(link, job, self.reply, self.records,
+                                  lambda plan: {"dither": self.dither} if self.dither else {})
         self.walk = Walk(START, self.records.link, self.records.has_state)
         self.inputs: dict[int, str] = {}  # the renders' digests as they are now, by frame
         self.said: set[str] = set()  # why renders were made again, said once a run
@@ -103,7 +106,9 @@ class FrameRun:
     def provenance(self, params: dict) -> dict:
         """What a dream depends on besides its render: its settings, and the
         view it is dreamed under when it acts on the image as shown."""
-        return {**params, "shown": self.shown.digest} if self.shown else params
+        if self.shown is None:
+            return params
+        return {**params, "shown": self.shown.digest, **({"dither": self.dither} if self.dither else {})}
 
     def chain_of(self, frame: int) -> str:
         return chain_settings(self.provenance(self.by_frame[frame].params))

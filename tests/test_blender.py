@@ -111,6 +111,14 @@ def test_a_mix_0_dream_is_blenders_own_written_frame(runtime, tmp_path, addon_zi
         facts = result[space]
         assert facts["mean"] < 0.5 / 255 and facts["max"] <= 1.01 / 255, (space, facts)
         assert facts["hidden_in_frames"] == [] and facts["kept"] == kept, (space, facts)  # the dreams kept
+    # with Blender's dither (intensity 1): 5.0's noise is Blender's own, pixel for pixel (a value rounds the
+    # other way now and then: Blender dithers the float image, the server its 16-bit copy); 3.4's is its
+    # distribution (its pattern follows how Blender split the image among threads): unbiased, within its noise
+    dithered = result["dithered"]
+    if runtime == "bpy":
+        assert dithered["same"] >= 0.995 and dithered["max"] <= 1.01 / 255, dithered
+    else:
+        assert abs(dithered["bias"]) < 0.05 / 255 and dithered["max"] <= 2.01 / 255, dithered
     # at mix 1, As Shown dreams the frame Blender writes (within a level, at 16 bits), exactly as the command
     # line dreams an image; Scene Linear sends the render's light (docs/BENCHMARKS.md measures the strength)
     from dream_core import dream
@@ -296,6 +304,8 @@ def test_dream_on_render_writes_the_scenes_own_output(output_format, tmp_path, a
     assert facts["float"] == (output_format in ("png16", "tiff16", "exr_half"))  # 16-bit files load as float
     tolerance = {"jpeg": 3 / 255, "exr_half": 2e-3}.get(output_format, 1.01 / 255)
     assert result["mix0"]["max"] <= tolerance, result  # frame 1 at mix 0: Blender's own frame
+    if output_format == "png8":  # with Blender's own dither
+        assert result["mix0"]["same"] >= 0.995, result
     out, own = stamp_of(work / "out" / result["files"][0]), stamp_of(work / "own" / result["files"][0])
     if output_format == "jpeg":  # Blender 5's PNG reader adds its reading hints; its JPEG writer writes them
         out = {k: v for k, v in out.items() if k != "oiio"}  # Blender:oiio:ColorSpace:sRGB and the alpha's

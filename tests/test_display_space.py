@@ -2,6 +2,7 @@
 through the view transform) is what is dreamed, with the render's passes;
 an EXR reply carries the dream back to the render's scene light."""
 import numpy as np
+import pytest
 from conftest import TINY_PARAMS
 
 from dream_core.frame.colour import carry_back
@@ -42,3 +43,27 @@ def test_carrying_back_keeps_the_render_where_the_dream_changed_nothing(coffee):
     np.testing.assert_allclose(carry_back(linear, shown, shown), linear, atol=1e-6)
     brighter = np.clip(shown + 0.1, 0, 1)
     assert (carry_back(linear, shown, brighter) >= linear - 1e-6).all()
+
+
+def test_a_reply_for_an_8_bit_file_holds_blenders_dithered_levels(client, coffee):
+    """With ``dither`` the reply's 16-bit PNG holds 8-bit levels, the dream
+    rounded with Blender's noise: at mix 0 the render's shown image as
+    Blender would round it; a bad request is refused before dreaming."""
+    from dream_core.io.dither import to_8bit_levels
+    from dream_core.wire.client import FrameRequest
+    from dream_core.wire.protocol import ProtocolError
+
+    _, shown = frames(coffee)
+    display = encode_image(Picture(shown, False, "uint16"), "png")
+    asked = {"intensity": 1.0, "pattern": "blender4"}
+    (result,) = client.dream_many([FrameRequest(display, "png", output={"format": "png", "dither": asked})],
+                                  dict(TINY_PARAMS, mix=0.0))
+    levels = decode_image(result.data, "png").pixels * 255
+    np.testing.assert_array_equal(levels, np.round(levels))  # whole 8-bit levels
+    sent = decode_image(display, "png").pixels
+    np.testing.assert_array_equal(levels, to_8bit_levels(sent, 1.0, "blender4") * 255)
+    for fmt, bad in (("png", {"intensity": 3, "pattern": "blender4"}), ("png", {"intensity": 1, "pattern": "gimp"}),
+                     ("png", "yes"), ("exr", asked)):
+        with pytest.raises(ProtocolError) as err:
+            list(client.dream_many([FrameRequest(display, "png", output={"format": fmt, "dither": bad})], TINY_PARAMS))
+        assert err.value.code == "bad_header", (bad, err.value)

@@ -12,7 +12,7 @@ from ..config import DreamSettings
 from ..errors import DreamError
 from ..frame import carried_state
 from ..frame.colour import carry_back, grey
-from ..io import Picture, decode_image, encode_image
+from ..io import Picture, decode_image, dither, encode_image
 from ..io.images import max_pixels, set_max_pixels
 from ..wire import protocol as P
 from .tasks import FrameTask
@@ -187,6 +187,19 @@ def check_output(output) -> None:
         raise P.ProtocolError("bad_header", f"raw dtype must be one of {', '.join(P.RAW_DTYPES)}")
     if not isinstance(output.get("state", False), bool):
         raise P.ProtocolError("bad_header", "output state must be true or false")
+    if "dither" in output:
+        _check_dither(output["dither"], fmt)
+
+
+def _check_dither(asked, fmt) -> None:
+    if fmt != "png":
+        raise P.ProtocolError("bad_header", "output dither needs the png format (a file of 8-bit levels)")
+    if not isinstance(asked, dict) or asked.get("pattern") not in dither.PATTERNS:
+        raise P.ProtocolError("bad_header", f"output dither must be {{\"intensity\": 0-2, \"pattern\": one of "
+                                            f"{', '.join(dither.PATTERNS)}}}")
+    intensity = asked.get("intensity")
+    if isinstance(intensity, bool) or not isinstance(intensity, (int, float)) or not 0 <= intensity <= 2:
+        raise P.ProtocolError("bad_header", "output dither intensity must be a number from 0 to 2")
 
 
 def encode_result(picture: Picture, output: dict, default_format: str,
@@ -200,6 +213,9 @@ def encode_result(picture: Picture, output: dict, default_format: str,
     if displayed is not None and fmt == "exr":
         render, shown = displayed
         picture = render.with_pixels(carry_back(render.pixels, shown.pixels, picture.pixels))
+    if "dither" in output:  # levels of the 8-bit file Blender writes, with its dither: written as they are
+        asked = output["dither"]
+        picture = picture.with_pixels(dither.to_8bit_levels(picture.pixels, asked["intensity"], asked["pattern"]))
     if fmt == "raw":
         dtype = output.get("dtype", "float32")
         meta = {"name": "image", "format": "raw", "dtype": dtype, "shape": list(picture.pixels.shape),

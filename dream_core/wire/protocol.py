@@ -29,7 +29,11 @@ back when its ``output`` asked for ``"state": true``), or, rebuilt
 approximately, ``previous_render``, ``previous_dream``, ``previous_vectors``;
 and at a chunk seam ``blend_with``, the chunk after's dream of the frame,
 with the header's ``blend_share``: the reply is then the dream cross-faded
-into it by that share, while the job carries the dream itself on);
+into it by that share, while the job carries the dream itself on); the
+header's ``output`` says how the reply comes: ``format``, ``dtype`` (raw),
+``state``, and ``dither`` (``{"intensity": 0-2, "pattern": "blender4"}``,
+PNG only: the reply holds the 8-bit levels Blender writes from the dream,
+dithered as it dithers renders, for Blender to write as they are);
 ``cancel`` (a ``job``'s frames, or without a job all of this connection's);
 ``close_job``. Jobs are private to the connection that made them: the same
 id on another connection is another job; ``echo`` (the payloads back: transport
@@ -46,7 +50,8 @@ import struct
 import sys
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 
-PROTOCOL = 3  # 2: the output mix is "mix" (was "strength"); 3: a sequence's exact carried state
+PROTOCOL = 4  # 2: the output mix is "mix" (was "strength"); 3: a sequence's exact carried state;
+# 4: the picture's text metadata travels with it, and output "dither" (a PNG of Blender's dithered 8-bit levels)
 MAX_HEADER = 1 << 20  # bytes; headers are small JSON
 DEFAULT_MAX_PAYLOAD = 512 << 20
 HEARTBEAT_SECONDS = 1.0

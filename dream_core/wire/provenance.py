@@ -47,11 +47,14 @@ def digest_of(value) -> str:
     return digest_bytes(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
 
 
+WRITTEN_ONLY = ("mix", "dither")  # how a dream is written, not what the next frame carries
+
+
 def chain_settings(params: dict) -> str:
-    """The settings a chain carries: all but the output mix (the next frame
-    carries the full dream whatever the mix, so a keyframed fade leaves the
-    chain alone)."""
-    return digest_of({k: v for k, v in params.items() if k != "mix"})
+    """The settings a chain carries: all but how each dream is written (the
+    output mix, the dither of an 8-bit file): the next frame carries the full
+    dream whatever they are, so a keyframed fade leaves the chain alone."""
+    return digest_of({k: v for k, v in params.items() if k not in WRITTEN_ONLY})
 
 
 def link(after: str, frame: int, chain: str, input_digest: str) -> str:
