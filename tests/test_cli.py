@@ -222,3 +222,85 @@ def test_a_full_disk_stops_with_one_line_and_resumes(frames, small_disk, where, 
     again = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
     assert again.returncode == 0, again.stderr
     assert len(visible(small_disk)) == 3
+
+
+def _view(linear: np.ndarray) -> np.ndarray:
+    """A view transform of our own: scene light compressed (Reinhard), then sRGB-encoded."""
+    x = linear / (1 + linear)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+@pytest.fixture()
+def exr_shot(tmp_path, coffee):
+    """EXR renders of scene light (highlights past 1) and the PNGs a viewer shows of them."""
+    renders, shown = tmp_path / "renders", tmp_path / "shown"
+    for n in (1, 2, 3):
+        srgb = np.roll(coffee, 4 * n, 1).astype(np.float32)
+        linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4) * 3
+        write_image(str(renders / f"shot{n:04d}.exr"), Picture(linear.astype(np.float32), True, "float32"))
+        write_image(str(shown / f"shot{n:04d}.png"), Picture(_view(linear), False, "uint16"))
+    return renders, shown
+
+
+def test_shown_dreams_the_exr_render_as_the_viewer_sees_it(exr_shot, tmp_path, capsys):
+    """--shown: a PNG output is the dream of the image as shown (the same as
+    dreaming that PNG), an EXR output carries it back to scene light: viewed
+    again it is that dream, where the plain EXR dream is a muted one."""
+    from dream_core.cli import main
+
+    renders, shown = exr_shot
+    render, png = str(renders / "shot0001.exr"), str(shown / "shot0001.png")
+    for args in (["dream", png, "-o", str(tmp_path / "direct.png")],
+                 ["dream", render, "-o", str(tmp_path / "as_shown.png"), "--shown", png],
+                 ["dream", render, "-o", str(tmp_path / "as_shown.exr"), "--shown", png],
+                 ["dream", render, "-o", str(tmp_path / "plain.exr")]):
+        assert main([*args, *FAST]) == 0, capsys.readouterr().err
+    direct = read_image(str(tmp_path / "direct.png")).pixels
+    assert np.array_equal(read_image(str(tmp_path / "as_shown.png")).pixels, direct)
+    seen = read_image(png).pixels
+    carried = read_image(str(tmp_path / "as_shown.exr"))
+    assert carried.linear and carried.pixels.shape == direct.shape
+    viewed = _view(carried.pixels)
+    assert np.abs(viewed - direct).mean() < 1 / 255  # viewed again: the dream of what was seen
+    dream_strength = np.abs(direct - seen).mean()
+    plain_strength = np.abs(_view(read_image(str(tmp_path / "plain.exr")).pixels) - seen).mean()
+    assert np.abs(viewed - seen).mean() > 0.9 * dream_strength > plain_strength  # the plain dream is muted
+
+
+def test_shown_folders_match_by_frame_and_a_changed_view_is_dreamed_again(exr_shot, tmp_path, capsys):
+    from dream_core.cli import main
+
+    renders, shown = exr_shot
+    out = tmp_path / "dreamed"
+    args = ["dream", str(renders), "-o", str(out), "--shown", str(shown), *FAST]
+    assert main(args) == 0, capsys.readouterr().err
+    assert visible(out) == ["shot0001.exr", "shot0002.exr", "shot0003.exr"]
+    capsys.readouterr()
+    assert main(args) == 0 and "3 already done" in capsys.readouterr().err
+    brighter = read_image(str(shown / "shot0002.png"))  # the view changed (say, an exposure): frame 2 on
+    write_image(str(shown / "shot0002.png"), brighter.with_pixels(np.clip(brighter.pixels * 1.1, 0, 1)))
+    stamp = os.path.getmtime(out / "shot0001.exr")
+    assert main(args) == 0 and "1 already done" in capsys.readouterr().err
+    assert os.path.getmtime(out / "shot0001.exr") == stamp
+
+    frames_png, partial = tmp_path / "pngs", tmp_path / "partial"
+    for n in (1, 2):
+        for folder in (frames_png, partial):
+            write_image(str(folder / f"shot000{n}.png"), read_image(str(shown / f"shot000{n}.png")))
+    small = tmp_path / "small.png"
+    write_image(str(small), Picture(np.zeros((40, 60, 3), np.float32), False, "uint8"))
+    never = tmp_path / "never"
+    cases = [
+        (["dream", str(frames_png), "-o", str(never), "--shown", str(shown)], ["--shown is for EXR renders"]),
+        (["dream", str(renders), "-o", str(never), "--shown", str(partial)], ["has no image of frame 3"]),
+        (["dream", str(renders), "-o", str(never), "--shown", str(small)], ["--shown must be a folder"]),
+        (["dream", str(renders), "-o", str(shown), "--shown", str(shown), "--format", "png"],
+         ["would overwrite the image as shown"]),
+    ]
+    for case, needles in cases:
+        _assert_usage_error(main([*case, *FAST]), capsys.readouterr().err, *needles)
+    assert not never.exists()
+    code = main(["dream", str(renders / "shot0001.exr"), "-o", str(never) + ".exr", "--shown", str(small), *FAST])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "the image as shown is 60x40, the render 128x96" in err[0], err
+    assert not os.path.exists(str(never) + ".exr")

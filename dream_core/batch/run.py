@@ -20,7 +20,9 @@ from tqdm import tqdm
 
 from ..config import DreamSettings, Progress, ProgressCallback
 from ..errors import DreamError
+from ..frame.colour import as_shown, carried_back_to
 from ..io import Picture, read_image, write_image
+from ..io.images import format_of
 from ..wire.plans import FramePlan
 from ..wire.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
 from ..wire.shots import Walk, checkpoint_every, plan_chunk, state_to_keep
@@ -108,17 +110,40 @@ class ChunkRun:
         return self.plans[frame].target if frame in self.plan.frames else None
 
     def held_path(self, frame: int) -> str:
-        return os.path.join(self.records.root, "held", os.path.basename(self.plans[frame].target))
+        name = os.path.basename(self.plans[frame].target)
+        if self.plans[frame].shown is not None:  # held as dreamed, as shown: a seam's fade is made there
+            name = os.path.splitext(name)[0] + ".png"
+        return os.path.join(self.records.root, "held", name)
+
+    def dream_input(self, frame: int) -> Picture:
+        """What is dreamed of the frame: its render, or the render as shown."""
+        plan = self.plans[frame]
+        render = read_image(plan.source)
+        return render if plan.shown is None else as_shown(render, read_image(plan.shown))
+
+    def written_form(self, frame: int, dreamed: Picture, path: str) -> Picture:
+        """A dream as ``path`` holds it: an EXR of a dream of the render as
+        shown holds the dream carried back to the render's scene light."""
+        plan = self.plans[frame]
+        if plan.shown is None or format_of(path) != "exr":
+            return dreamed
+        return carried_back_to(read_image(plan.source), read_image(plan.shown), dreamed)
 
     def input_digest(self, frame: int) -> str:
         """The digest of the frame's render as it is now (read once, unless
-        the record of its dream says what it was at this size and time)."""
+        the record of its dream says what it was at this size and time),
+        and of the render as shown when the dream acts on that."""
         plan = self.plans[frame]
+        if plan.shown is not None:
+            return digest_of([self._digest(plan.source), self._digest(plan.shown)])
         record = self.records.file(plan.target)
         known = tuple(record.input) if record is not None and record.input else None
-        digest = self.digests.of(plan.source, known)
+        return self._digest(plan.source, known)
+
+    def _digest(self, path: str, known=None) -> str:
+        digest = self.digests.of(path, known)
         if digest is None:
-            raise DreamError(f"source frame missing: {plan.source}")
+            raise DreamError(f"source frame missing: {path}")
         return digest
 
     def is_current(self, made: Link) -> bool:
@@ -175,7 +200,7 @@ class ChunkRun:
     def works(self, segment: _Segment) -> Iterator[Work]:
         """A segment's frames for a backend, read lazily (it may read ahead)."""
         for entry in segment.entries:
-            picture = read_image(self.plans[entry.frame].source)
+            picture = self.dream_input(entry.frame)
             self._every = self._every or checkpoint_every(picture.height * picture.width)
             keep = state_to_keep(self.place[entry.frame], self._every, last=entry.link == self.end)
             entry.keep = keep
@@ -188,7 +213,7 @@ class ChunkRun:
         self.records.add_link(self.walk.link(entry.link))
         written = False
         if entry.target is not None:
-            write_image(entry.target, dreamed)
+            write_image(entry.target, self.written_form(entry.frame, dreamed, entry.target))
             held = entry.frame in self.plan.held
             self.records.write_file(entry.target, FileRecord(
                 "held" if held else "dream", self.settings, entry.link, entry.frame,

@@ -53,8 +53,8 @@ def merge(run: "ChunkRun", seam: int, dream: "DreamSegment") -> list[int]:
     if merge is None:
         return []
     replay = [made.frame for made in merge.steps[0].replay]
-    works = [Work(read_image(run.plans[frame].source), run.place[frame]) for frame in replay]
-    works += [Work(read_image(run.plans[made.frame].source), run.place[made.frame],
+    works = [Work(run.dream_input(frame), run.place[frame]) for frame in replay]
+    works += [Work(run.dream_input(made.frame), run.place[made.frame],
                    blend=(read_image(run.held_path(made.frame)), share))
               for made, share in zip(merge.held, merge.shares)]
     results = dream(iter(works), run.records.start_state(merge.steps[0].restore))
@@ -63,7 +63,7 @@ def merge(run: "ChunkRun", seam: int, dream: "DreamSegment") -> list[int]:
     for made, step, (blended, _) in zip(merge.held, merge.steps, results):
         run.records.add_link(merge.walk.link(step.link))
         target = run.plans[made.frame].target
-        write_image(target, blended)
+        write_image(target, run.written_form(made.frame, blended, target))
         run.records.write_file(target, FileRecord("blend", run.settings, made.id, made.frame,
                                                   [file_stat(run.plans[made.frame].source), made.input],
                                                   extra={"before": step.link}))

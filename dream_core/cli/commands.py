@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from typing import Optional
 
 from ..config import DreamSettings, ObjectStrengths
@@ -33,10 +34,40 @@ def _plan(args: argparse.Namespace):
             raise UsageError(f"output {target} is a folder; give a file name")
         format_of(target)
         plans = [FramePlan(1, source, target)]
+    if args.shown is not None:
+        plans = _with_shown(plans, args.shown, os.path.isdir(source))
     for plan in plans:
         if same_file(plan.source, plan.target):
             raise UsageError(f"output {plan.target} would overwrite the input; choose another output")
+        if plan.shown is not None and same_file(plan.shown, plan.target):
+            raise UsageError(f"output {plan.target} would overwrite the image as shown; choose another output")
     return plans, os.path.isdir(source)
+
+
+def _with_shown(plans: list[FramePlan], shown: str, is_folder: bool) -> list[FramePlan]:
+    """Each plan with its render as shown (``--shown``): one image, or a
+    folder's frames matched by frame number."""
+    if not os.path.exists(shown):
+        raise UsageError(f"--shown not found: {shown}")
+    not_exr = [p.source for p in plans if format_of(p.source) != "exr"]
+    if not_exr:
+        raise UsageError(f"--shown is for EXR renders (scene light); {not_exr[0]} is already an image as shown")
+    if not is_folder:
+        if os.path.isdir(shown):
+            raise UsageError("INPUT is one image, so --shown must be one image")
+        format_of(shown)
+        return [replace(plans[0], shown=shown)]
+    if not os.path.isdir(shown):
+        raise UsageError("INPUT is a folder, so --shown must be a folder of its frames as shown")
+    by_frame: dict[int, str] = {}
+    for plan in plan_frames(list_frames(shown), shown, None):
+        if plan.frame in by_frame:
+            raise UsageError(f"--shown has two images of frame {plan.frame}: {by_frame[plan.frame]} and {plan.source}")
+        by_frame[plan.frame] = plan.source
+    for plan in plans:
+        if plan.frame not in by_frame:
+            raise UsageError(f"--shown {shown} has no image of frame {plan.frame} (the render {plan.source})")
+    return [replace(plan, shown=by_frame[plan.frame]) for plan in plans]
 
 
 def _plan_folder(source: str, target: str, suffix: str | None) -> list[FramePlan]:

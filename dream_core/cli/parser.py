@@ -26,6 +26,7 @@ examples:
   python -m dream_core dream render.png -o dreamed.png
   python -m dream_core dream frames/ -o dreamed/ --layer block10 --octaves 5
   python -m dream_core dream shot.exr -o shot_dream.exr --keep-colors --mask alpha
+  python -m dream_core dream renders/ -o dreamed/ --shown renders_png/ --format exr
   python -m dream_core dream frames/ -o out/ --server 127.0.0.1:7860 --token-file ~/.dream/token
   python -m dream_core models
 
@@ -46,8 +47,13 @@ input and output:
 
 colour:
   Scene-linear EXR frames are dreamed in sRGB and written back linear, with
-  highlights above 1.0 kept. --keep-colors dreams brightness only and keeps
-  the source's colours.
+  highlights above 1.0 kept. A view transform (AgX, Filmic) compresses that
+  dream with the image when the frame is viewed; to dream what the viewer
+  sees, give --shown the frame as Blender shows it (its own PNG of the
+  render): that image is dreamed, a PNG output is its dream as it is, and an
+  EXR output carries the dream's change back to scene light through the
+  frame's own view curve (the add-on's "Dream On: As Shown"). --keep-colors
+  dreams brightness only and keeps the source's colours.
 
 chunks and farms:
   --frames A-B dreams one chunk of a folder, as one machine's share. A chunk
@@ -130,6 +136,10 @@ def _add_dream_command(sub) -> None:
     d.add_argument("input", metavar="INPUT", help="an image file or a folder of frames")
     d.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file, or folder for a folder")
     add_dream_options(d)
+    d.add_argument("--shown", metavar="PATH",
+                   help="the EXR render as its view transform shows it (Blender's own PNG of the frame; for a "
+                        "folder, a folder of them, matched by frame number): the dream acts on what is seen, and "
+                        "an EXR output gets the dream carried back to the render's scene light")
     d.add_argument("--format", choices=["png", "exr", "jpg", "tif"], help="output file type for a folder "
                    "(default: each frame's own)")
     d.add_argument("--overwrite", action="store_true",

@@ -12,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import ShapeMismatch
+from ..io import Picture
+
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601, as YCbCr uses
 
 
@@ -96,3 +99,19 @@ def _inverse_curve(displayed: np.ndarray, scene: np.ndarray, bins: int) -> tuple
     ends_high = ([1.0], [light[-1] + high_slope * (1.0 - levels[-1])]) if levels[-1] < 1 else ([], [])
     return (np.concatenate([ends_low[0], levels, ends_high[0]]),
             np.concatenate([ends_low[1], light, ends_high[1]]))
+
+
+def as_shown(render: Picture, shown: Picture) -> Picture:
+    """The picture to dream when the dream acts on the render as the view
+    transform shows it (``shown``, display-encoded): its pixels, with the
+    render's passes (the Vector pass carries the chain) and metadata."""
+    if (shown.height, shown.width) != (render.height, render.width):
+        raise ShapeMismatch(f"the image as shown is {shown.width}x{shown.height}, the render "
+                            f"{render.width}x{render.height}")
+    return Picture(shown.pixels, False, shown.dtype, render.vectors, render.passes, render.metadata)
+
+
+def carried_back_to(render: Picture, shown: Picture, dreamed: Picture) -> Picture:
+    """The render with the dream of its shown image carried back to scene
+    light (see :func:`carry_back`): what an EXR of the dream holds."""
+    return render.with_pixels(carry_back(render.pixels, shown.pixels, dreamed.pixels))

@@ -11,7 +11,7 @@ import numpy as np
 from ..config import DreamSettings
 from ..errors import DreamError
 from ..frame import carried_state
-from ..frame.colour import carry_back, grey
+from ..frame.colour import as_shown, carried_back_to, grey
 from ..io import Picture, decode_image, dither, encode_image
 from ..io.images import max_pixels, set_max_pixels
 from ..wire import protocol as P
@@ -67,11 +67,10 @@ def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] 
 def _displayed(payload: tuple[dict, bytes], render: Picture) -> Picture:
     """The ``display`` payload (the render through the view transform,
     display-encoded) as the picture to dream, with the render's passes."""
-    shown = decode_picture(*payload, "display")
-    if (shown.height, shown.width) != (render.height, render.width):
-        raise P.ProtocolError("shape_mismatch", f"display is {shown.width}x{shown.height}, the image "
-                              f"{render.width}x{render.height}")
-    return Picture(shown.pixels, False, shown.dtype, render.vectors, render.passes, render.metadata)
+    try:
+        return as_shown(render, decode_picture(*payload, "display"))
+    except DreamError as err:
+        raise P.ProtocolError(err.code, f"display: {err}") from None
 
 
 def _blend(header: dict, named: dict, picture: Picture) -> Optional[tuple[Picture, float]]:
@@ -211,8 +210,7 @@ def encode_result(picture: Picture, output: dict, default_format: str,
     check_output(output)
     fmt = output.get("format") or default_format
     if displayed is not None and fmt == "exr":
-        render, shown = displayed
-        picture = render.with_pixels(carry_back(render.pixels, shown.pixels, picture.pixels))
+        picture = carried_back_to(*displayed, picture)
     if "dither" in output:  # levels of the 8-bit file Blender writes, with its dither: written as they are
         asked = output["dither"]
         picture = picture.with_pixels(dither.to_8bit_levels(picture.pixels, asked["intensity"], asked["pattern"]))

@@ -11,9 +11,11 @@ from typing import Optional
 class FramePlan:
     """One frame to dream: its number, the file it is read from (a render)
     and the file its dream is written to; ``params`` are the frame's own
-    settings where they change over a shot (keyframes)."""
+    settings where they change over a shot (keyframes); ``shown``: the
+    render as the view transform shows it, when the dream acts on that."""
 
     frame: int
     source: str
     target: str
     params: Optional[dict] = None
+    shown: Optional[str] = None
