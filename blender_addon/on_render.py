@@ -14,7 +14,11 @@ mode everything runs on the one thread, and the handlers write the frames
 themselves."""
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 import uuid
 from typing import Optional
 
@@ -31,6 +35,8 @@ GUI_PUMP_INTERVAL = 0.2  # s between the main thread's looks at finished dreams 
 
 _active: Optional[RenderDreaming] = None
 last_summary = ""  # what the last render job's dreaming came to (scripts and tests read it)
+REFUSED_PREFIX = "dream_refused_"
+_refused: Optional[tuple[str, rendering.OutputSettings, str]] = None  # a refused job: scene, its output, the folder
 
 
 def _exits_on_failure() -> bool:
@@ -83,13 +89,40 @@ def _on_init(scene, *_args) -> None:
         _active.cancel()
         _active.close(in_handler=True)
         _active = None
+    _restore_refused()
+    if bpy.app.background:  # the helpers of jobs before, left by their handlers (a window's timer removes them)
+        colour.remove_helpers()
     try:
         _active = RenderDreaming(scene, configured_link(bpy.context), f"{scene.name}/render/{uuid.uuid4().hex[:12]}")
     except Exception as err:  # not only DreamError: nothing may let a farm write undreamed frames as if all went well
-        _report(f"Dream on Render failed: {_why(err)}", True)
+        _refuse(scene)
+        _report(f"Dream on Render failed: {_why(err)}; the render writes nothing", True)
         return
     if not bpy.app.background:
         bpy.app.timers.register(_gui_pump, first_interval=GUI_PUMP_INTERVAL)
+
+
+def _refuse(scene) -> None:
+    """A job that cannot be dreamed writes nothing where the user looks (a
+    script's render or a window's goes on): its frames go to a folder of
+    their own, removed with it when the render ends."""
+    global _refused
+    folder = tempfile.mkdtemp(prefix=REFUSED_PREFIX)
+    atexit.register(shutil.rmtree, folder, True)  # blender -b ends at the failure
+    _refused = (scene.name, rendering.OutputSettings.capture(scene), folder)
+    rendering.point_output(scene, os.path.join(folder, "frame_"))
+
+
+def _restore_refused() -> None:
+    global _refused
+    if _refused is None:
+        return
+    name, output, folder = _refused
+    _refused = None
+    scene = bpy.data.scenes.get(name)
+    if scene is not None:
+        output.apply(scene)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _why(err: Exception) -> str:
@@ -127,6 +160,8 @@ def _on_write(scene, *_args) -> None:
 
 
 def _end(scene, cancelled: bool) -> None:
+    if _refused is not None and _refused[0] == scene.name:
+        _restore_refused()
     dreaming = _active
     if dreaming is None or dreaming.scene_name != scene.name:
         return
@@ -169,6 +204,10 @@ def _gui_pump() -> Optional[float]:
 def _on_save_pre(*_args) -> None:
     """A .blend saved during a render keeps the user's output settings, not
     ours; saved after one, it keeps no helper scene."""
+    if _refused is not None:
+        scene = bpy.data.scenes.get(_refused[0])
+        if scene is not None:
+            _refused[1].apply(scene)
     dreaming = _active
     if dreaming is None:
         colour.remove_helpers()
@@ -179,6 +218,9 @@ def _on_save_pre(*_args) -> None:
 
 @persistent
 def _on_save_post(*_args) -> None:
+    refused = bpy.data.scenes.get(_refused[0]) if _refused is not None else None
+    if refused is not None:
+        rendering.point_output(refused, os.path.join(_refused[2], "frame_"))
     dreaming = _active
     scene = bpy.data.scenes.get(dreaming.scene_name) if dreaming else None
     if scene is not None and not dreaming.ended:

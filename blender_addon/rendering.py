@@ -75,6 +75,12 @@ FLOAT_FORMATS = {"OPEN_EXR", "OPEN_EXR_MULTILAYER", "HDR"}
 PASSES = ("use_pass_vector", "use_pass_cryptomatte_object")
 
 
+@writes_scene  # called from render handlers
+def point_output(scene, path: str) -> None:
+    """Points ``scene``'s renders elsewhere, in the format it has."""
+    scene.render.filepath = path
+
+
 @writes_scene  # also called from render handlers
 def raw_output(scene, path: str) -> None:
     """Points ``scene``'s renders at ``path`` exactly: multilayer EXR with the

@@ -71,6 +71,7 @@ class FrameRun:
         self.in_flight = 0  # frames sent and not yet written
         self.dreams = 0  # frames sent to dream
         self.kept = 0  # frames whose dream on disk is current
+        self.rewritten = 0  # of those, frames whose file was written again (other colour or file settings)
         self.done = 0  # frames current on disk now (kept or dreamed)
         self.error: Optional[str] = None
         self.cancelled = False
@@ -211,7 +212,7 @@ class FrameRun:
             return
         record = self.records.file(plan.target)
         if record is None or record.link != link_id or record.settings != self.display.digest:
-            self._display(plan.frame, self.reply(plan)[0], plan.target, link_id)
+            self.rewritten += self._display(plan.frame, self.reply(plan)[0], plan.target, link_id)
 
     def tick(self, wait: float = 0.0) -> None:
         """Walks on and handles the worker's messages; waits up to ``wait`` s for one."""

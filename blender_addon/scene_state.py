@@ -52,7 +52,8 @@ SKIPPED = {"filepath", "use_file_extension", "file_extension", "is_movie_format"
            "timeline_markers", "tool_settings", "unit_settings", "sequence_editor", "rigidbody_world", "cursor",
            "statistics", "bake", "is_evaluated", "original", "session_uid", "name", "name_full", "is_dirty", "users",
            "use_fake_user", "tag", "is_runtime_data", "preview", "library", "library_weak_reference",
-           "override_library", "asset_data", "is_missing", "id_type"}
+           "override_library", "asset_data", "is_missing", "id_type",
+           "dither_intensity"}  # rounds 8-bit files only: our renders are float EXR
 
 
 def token(scene) -> dict:

@@ -209,7 +209,17 @@ def scenario_rerun(workdir, zip_path):
     first = os.path.getmtime(os.path.join(workdir, "dream", "frames", "Scene_00001.png"))
     bpy.ops.dream.render_animation()
     second = os.path.getmtime(os.path.join(workdir, "dream", "frames", "Scene_00001.png"))
-    return {"unchanged": first == second, "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")}
+    render = os.path.join(workdir, "dream", "renders", "Scene_00001.exr")
+    rendered = os.stat(render).st_mtime_ns
+    statuses = []
+    for change in ("scene.render.dither_intensity = 0.5",  # how 8-bit files are rounded: dreamed, not rendered
+                   "scene.dream.colour_space = 'LINEAR'",
+                   "scene.view_settings.exposure = 0.5"):  # Scene Linear: the dreams written again as they are
+        exec(change, {"scene": scene})
+        bpy.ops.dream.render_animation()
+        statuses.append(bpy.context.window_manager.dream.status)
+    return {"unchanged": first == second, "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene"),
+            "statuses": statuses, "not_rendered": os.stat(render).st_mtime_ns == rendered}
 
 
 def scenario_changed_settings(workdir, zip_path):
@@ -552,6 +562,35 @@ def scenario_on_render(workdir, zip_path):
         result["mix0"] = pixel_diff(own[0], os.path.join(out, files[0]))
         result["mix1"] = pixel_diff(own[2], os.path.join(out, files[2]))
     return result
+
+
+def scenario_renders_in_a_row(workdir, zip_path):
+    """A script renders the animation three times with Dream on Render on:
+    the colour helper scenes of the jobs before are gone."""
+    scene, module = prepare_on_render(workdir, zip_path, "png8")
+    counts = []
+    for _ in range(3):
+        bpy.ops.render.render(animation=True)
+        counts.append(len(_helpers()))
+    return {"helpers": counts, "summary": importlib.import_module(f"{module}.on_render").last_summary,
+            "scenes": sorted(s.name for s in bpy.data.scenes if not s.name.startswith(".Dream"))}
+
+
+def scenario_refused_movie(workdir, zip_path):
+    """A script renders an animation to a movie with Dream on Render on (bpy
+    5.0: the render goes on): the job is refused and writes nothing where
+    the user looks; the scene's output is as it was."""
+    import tempfile
+
+    scene, module = prepare_on_render(workdir, zip_path, "movie")
+    before = output_report(scene)
+    refused_before = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("dream_refused_")}
+    bpy.ops.render.render(animation=True)
+    summary = importlib.import_module(f"{module}.on_render").last_summary
+    out = os.path.join(workdir, "out")
+    refused_after = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("dream_refused_")}
+    return {"summary": summary, "out": visible(out) if os.path.isdir(out) else [],
+            "before": before, "after": output_report(scene), "left": sorted(refused_after - refused_before)}
 
 
 def scenario_farm_fade(workdir, zip_path):

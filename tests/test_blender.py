@@ -98,6 +98,11 @@ def test_rerun_skips_done_frames_and_keeps_one_strip(tmp_path, addon_zip, via_se
     result, _, _ = run_scenario("bpy", "rerun", tmp_path, addon_zip, via_server)
     assert result["unchanged"]
     assert result["strip"]["count_same_name"] == 1 and result["strip"]["frames"] == 2
+    assert result["statuses"] == ["Done: 2 frame(s) dreamed, 0 already current",
+                                  "Done: 2 frame(s) dreamed, 0 already current",
+                                  "Done: 0 frame(s) dreamed, 2 already current (2 written again for other colour or "
+                                  "file settings)"]
+    assert result["not_rendered"]  # no setting of the render changed
 
 
 @pytest.mark.blender
@@ -377,6 +382,7 @@ def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server)
                     "-f", "1")
     assert movie.returncode == 1
     assert "Dream on Render writes image files, not movies" in movie.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["shot_001.png", "shot_002.png", "shot_003.png"]  # no movie
 
 
 @pytest.mark.blender
@@ -422,3 +428,22 @@ def test_a_hash_in_the_output_folder_is_part_of_its_name(tmp_path, addon_zip, vi
     assert result["message"] is None
     assert result["folders"] == ["shot.blend", "take #2"]  # not "take 12" nor a folder per frame
     assert result["frames"] == ["Scene_00001.png"]
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
+def test_a_refused_render_writes_nothing_where_the_user_looks(tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario("bpy", "refused_movie", tmp_path, addon_zip, via_server)
+    assert result["summary"].startswith("Dream on Render failed: Dream on Render writes image files, not movies")
+    assert result["summary"].endswith("the render writes nothing")
+    assert result["out"] == []  # no undreamed movie
+    assert result["after"] == result["before"] and result["left"] == []
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_renders_in_a_row_leave_no_helper_scenes_behind(runtime, tmp_path, addon_zip, via_server):
+    result, _, _ = run_scenario(runtime, "renders_in_a_row", tmp_path, addon_zip, via_server)
+    assert result["summary"].startswith("Dream on Render: 0 frame(s) dreamed, 3 already current"), result
+    # only the last job's (its writer, and its shown images when it dreamed), until the next job
+    assert result["helpers"] == [2, 1, 1] and result["scenes"] == ["Scene"], result
