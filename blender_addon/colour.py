@@ -39,8 +39,7 @@ class DisplayWriter:
 
     def __init__(self, scene, output: Optional[OutputSettings] = None, *, shown: bool = False,
                  image_format: Optional[tuple[str, str, str]] = None, dither: Optional[float] = None) -> None:
-        self.name = f"{HELPER} {uuid.uuid4().hex[:8]}"
-        helper = bpy.data.scenes.new(self.name)
+        helper = _free_helper()
         self.name = helper.name
         _open.add(self.name)
         settings = helper.render.image_settings
@@ -165,6 +164,30 @@ def dither_of(scene, eight_bit: bool) -> Optional[dict]:
     if not eight_bit or intensity <= 0:
         return None
     return {"intensity": intensity, "pattern": compat.DITHER_PATTERN}
+
+
+_fresh_format: dict = {}  # a new scene's image settings, given back to a helper taken again
+
+
+def _free_helper():
+    """A helper scene no writer holds (one a render handler left, see
+    :meth:`DisplayWriter.release`) taken again with a new scene's image
+    settings, else a new one: scripts that render again and again with
+    Dream on Render gather no scenes, and no scene is removed in a handler
+    (that crashes Blender 3.4, and counts as an edit of the user's data)."""
+    free = [s for s in bpy.data.scenes if s.name.startswith(HELPER) and s.name not in _open]
+    if not free:
+        helper = bpy.data.scenes.new(f"{HELPER} {uuid.uuid4().hex[:8]}")
+        settings = helper.render.image_settings
+        _fresh_format.setdefault("fields", [(n, getattr(settings, n)) for n in FORMAT_FIELDS if hasattr(settings, n)])
+        return helper
+    helper = free[0]
+    for name, value in _fresh_format.get("fields", ()):
+        try:
+            setattr(helper.render.image_settings, name, value)
+        except TypeError:  # not valid for the format set so far: set by the writer anyway
+            pass
+    return helper
 
 
 def remove_helpers() -> None:

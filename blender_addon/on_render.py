@@ -90,8 +90,6 @@ def _on_init(scene, *_args) -> None:
         _active.close(in_handler=True)
         _active = None
     _restore_refused()
-    if bpy.app.background:  # the helpers of jobs before, left by their handlers (a window's timer removes them)
-        colour.remove_helpers()
     try:
         _active = RenderDreaming(scene, configured_link(bpy.context), f"{scene.name}/render/{uuid.uuid4().hex[:12]}")
     except Exception as err:  # not only DreamError: nothing may let a farm write undreamed frames as if all went well
@@ -204,6 +202,7 @@ def _gui_pump() -> Optional[float]:
 def _on_save_pre(*_args) -> None:
     """A .blend saved during a render keeps the user's output settings, not
     ours; saved after one, it keeps no helper scene."""
+    rendering.user_outputs_for_save()  # Dream Animation's frame in Blender's render job
     if _refused is not None:
         scene = bpy.data.scenes.get(_refused[0])
         if scene is not None:
@@ -218,6 +217,7 @@ def _on_save_pre(*_args) -> None:
 
 @persistent
 def _on_save_post(*_args) -> None:
+    rendering.our_outputs_after_save()
     refused = bpy.data.scenes.get(_refused[0]) if _refused is not None else None
     if refused is not None:
         rendering.point_output(refused, os.path.join(_refused[2], "frame_"))

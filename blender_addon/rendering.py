@@ -109,12 +109,31 @@ def render_output(scene, path: str):
     global _own_renders
     saved = OutputSettings.capture(scene)
     _own_renders += 1
+    _redirected[scene.name] = (saved, path)
     try:
         raw_output(scene, path)
         yield
     finally:
         _own_renders -= 1
+        _redirected.pop(scene.name, None)
         saved.apply(scene)
+
+
+_redirected: dict[str, tuple[OutputSettings, str]] = {}  # scenes rendering for us now: their own output, ours
+
+
+def user_outputs_for_save() -> None:
+    """A .blend saved while Blender renders a frame for us keeps the user's
+    output settings (see :func:`our_outputs_after_save`)."""
+    for name, (saved, _path) in _redirected.items():
+        if name in bpy.data.scenes:
+            saved.apply(bpy.data.scenes[name])
+
+
+def our_outputs_after_save() -> None:
+    for name, (_saved, path) in _redirected.items():
+        if name in bpy.data.scenes:
+            raw_output(bpy.data.scenes[name], path)
 
 
 def partial_path(path: str) -> str:
@@ -124,19 +143,85 @@ def partial_path(path: str) -> str:
 
 
 def render_to_file(scene, frame: int, path: str) -> None:
-    """Renders ``frame`` of ``scene`` into ``path``; only a complete,
-    readable render is renamed into place."""
+    """Renders ``frame`` of ``scene`` into ``path``, blocking; only a
+    complete, readable render is renamed into place."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     scene.frame_set(frame)
     partial = partial_path(path)
     with render_output(scene, partial):
         bpy.ops.render.render(write_still=True, scene=scene.name)
+    _into_place(partial, path, frame)
+
+
+def _into_place(partial: str, path: str, frame: int) -> None:
     if not is_complete_render(partial):
         why = "the disk is full" if _disk_nearly_full(partial) else "the file is missing or incomplete"
         with contextlib.suppress(OSError):
             os.remove(partial)
         raise DreamError(f"Blender could not write the render of frame {frame} to {path}: {why}")
     os.replace(partial, path)
+
+
+class RenderStopped(DreamError):
+    """The user stopped Blender's render of a frame (Esc in the render window)."""
+
+
+class FrameRenderJob:
+    """``frame`` of ``scene`` rendered into ``path`` by Blender's render job,
+    as Render Animation renders: in Blender's render thread, so the window
+    stays live (a blocking render holds it for the whole frame). Started
+    here; :meth:`done` says when it is over, :meth:`finish` puts the file
+    in place (or raises), :meth:`abandon` lets it end on its own. Only from
+    the main thread of a window's event loop (a modal operator's timer)."""
+
+    def __init__(self, scene, frame: int, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        scene.frame_set(frame)
+        self.frame, self.path, self.partial = frame, path, partial_path(path)
+        with contextlib.suppress(OSError):
+            os.remove(self.partial)
+        self._output = render_output(scene, self.partial)
+        self._output.__enter__()  # the user's output comes back in _close, when the job is over
+        self._open = True
+        self.just_started = True
+        try:
+            started = bpy.ops.render.render("INVOKE_DEFAULT", write_still=True, scene=scene.name)
+        except RuntimeError as err:
+            self._close()
+            raise DreamError(f"Blender could not start the render of frame {frame}: {err}") from None
+        if "RUNNING_MODAL" not in started:
+            self._close()
+            raise DreamError(f"Blender did not start the render of frame {frame} (is another render running?)")
+
+    def done(self) -> bool:
+        self.just_started = False
+        return not bpy.app.is_job_running("RENDER")
+
+    def finish(self) -> None:
+        """The render in place; :class:`RenderStopped` when it was stopped before its file was written."""
+        self._close()
+        if not os.path.exists(self.partial) and not _disk_nearly_full(self.partial):
+            raise RenderStopped(f"the render of frame {self.frame} was stopped")
+        _into_place(self.partial, self.path, self.frame)
+
+    def abandon(self) -> None:
+        """The run ended while Blender renders: the user's output comes back
+        once the job is over, and its file is removed."""
+        def when_over():
+            if not self.done():
+                return 0.2
+            self._close()
+            with contextlib.suppress(OSError):
+                os.remove(self.partial)
+            return None
+
+        if when_over() is not None:
+            bpy.app.timers.register(when_over, first_interval=0.2)
+
+    def _close(self) -> None:
+        if self._open:
+            self._open = False
+            self._output.__exit__(None, None, None)
 
 
 def is_complete_render(path: str) -> bool:

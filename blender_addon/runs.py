@@ -55,6 +55,8 @@ class FrameRun:
         self.digests = Digests()
         self.token = scene_state.token(scene) if render_missing else None
         self.render_missing, self.redream, self.rerender = render_missing, redream, rerender
+        self.render_in_job = False  # a window's run: frames render in Blender's render job (set by the operator)
+        self.job: Optional[rendering.FrameRenderJob] = None  # the frame Blender renders for the run now
         self.shown = colour.ShownImages(scene, os.path.join(self.records.root, "shown_input")) \
             if colour_managed and scene.dream.colour_space == "SHOWN" else None  # the dream acts on what is seen
         self.display = colour.DisplayWriter(scene, shown=self.shown is not None) if colour_managed else None
@@ -101,6 +103,8 @@ class FrameRun:
         return self.error is not None or self.cancelled or self.done == self.total
 
     def status(self) -> str:
+        if self.job is not None:
+            return f"Rendering frame {self.job.frame} ({self.fraction:.0%})"
         return f"Dreaming frame {min(self.done + 1, self.total)}/{self.total} ({self.fraction:.0%})"
 
     # -- what is on disk
@@ -140,15 +144,22 @@ class FrameRun:
         current = self.records.chain_is_current(record.link, self.is_current)
         return record.link if current and self.walk.continues(record.link) else None
 
-    def _input(self, plan: FramePlan) -> tuple[str, bool]:
+    def _input(self, plan: FramePlan) -> tuple[Optional[str], bool]:
         """The digest of the frame's render as the scene renders it now
-        (rendered when needed); True when it was rendered."""
+        (rendered when needed; None while Blender's render job renders it);
+        True when it was rendered."""
         scene = self.scene
         if not self.render_missing:
             digest = self.digests.of(plan.source)
             if digest is None:
                 raise DreamError(f"source frame missing: {plan.source}")
             return digest, False
+        if self.job is not None:
+            if not self.job.done():
+                return None, False
+            job, self.job = self.job, None
+            job.finish()
+            return self._recorded(plan), True
         record = None if self.rerender else rendering.current_render(self.records, plan.source, self.token)
         problem = rendering.render_problem(scene, plan.source) if os.path.exists(plan.source) else None
         if record is not None and problem is None:
@@ -158,19 +169,28 @@ class FrameRun:
             self.said.add(why)
             print(f"Dream Renders: the render of frame {plan.frame} is {why}; rendering it again"
                   + ("" if problem else " (and any other frame like it)"), flush=True)
+        if self.render_in_job:
+            self.job = rendering.FrameRenderJob(scene, plan.frame, plan.source)
+            return None, False
         rendering.render_to_file(scene, plan.frame, plan.source)
+        return self._recorded(plan), True
+
+    def _recorded(self, plan: FramePlan) -> str:
         record = rendering.record_render(self.records, plan.source, plan.frame, self.token,
                                          self.chain_of(plan.frame), plan.params)
-        return record.extra["digest"], True
+        return record.extra["digest"]
 
     # -- the walk
-    def _feed(self) -> None:
+    def _feed(self) -> bool:
         """Walks on to the next frames while the worker has room: kept frames
         go by at once, one frame is rendered per call (the window stays
-        live), and frames to dream are sent with what their sequence needs."""
+        live), and frames to dream are sent with what their sequence needs.
+        True when it rendered or started a render."""
         while self.visited < self.total and self.in_flight <= DreamWorker.IN_FLIGHT:
             plan = self.plans[self.visited]
             digest, rendered = self._input(plan)
+            if digest is None:
+                return self.job is not None and self.job.just_started  # looked at again on the next tick
             self.inputs[plan.frame] = digest
             step = self.walk.visit(plan.frame, self.chain_of(plan.frame), digest, self._kept_link(plan))
             self.visited += 1
@@ -180,7 +200,8 @@ class FrameRun:
             else:
                 self._send(plan, step)
             if rendered:
-                return
+                return True
+        return False
 
     def _send(self, plan: FramePlan, step) -> None:
         for made in step.replay + [self.walk.link(step.link)]:
@@ -219,10 +240,15 @@ class FrameRun:
         if self.finished:
             return  # cancelled or failed: render and send nothing more
         try:
-            self._feed()
+            busy = self._feed()
+        except rendering.RenderStopped:
+            self.cancel()  # Esc in Blender's render window stops the run as Esc does here
+            return
         except (DreamError, ValueError) as err:  # ours, and a kept state gone since (wire.provenance)
             self.fail(str(err))
             return
+        if busy and self.render_in_job:
+            return  # a window's tick does one thing: the dreams that came back are written on the next
         deadline = time.monotonic() + wait
         while not self.finished:
             timeout = max(0.0, deadline - time.monotonic())
@@ -269,7 +295,11 @@ class FrameRun:
         return True
 
     def close(self) -> None:
-        """Removes what the run made for itself (the colour helper scene)."""
+        """Removes what the run made for itself (the colour helper scene); a
+        frame Blender still renders for it ends on its own, and is dropped."""
+        if self.job is not None:
+            self.job.abandon()
+            self.job = None
         for writer in (self.display, self.shown):
             if writer is not None:
                 writer.close()

@@ -84,6 +84,26 @@ def steps_on_render(workdir, zip_path):
         result["status"] = bpy.context.window_manager.dream.status
         result["output_after_still"] = scenarios.output_report(scene)
         result["helper_left"] = ".Dream Colour" in bpy.data.scenes
+        # Dream Animation renders each frame in Blender's render job, as Render Animation does: the window's
+        # timers run while a frame renders (a blocking render would hold them until it is done)
+        seen = {"live": 0, "stop": False}
+
+        def watch():
+            if wm.dream.running and bpy.app.is_job_running("RENDER"):
+                seen["live"] += 1
+            return None if seen["stop"] else 0.01
+
+        bpy.app.timers.register(watch, first_interval=0.0)
+        summary = on_render.last_summary
+        yield lambda: bpy.ops.dream.render_animation("INVOKE_DEFAULT", rerender=True)
+        yield lambda: not wm.dream.running
+        seen["stop"] = True
+        renders = os.path.join(workdir, "dream", "renders")
+        result["animation"] = {"status": wm.dream.status, "live_ticks": seen["live"],
+                               "frames": scenarios.visible(os.path.join(workdir, "dream", "frames")),
+                               "partials": [n for n in os.listdir(renders) if n.startswith(".partial")],
+                               "output": scenarios.output_report(scene),
+                               "on_render_quiet": on_render.last_summary == summary}
         finish(result)
         yield lambda: None
 

@@ -75,3 +75,8 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file):
     assert found["still"] == "Scene_00001_still.png" and found["still_size"] == [64, 48]
     assert found["output_after_still"] == found["output"]
     assert not found["helper_left"]
+    animation = found["animation"]  # Dream Animation with the window live while Blender renders each frame
+    assert animation["status"].startswith("Done:"), animation
+    assert {f"Scene_0000{n}.png" for n in (1, 2, 3)} <= set(animation["frames"]), animation
+    assert animation["live_ticks"] > 0, animation
+    assert animation["partials"] == [] and animation["output"] == found["output"] and animation["on_render_quiet"]

@@ -5,6 +5,7 @@ cleans up on every way out."""
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from typing import Optional
 
@@ -14,6 +15,8 @@ from ..errors import DreamError
 from ..preferences import configured_link
 from ..runs import FrameRun
 from ..wire.plans import FramePlan
+
+REDRAW_EVERY = 0.5  # s between redraws of the progress
 
 
 def report_failure(operator, message: str) -> None:
@@ -44,6 +47,7 @@ class DreamRunOperator:
         description="Render every frame again, even where the scene has not changed since its render (for changes "
                     "Blender does not report: image files or caches changed on disk, drivers reading outside data)")
     _timer = None
+    _shown_at = 0.0  # when the progress was last drawn
     _run: Optional[FrameRun] = None
     _frame = 0
 
@@ -131,6 +135,7 @@ class DreamRunOperator:
         self._run = self._start(context)
         if self._run is None:
             return {"CANCELLED"}
+        self._run.render_in_job = True  # frames render as Render Animation renders them: the window stays live
         wm = context.window_manager
         wm.dream.running = True
         wm.progress_begin(0, 100)
@@ -144,7 +149,7 @@ class DreamRunOperator:
             run.cancel()
         elif event.type == "TIMER":
             try:
-                run.tick(wait=0.0)  # a frame's render blocks briefly; dreaming never does
+                run.tick(wait=0.0)  # never blocks: frames render in Blender's render job, dreams on the server
             except Exception as err:  # the run ends and says why; the panel is never left "running"
                 run.fail(f"{type(err).__name__}: {err}")
             self._show_progress(context, run)
@@ -166,6 +171,10 @@ class DreamRunOperator:
 
     def _show_progress(self, context, run: FrameRun) -> None:
         wm = context.window_manager
+        now = time.monotonic()
+        if wm.dream.status == run.status() or now - self._shown_at < REDRAW_EVERY:
+            return  # a window redrawn 10 times a second slows the render it shows
+        self._shown_at = now
         wm.dream.status = run.status()
         wm.dream.progress = run.fraction
         wm.progress_update(int(run.fraction * 100))
