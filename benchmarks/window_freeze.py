@@ -8,6 +8,8 @@ between its runs while a job is going is the longest the window could not
 answer the user. Render Animation (Blender's render job) is the reference;
 Dream Animation renders each frame, then the server dreams it (a dream
 server on this machine, CPU, started here). Prints one JSON line per job.
+FREEZE_LOG=FILE keeps what the window's Blender printed (render times);
+FREEZE_DISPLAY=NONE|WINDOW|AREA|SCREEN sets where Blender shows renders.
 """
 import argparse
 import json

@@ -190,6 +190,11 @@ def _free_helper():
     return helper
 
 
+def forget_writers() -> None:
+    """A file was loaded: no writer of the session before holds a helper."""
+    _open.clear()
+
+
 def remove_helpers() -> None:
     """Removes the helper scenes of writers that are gone (closed inside a
     render handler, or before a crash). Never from a render handler:

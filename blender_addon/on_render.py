@@ -90,6 +90,7 @@ def _on_init(scene, *_args) -> None:
         _active.close(in_handler=True)
         _active = None
     _restore_refused()
+    rendering.restore_noted_outputs()  # a file saved mid-render, loaded before the add-on (blender -b --addons)
     try:
         _active = RenderDreaming(scene, configured_link(bpy.context), f"{scene.name}/render/{uuid.uuid4().hex[:12]}")
     except Exception as err:  # not only DreamError: nothing may let a farm write undreamed frames as if all went well
@@ -202,34 +203,35 @@ def _gui_pump() -> Optional[float]:
 def _on_save_pre(*_args) -> None:
     """A .blend saved during a render keeps the user's output settings, not
     ours; saved after one, it keeps no helper scene."""
-    rendering.user_outputs_for_save()  # Dream Animation's frame in Blender's render job
-    if _refused is not None:
-        scene = bpy.data.scenes.get(_refused[0])
-        if scene is not None:
-            _refused[1].apply(scene)
+    rendering.note_user_outputs()  # Dream Animation's frame in Blender's render job
+    if _refused is not None and _refused[0] in bpy.data.scenes:
+        rendering.note_user_output(bpy.data.scenes[_refused[0]], _refused[1])
     dreaming = _active
     if dreaming is None:
         colour.remove_helpers()
         return
-    if not dreaming.ended:
-        dreaming.restore_user_output()
+    scene = bpy.data.scenes.get(dreaming.scene_name)
+    if scene is not None and not dreaming.ended:
+        rendering.note_user_output(scene, dreaming.user_output)
 
 
 @persistent
 def _on_save_post(*_args) -> None:
-    rendering.our_outputs_after_save()
-    refused = bpy.data.scenes.get(_refused[0]) if _refused is not None else None
-    if refused is not None:
-        rendering.point_output(refused, os.path.join(_refused[2], "frame_"))
-    dreaming = _active
-    scene = bpy.data.scenes.get(dreaming.scene_name) if dreaming else None
-    if scene is not None and not dreaming.ended:
-        rendering.raw_output(scene, dreaming.job_pattern)
+    rendering.drop_output_notes()
+
+
+@persistent
+def _on_load_post(*_args) -> None:
+    """A file saved while it rendered for us gets the user's output back;
+    the helper scenes it was saved with are no writer's now."""
+    rendering.restore_noted_outputs()
+    colour.forget_writers()
+    colour.remove_helpers()
 
 
 HANDLERS = (("render_init", _on_init), ("render_pre", _on_pre), ("render_write", _on_write),
             ("render_complete", _on_complete), ("render_cancel", _on_cancel), ("save_pre", _on_save_pre),
-            ("save_post", _on_save_post))
+            ("save_post", _on_save_post), ("load_post", _on_load_post))
 
 
 def register() -> None:

@@ -74,7 +74,8 @@ class RenderDreaming:
         self.writer: Optional[colour.DisplayWriter] = None
         self.sent: dict[int, tuple] = {}  # frame -> (plan, role: write, held, blend or still, and a blend's links)
         self.submitted = self.prerolled = self.dreams = 0  # frames whose dream is awaited, warmed, sent
-        self.counts = {"write": 0, "held": 0, "blend": 0, "still": 0, "kept": 0, "rewritten": 0}  # frames, by role
+        self.counts = {"write": 0, "held": 0, "blend": 0, "still": 0, "kept": 0}  # frames written, by role
+        self.rewritten = 0  # of the kept frames, those whose file was written again (other colour or file settings)
         self.merged: list[int] = []
         self.states_asked: set[str] = set()  # links whose state this job's dreams keep
         self.placeholders: list[str] = []  # user files this job touched as Blender's placeholders
@@ -482,7 +483,10 @@ class RenderDreaming:
         if role != "still":
             self.records.write_file(message.target, FileRecord("display", self.writer.digest,
                                                                blend[0] if blend else message.link, plan.frame))
-        self.counts["rewritten" if role == "kept" else role] += 1
+        if role == "kept":
+            self.rewritten += 1
+        else:
+            self.counts[role] += 1
         print(f"Dream Renders: {'wrote' if role == 'kept' else 'dreamed'} frame {message.frame} -> {message.target}",
               flush=True)
 
@@ -527,8 +531,8 @@ class RenderDreaming:
         parts = [f"Dream on Render: {self.counts['write'] + self.counts['still']} frame(s) dreamed"]
         if self.counts["kept"]:
             parts.append(f", {self.counts['kept']} already current")
-        if self.counts["rewritten"]:
-            parts.append(f" ({self.counts['rewritten']} written again for other colour or file settings)")
+        if self.rewritten:
+            parts.append(f" ({self.rewritten} written again for other colour or file settings)")
         if self.prerolled:
             parts.append(f" after {self.prerolled} pre-roll frame(s)")
         if self.merged:

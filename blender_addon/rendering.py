@@ -3,6 +3,8 @@ pass) without changing what the user's scene writes, and showing a result."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -107,9 +109,10 @@ def render_output(scene, path: str):
     """Renders go to ``path`` as multilayer EXR with the Vector pass; the
     user's own output settings come back afterwards."""
     global _own_renders
+    restore_noted_outputs()
     saved = OutputSettings.capture(scene)
     _own_renders += 1
-    _redirected[scene.name] = (saved, path)
+    _redirected[scene.name] = saved
     try:
         raw_output(scene, path)
         yield
@@ -119,21 +122,42 @@ def render_output(scene, path: str):
         saved.apply(scene)
 
 
-_redirected: dict[str, tuple[OutputSettings, str]] = {}  # scenes rendering for us now: their own output, ours
+_redirected: dict[str, OutputSettings] = {}  # scenes rendering for us now: their own output settings
+
+USER_OUTPUT = "dream_user_output"  # a scene saved while it renders for us: its own output settings, as JSON
 
 
-def user_outputs_for_save() -> None:
-    """A .blend saved while Blender renders a frame for us keeps the user's
-    output settings (see :func:`our_outputs_after_save`)."""
-    for name, (saved, _path) in _redirected.items():
+def note_user_output(scene, output: OutputSettings) -> None:
+    """A .blend saved while Blender renders into our output keeps ours and
+    notes the user's beside it, given back when the file is loaded
+    (:func:`restore_noted_outputs`). Giving them back for the save would
+    race the render's own write, which reads the path as it writes: a frame
+    could land, undreamed, where the user's output goes."""
+    scene[USER_OUTPUT] = json.dumps(dataclasses.asdict(output))
+
+
+def note_user_outputs() -> None:
+    for name, output in _redirected.items():
         if name in bpy.data.scenes:
-            saved.apply(bpy.data.scenes[name])
+            note_user_output(bpy.data.scenes[name], output)
 
 
-def our_outputs_after_save() -> None:
-    for name, (_saved, path) in _redirected.items():
-        if name in bpy.data.scenes:
-            raw_output(bpy.data.scenes[name], path)
+def drop_output_notes() -> None:
+    """After the save: this session gives the settings back itself."""
+    for scene in bpy.data.scenes:
+        if USER_OUTPUT in scene:
+            del scene[USER_OUTPUT]
+
+
+def restore_noted_outputs() -> None:
+    """A file saved while it rendered for us, loaded: the user's output back."""
+    for scene in bpy.data.scenes:
+        if USER_OUTPUT in scene:
+            try:
+                OutputSettings(**json.loads(scene[USER_OUTPUT])).apply(scene)
+            except (TypeError, ValueError) as err:
+                print(f"Dream Renders: cannot give {scene.name!r} its output settings back: {err}", flush=True)
+            del scene[USER_OUTPUT]
 
 
 def partial_path(path: str) -> str:

@@ -86,11 +86,16 @@ def steps_on_render(workdir, zip_path):
         result["helper_left"] = ".Dream Colour" in bpy.data.scenes
         # Dream Animation renders each frame in Blender's render job, as Render Animation does: the window's
         # timers run while a frame renders (a blocking render would hold them until it is done)
-        seen = {"live": 0, "stop": False}
+        seen = {"live": 0, "stop": False, "saved": None}
+        out_before = scenarios.visible(os.path.join(workdir, "out"))
 
         def watch():
             if wm.dream.running and bpy.app.is_job_running("RENDER"):
                 seen["live"] += 1
+                if seen["saved"] is None:  # the user saves while Blender renders a frame for the run
+                    seen["saved"] = os.path.join(workdir, "saved_mid_render.blend")
+                    with window_override():
+                        bpy.ops.wm.save_as_mainfile(filepath=seen["saved"], copy=True)
             return None if seen["stop"] else 0.01
 
         bpy.app.timers.register(watch, first_interval=0.0)
@@ -103,7 +108,8 @@ def steps_on_render(workdir, zip_path):
                                "frames": scenarios.visible(os.path.join(workdir, "dream", "frames")),
                                "partials": [n for n in os.listdir(renders) if n.startswith(".partial")],
                                "output": scenarios.output_report(scene),
-                               "on_render_quiet": on_render.last_summary == summary}
+                               "on_render_quiet": on_render.last_summary == summary, "saved": seen["saved"],
+                               "out_untouched": scenarios.visible(os.path.join(workdir, "out")) == out_before}
         finish(result)
         yield lambda: None
 

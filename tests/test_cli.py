@@ -282,6 +282,10 @@ def test_shown_folders_match_by_frame_and_a_changed_view_is_dreamed_again(exr_sh
     stamp = os.path.getmtime(out / "shot0001.exr")
     assert main(args) == 0 and "1 already done" in capsys.readouterr().err
     assert os.path.getmtime(out / "shot0001.exr") == stamp
+    as_shown = read_image(str(out / "shot0001.exr")).pixels
+    plain = [a for a in args if a not in ("--shown", str(shown))]  # dreamed as they are now: every frame again
+    assert main(plain) == 0 and "dreamed 3 frames ->" in capsys.readouterr().err
+    assert not np.array_equal(read_image(str(out / "shot0001.exr")).pixels, as_shown)
 
     frames_png, partial = tmp_path / "pngs", tmp_path / "partial"
     for n in (1, 2):

@@ -80,3 +80,10 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file):
     assert {f"Scene_0000{n}.png" for n in (1, 2, 3)} <= set(animation["frames"]), animation
     assert animation["live_ticks"] > 0, animation
     assert animation["partials"] == [] and animation["output"] == found["output"] and animation["on_render_quiet"]
+    # saved while a frame rendered: nothing lands in the user's output, and the file opens with the user's output
+    assert animation["out_untouched"] and animation["saved"], animation
+    opened = subprocess.run(["blender", "-b", animation["saved"], "--python-expr",
+                             "import bpy; s = bpy.context.scene; print('OUTPUT', s.render.filepath, "
+                             "s.render.image_settings.file_format, 'dream_user_output' in s)"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert "OUTPUT //out/shot_### PNG False" in opened.stdout, opened.stdout[-2000:] + opened.stderr[-2000:]

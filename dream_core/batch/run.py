@@ -19,7 +19,7 @@ from typing import Callable, Optional, Protocol
 from tqdm import tqdm
 
 from ..config import DreamSettings, Progress, ProgressCallback
-from ..errors import DreamError
+from ..errors import DreamError, ShapeMismatch
 from ..frame.colour import as_shown, carried_back_to
 from ..io import Picture, read_image, write_image
 from ..io.images import format_of
@@ -119,7 +119,12 @@ class ChunkRun:
         """What is dreamed of the frame: its render, or the render as shown."""
         plan = self.plans[frame]
         render = read_image(plan.source)
-        return render if plan.shown is None else as_shown(render, read_image(plan.shown))
+        if plan.shown is None:
+            return render
+        try:
+            return as_shown(render, read_image(plan.shown))
+        except ShapeMismatch as err:
+            raise ShapeMismatch(f"{plan.shown}: {err}") from None
 
     def written_form(self, frame: int, dreamed: Picture, path: str) -> Picture:
         """A dream as ``path`` holds it: an EXR of a dream of the render as
@@ -128,6 +133,15 @@ class ChunkRun:
         if plan.shown is None or format_of(path) != "exr":
             return dreamed
         return carried_back_to(read_image(plan.source), read_image(plan.shown), dreamed)
+
+    def input_record(self, frame: int) -> Optional[list]:
+        """What a file record keeps of the frame's input: its render's size
+        and time with its digest, so a run again need not read an unchanged
+        render. None when the dream acted on the render as shown: that digest
+        is of two files, and a run without --shown must not take it for the
+        render's alone."""
+        plan = self.plans[frame]
+        return None if plan.shown is not None else [file_stat(plan.source), self.input_digest(frame)]
 
     def input_digest(self, frame: int) -> str:
         """The digest of the frame's render as it is now (read once, unless
@@ -209,15 +223,13 @@ class ChunkRun:
     def keep(self, entry: _Entry, dreamed: Picture, state: Optional[bytes]) -> bool:
         """Stores one result: its link, the written frame and its record, the
         state; True when it was a frame of the chunk written under its name."""
-        plan = self.plans[entry.frame]
         self.records.add_link(self.walk.link(entry.link))
         written = False
         if entry.target is not None:
             write_image(entry.target, self.written_form(entry.frame, dreamed, entry.target))
             held = entry.frame in self.plan.held
             self.records.write_file(entry.target, FileRecord(
-                "held" if held else "dream", self.settings, entry.link, entry.frame,
-                [file_stat(plan.source), self.input_digest(entry.frame)],
+                "held" if held else "dream", self.settings, entry.link, entry.frame, self.input_record(entry.frame),
                 extra={"of": len(self.plan.held)} if held else {}))
             written = not held
             self.written += written

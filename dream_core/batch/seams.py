@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..io import read_image, write_image
-from ..wire.provenance import FileRecord, file_stat
+from ..wire.provenance import FileRecord
 from ..wire.shots import seam_to_merge
 
 if TYPE_CHECKING:
@@ -65,6 +65,5 @@ def merge(run: "ChunkRun", seam: int, dream: "DreamSegment") -> list[int]:
         target = run.plans[made.frame].target
         write_image(target, run.written_form(made.frame, blended, target))
         run.records.write_file(target, FileRecord("blend", run.settings, made.id, made.frame,
-                                                  [file_stat(run.plans[made.frame].source), made.input],
-                                                  extra={"before": step.link}))
+                                                  run.input_record(made.frame), extra={"before": step.link}))
     return [made.frame for made in merge.held]
