@@ -319,6 +319,22 @@ print('ok')
     assert result.stdout.strip() == "ok"
 
 
+def test_a_process_that_ends_without_stopping_its_server_leaves_no_log(tmp_path):
+    """As Blender quits with the server it started: the server ends with it,
+    and its temporary log goes too."""
+    script = """
+import sys, tempfile
+tempfile.tempdir = sys.argv[1]
+from dream_core.wire.spawn import spawn_server
+server = spawn_server(sys.executable, device="cpu", extra_args=["--preload", ""])
+print(server.log_path)
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(tmp_path)) and os.listdir(tmp_path) == []
+
+
 def test_spawn_reports_a_server_that_dies(tmp_path):
     with pytest.raises(ServerStartError, match="unknown device"):
         spawn_server(sys.executable, device="tpu", env={**os.environ, "PYTHONPATH": ROOT})

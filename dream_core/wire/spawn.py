@@ -4,6 +4,7 @@ Python.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -93,8 +94,16 @@ def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = N
         cmd += ["--listen", listen]
     process = _start(cmd + (extra_args or []), token, log_path, env, cwd)
     server = ServerProcess(process, "", token, log_path, owns_log)
+    atexit.register(_forget_log, server)  # a process that ends without stopping it (Blender quits) leaves no log
     server.address = _ready_address(server, ready_timeout)
     return server
+
+
+def _forget_log(server: ServerProcess) -> None:
+    """The server stops with this process (its stdin closes); its temporary
+    log goes, unless an error named it."""
+    if server.owns_log and os.path.exists(server.log_path):
+        os.remove(server.log_path)
 
 
 def _start(cmd: list[str], token: str, log_path: str, env: Optional[dict], cwd: Optional[str]) -> subprocess.Popen:
@@ -133,6 +142,7 @@ def _ready_address(server: ServerProcess, timeout: float) -> str:
                                    f"its log ({server.log_path}) ends:\n{server.log_tail()}") from None
         if line is None:
             server.process.wait()
+            server.owns_log = False  # the error names the log: keep it
             raise ServerStartError(f"the dream server exited with status {server.process.returncode} before it "
                                    f"was ready; its log ({server.log_path}) ends:\n{server.log_tail()}")
         ready = _ready(line)
