@@ -42,6 +42,7 @@ def test_objectives_compose():
 
 @pytest.mark.parametrize("text, message", [
     ("block9:x", "bad channel list"), ("a*block9", "bad weight"), ("block9+", "empty term"),
+    ("1e308*block9", "must be from -1000 to 1000"), ("nan*block9", "must be from"), ("-inf*block9", "must be from"),
 ])
 def test_parse_errors_are_specific(text, message):
     with pytest.raises(ValueError, match=message):

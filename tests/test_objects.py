@@ -209,3 +209,14 @@ def test_cli_refuses_bad_object_masks_in_one_line(statue_exr, tmp_path):
         assert done.returncode == 2, (args, done.stderr)
         assert words in done.stderr.strip().splitlines()[-1], (args, done.stderr)
     assert not (tmp_path / "x.exr").exists()
+
+
+def test_a_malformed_or_huge_manifest_is_one_clear_refusal():
+    from dream_core.errors import BadImage
+    from dream_core.io import cryptomatte
+
+    layer = {"cryptomatte/542cafa/name": "ViewLayer.CryptoObject"}
+    for manifest, says in (("[" * 100_000, "not readable"), ('{"a": 5}', "not readable"), ("[1]", "not readable"),
+                           (" " * (cryptomatte.MAX_MANIFEST + 1), "at most")):
+        with pytest.raises(BadImage, match=says):
+            cryptomatte._manifests({**layer, "cryptomatte/542cafa/manifest": manifest})

@@ -154,6 +154,9 @@ def channels(name: str, indices: Sequence[int]) -> Objective:
     return Channels(name, indices)
 
 
+MAX_WEIGHT = 1000.0  # a layer's weight in an objective, either way
+
+
 def parse_objective(text: str) -> Objective:
     """``"block9"``, ``"block9:3,17"`` (channels), ``"block8+0.5*block10"`` (weighted layers)."""
     terms: list[Objective] = []
@@ -167,6 +170,8 @@ def parse_objective(text: str) -> Objective:
                 weight = float(w)
             except ValueError:
                 raise BadSetting(f"bad weight {w!r} in objective {text!r}") from None
+            if not -MAX_WEIGHT <= weight <= MAX_WEIGHT:  # also NaN and inf: the sum would overflow
+                raise BadSetting(f"weight {w!r} in objective {text!r} must be from {-MAX_WEIGHT:g} to {MAX_WEIGHT:g}")
         name, _, chans = part.partition(":")
         if chans:
             try:

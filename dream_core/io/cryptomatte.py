@@ -42,6 +42,9 @@ class Cryptomatte:
         return (self.coverage * np.isin(self.ids, wanted)).sum(axis=-1).clip(0.0, 1.0)
 
 
+MAX_MANIFEST = 16 << 20  # characters: a million objects' names and hashes fit
+
+
 def _manifests(metadata: dict[str, str]) -> dict[str, dict[str, int]]:
     """Layer name -> manifest, from the ``cryptomatte/<key>/...`` attributes."""
     found: dict[str, dict[str, int]] = {}
@@ -50,9 +53,11 @@ def _manifests(metadata: dict[str, str]) -> dict[str, dict[str, int]]:
         if not match:
             continue
         text = metadata.get(f"cryptomatte/{match.group(1)}/manifest", "{}")
+        if len(text) > MAX_MANIFEST:
+            raise BadImage(f"the Cryptomatte manifest of {layer} is {len(text)} characters; at most {MAX_MANIFEST}")
         try:
-            found[layer] = {name: int(value, 16) for name, value in json.loads(text).items()}
-        except (ValueError, TypeError, AttributeError):
+            found[layer] = {str(name): int(value, 16) for name, value in json.loads(text).items()}
+        except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: '[' nested deep
             raise BadImage(f"the Cryptomatte manifest of {layer} is not readable") from None
     return found
 

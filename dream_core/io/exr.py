@@ -15,6 +15,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import OpenEXR
 
+from ..errors import ShapeMismatch
 from . import metadata as text_metadata
 
 COMBINED = "Combined"
@@ -63,11 +64,14 @@ class Passes:
     metadata: dict[str, str] = field(default_factory=dict)  # e.g. the Cryptomatte manifest
 
 
-def declared_size(path: str) -> tuple[int, int]:
-    """(width, height) from the header alone, before any pixel is read."""
+def declared_sizes(path: str) -> list[tuple[int, int]]:
+    """Each part's (width, height) from the headers alone, before any pixel is read."""
+    sizes = []
     with OpenEXR.File(path, header_only=True) as f:
-        low, high = f.header()["dataWindow"]
-    return int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)
+        for part in f.parts:
+            low, high = part.header["dataWindow"]
+            sizes.append((int(high[0] - low[0] + 1), int(high[1] - low[1] + 1)))
+    return sizes
 
 
 class ExrImage(NamedTuple):
@@ -82,6 +86,9 @@ def read_exr(path: str) -> ExrImage:
     channels, metadata, stamp = _full_channels(path)
     if not channels:
         raise ValueError(f"{path}: EXR file holds no channels")
+    shapes = {c.shape for c in channels.values()}
+    if len(shapes) > 1:  # subsampled channels: no picture of one size
+        raise ShapeMismatch(f"{path}: its channels differ in size ({', '.join(sorted(map(str, shapes)))})")
     found = _picture_channels(channels, path)
     dtype = "float16" if all(c.dtype == np.float16 for c in found) else "float32"
     pixels = np.stack([c.astype(np.float32) for c in found], axis=-1)

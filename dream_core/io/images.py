@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import BadImage, ImageTooLarge
+from ..errors import BadImage, ImageTooLarge, ShapeMismatch
 from ..wire.atomic import write_atomically
 from . import exr
 from . import metadata as text_metadata
@@ -35,18 +35,29 @@ def max_pixels() -> int:
     return _LIMIT["pixels"]
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def check_declared_size(data: bytes, fmt: str, source: str) -> None:
     """Refuses a decompression bomb from its header, before any pixel is
-    decoded: a small PNG can declare 20000x20000 and cost gigabytes."""
+    decoded: a small PNG can declare 20000x20000 and cost gigabytes. A
+    header that cannot be read is a refusal too: a decoder more lenient than
+    the check (libpng past a chunk with a wrong checksum) would decode what
+    was never checked."""
     if fmt == "exr":
         return  # checked from the file's header by _read_exr
-    try:
-        with Image.open(io.BytesIO(data)) as header:  # reads the header only
-            width, height = header.size
-    except Image.DecompressionBombError as err:  # Pillow's own, larger limit
-        raise ImageTooLarge(f"{source}: {err}") from None
-    except Exception:  # not Pillow's to judge: OpenCV's decoder says what is wrong with it
-        return
+    if fmt == "png":  # the size is the first chunk's, read here: Pillow refuses a PNG that libpng decodes
+        if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 24:
+            raise BadImage(f"{source}: not a decodable png image (no PNG header)")
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    else:
+        try:
+            with Image.open(io.BytesIO(data)) as header:  # reads the header only
+                width, height = header.size
+        except Image.DecompressionBombError as err:  # Pillow's own, larger limit
+            raise ImageTooLarge(f"{source}: {err}") from None
+        except Exception:
+            raise BadImage(f"{source}: not a decodable {fmt} image (its header cannot be read)") from None
     _check_pixel_count(width, height, source)
 
 
@@ -155,15 +166,21 @@ def decode_image(data: bytes, fmt: str, source: str = "image") -> Picture:
 
 
 def _read_exr(path: str, source: str) -> Picture:
+    """``path`` (a temporary file for bytes received) is never named: ``source`` is."""
     try:
-        width, height = exr.declared_size(path)
+        sizes = exr.declared_sizes(path)
     except (OSError, RuntimeError, ValueError, KeyError) as err:
-        raise BadImage(f"{source}: not a readable EXR image ({err})") from None
-    _check_pixel_count(width, height, source)
+        raise BadImage(f"{source}: not a readable EXR image ({str(err).replace(path, source)})") from None
+    for width, height in sizes:  # every part is decoded: every part is checked
+        _check_pixel_count(width, height, source)
+    if len(set(sizes)) > 1:
+        raise ShapeMismatch(f"{source}: its parts differ in size ({', '.join(f'{w}x{h}' for w, h in sizes)})")
     try:
         found = exr.read_exr(path)
+    except ShapeMismatch as err:
+        raise ShapeMismatch(str(err).replace(path, source)) from None
     except (OSError, RuntimeError, ValueError) as err:
-        raise BadImage(f"{source}: not a readable EXR image ({err})") from None
+        raise BadImage(f"{source}: not a readable EXR image ({str(err).replace(path, source)})") from None
     return Picture(found.pixels, True, found.dtype, found.vectors, found.passes, found.metadata)
 
 
