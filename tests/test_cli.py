@@ -83,6 +83,7 @@ def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, frames, capsys):
         (["dream", src, "-o", str(tmp_path / "x.gif")], ["unsupported file type .gif"]),
         (["dream", src, "-o", str(out), "--mask", str(tmp_path / "nomask.png")], ["mask image not found"]),
         (["dream", src, "-o", str(out), "--weights", str(tmp_path / "w.pth")], ["weights file not found"]),
+        (["dream", src, "-o", str(out), "--threads", "-2"], ["threads must be 0 (automatic) or more"]),
     ]
     for args, needles in cases:
         code = main([*args, "--device", "cpu", "-q"])

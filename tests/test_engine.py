@@ -233,3 +233,21 @@ def test_rocm_and_mps_run_eager_in_float32(monkeypatch):
     monkeypatch.setattr(torch.version, "hip", "6.4.0")
     assert not uses_cuda_graphs(torch.device("cuda"))
     assert not uses_cuda_graphs(torch.device("cpu"))
+
+
+def test_cpu_threads_leave_room_on_a_shared_machine(monkeypatch):
+    """Half the cores this process may use, unless told (docs/BENCHMARKS.md: on busy cores, threads that wait on
+    each other made a frame many times slower than one thread)."""
+    import os
+
+    from dream_core.engine.device import cpu_threads
+    from dream_core.errors import BadSetting
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads() == max(1, cores // 2)
+    assert cpu_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert cpu_threads() == 5 and cpu_threads(2) == 2
+    with pytest.raises(BadSetting, match="threads must be 0"):
+        cpu_threads(-1)

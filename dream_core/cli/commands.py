@@ -219,7 +219,9 @@ def _backend(args: argparse.Namespace, settings: DreamSettings):
 
         return RemoteBackend.connect(args.server, args.token_file, settings)
     from ..batch.local import LocalBackend
+    from ..engine.device import use_cpu_threads
 
+    use_cpu_threads(args.threads)
     return LocalBackend(settings, device=args.device)
 
 

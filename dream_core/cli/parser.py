@@ -169,6 +169,9 @@ def _add_dream_command(sub) -> None:
                         "command reads the frames, sends them and writes the dreams that come back; shared and "
                         "driver choose one way for all")
     d.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    d.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads (default 0: OMP_NUM_THREADS, else half the cores: on a busy machine more "
+                        "threads wait on each other)")
     d.add_argument("--server", metavar="HOST:PORT", help="dream on a running dream server instead of here")
     d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

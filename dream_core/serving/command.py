@@ -26,6 +26,8 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                         "so the server cannot outlive it (spawned servers use this)")
     p.add_argument("--allow-remote", action="store_true", help="allow listening on a non-loopback address")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads (default 0: OMP_NUM_THREADS, else half the cores, leaving room for Blender)")
     p.add_argument("--max-payload-mb", type=int, default=512, help="largest accepted message (default 512 MiB)")
     p.add_argument("--job-idle-timeout", type=float, default=600.0,
                    help="seconds after which an idle job's state is freed (default 600)")
@@ -73,12 +75,14 @@ def _stop_when_stdin_closes(server) -> None:
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
+    from ..engine.device import use_cpu_threads
     from .admission import Limits
     from .codec import limit_decoders
     from .server import DreamServer
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
     limit_decoders(args.max_megapixels)
+    threads = use_cpu_threads(args.threads)
     address = args.socket or args.listen or "127.0.0.1:0"
     server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
                          job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
@@ -90,7 +94,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     if args.exit_with_stdin:
         threading.Thread(target=_stop_when_stdin_closes, args=(server,), daemon=True).start()
     print(P.ready_line(server.address, os.getpid()), flush=True)
-    log.info("listening on %s (device %s)", server.address, server.worker.dreamer_device())
+    log.info("listening on %s (device %s, %d CPU threads)", server.address, server.worker.dreamer_device(), threads)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
