@@ -20,6 +20,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "blender: needs Blender (bpy module or the blender binary)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU")
+    from dream_core.engine.device import use_cpu_threads
+
+    # the thread count the servers and the command line choose: a dream made here is bit for bit theirs (the sums
+    # of a convolution split among other threads round differently, and gradient ascent carries it on)
+    use_cpu_threads(0)
 
 
 @pytest.fixture(scope="session")
