@@ -4,9 +4,7 @@ Python.
 """
 from __future__ import annotations
 
-import atexit
 import json
-import os
 import queue
 import subprocess
 import tempfile
@@ -25,13 +23,13 @@ class ServerStartError(RuntimeError):
 class ServerProcess:
     """A dream server started by :func:`spawn_server`."""
 
-    def __init__(self, process: subprocess.Popen, address: str, token: str, log_path: str,
-                 owns_log: bool = False) -> None:
+    def __init__(self, process: subprocess.Popen, address: str, token: str, log_path: Optional[str],
+                 log_file=None) -> None:
         self.process = process
         self.address = address
         self.token = token
-        self.log_path = log_path
-        self.owns_log = owns_log  # a temporary log of ours: removed once the server has stopped
+        self.log_path = log_path  # a log the caller named; None: ``log_file``, a file with no name
+        self.log_file = log_file
 
     @property
     def pid(self) -> int:
@@ -42,10 +40,18 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 20) -> str:
         try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
+            if self.log_file is not None:
+                self.log_file.seek(0)
+                text = self.log_file.read().decode("utf-8", errors="replace")
+            else:
+                with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+        except (OSError, ValueError):  # ValueError: closed
             return ""
+        return "".join(text.splitlines(keepends=True)[-lines:])
+
+    def _log_named(self) -> str:
+        return f"its log ({self.log_path})" if self.log_path else "its log"
 
     def connect(self, **kwargs) -> DreamClient:
         return DreamClient(self.address, self.token, **kwargs)
@@ -67,11 +73,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
+        for stream in (self.process.stdin, self.process.stdout):  # the log stays readable: what the server said
             if stream:
                 stream.close()
-        if self.owns_log and os.path.exists(self.log_path):
-            os.remove(self.log_path)
 
 
 def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = None,
@@ -85,37 +89,32 @@ def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = N
     killed one. If the server dies or stays silent, ServerStartError
     carries the end of its log."""
     token = P.new_token()
-    owns_log = log_path is None
-    if owns_log:
-        fd, log_path = tempfile.mkstemp(prefix="dream-server-", suffix=".log")
-        os.close(fd)
+    # without a named log: a file with no name (gone with the last process holding it, however Blender ends),
+    # read through the handle kept here for what a failure says
+    log_file = tempfile.TemporaryFile(prefix="dream-server-") if log_path is None else None
     cmd = [python, "-m", "dream_core", "serve", "--token-stdin", "--exit-with-stdin", "--device", device]
     if listen:
         cmd += ["--listen", listen]
-    process = _start(cmd + (extra_args or []), token, log_path, env, cwd)
-    server = ServerProcess(process, "", token, log_path, owns_log)
-    atexit.register(_forget_log, server)  # a process that ends without stopping it (Blender quits) leaves no log
+    process = _start(cmd + (extra_args or []), token, log_path, log_file, env, cwd)
+    server = ServerProcess(process, "", token, log_path, log_file)
     server.address = _ready_address(server, ready_timeout)
     return server
 
 
-def _forget_log(server: ServerProcess) -> None:
-    """The server stops with this process (its stdin closes); its temporary
-    log goes, unless an error named it."""
-    if server.owns_log and os.path.exists(server.log_path):
-        os.remove(server.log_path)
-
-
-def _start(cmd: list[str], token: str, log_path: str, env: Optional[dict], cwd: Optional[str]) -> subprocess.Popen:
-    """The server process, its log going to ``log_path``, the token on its stdin."""
-    log_file = open(log_path, "ab")
+def _start(cmd: list[str], token: str, log_path: Optional[str], log_file, env: Optional[dict],
+           cwd: Optional[str]) -> subprocess.Popen:
+    """The server process, its log going to ``log_path`` or ``log_file``, the token on its stdin."""
+    stderr = open(log_path, "ab") if log_path else log_file
     try:
-        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
+        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                    env=env, cwd=cwd)
     except OSError as err:
+        if log_file is not None:
+            log_file.close()
         raise ServerStartError(f"cannot start the dream server with {cmd[0]!r}: {err}") from None
     finally:
-        log_file.close()
+        if log_path:
+            stderr.close()
     process.stdin.write((token + "\n").encode())
     process.stdin.flush()  # and kept open: the server stops when it closes, i.e. when this process ends
     return process
@@ -136,15 +135,17 @@ def _ready_address(server: ServerProcess, timeout: float) -> str:
         try:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
         except queue.Empty:
-            server.owns_log = False  # the error names the log: keep it
+            tail = server.log_tail()
             server.stop(timeout=2)
             raise ServerStartError(f"the dream server did not get ready within {timeout:.0f} s; "
-                                   f"its log ({server.log_path}) ends:\n{server.log_tail()}") from None
+                                   f"{server._log_named()} ends:\n{tail}") from None
         if line is None:
             server.process.wait()
-            server.owns_log = False  # the error names the log: keep it
+            tail = server.log_tail()
+            if server.log_file is not None:
+                server.log_file.close()
             raise ServerStartError(f"the dream server exited with status {server.process.returncode} before it "
-                                   f"was ready; its log ({server.log_path}) ends:\n{server.log_tail()}")
+                                   f"was ready; {server._log_named()} ends:\n{tail}")
         ready = _ready(line)
         if ready is not None:
             if ready.get("protocol") != P.PROTOCOL:
