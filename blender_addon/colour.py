@@ -155,6 +155,15 @@ def view_of(scene) -> str:
                       source.display_settings.display_device])
 
 
+def dreamed_as(params: dict, view: Optional[str], dither: Optional[dict]) -> dict:
+    """What a dream depends on besides its render: its settings, and when it
+    acts on the image as shown, the view (``view_of``) and the dither of the
+    8-bit file it is rounded for (``dither_of``)."""
+    if view is None:
+        return params
+    return {**params, "shown": view, **({"dither": dither} if dither else {})}
+
+
 def dither_of(scene, eight_bit: bool) -> Optional[dict]:
     """How a dream of the image as shown is rounded for an 8-bit file: with
     the noise and intensity Blender dithers the scene's renders with. The

@@ -150,12 +150,8 @@ class RenderDreaming:
         return _numbered(self.dream_pattern, frame)
 
     def provenance(self, params: Optional[dict]) -> dict:
-        """What a dream depends on besides its render: its settings, and the
-        view it is dreamed under when it acts on the image as shown."""
-        params = params or {}
-        if self.view is None:
-            return params
-        return {**params, "shown": self.view, **({"dither": self.dither} if self.dither else {})}
+        """What a dream depends on besides its render (see colour.dreamed_as)."""
+        return colour.dreamed_as(params or {}, self.view, self.dither)
 
     def held_path(self, frame: int) -> str:
         """A seam's held dream: as shown when the dream acts on the image as shown (the seam's fade is

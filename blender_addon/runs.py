@@ -109,11 +109,8 @@ class FrameRun:
 
     # -- what is on disk
     def provenance(self, params: dict) -> dict:
-        """What a dream depends on besides its render: its settings, and the
-        view it is dreamed under when it acts on the image as shown."""
-        if self.shown is None:
-            return params
-        return {**params, "shown": self.shown.digest, **({"dither": self.dither} if self.dither else {})}
+        """What a dream depends on besides its render (see colour.dreamed_as)."""
+        return colour.dreamed_as(params, self.shown.digest if self.shown else None, self.dither)
 
     def chain_of(self, frame: int) -> str:
         return chain_settings(self.provenance(self.by_frame[frame].params))
