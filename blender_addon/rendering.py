@@ -207,7 +207,6 @@ class FrameRenderJob:
         self._output = render_output(scene, self.partial)
         self._output.__enter__()  # the user's output comes back in _close, when the job is over
         self._open = True
-        self.just_started = True
         try:
             started = bpy.ops.render.render("INVOKE_DEFAULT", write_still=True, scene=scene.name)
         except RuntimeError as err:
@@ -218,7 +217,6 @@ class FrameRenderJob:
             raise DreamError(f"Blender did not start the render of frame {frame} (is another render running?)")
 
     def done(self) -> bool:
-        self.just_started = False
         return not bpy.app.is_job_running("RENDER")
 
     def finish(self) -> None:

@@ -185,9 +185,10 @@ class FrameRun:
         True when it rendered or started a render."""
         while self.visited < self.total and self.in_flight <= DreamWorker.IN_FLIGHT:
             plan = self.plans[self.visited]
+            rendering_before = self.job is not None
             digest, rendered = self._input(plan)
-            if digest is None:
-                return self.job is not None and self.job.just_started  # looked at again on the next tick
+            if digest is None:  # Blender renders it: looked at again on the next tick
+                return not rendering_before  # True when this call started the render
             self.inputs[plan.frame] = digest
             step = self.walk.visit(plan.frame, self.chain_of(plan.frame), digest, self._kept_link(plan))
             self.visited += 1
