@@ -95,9 +95,8 @@ class DreamRunOperator:
             wm.dream.status = f"Cancelled after {run.done - run.skipped} frame(s); run again to resume"
             self.report({"WARNING"}, wm.dream.status)
             return {"CANCELLED"}
-        rewritten = getattr(run, "rewritten", 0)
         wm.dream.status = f"Done: {run.done - run.skipped} frame(s) dreamed, {run.skipped} already current" + (
-            f" ({rewritten} written again for other colour or file settings)" if rewritten else "")
+            f" ({run.rewritten} written again for other colour or file settings)" if run.rewritten else "")
         self.report({"INFO"}, wm.dream.status)
         self._undo_step()
         return {"FINISHED"}
