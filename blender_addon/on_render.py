@@ -109,6 +109,7 @@ def _refuse(scene) -> None:
     folder = tempfile.mkdtemp(prefix=REFUSED_PREFIX)
     atexit.register(shutil.rmtree, folder, True)  # blender -b ends at the failure
     _refused = (scene.name, rendering.OutputSettings.capture(scene), folder)
+    rendering.redirected(scene.name, _refused[1])
     rendering.point_output(scene, os.path.join(folder, "frame_"))
 
 
@@ -118,6 +119,7 @@ def _restore_refused() -> None:
         return
     name, output, folder = _refused
     _refused = None
+    rendering.given_back(name)
     scene = bpy.data.scenes.get(name)
     if scene is not None:
         output.apply(scene)
@@ -201,11 +203,10 @@ def _gui_pump() -> Optional[float]:
 
 @persistent
 def _on_save_pre(*_args) -> None:
-    """A .blend saved during a render keeps the user's output settings, not
-    ours; saved after one, it keeps no helper scene."""
-    rendering.note_user_outputs()  # Dream Animation's frame in Blender's render job
-    if _refused is not None and _refused[0] in bpy.data.scenes:
-        rendering.note_user_output(bpy.data.scenes[_refused[0]], _refused[1])
+    """A .blend saved during a render keeps our output settings with the
+    user's noted beside them (given back at load: see rendering.note_user_output);
+    saved after one, it keeps no helper scene."""
+    rendering.note_user_outputs()  # Dream Animation's frame in Blender's render job, a refused job
     dreaming = _active
     if dreaming is None:
         colour.remove_helpers()

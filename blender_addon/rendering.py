@@ -112,17 +112,27 @@ def render_output(scene, path: str):
     restore_noted_outputs()
     saved = OutputSettings.capture(scene)
     _own_renders += 1
-    _redirected[scene.name] = saved
+    redirected(scene.name, saved)
     try:
         raw_output(scene, path)
         yield
     finally:
         _own_renders -= 1
-        _redirected.pop(scene.name, None)
+        given_back(scene.name)
         saved.apply(scene)
 
 
-_redirected: dict[str, OutputSettings] = {}  # scenes rendering for us now: their own output settings
+_redirected: dict[str, OutputSettings] = {}  # scenes rendering into an output of ours now: their own settings
+
+
+def redirected(scene_name: str, output: OutputSettings) -> None:
+    """A scene renders into an output of ours until :func:`given_back`: a
+    .blend saved meanwhile notes its own (:func:`note_user_outputs`)."""
+    _redirected[scene_name] = output
+
+
+def given_back(scene_name: str) -> None:
+    _redirected.pop(scene_name, None)
 
 USER_OUTPUT = "dream_user_output"  # a scene saved while it renders for us: its own output settings, as JSON
 
