@@ -35,9 +35,6 @@ def max_pixels() -> int:
     return _LIMIT["pixels"]
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 def check_declared_size(data: bytes, fmt: str, source: str) -> None:
     """Refuses a decompression bomb from its header, before any pixel is
     decoded: a small PNG can declare 20000x20000 and cost gigabytes. A
@@ -47,7 +44,7 @@ def check_declared_size(data: bytes, fmt: str, source: str) -> None:
     if fmt == "exr":
         return  # checked from the file's header by _read_exr
     if fmt == "png":  # the size is the first chunk's, read here: Pillow refuses a PNG that libpng decodes
-        if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 24:
+        if data[:8] != text_metadata.PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 24:
             raise BadImage(f"{source}: not a decodable png image (no PNG header)")
         width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     else:

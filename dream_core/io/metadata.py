@@ -20,7 +20,7 @@ EXR_FILE_ATTRIBUTES = frozenset({"name", "view", "type", "multiView", "BlenderMu
 EXR_PASS_PREFIXES = ("cryptomatte/",)
 MAX_ENTRIES = 256
 MAX_TOTAL = 256 * 1024  # characters: a header or chunk list beyond this holds no more metadata we carry
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def from_exr_header(header: dict) -> dict[str, str]:
@@ -35,9 +35,9 @@ def from_png(data: bytes) -> dict[str, str]:
     """The text chunks (tEXt, zTXt, iTXt) of PNG bytes, in file order; a
     malformed or compressed-too-far chunk is skipped, not trusted."""
     found: dict[str, str] = {}
-    if not data.startswith(_PNG_SIGNATURE):
+    if not data.startswith(PNG_SIGNATURE):
         return found
-    at, budget = len(_PNG_SIGNATURE), MAX_TOTAL
+    at, budget = len(PNG_SIGNATURE), MAX_TOTAL
     while at + 8 <= len(data) and len(found) < MAX_ENTRIES and budget > 0:
         length, kind = struct.unpack(">I4s", data[at:at + 8])
         body = data[at + 8:at + 8 + length]
@@ -54,9 +54,9 @@ def from_png(data: bytes) -> dict[str, str]:
 def into_png(data: bytes, metadata: dict[str, str]) -> bytes:
     """PNG bytes with ``metadata`` as text chunks after the header chunk:
     ``tEXt`` where Latin-1 holds it, else ``iTXt`` (UTF-8)."""
-    if not metadata or not data.startswith(_PNG_SIGNATURE):
+    if not metadata or not data.startswith(PNG_SIGNATURE):
         return data
-    header_end = len(_PNG_SIGNATURE) + 12 + struct.unpack(">I", data[8:12])[0]
+    header_end = len(PNG_SIGNATURE) + 12 + struct.unpack(">I", data[8:12])[0]
     chunks = b"".join(_png_chunk(key, value) for key, value in metadata.items() if 0 < len(key) < 80)
     return data[:header_end] + chunks + data[header_end:]
 
