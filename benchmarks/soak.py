@@ -8,7 +8,9 @@ handshakes, and floods of connections that never authenticate. It prints:
 - server crashes, and replies that reached another connection (both must be 0);
 - the server's peak memory and its growth over the run (must stay bounded);
 - file descriptors and threads at the end against the start;
-- how long a legitimate client waits to be served while the handshake cap is full.
+- how long a legitimate client waits to be served while the handshake cap is full;
+- before the soak, each decompression bomb alone: its refusal and what it cost in peak memory;
+- after it, whether a second ``serve --socket`` takes over a stopped server's path (it must not).
 
     .venv/bin/python benchmarks/soak.py [--seconds 60] [--legit 2]
 """
@@ -45,13 +47,110 @@ def proc_status(pid: int) -> dict:
             "threads": int(fields["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
-def png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+def png_declaring(width: int, height: int, broken_text: bool = False) -> bytes:
+    """A tiny PNG whose header declares ``width``x``height``; ``broken_text``:
+    a text chunk with a wrong CRC before the pixels (Pillow cannot read the
+    header, libpng decodes the pixels anyway)."""
+    def chunk(kind: bytes, body: bytes, crc_offset: int = 0) -> bytes:
+        crc = (zlib.crc32(kind + body) + crc_offset) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
-            + chunk(b"IEND", b""))
+    text = chunk(b"tEXt", b"Comment\0hello", crc_offset=1) if broken_text else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + text
+            + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1))) + chunk(b"IEND", b""))
+
+
+def exr_with_parts(sizes: list[tuple[int, int]]) -> bytes:
+    """A multi-part EXR of zeros, one part per size (the first RGB, the others depth)."""
+    import tempfile
+
+    import numpy as np
+    import OpenEXR
+
+    big = (max(w for w, _ in sizes) - 1, max(h for _, h in sizes) - 1)
+    parts = [OpenEXR.Part({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
+                           "displayWindow": (np.array([0, 0], np.int32), np.array(big, np.int32)),
+                           "dataWindow": (np.array([0, 0], np.int32), np.array([w - 1, h - 1], np.int32))},
+                          {"R": np.zeros((h, w), np.float16)} if i == 0 else {"Z": np.zeros((h, w), np.float16)},
+                          f"part{i}") for i, (w, h) in enumerate(sizes)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "parts.exr")
+        with OpenEXR.File(parts) as f:
+            f.write(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def bombs() -> dict[str, tuple[dict, bytes]]:
+    """Requests that cost far more to serve than to send, each with the
+    params and the image payload: the server must refuse them cheaply."""
+    png = {"name": "image", "format": "png"}
+    exr = {"name": "image", "format": "exr"}
+    return {
+        "PNG declaring 20000x20000": (PARAMS, png, png_declaring(20000, 20000)),
+        "PNG, broken text chunk, 10000x10000": (PARAMS, png, png_declaring(10000, 10000, broken_text=True)),
+        "EXR, 64x64 part and an 8192x8192 part": (PARAMS, exr, exr_with_parts([(64, 64), (8192, 8192)])),
+        "EXR, parts of two sizes": (PARAMS, exr, exr_with_parts([(64, 64), (80, 80)])),
+        "layer weight 1e308": (dict(PARAMS, layer="1e308*block9"), None, None),
+    }
+
+
+def bomb_costs(server) -> dict[str, tuple[str, float]]:
+    """Each bomb once, on its own: the reply's code and how far the server's
+    peak memory rose above where it was before any bomb."""
+    raw = {"name": "image", "format": "raw", "dtype": "uint8", "shape": SHAPE}
+    baseline = proc_status(server.pid)["peak_mb"]
+    costs = {}
+    for name, (params, meta, data) in bombs().items():
+        meta, data = (raw, bytes(SHAPE[0] * SHAPE[1] * 3)) if meta is None else (meta, data)
+        conn = P.connect(server.address, server.token)  # an oversize refusal closes the connection
+        try:
+            P.send_message(conn, {"op": "dream", "id": 1, "params": params, "payloads": [meta]}, [data])
+            reply = P.recv_header(conn)
+            while reply.get("event") not in ("result", "error"):
+                P.recv_payloads(conn, reply, 1 << 24)
+                reply = P.recv_header(conn)
+        finally:
+            conn.close()
+        costs[name] = (reply.get("code", "dreamed"), proc_status(server.pid)["peak_mb"] - baseline)
+    return costs
+
+
+def socket_kept_from_a_stopped_server(seconds: float = 10.0) -> bool:
+    """A second ``serve --socket`` on the path of a stopped server whose
+    accept queue is full must refuse, not take the path over."""
+    import signal
+    import tempfile
+
+    from dream_core.wire.spawn import ServerStartError
+
+    folder = tempfile.mkdtemp(prefix="dr-")
+    path = os.path.join(folder, "s.sock")
+    first = spawn_server(sys.executable, device="cpu", extra_args=["--socket", path, "--preload", ""])
+    fillers = []
+    try:
+        os.kill(first.pid, signal.SIGSTOP)
+        while True:
+            filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            try:
+                filler.connect(path)
+            except (BlockingIOError, ConnectionRefusedError):
+                filler.close()
+                break
+            fillers.append(filler)
+        try:
+            spawn_server(sys.executable, device="cpu", extra_args=["--socket", path, "--preload", ""]).stop()
+            return False
+        except ServerStartError:
+            return True
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+        for filler in fillers:
+            filler.close()
+        first.stop()
+        os.rmdir(folder)
 
 
 class Counters:
@@ -81,7 +180,7 @@ def legit_client(server, stop: threading.Event, counters: Counters, seed: int) -
 def hostile_requests(server, stop: threading.Event, counters: Counters, seed: int) -> None:
     """Authenticated garbage: malformed headers, bad versions, bombs, oversize, vanishing mid-frame."""
     rng = random.Random(seed)
-    bomb = png_declaring(20000, 20000)
+    bomb_list = list(bombs().values())
     while not stop.is_set():
         try:
             conn = P.connect(server.address, server.token)
@@ -99,8 +198,8 @@ def hostile_requests(server, stop: threading.Event, counters: Counters, seed: in
                 elif kind == 1:
                     conn.send_bytes(json.dumps({"v": 99, "op": "hello", "id": 1}).encode())
                 elif kind == 2:
-                    P.send_message(conn, {"op": "dream", "id": 2, "params": PARAMS,
-                                          "payloads": [{"name": "image", "format": "png"}]}, [bomb])
+                    params, meta, data = rng.choice(bomb_list[:4])
+                    P.send_message(conn, {"op": "dream", "id": 2, "params": params, "payloads": [meta]}, [data])
                 elif kind == 3:
                     P.send_message(conn, {"op": "dream", "id": 3, "params": {"octaves": "many"},
                                           "payloads": [{"name": "image", "format": "png"}]}, [b"x"])
@@ -159,6 +258,7 @@ def main(argv=None) -> int:
     try:
         with DreamClient(server.address, server.token) as warm:  # the model loaded before the baseline
             warm.dream(bytes(SHAPE[0] * SHAPE[1] * 3), "raw", PARAMS, raw={"dtype": "uint8", "shape": SHAPE})
+        costs = bomb_costs(server)
         start = proc_status(server.pid)
         threads = [threading.Thread(target=legit_client, args=(server, stop, counters, i)) for i in range(args.legit)]
         threads += [threading.Thread(target=hostile_requests, args=(server, stop, counters, 100 + i))
@@ -177,7 +277,12 @@ def main(argv=None) -> int:
         alive = server.alive()
     finally:
         server.stop()
+    socket_kept = socket_kept_from_a_stopped_server()
     c = counters.values
+    print("bombs, each alone: the reply and the server's peak memory over its baseline")
+    for name, (code, grew) in costs.items():
+        print(f"  {name:<40} {code:<16} {grew:+.0f} MB")
+    print(f"a stopped server's socket kept from a second server: {'yes' if socket_kept else 'NO'}")
     print(f"soak: {args.seconds:.0f} s, {args.legit} legitimate clients, {args.hostile} hostile threads and a "
           "handshake flood (up to 200 open)")
     print(f"  hostile requests tried      {c['hostile']:>8}")
@@ -190,7 +295,8 @@ def main(argv=None) -> int:
     print(f"  file descriptors            {start['fds']:>8} at start, {end['fds']} at the end")
     print(f"  threads                     {start['threads']:>8} at start, {end['threads']} at the end")
     print(f"  served while flooded        {wait * 1000:8.0f} ms (hello over a fresh connection)")
-    return 0 if alive and c["legit_failed"] == 0 and c["crossed"] == 0 else 1
+    refused = all(code != "dreamed" and grew < 150 for code, grew in costs.values())
+    return 0 if alive and c["legit_failed"] == 0 and c["crossed"] == 0 and refused and socket_kept else 1
 
 
 if __name__ == "__main__":

@@ -251,10 +251,15 @@ class DreamWorker:
                 self.sequence.job_id = f"{self.job}/{self.segments}/again"
                 if attempt == 2:
                     self.messages.put(FrameFailed(_first_frame(taken), f"lost the dream server: {err}"))
+            except ProtocolError as err:
+                if err.code != "job_lost" or attempt == 2:
+                    self.messages.put(FrameFailed(_first_frame(taken), str(err)))
+                    return client, None
+                self.sequence.job_id = f"{self.job}/{self.segments}/again"  # the server let it go: as if restarted
             except ConnectionFailed as err:
                 self.messages.put(FrameFailed(_first_frame(taken, list(self.todo.queue)), str(err)))
                 return None, None
-            except (ProtocolError, ValueError, WriteFailed) as err:
+            except (ValueError, WriteFailed) as err:
                 self.messages.put(FrameFailed(_first_frame(taken), str(err)))
                 return client, None
         return client, None

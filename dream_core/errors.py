@@ -46,3 +46,7 @@ class BadImage(DreamError, code="bad_image"):
 
 class ImageTooLarge(DreamError, code="oversize"):
     """More pixels than this process decodes (``io.images.set_max_pixels``)."""
+
+
+class JobLost(DreamError, code="job_lost"):
+    """A frame would carry the motion of a job the server has let go."""

@@ -1,5 +1,6 @@
 """End to end against a real server process on loopback (see conftest)."""
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -363,6 +364,19 @@ def test_serve_socket_never_takes_over_a_file_or_a_live_server(tmp_path):
             assert c.hello()["protocol"] == P.PROTOCOL  # the first server still owns its socket
     finally:
         live.stop()
+    live = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--socket", path, "--preload", ""])
+    fillers = _stop_and_fill(live.pid, path)  # a stopped server with a full queue answers nobody, yet is alive
+    try:
+        with pytest.raises(ServerStartError, match="already listening"):
+            spawn_server(sys.executable, device="cpu", env=env, extra_args=["--socket", path, "--preload", ""])
+    finally:
+        os.kill(live.pid, signal.SIGCONT)
+        for filler in fillers:
+            filler.close()
+    with DreamClient(live.address, live.token) as c:
+        assert c.hello()["protocol"] == P.PROTOCOL
+    live.stop()
+    assert not os.path.exists(path) and not os.path.exists(path + ".lock")  # it cleaned up after itself
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(os.path.join(folder, "stale.sock"))
     stale.close()  # a socket file nobody listens on: a crashed server's leftover
@@ -372,6 +386,52 @@ def test_serve_socket_never_takes_over_a_file_or_a_live_server(tmp_path):
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_and_fill(pid: int, path: str) -> list:
+    """Stops the server at ``path`` and fills its accept queue: connecting then fails at once."""
+    os.kill(pid, signal.SIGSTOP)
+    fillers = []
+    while True:
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        try:
+            filler.connect(path)
+        except (BlockingIOError, ConnectionRefusedError):
+            filler.close()
+            return fillers
+        fillers.append(filler)
+
+
+def test_a_server_unlinks_only_the_socket_it_bound(tmp_path):
+    """An orphaned server stopping late must not delete a newer server's socket."""
+    import tempfile
+
+    from dream_core.serving.socket_path import SocketClaim, SocketInUse
+
+    folder = tempfile.mkdtemp(prefix="dr-", dir="/tmp")
+    path = os.path.join(folder, "s.sock")
+    try:
+        older = SocketClaim(path)
+        bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bound.bind(path)
+        older.bound()
+        with pytest.raises(SocketInUse):
+            SocketClaim(path)
+        os.unlink(path)  # someone removed it, and a newer server bound the path
+        newer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        newer.bind(path)
+        older.release()
+        assert os.path.exists(path)  # the newer one's socket is still there
+        again = SocketClaim(path)  # the lock was given up; the socket nobody holds is stale
+        assert not os.path.exists(path)
+        again.release()
+        bound.close()
+        newer.close()
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_spawned_server_leaves_no_temporary_log(tmp_path, monkeypatch):
@@ -521,6 +581,55 @@ def test_decompression_bomb_is_refused(client, tmp_path):
         client.dream(bytes(data), "exr", TINY_PARAMS)
     assert err.value.code == "bad_image"
     assert dream_raw(client).data
+
+
+def test_jobs_and_models_past_the_caps_are_let_go_and_a_lost_job_is_refused():
+    """A token holder cannot fill the server with jobs or models; a frame
+    that would carry the motion of a job let go is refused (job_lost),
+    never dreamed afresh as if it followed."""
+    from dream_core.serving.server import DreamServer
+    from dream_core.serving.worker import Capacity
+
+    server = DreamServer("t", device="cpu", capacity=Capacity(jobs_per_connection=2, jobs=3, models=1))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    coherent = dict(TINY_PARAMS, temporal="blend")
+    try:
+        with DreamClient(server.address, "t") as a, DreamClient(server.address, "t") as b:
+            for job in ("a", "b", "c"):
+                dream_raw(a, params=coherent, job=job, frame=1)
+            with pytest.raises(P.ProtocolError) as err:
+                dream_raw(a, params=coherent, job="a", frame=2)
+            assert err.value.code == "job_lost" and "cap of 2 jobs a connection" in err.value.message
+            dream_raw(a, params=coherent, job="c", frame=2)  # still held: carries on
+            dream_raw(a, params=dict(TINY_PARAMS), job="a", frame=2)  # carries nothing: fine
+            dream_raw(b, params=coherent, job="x", frame=1)
+            dream_raw(b, params=coherent, job="y", frame=1)  # four jobs: a's least recently used goes
+            assert len(server.worker.jobs) == 3
+            with pytest.raises(P.ProtocolError) as err:
+                dream_raw(a, params=coherent, job="c", frame=3)
+            assert err.value.code == "job_lost" and "server's cap of 3" in err.value.message
+            dream_raw(a, params=coherent, job="c", frame=1)  # started again from its start: a new sequence
+        assert list(server.worker.dreamers) == [("lite0", "default")]
+        server.worker.dreamer("lite0", None)
+        assert list(server.worker.dreamers) == [("lite0", None)]  # one model at a time: the older unloaded
+    finally:
+        server.shutdown()
+        thread.join(timeout=60)
+
+
+def test_exr_requests_leave_nothing_on_disk_when_the_server_is_killed(tmp_path):
+    """A kill -9 in the middle of decoding an EXR request leaves no file behind."""
+    script = (
+        "import os, numpy as np\n"
+        "from dream_core.io import exr, Picture, decode_image, encode_image\n"
+        "data = encode_image(Picture(np.zeros((8, 8, 3), np.float32), True, 'float32'), 'exr')\n"
+        "exr.read_exr = lambda path: os.kill(os.getpid(), 9)\n"
+        "decode_image(data, 'exr')\n")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": ROOT,
+                                                                "TMPDIR": str(tmp_path)}, timeout=120)
+    assert done.returncode == -9
+    assert os.listdir(tmp_path) == []
 
 
 def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_path):

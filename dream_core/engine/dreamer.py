@@ -6,6 +6,7 @@ callback that may raise to cancel.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -58,6 +59,9 @@ class ObjectiveValue(torch.nn.Module):
         return self.objective(self.net(x.contiguous(memory_format=torch.channels_last), self.objective.layers))
 
 
+_serials = itertools.count(1)
+
+
 class Dreamer:
     """A model loaded on a device, ready to dream any number of images."""
 
@@ -76,6 +80,7 @@ class Dreamer:
         self.net = models.get_model(model, weights=weights).to(self.device, memory_format=torch.channels_last)
         self.compile = compile
         self._compiled: "OrderedDict[str, Callable]" = OrderedDict()
+        self.serial = next(_serials)  # unlike id(), never reused by a later dreamer: keys caches safely
 
     def __repr__(self) -> str:
         return f"Dreamer({self.info.name!r}, device={str(self.device)!r})"

@@ -133,14 +133,14 @@ class SequenceDreamer:
 
     def needs_resume(self, frame: Optional[int]) -> bool:
         """Whether this frame would start without a previous one to carry."""
-        return self.previous is None or not _follows(self.last_frame, frame)
+        return self.previous is None or not follows(self.last_frame, frame)
 
     def objective(self, dreamer: Dreamer, settings: DreamSettings, guide: Optional[np.ndarray]) -> Objective:
         """The frame's objective, reused while the layer, channels and guide
         stay the same (a guide's features cost a forward pass)."""
         layer = settings.layer_for(dreamer.info.layers)
         guide_key = None if guide is None else hashlib.sha1(np.ascontiguousarray(guide).tobytes()).hexdigest()
-        key = (dreamer.info.name, id(dreamer), layer, tuple(settings.channels or ()), guide_key)
+        key = (dreamer.info.name, dreamer.serial, layer, tuple(settings.channels or ()), guide_key)
         if self._objective[0] != key:
             self._objective = (key, dreamer.objective(layer, settings.channels, guide))
         return self._objective[1]
@@ -159,7 +159,7 @@ class SequenceDreamer:
         the two cross-faded (see crossfade.py), while the sequence carries
         this chain's own dream on."""
         objective = self.objective(dreamer, settings, guide)
-        if not _follows(self.last_frame, frame):
+        if not follows(self.last_frame, frame):
             self.previous = None
         if mask is None and settings.mask == "alpha":
             mask = alpha_mask(picture.pixels)
@@ -241,6 +241,6 @@ def _combined(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[
     return a * b
 
 
-def _follows(last: Optional[int], frame: Optional[int]) -> bool:
+def follows(last: Optional[int], frame: Optional[int]) -> bool:
     """Motion is carried only into the next frame of a sequence (or when frames are unnumbered)."""
     return last is None or frame is None or frame == last + 1

@@ -31,6 +31,14 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-payload-mb", type=int, default=512, help="largest accepted message (default 512 MiB)")
     p.add_argument("--job-idle-timeout", type=float, default=600.0,
                    help="seconds after which an idle job's state is freed (default 600)")
+    p.add_argument("--max-jobs", type=int, default=16, metavar="N",
+                   help="sequences a connection keeps carried state for (default 16); past it, and past 4N for the "
+                        "server, the least recently used is let go, and its next frame refused with job_lost")
+    p.add_argument("--max-models", type=int, default=2, metavar="N",
+                   help="models kept loaded (default 2); the least recently used is unloaded first")
+    p.add_argument("--model-memory-mb", type=int, default=4096, metavar="MB",
+                   help="parameters of the loaded models together (default 4096 MiB); the model a frame needs "
+                        "is always kept")
     p.add_argument("--max-megapixels", type=float, default=36.0, metavar="MP",
                    help="largest image a request may hold, checked from its header before decoding "
                         "(default 36: 8K UHD fits)")
@@ -79,6 +87,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     from .admission import Limits
     from .codec import limit_decoders
     from .server import DreamServer
+    from .worker import Capacity
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
     limit_decoders(args.max_megapixels)
@@ -88,7 +97,9 @@ def serve_from_args(args: argparse.Namespace) -> int:
                          job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
                          heartbeat=args.heartbeat, weights_dir=args.weights_dir,
                          limits=Limits(args.max_pending, args.max_connections, args.handshake_timeout,
-                                       args.idle_timeout))
+                                       args.idle_timeout),
+                         capacity=Capacity(max(1, args.max_jobs), 4 * max(1, args.max_jobs), max(1, args.max_models),
+                                           args.model_memory_mb << 20))
     if args.preload:
         server.worker.dreamer(args.preload, "default")  # first frame should not pay for loading
     if args.exit_with_stdin:

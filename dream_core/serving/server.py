@@ -14,7 +14,6 @@ import logging
 import os
 import queue
 import socket
-import stat
 import threading
 import time
 from multiprocessing import AuthenticationError
@@ -25,8 +24,9 @@ from ..version import __version__
 from ..wire import protocol as P
 from .admission import Admission, Limits
 from .codec import decode_task, encode_result, job_id
+from .socket_path import SocketClaim
 from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
-from .worker import Worker
+from .worker import Capacity, Worker
 
 log = logging.getLogger("dream_core.server")
 
@@ -37,7 +37,8 @@ class DreamServer:
     def __init__(self, token: str, address: str = "127.0.0.1:0", *, device: str = "auto",
                  max_payload: int = P.DEFAULT_MAX_PAYLOAD, job_idle_timeout: float = 600.0,
                  allow_remote: bool = False, heartbeat: float = P.HEARTBEAT_SECONDS,
-                 weights_dir: Optional[str] = None, limits: Limits = Limits()) -> None:
+                 weights_dir: Optional[str] = None, limits: Limits = Limits(),
+                 capacity: Capacity = Capacity()) -> None:
         self.token = token
         self.admission = Admission(limits)
         self.weights_dir = weights_dir
@@ -49,16 +50,23 @@ class DreamServer:
                 raise ValueError(f"{addr[0]} is not a loopback address; pass --allow-remote to listen on it")
             log.warning("listening on %s: reachable from other machines, protected by the token only", addr[0])
         self.listener = socket.socket(self.family, socket.SOCK_STREAM)
+        self.claim: Optional[SocketClaim] = None
         if self.family == socket.AF_UNIX:
-            _clear_stale_socket(addr)
-            self.listener.bind(addr)
-            os.chmod(addr, 0o600)
+            self.claim = SocketClaim(addr)
+            try:
+                self.listener.bind(addr)
+                self.claim.bound()
+                os.chmod(addr, 0o600)
+            except BaseException:
+                self.claim.release()
+                self.listener.close()
+                raise
         else:
             self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.listener.bind(addr)
         self.listener.listen(128)
         self.address = P.format_address(self.family, self.listener.getsockname())
-        self.worker = Worker(device, job_idle_timeout)
+        self.worker = Worker(device, job_idle_timeout, capacity)
         self.stopping = threading.Event()
 
     # --- lifecycle -----------------------------------------------------------
@@ -85,8 +93,8 @@ class DreamServer:
         self.listener.close()
         self.worker.stop()
         self.worker.thread.join(timeout=30)
-        if self.family == socket.AF_UNIX and os.path.exists(self.address):
-            os.unlink(self.address)
+        if self.claim is not None:
+            self.claim.release()
 
     def shutdown(self) -> None:
         self.stopping.set()
@@ -261,25 +269,6 @@ class DreamServer:
             reply["payloads"].append({"name": "state", "format": "dream-state"})
             payloads.append(result.state)
         session.send(reply, payloads)
-
-
-def _clear_stale_socket(path: str) -> None:
-    """Removes a socket a crashed server left at ``path``; refuses anything
-    else there: a file that is not a socket, or a socket a live server answers."""
-    if not os.path.lexists(path):
-        return
-    if not stat.S_ISSOCK(os.lstat(path).st_mode):
-        raise ValueError(f"{path} exists and is not a socket; choose another --socket path")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(2.0)
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)  # nobody answers: stale
-        return
-    finally:
-        probe.close()
-    raise ValueError(f"a server is already listening on {path}; stop it or choose another --socket path")
 
 
 class Session:

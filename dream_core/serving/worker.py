@@ -3,10 +3,12 @@ as :class:`FrameTask` objects and read its events; it never touches a
 socket, so no client can stall it."""
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -16,18 +18,40 @@ from ..config import Progress
 from ..engine import Dreamer, resolve_device
 from ..engine.device import describe
 from ..engine.dreamer import is_out_of_memory
-from ..errors import DreamError
-from ..frame.pipeline import SequenceDreamer
+from ..errors import DreamError, JobLost
+from ..frame.pipeline import SequenceDreamer, follows
 from ..models import list_models, model_info
 from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
 
 log = logging.getLogger("dream_core.server")
 
 IDLE_CHECK_SECONDS = 5.0
+FREED_REMEMBERED = 1024  # freed job ids kept, so their next frame is refused instead of dreamed without its past
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What one server holds for its clients: carried jobs (each a frame's
+    worth of tensors or more) and loaded models. Past a cap the least
+    recently used goes."""
+
+    jobs_per_connection: int = 16
+    jobs: int = 64
+    models: int = 2
+    model_bytes: int = 4 << 30  # parameters and buffers of the models loaded, together
 
 
 class Cancelled(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Freed:
+    """A job the server let go: why, and what the next frame would have carried from."""
+
+    why: str
+    carried: bool  # it had a frame to carry into the next
+    last_frame: Optional[int]
 
 
 @dataclass
@@ -39,11 +63,14 @@ class JobState:
 
 
 class Worker:
-    def __init__(self, device: str = "auto", job_idle_timeout: float = 600.0) -> None:
+    def __init__(self, device: str = "auto", job_idle_timeout: float = 600.0,
+                 capacity: Capacity = Capacity()) -> None:
         self.device = device
         self.job_idle_timeout = job_idle_timeout
-        self.dreamers: dict[tuple, Dreamer] = {}
-        self.jobs: dict[tuple[int, str], JobState] = {}  # by (connection, job id)
+        self.capacity = capacity
+        self.dreamers: "OrderedDict[tuple, Dreamer]" = OrderedDict()  # least recently used first
+        self.jobs: "OrderedDict[tuple[int, str], JobState]" = OrderedDict()  # by (connection, job id), same order
+        self.freed: "OrderedDict[tuple[int, str], Freed]" = OrderedDict()  # jobs the server let go
         self.pending: list[FrameTask] = []
         self.lock = threading.Lock()
         self.queue: "queue.Queue[Optional[FrameTask]]" = queue.Queue()
@@ -78,22 +105,34 @@ class Worker:
         with self.lock:
             for key in [k for k in self.jobs if k[0] == owner]:
                 del self.jobs[key]
+            for key in [k for k in self.freed if k[0] == owner]:
+                del self.freed[key]
 
     def stop(self) -> None:
         self.queue.put(None)
 
     def dreamer(self, model: str, weights: Optional[str]) -> Dreamer:
+        """The loaded model (loading it, and unloading the least recently used past the caps)."""
         key = (model, weights)
-        if key not in self.dreamers:
-            log.info("loading model %s on %s", model, self.device)
-            self.dreamers[key] = Dreamer(model, weights=weights, device=self.device)
+        if key in self.dreamers:
+            self.dreamers.move_to_end(key)
+            return self.dreamers[key]
+        log.info("loading model %s on %s", model, self.device)
+        self.dreamers[key] = Dreamer(model, weights=weights, device=self.device)
+        while len(self.dreamers) > 1 and (len(self.dreamers) > self.capacity.models or
+                                          sum(map(_model_bytes, self.dreamers.values())) > self.capacity.model_bytes):
+            (old_model, old_weights), _ = self.dreamers.popitem(last=False)
+            log.info("unloading model %s (%s): over the server's caps", old_model, old_weights)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
         return self.dreamers[key]
 
     def info(self) -> dict:
         device = torch.device(self.dreamer_device())
+        loaded = list(self.dreamers)  # one snapshot: the worker thread loads and unloads meanwhile
         models = [{"name": n, "layers": list(model_info(n).layers), "default_layer": model_info(n).default_layer,
                    "description": model_info(n).description, "offline": model_info(n).weights_offline(),
-                   "loaded": any(k[0] == n for k in self.dreamers)} for n in list_models()]
+                   "loaded": any(k[0] == n for k in loaded)} for n in list_models()]
         return {"device": str(device), "device_info": describe(device), "models": models, "jobs": len(self.jobs)}
 
     def dreamer_device(self) -> str:
@@ -123,7 +162,7 @@ class Worker:
         with self.lock:
             for job in [j for j, s in self.jobs.items() if now - s.touched > self.job_idle_timeout]:
                 log.info("job %s idle for %.0f s, freed", job, self.job_idle_timeout)
-                del self.jobs[job]
+                self._free(job, f"idle for more than {self.job_idle_timeout:g} s")
 
     def _outcome(self, task: FrameTask):
         """The task's final event: its result or why there is none."""
@@ -155,7 +194,8 @@ class Worker:
                 raise Cancelled()
             task.events.put(ProgressEvent(p))
 
-        state = self._job_state(task.owner, task.job)
+        carries = settings.temporal != "none" and task.state is None and task.resume is None
+        state = self._job_state(task.owner, task.job, task.frame, needs_past=carries)
         sequence = state.sequence
         if settings.temporal != "none" and sequence.needs_resume(task.frame):
             if task.state is not None:
@@ -167,11 +207,41 @@ class Worker:
         state.touched = time.monotonic()
         return ResultEvent(result, sequence.state() if task.send_state else None)
 
-    def _job_state(self, owner: int, job: Optional[str]) -> JobState:
-        """A named job's state (kept between frames), or a fresh one for a lone frame."""
+    def _job_state(self, owner: int, job: Optional[str], frame: Optional[int], needs_past: bool) -> JobState:
+        """A named job's state (kept between frames), or a fresh one for a lone
+        frame. A frame of a job the server let go, that would carry its past
+        and brings nothing to rebuild it from, is refused: dreamed afresh it
+        would break the motion without a word."""
         if job is None:
             return JobState()
+        key = (owner, job)
         with self.lock:
-            state = self.jobs.setdefault((owner, job), JobState())
+            if key not in self.jobs and key in self.freed:
+                freed = self.freed.pop(key)
+                if needs_past and freed.carried and follows(freed.last_frame, frame):
+                    self.freed[key] = freed
+                    raise JobLost(f"the server let job {job!r} go ({freed.why}); dream it again from its "
+                                  "start, or send its previous_state")
+            state = self.jobs.setdefault(key, JobState())
+            self.jobs.move_to_end(key)
             state.touched = time.monotonic()
+            self._keep_within_caps(owner)
             return state
+
+    def _keep_within_caps(self, owner: int) -> None:
+        """Lets the least recently used jobs go past the caps (the lock is held)."""
+        mine = [k for k in self.jobs if k[0] == owner]
+        for key in mine[:max(0, len(mine) - self.capacity.jobs_per_connection)]:
+            self._free(key, f"over the cap of {self.capacity.jobs_per_connection} jobs a connection")
+        for key in list(self.jobs)[:max(0, len(self.jobs) - self.capacity.jobs)]:
+            self._free(key, f"over the server's cap of {self.capacity.jobs} jobs")
+
+    def _free(self, key: tuple[int, str], why: str) -> None:
+        sequence = self.jobs.pop(key).sequence
+        self.freed[key] = Freed(why, sequence.previous is not None, sequence.last_frame)
+        while len(self.freed) > FREED_REMEMBERED:
+            self.freed.popitem(last=False)
+
+
+def _model_bytes(dreamer: Dreamer) -> int:
+    return sum(t.numel() * t.element_size() for t in itertools.chain(dreamer.net.parameters(), dreamer.net.buffers()))

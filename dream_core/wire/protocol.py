@@ -48,6 +48,7 @@ import secrets
 import socket
 import struct
 import sys
+import time
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 
 PROTOCOL = 4  # 2: the output mix is "mix" (was "strength"); 3: a sequence's exact carried state;
@@ -74,6 +75,7 @@ ERRORS = {
     "unknown_layer": "the model has no such layer",
     "bad_params": "a setting is missing, unknown or out of range",
     "bad_state": "a carried state that is not of this sequence's frames",
+    "job_lost": "the server let the job go (idle, or over its caps): its next frame cannot carry the motion",
     "out_of_memory": "the device ran out of memory",
     "cancelled": "the job was cancelled",
     "busy": "the connection already has MAX_IN_FLIGHT frames in flight",
@@ -214,11 +216,25 @@ def connect(address: str, token: str, timeout: float = 10.0) -> Connection:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        sock.connect(addr)
+        _connect_within(sock, addr, timeout)
         return authenticate(sock, token, server_side=False, read_timeout=timeout)
     except BaseException:
         sock.close()
         raise
+
+
+def _connect_within(sock: socket.socket, addr, timeout: float) -> None:
+    """Connects, waiting up to ``timeout`` while the server's accept queue is
+    full: TCP waits on its own, a Unix socket answers EAGAIN at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock.connect(addr)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the server at {addr} took no new connection within {timeout:g} s") from None
+            time.sleep(0.02)
 
 
 # --- messages ----------------------------------------------------------------
