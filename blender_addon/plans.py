@@ -8,7 +8,7 @@ import bpy
 
 from . import compat, strengths
 from .errors import DreamError
-from .wire.plans import FramePlan
+from .wire.plans import FramePlan, name_in_path
 from .wire.provenance import FOLDER, Records
 
 
@@ -34,7 +34,7 @@ def frame_file(scene, kind: str, frame, suffix: str = "") -> str:
     """A frame's file in the Dream output folder, named after the scene and
     frame; ``frame`` may be Blender's ``#####`` padding."""
     number = f"{frame:05d}" if isinstance(frame, int) else frame
-    return os.path.join(output_root(scene), kind, f"{bpy.path.clean_name(scene.name)}_{number}{suffix}{KINDS[kind]}")
+    return os.path.join(output_root(scene), kind, f"{name_in_path(scene.name)}_{number}{suffix}{KINDS[kind]}")
 
 
 def animation_plan(scene, frames: range, suffix: str = "") -> list[FramePlan]:
@@ -48,7 +48,7 @@ def strip_plan(scene, strip) -> list[FramePlan]:
     if strip is None or strip.type != "IMAGE":
         raise DreamError("select an image strip (a rendered frame sequence) in the Sequencer")
     folder = bpy.path.abspath(strip.directory)
-    root = os.path.join(output_root(scene), "strips", bpy.path.clean_name(strip.name))
+    root = os.path.join(output_root(scene), "strips", name_in_path(strip.name))
     plans = []
     for i, element in enumerate(strip.elements):
         source = os.path.normpath(os.path.join(folder, element.filename))

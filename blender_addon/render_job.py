@@ -28,6 +28,7 @@ from .dreaming import DreamWorker, FrameDone, FrameFailed, Job, RunCancelled
 from .errors import DreamError
 from .render_thread import writes_scene
 from .rendering import OutputSettings
+from .wire.atomic import owned_prefix, sweep_once
 from .wire.plans import FramePlan
 from .wire.provenance import START, FileRecord, chain_settings, digest_of, file_stat
 from .wire.shots import ChunkPlan, Walk, checkpoint_every, plan_chunk, seam_to_merge, state_to_keep
@@ -59,7 +60,8 @@ class RenderDreaming:
         self.pending: list[Job] = []  # jobs for the worker, sent from the main thread (shown images made there)
         root = plans.output_root(scene)
         os.makedirs(root, exist_ok=True)
-        self.job_dir = tempfile.mkdtemp(prefix=".render_", dir=root)  # what Blender writes here, this job rendered
+        sweep_once(root)  # a killed job's folder goes
+        self.job_dir = tempfile.mkdtemp(prefix=owned_prefix() + "render_", dir=root)  # what this job rendered
         self.job_pattern = os.path.join(self.job_dir, os.path.basename(self.raw_pattern))
         self.write_from = write_from_argument()
         self.job_start = scene.frame_start  # -s A: a farm's chunk starts here

@@ -15,6 +15,7 @@ import bpy
 from . import compat, exr_check, scene_state, strengths
 from .errors import DreamError
 from .render_thread import writes_scene
+from .wire.atomic import temporary_beside
 from .wire.provenance import Digests, FileRecord, Records
 
 # Image settings copied between scenes, in the order Blender accepts them
@@ -172,8 +173,9 @@ def restore_noted_outputs() -> None:
 
 def partial_path(path: str) -> str:
     """Where Blender writes a file before it is renamed to ``path``: a hidden
-    name beside it, so a crash never leaves a half-written file under the real one."""
-    return os.path.join(os.path.dirname(path), ".partial_" + os.path.basename(path))
+    name beside it, so a crash never leaves a half-written file under the
+    real one (and the next run removes what a killed one left)."""
+    return temporary_beside(path)
 
 
 def render_to_file(scene, frame: int, path: str) -> None:

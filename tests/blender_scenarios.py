@@ -414,7 +414,21 @@ def scenario_connection_and_renamed_scene(workdir, zip_path):
     deadline = time.time() + 300
     while not run.finished and time.time() < deadline:
         run.tick(wait=0.5)
-    return {"info": info, "models": models, "error": run.error}
+    return {"info": info, "models": models, "error": run.error, "paths": _paths_of_names(module, scene)}
+
+
+def _paths_of_names(module, scene) -> dict:
+    """Where frames of scenes with awkward names go (names a user can type)."""
+    from importlib import import_module
+
+    plans = import_module(f"{module}.plans")  # install() gives the package name
+    root = plans.output_root(scene)
+    names = ["../../escape", "a/b", "a_b", "ショット", "シーン", "Shot.001", "x" * 250, "x" * 249, "C:\\x", " "]
+    paths = {}
+    for name in names:
+        scene.name = name
+        paths[scene.name] = os.path.relpath(plans.frame_file(scene, "frames", 1), root)
+    return paths
 
 
 def scenario_failure(workdir, zip_path):

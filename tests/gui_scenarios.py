@@ -106,7 +106,7 @@ def steps_on_render(workdir, zip_path):
         renders = os.path.join(workdir, "dream", "renders")
         result["animation"] = {"status": wm.dream.status, "live_ticks": seen["live"],
                                "frames": scenarios.visible(os.path.join(workdir, "dream", "frames")),
-                               "partials": [n for n in os.listdir(renders) if n.startswith(".partial")],
+                               "partials": [n for n in os.listdir(renders) if n.startswith(".dream-")],
                                "output": scenarios.output_report(scene),
                                "on_render_quiet": on_render.last_summary == summary, "saved": seen["saved"],
                                "out_untouched": scenarios.visible(os.path.join(workdir, "out")) == out_before}

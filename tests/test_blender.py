@@ -69,7 +69,7 @@ def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, via_s
     assert render.vectors is not None  # the Vector pass is there for temporal coherence
     # the mix was keyframed 1 -> 0: frame 1 is dreamed, frame 3 is hardly (against Blender's own output)
     assert result["faded_vs_own"] < 0.5 * result["f12_vs_dream"], result
-    assert not [p for p in (work / "dream").rglob(".partial*")]
+    assert not [p for p in (work / "dream").rglob(".dream-*")]
 
 
 @pytest.mark.blender
@@ -196,6 +196,12 @@ def test_connection_lists_models_and_a_renamed_scene_stops_the_run(tmp_path, add
     assert " on cpu (CPU: " in result["info"] and " GiB free" in result["info"], result["info"]  # the device
     assert result["models"] == ["googlenet", "lite0", "resnet50", "vgg16"]  # the server's list, not a copy
     assert "the scene 'Scene' is gone" in result["error"]
+    paths = result["paths"]  # scenes named as users name them: each its own file, inside frames/
+    assert len(set(paths.values())) == len(paths), paths
+    assert all(os.path.dirname(p) == "frames" and not os.path.basename(p).startswith(".") for p in paths.values())
+    assert paths["ショット"] == os.path.join("frames", "ショット_00001.png")  # any script reads as typed
+    assert paths["Shot.001"] == os.path.join("frames", "Shot.001_00001.png")
+    assert all(len(os.path.basename(p).encode()) < 255 for p in paths.values())
 
 
 @pytest.mark.blender

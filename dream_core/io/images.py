@@ -3,11 +3,12 @@ wire). Rasters go through OpenCV, which keeps 16 bits per channel where
 Pillow reduces 16-bit RGB to 8 bits; EXR goes through OpenEXR."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Iterator, Optional
 
 import cv2
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from PIL import Image
 
 from ..errors import BadImage, ImageTooLarge, ShapeMismatch
-from ..wire.atomic import write_atomically
+from ..wire.atomic import owned_prefix, sweep_once, write_atomically
 from . import exr
 from . import metadata as text_metadata
 
@@ -150,16 +151,46 @@ def read_image(path: str) -> Picture:
 def decode_image(data: bytes, fmt: str, source: str = "image") -> Picture:
     """Decodes bytes of the given format (``png``, ``jpeg``, ``tiff``, ``webp``, ``exr``)."""
     if fmt == "exr":
-        with tempfile.NamedTemporaryFile(suffix=".exr") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            return _read_exr(tmp.name, source)
+        with scratch_file(data) as path:
+            return _read_exr(path, source)
     check_declared_size(data, fmt, source)
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if array is None:
         raise BadImage(f"{source}: not a decodable {fmt} image")
     picture = _from_cv(array, source)
     return replace(picture, metadata=text_metadata.from_png(data)) if fmt == "png" else picture
+
+
+@contextlib.contextmanager
+def scratch_file(data: bytes = b"") -> Iterator[str]:
+    """A path to a file holding ``data``, for OpenEXR (it reads and writes
+    paths only). Where the system has them (Linux), anonymous memory: a
+    killed process leaves nothing on disk. Elsewhere a private temporary
+    file, named so the next run removes it if this one is killed."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fd = os.memfd_create("dream-exr")
+        try:
+            _write_all(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    folder = tempfile.gettempdir()
+    sweep_once(folder)
+    fd, path = tempfile.mkstemp(prefix=owned_prefix(), suffix=".exr", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _read_exr(path: str, source: str) -> Picture:
@@ -183,8 +214,7 @@ def _read_exr(path: str, source: str) -> Picture:
 
 def encode_image(picture: Picture, fmt: str) -> bytes:
     if fmt == "exr":
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "frame.exr")
+        with scratch_file() as path:
             dtype = picture.dtype if picture.dtype.startswith("float") else "float16"
             exr.write_exr(path, _linear_pixels(picture), dtype, picture.passes, picture.metadata)
             with open(path, "rb") as f:
