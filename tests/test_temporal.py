@@ -219,6 +219,27 @@ def test_regrowth_restores_what_the_carry_lost_and_no_more():
     assert temporal.regrowth_share(reference, 3 * pattern)[inner].max() == 0  # over-grown: never more
 
 
+def test_a_pattern_moved_by_a_fraction_of_a_pixel_is_not_regrown():
+    """Carried intact by half a pixel, a dream's pattern reads weaker at the
+    frame's size (its finest scales fall between the pixels) but not at
+    twice it, where regrowth measures it: the finest octave stays damped.
+    Blurred, it regrows."""
+    source = torch.full((1, 3, 48, 64), 0.5)
+    noise = torch.randn((1, 1, 48, 64), generator=torch.Generator().manual_seed(3))
+    pattern = 0.1 * temporal.gaussian_blur(noise, 0.7) / temporal.gaussian_blur(noise, 0.7).std()
+    dream = (source + pattern * torch.tensor([1.0, 0.6, -0.4]).view(1, 3, 1, 1)).clamp(0, 1)
+    vectors = torch.zeros((1, 4, 48, 64))
+    vectors[:, 0] = vectors[:, 2] = -0.5  # everything moved half a pixel right
+    inner = (..., slice(12, -12), slice(12, -12))
+    moved = temporal.prepare("vectors", source, vectors, temporal.Previous(source, dream, vectors))
+    assert moved.confidence[inner].min() > 0.99
+    assert moved.fine_step_mask[inner].mean() < 0.03, float(moved.fine_step_mask[inner].mean())
+    soft = (source + temporal.gaussian_blur(dream - source, 1.0)).clamp(0, 1)
+    reference = temporal.detail_energy(dream - source, temporal.supersample(dream - source))
+    previous = temporal.Previous(source, soft, vectors, reference=reference)
+    assert temporal.prepare("vectors", source, vectors, previous).fine_step_mask[inner].mean() > 0.3
+
+
 def test_regrowth_gain_follows_the_strength_to_its_limit():
     assert temporal.regrowth_gain(1.0, 3.3, 3.0) < 0.7  # 10% over: a large step down
     assert temporal.regrowth_gain(0.5, 2.7, 3.0) > 0.8  # 10% under: back up

@@ -175,10 +175,10 @@ class SequenceDreamer:
         mix = settings.mix
         output = dreamed if blend is None else self._faded(dreamer, objective, settings, rgb, dreamed, share, *blend)
         shown = output if mix == 1.0 else (rgb + mix * (output - rgb)).clamp(0.0, 1.0)
-        reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb)
+        fine_detail = temporal.next_fine_detail(prepared, dreamed, rgb)
+        reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb, fine_detail)
         limit, gain = self._governed(dreamer, objective, settings, dreamed, rgb, prepared)
-        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference, limit, gain,
-                                          temporal.next_fine_detail(prepared, dreamed, rgb),
+        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference, limit, gain, fine_detail,
                                           temporal.next_deformation(prepared))
         self.last_frame = frame
         return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))

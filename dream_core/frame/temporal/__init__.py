@@ -20,7 +20,7 @@ The pieces, each in its own module:
 - ``motion``: flows from vectors or renders, and how far to trust them;
 - ``warping``: the Catmull-Rom warp every carried map goes through, and a sharper one for the pattern;
 - ``fine_detail``: the carried detail at twice the size (resampling without loss);
-- ``regrowth``: the finest octave regrows what the carry lost; the strength governor;
+- ``regrowth``: the finest octave regrows what the carry lost (measured at twice the size); the strength governor;
 - ``deformation``: a pattern stretched too far by the motion is dreamed afresh;
 - ``anchor``: a carried pattern keeps the colours it was dreamed with;
 - ``blur`` and ``metrics`` (flicker, for benchmarks and tests).
@@ -63,7 +63,9 @@ from .regrowth import (
     GAIN_RATE,
     REGROWTH,
     STRENGTH_LIMIT,
+    detail_energy,
     dream_strength,
+    fine_pattern_energy,
     fine_scales,
     next_reference,
     pattern_energy,
@@ -76,7 +78,8 @@ __all__ = [
     "FLOW_SMOOTHING", "GAIN_RATE", "REGROWTH", "SHARP_FROM", "STRENGTH_LIMIT", "STRETCH_FROM", "STRETCH_LIMIT",
     "Prepared", "Previous", "agreement", "anchor_colours", "anchor_gains", "brightness_saturation", "carried_or_fresh",
     "carried_share", "carry_detail", "catmull_rom", "colour_anchor", "colour_stats", "consistency", "deformed",
-    "dream_strength", "estimate_flow", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "next_anchor",
+    "detail_energy", "dream_strength", "estimate_flow", "fine_pattern_energy", "fine_scales", "flicker",
+    "gaussian_blur", "motion_jacobian", "next_anchor",
     "next_deformation", "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy", "prepare",
     "regrowth_gain", "regrowth_share", "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched",
     "supersample", "undeformed", "vectors_to_flow", "warp", "warp_sharp", "weighted_means",

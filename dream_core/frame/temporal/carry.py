@@ -11,9 +11,9 @@ import torch
 from ...config import TEMPORAL_MODES
 from ...errors import BadSetting
 from .deformation import STRETCH_FROM, deformed, stretched, undeformed
-from .fine_detail import carry_detail
+from .fine_detail import carry_detail, shrinking_to, supersample
 from .motion import agreement, carried_share, estimate_flow, next_flow_from_vectors, reliability, vectors_to_flow
-from .regrowth import REGROWTH, pattern_energy, regrowth_share
+from .regrowth import REGROWTH, detail_energy, regrowth_share
 from .warping import warp
 
 
@@ -70,8 +70,9 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     finest octave regrows, per pixel, what this frame's carry lost, measured
     against the pattern's energy when it was dreamed afresh (``regrowth`` ×
     the previous frame's gain, see regrowth_gain, × the missing share of its
-    amplitude): sharp after a hundred frames, and nothing piles up in a slow
-    shot. With the Vector pass, a pattern the motion has stretched past
+    amplitude, both energies measured on the detail at twice the size, see
+    fine_pattern_energy): sharp after a hundred frames, and nothing piles up
+    in a slow shot. With the Vector pass, a pattern the motion has stretched past
     STRETCH_LIMIT is dreamed afresh (see stretched). ``blend`` carries
     without motion: the previous dream stays only where the render did not
     change."""
@@ -87,10 +88,11 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     else:
         flow = estimate_flow(previous.source, source)
     detail = previous.dream - previous.source
+    fine = previous_fine_detail(previous, mode)
     # one warp for the previous render (to judge the warp), its forward motion (to check
     # this frame's) and what the pattern carries with it
     with_pattern = {"source": previous.source,
-                    "reference": previous.reference if previous.reference is not None else pattern_energy(detail)}
+                    "reference": previous.reference if previous.reference is not None else detail_energy(detail, fine)}
     if forward is not None:
         with_pattern["forward"] = forward
     if previous.anchor is not None:
@@ -99,7 +101,7 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
         with_pattern["deformation"] = previous.deformation if previous.deformation is not None else undeformed(source)
     warped_all, inside = warp(torch.cat(list(with_pattern.values()), dim=1), flow)
     warped = dict(zip(with_pattern, warped_all.split([t.shape[1] for t in with_pattern.values()], dim=1)))
-    warped_detail, carried_fine = carry_detail(detail, previous.fine_detail, flow, mode)
+    warped_detail, carried_fine = carry_detail(detail, fine, flow, mode)
     confidence = inside * reliability(warped["source"], source)
     if forward is not None:
         confidence = confidence * agreement(flow, warped["forward"])
@@ -108,7 +110,20 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     confidence = tracked if deformation is None else tracked * (1.0 - stretched(deformation))
     base = (source + confidence * warped_detail).clamp(0.0, 1.0)
     step_mask = (1.0 - confidence) + confidence * damping
-    regrow = (damping + regrowth * previous.gain * regrowth_share(warped["reference"], warped_detail)).clamp(max=1.0)
+    missing = regrowth_share(warped["reference"], warped_detail, carried_fine)
+    regrow = (damping + regrowth * previous.gain * missing).clamp(max=1.0)
     fine_step_mask = (1.0 - confidence) + confidence * regrow
     return Prepared(base, step_mask, confidence, mode, fine_step_mask, warped["reference"], warped_detail,
                     carried_fine, warped.get("anchor"), tracked, deformation)
+
+
+def previous_fine_detail(previous: Previous, mode: str) -> Optional[torch.Tensor]:
+    """The previous frame's detail at twice the size, made from its dream
+    where the chain has none yet (its first frame, or a resume); None
+    without motion (``blend``: nothing is resampled)."""
+    if mode == "blend":
+        return None
+    if previous.fine_detail is not None:
+        return previous.fine_detail
+    detail = previous.dream - previous.source
+    return shrinking_to(detail, supersample(detail))
