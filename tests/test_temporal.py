@@ -331,6 +331,23 @@ def test_vectors_mode_flickers_less_than_independent_frames(lite0):
     assert results["vectors"] < 0.6 * results["none"], results
 
 
+def test_warp_error_is_the_mean_squared_rgb_distance_over_the_unoccluded_pixels():
+    """A frame moved one pixel right, then changed by 0.1 in one channel on
+    half the pixels that stay in view and 0.5 on the occluded ones: those
+    do not count; the squared distance sums over the channels."""
+    first = torch.rand((1, 3, 8, 16), generator=torch.Generator().manual_seed(1))
+    second = torch.roll(first, 1, dims=-1)
+    second[:, 0, :4] += 0.1
+    second[:, :, :, :2] += 0.5
+    flow = torch.zeros((1, 2, 8, 16))
+    flow[:, 0] = -1.0  # pixel x of the second frame was at x - 1
+    mask = torch.ones((1, 1, 8, 16))
+    mask[..., :2] = 0.0
+    expected = 0.1 ** 2 / 2
+    assert temporal.warp_error([first, second], [flow], [mask]) == pytest.approx(expected, rel=1e-4)
+    assert temporal.warp_error([first, first], [torch.zeros_like(flow)], [mask]) == 0.0
+
+
 def _saturated(image: torch.Tensor, factor: float) -> torch.Tensor:
     y = image.mean(dim=1, keepdim=True)
     return (y + factor * (image - y)).clamp(0, 1)

@@ -47,7 +47,7 @@ from .deformation import (
     undeformed,
 )
 from .fine_detail import SHARP_FROM, carry_detail, next_fine_detail, shrinking_to, supersample
-from .metrics import flicker
+from .metrics import flicker, warp_error
 from .motion import (
     FLOW_SMOOTHING,
     agreement,
@@ -82,5 +82,5 @@ __all__ = [
     "gaussian_blur", "motion_jacobian", "next_anchor",
     "next_deformation", "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy", "prepare",
     "regrowth_gain", "regrowth_share", "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched",
-    "supersample", "undeformed", "vectors_to_flow", "warp", "warp_sharp", "weighted_means",
+    "supersample", "undeformed", "vectors_to_flow", "warp", "warp_error", "warp_sharp", "weighted_means",
 ]
