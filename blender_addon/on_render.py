@@ -29,6 +29,7 @@ from . import colour, rendering
 from .errors import DreamError
 from .preferences import configured_link
 from .render_job import RenderDreaming
+from .render_thread import refused_while_rendering
 
 GUI_PUMP_INTERVAL = 0.2  # s between the main thread's looks at finished dreams while a window is open
 
@@ -190,7 +191,14 @@ def _gui_pump() -> Optional[float]:
         return None
     dreaming.pump()
     if dreaming.finished and dreaming.ended:
-        dreaming.restore_user_output()  # again, from the main thread, where Blender never refuses it
+        if bpy.app.is_job_running("RENDER"):  # past render_complete, Blender's job still holds the scene a moment
+            return GUI_PUMP_INTERVAL
+        try:
+            dreaming.restore_user_output()  # again, from the main thread, once Blender's job has ended
+        except AttributeError as err:
+            if not refused_while_rendering(err):
+                raise
+            return GUI_PUMP_INTERVAL  # Blender still finishing the render: the next look gives them back
         _finish(dreaming, in_handler=False)
         colour.remove_helpers()
         if not dreaming.dreams and not dreaming.submitted and not dreaming.cancelled and dreaming.error is None:

@@ -21,8 +21,13 @@ RETRY_FOR = 30.0  # s: a draw that holds the flag longer than this is not a draw
 PAUSE = 0.002  # s between tries
 
 
+def refused_while_rendering(err: AttributeError) -> bool:
+    """Blender's refusal to let scene data change while it draws or renders."""
+    return REFUSED in str(err)
+
+
 def _refused_by_a_draw(err: AttributeError) -> bool:
-    return REFUSED in str(err) and threading.current_thread() is not threading.main_thread()
+    return refused_while_rendering(err) and threading.current_thread() is not threading.main_thread()
 
 
 def writes_scene(write):
