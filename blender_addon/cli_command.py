@@ -7,6 +7,8 @@ import argparse
 import bpy
 
 from . import compat
+from .properties import PANEL_SETTINGS
+from .wire.settings import option, out_of_range
 
 _handle = None
 
@@ -16,11 +18,12 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Render and dream the scene's animation into the Sequencer, "
                                             "then save the .blend.")
     p.add_argument("--frames", help="frame range A-B (default: the scene's)")
-    p.add_argument("--layer", help="layer to amplify")
-    p.add_argument("--octaves", type=int)
-    p.add_argument("--iterations", type=int)
-    p.add_argument("--step", type=float)
-    p.add_argument("--seed", type=int)
+    for setting in PANEL_SETTINGS:  # the panel's settings: the scene keeps its value where no option is given
+        options = option(setting, None)
+        if options.get("action") == "store_true":
+            options["action"] = argparse.BooleanOptionalAction
+        options["help"] += " (default: the scene's)"
+        p.add_argument(setting.flag, **options)
     p.add_argument("--no-save", action="store_true", help="do not save the .blend afterwards")
     return p
 
@@ -28,9 +31,14 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     scene = bpy.context.scene
-    for name in ("layer", "octaves", "iterations", "step", "seed"):
-        if getattr(args, name) is not None:
-            setattr(scene.dream, name, getattr(args, name))
+    given = [(s, getattr(args, s.name)) for s in PANEL_SETTINGS if getattr(args, s.name) is not None]
+    for setting, value in given:
+        why = out_of_range(setting, value)
+        if why is not None:  # Blender would clamp it without a word
+            print(f"dream: {why}")
+            return 2
+    for setting, value in given:
+        setattr(scene.dream, setting.name, value)
     kwargs = {}
     if args.frames:
         try:

@@ -17,6 +17,7 @@ from bpy.props import (
 )
 
 from . import compat
+from .wire.settings import BY_NAME, SETTINGS, panel_range
 
 PRESETS = {
     "SUBTLE": dict(octaves=3, iterations=6, step=0.004, octave_scale=1.4, layer_index=-1),
@@ -26,6 +27,24 @@ PRESETS = {
 
 
 _applying: set = set()  # the settings whose preset is being applied (their updates are the preset's own)
+PANEL_SETTINGS = tuple(s for s in SETTINGS if s.offered_in("panel"))
+
+
+def _setting(name: str, kind, **own):
+    """A scene property for a dream setting, as wire.settings defines it;
+    ``own``: the panel's additions (an update, a subtype, its own words)."""
+    setting = BY_NAME[name]
+    options = {"name": setting.label, "default": setting.default_in("panel"),
+               "description": setting.help[0].upper() + setting.help[1:]}
+    if kind in (IntProperty, FloatProperty):
+        options.update(panel_range(setting))
+    return kind(**{**options, **own})
+
+
+def _as_typed(value):
+    """A float as typed: Blender stores 0.01 as 0.00999999977648, and the
+    params (and so every frame's provenance) must not carry float32 noise."""
+    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def _apply_preset(self, context) -> None:
@@ -76,38 +95,27 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                                                ("CLASSIC", "Classic", "The DeepDream look: eyes and swirls"),
                                                ("DEEP", "Deep", "Strong, deeper-layer dreams")],
                          default="CLASSIC", update=_apply_preset)
-    model: StringProperty(name="Model", default="lite0",
-                          description="Network that dreams, by the server's name for it (the menu beside lists "
-                                      "the server's models after Test Connection)")
-    layer: StringProperty(name="Layer", default="",
-                          description="Layer to amplify, or a sum like 'block8+0.5*block11'; "
-                                      "empty: use Layer Index")
-    layer_index: IntProperty(name="Layer Index", default=-1, min=-1, max=40, update=_leave_preset,
-                             description="Animatable layer choice by position, counted from the input, for any "
-                                         "model (names show after Test Connection); -1: the model's default")
-    octaves: IntProperty(name="Octaves", default=4, min=1, max=12, update=_leave_preset,
-                         description="Scales to dream at")
-    octave_scale: FloatProperty(name="Octave Scale", default=1.4, min=1.05, max=3.0, update=_leave_preset)
-    iterations: IntProperty(name="Iterations", default=10, min=1, max=200, update=_leave_preset,
-                            description="Steps per octave")
-    step: FloatProperty(name="Step", default=0.01, min=0.0, max=0.2, precision=4, update=_leave_preset,
-                        description="Mean change per pixel and step")
-    mix: FloatProperty(name="Mix", default=1.0, min=0.0, max=2.0, subtype="FACTOR",
-                       description="The output, from the render (0) to the dream (1); keyframe it to fade "
-                                   "the dream in and out")
-    seed: IntProperty(name="Seed", default=0, min=0)
-    keep_colors: BoolProperty(name="Keep Colours", default=False,
-                              description="Dream brightness only and keep the render's colours")
-    temporal: EnumProperty(
-        name="Temporal", default="auto",
-        description="How consecutive frames stay coherent",
+    # the dream settings: defaults, limits (the server's; the slider the panel's) and help from wire.settings
+    model: _setting("model", StringProperty, description="Network that dreams, by the server's name for it (the "
+                                                         "menu beside lists the server's models after Test "
+                                                         "Connection)")
+    layer: _setting("layer", StringProperty)
+    layer_index: _setting("layer_index", IntProperty, update=_leave_preset)
+    octaves: _setting("octaves", IntProperty, update=_leave_preset)
+    octave_scale: _setting("octave_scale", FloatProperty, update=_leave_preset)
+    iterations: _setting("iterations", IntProperty, update=_leave_preset)
+    step: _setting("step", FloatProperty, precision=4, update=_leave_preset)
+    mix: _setting("mix", FloatProperty, subtype="FACTOR")
+    seed: _setting("seed", IntProperty)
+    keep_colors: _setting("keep_colors", BoolProperty)
+    temporal: _setting(
+        "temporal", EnumProperty,
         items=[("auto", "Auto", "Exact motion from the Vector pass when the frames have it, optical flow otherwise"),
                ("vectors", "Motion Vectors", "Carry the last dream along the renderer's Vector pass"),
                ("flow", "Optical Flow", "Carry the last dream along motion estimated between the renders"),
                ("blend", "Blend", "Keep the last dream where the render did not change (static shots)"),
                ("none", "None", "Dream every frame on its own (flickers)")])
-    tile: IntProperty(name="Tile", default=-1, min=-1, max=8192,
-                      description="Largest tile side (bounds memory); 0: whole frame; -1: automatic")
+    tile: _setting("tile", IntProperty)
     output_dir: StringProperty(name="Output", default="//dream/", subtype="DIR_PATH",
                                options=compat.BLEND_RELATIVE_PATH,
                                description="Where renders and dreamed frames are kept")
@@ -123,16 +131,17 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                     "ascent")
 
     def to_params(self) -> dict:
-        """The server's params for the current frame. A layer index goes as
-        an index: the server knows each model's layers."""
-        params = {"model": self.model.strip() or "lite0", "octaves": self.octaves,
-                  "octave_scale": round(self.octave_scale, 4), "iterations": self.iterations,
-                  "step": round(self.step, 6), "seed": self.seed, "mix": round(self.mix, 4),
-                  "keep_colors": self.keep_colors, "tile": self.tile, "temporal": self.temporal}
-        if self.layer.strip():
-            params["layer"] = self.layer.strip()
-        elif self.layer_index >= 0:
-            params["layer_index"] = self.layer_index
+        """The server's params for the current frame: every setting the panel
+        offers. A layer index goes as an index (the server knows each
+        model's layers), and only when no layer is named."""
+        params = {s.name: _as_typed(getattr(self, s.name)) for s in PANEL_SETTINGS}
+        params["model"] = self.model.strip() or BY_NAME["model"].default
+        layer = params.pop("layer").strip()
+        index = params.pop("layer_index")
+        if layer:
+            params["layer"] = layer
+        elif index >= 0:
+            params["layer_index"] = index
         return params
 
     def layer_name(self, known: dict) -> str | None:

@@ -19,6 +19,8 @@ from .errors import BadSetting
 from .frame.pipeline import SequenceDreamer
 from .io import Picture
 
+_DEFAULTS = DreamConfig()  # one definition of each default: dream_core/wire/settings.py
+
 
 @functools.lru_cache(maxsize=4)
 def cached_dreamer(model: str, weights: Optional[str], device: str) -> Dreamer:
@@ -42,17 +44,17 @@ def dream(
     channels: Optional[list[int]] = None,
     guide: Optional[np.ndarray] = None,
     mask: Union[np.ndarray, str, None] = None,
-    octaves: int = 4,
-    octave_scale: float = 1.4,
-    iterations: int = 10,
-    step: float = 0.01,
-    jitter: int = 32,
-    tile: int = -1,
-    seed: int = 0,
+    octaves: int = _DEFAULTS.octaves,
+    octave_scale: float = _DEFAULTS.octave_scale,
+    iterations: int = _DEFAULTS.iterations,
+    step: float = _DEFAULTS.step,
+    jitter: int = _DEFAULTS.jitter,
+    tile: int = _DEFAULTS.tile,
+    seed: int = _DEFAULTS.seed,
     keep_colors: bool = False,
     linear: bool = False,
     device: str = "auto",
-    weights: Optional[str] = "default",
+    weights: Optional[str] = DreamSettings.weights,
     callback: Optional[ProgressCallback] = None,
 ) -> np.ndarray:
     """DeepDream an image.

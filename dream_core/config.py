@@ -13,9 +13,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from .errors import BadSetting
+from .wire.settings import BY_NAME, PRECISIONS, SETTINGS, TEMPORAL_MODES
 
-TEMPORAL_MODES = ("none", "blend", "flow", "vectors", "auto")
-DEFAULT_MODEL = "lite0"
+DEFAULT_MODEL = BY_NAME["model"].default
+
+
+def _default(name: str):
+    return BY_NAME[name].default
 
 
 def _check_number(name: str, value, low: float, high: float) -> None:
@@ -27,23 +31,19 @@ def _check_number(name: str, value, low: float, high: float) -> None:
 class DreamConfig:
     """How hard and at which scales to dream. Defaults give classic DeepDream."""
 
-    octaves: int = 4
-    octave_scale: float = 1.4
-    iterations: int = 10
-    step: float = 0.01
-    jitter: int = 32
-    tile: int = -1  # largest tile side; 0 = whole image; -1 = automatic (see Dreamer.tile_for)
-    tile_margin: int = 32
-    tile_batch: int = 0  # tiles per forward pass; 0 = automatic (4 on CUDA, 1 on CPU)
-    seed: int = 0
-    precision: str = "auto"  # "fp32", "bf16" or "auto" (bf16 on CUDA)
+    octaves: int = _default("octaves")
+    octave_scale: float = _default("octave_scale")
+    iterations: int = _default("iterations")
+    step: float = _default("step")
+    jitter: int = _default("jitter")
+    tile: int = _default("tile")  # largest tile side; 0 = whole image; -1 = automatic (see Dreamer.tile_for)
+    tile_margin: int = _default("tile_margin")
+    tile_batch: int = _default("tile_batch")  # tiles per forward pass; 0 = automatic (4 on CUDA, 1 on CPU)
+    seed: int = _default("seed")
+    precision: str = _default("precision")  # "fp32", "bf16" or "auto" (bf16 on CUDA)
 
-    LIMITS = {
-        "octaves": (1, 12), "octave_scale": (1.01, 4.0), "iterations": (0, 1000), "step": (0.0, 1.0),
-        "jitter": (0, 512), "tile": (-1, 16384), "tile_margin": (0, 256), "tile_batch": (0, 256),
-        "seed": (0, 2**63 - 1),
-    }
-    COUNTS = ("octaves", "iterations", "jitter", "tile", "tile_margin", "tile_batch", "seed")  # whole numbers
+    LIMITS = {s.name: (s.low, s.high) for s in SETTINGS if s.engine and s.low is not None}
+    COUNTS = tuple(s.name for s in SETTINGS if s.engine and type(s.default) is int)  # whole numbers
 
     def __post_init__(self) -> None:
         for name, (low, high) in self.LIMITS.items():
@@ -51,8 +51,8 @@ class DreamConfig:
         for name in self.COUNTS:
             if not isinstance(getattr(self, name), int):
                 raise BadSetting(f"{name} must be a whole number, got {getattr(self, name)!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise BadSetting(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise BadSetting(f"precision must be {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def replace(self, **changes) -> "DreamConfig":
         return DreamConfig(**{**asdict(self), **changes})
@@ -79,7 +79,7 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 # the settings of DreamSettings itself, beside DreamConfig's, on the wire
-_OWN = ("model", "layer", "layer_index", "channels", "weights", "keep_colors", "mask", "objects", "temporal", "mix")
+_OWN = tuple(s.name for s in SETTINGS if not s.engine)
 MAX_STRENGTH = 2.0
 
 
@@ -118,15 +118,15 @@ class DreamSettings:
 
     model: str = DEFAULT_MODEL
     layer: Optional[str] = None
-    layer_index: int = -1  # a layer by position from the input when no layer is named; -1: the model's default
+    layer_index: int = _default("layer_index")  # a layer by position when none is named; -1: the model's default
     channels: Optional[list[int]] = None
-    weights: Optional[str] = "default"
+    weights: Optional[str] = _default("weights")
     keep_colors: bool = False
     mask: Optional[str] = None  # "alpha", or (CLI only) a path to a grey image
     objects: Optional[ObjectStrengths] = None  # per-object strengths from the Cryptomatte pass
     guide: Optional[str] = None  # (CLI only) path to a guide image
-    temporal: str = "none"  # one of TEMPORAL_MODES: see dream_core.frame.temporal
-    mix: float = 1.0  # the output: the render (0) to the dream (1), up to 2 to exaggerate
+    temporal: str = _default("temporal")  # one of TEMPORAL_MODES: see dream_core.frame.temporal
+    mix: float = _default("mix")  # the output: the render (0) to the dream (1), up to 2 to exaggerate
     config: DreamConfig = field(default_factory=DreamConfig)
 
     def layer_for(self, layers: tuple[str, ...]) -> Optional[str]:
@@ -170,9 +170,9 @@ def _check_own(own: dict) -> None:
     for name in ("model", "layer", "weights"):
         if own.get(name) is not None and not isinstance(own[name], str):
             raise BadSetting(f"{name} must be a string")
-    index = own.get("layer_index", -1)
-    if isinstance(index, bool) or not isinstance(index, int) or not -1 <= index <= 1000:
-        raise BadSetting("layer_index must be an integer from -1 (the model's default) to 1000")
+    index, (low, high) = own.get("layer_index", -1), _range("layer_index")
+    if isinstance(index, bool) or not isinstance(index, int) or not low <= index <= high:
+        raise BadSetting(f"layer_index must be an integer from {low} (the model's default) to {high}")
     channels = own.get("channels")
     if channels is not None and (not isinstance(channels, list)
                                  or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)):
@@ -181,6 +181,10 @@ def _check_own(own: dict) -> None:
         raise BadSetting("mask must be 'alpha' or null (send a mask image as a payload)")
     if own.get("temporal", "none") not in TEMPORAL_MODES:
         raise BadSetting(f"temporal must be one of {', '.join(TEMPORAL_MODES)}")
-    _check_number("mix", own.get("mix", 1.0), 0.0, 2.0)
+    _check_number("mix", own.get("mix", 1.0), *_range("mix"))
     if not isinstance(own.get("keep_colors", False), bool):
         raise BadSetting("keep_colors must be true or false")
+
+
+def _range(name: str) -> tuple:
+    return BY_NAME[name].low, BY_NAME[name].high

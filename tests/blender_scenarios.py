@@ -414,7 +414,21 @@ def scenario_connection_and_renamed_scene(workdir, zip_path):
     deadline = time.time() + 300
     while not run.finished and time.time() < deadline:
         run.tick(wait=0.5)
-    return {"info": info, "models": models, "error": run.error, "paths": _paths_of_names(module, scene)}
+    return {"info": info, "models": models, "error": run.error, "paths": _paths_of_names(module, scene),
+            "panel": _panel_settings(bpy.types.Scene.bl_rna.properties["dream"].fixed_type)}
+
+
+def _panel_settings(rna) -> dict:
+    """The scene properties' defaults and limits, as Blender registered them."""
+    found = {}
+    for prop in rna.properties:
+        facts = {"default": getattr(prop, "default", None)}
+        if prop.type in ("INT", "FLOAT"):
+            facts.update(min=prop.hard_min, max=prop.hard_max, soft_min=prop.soft_min, soft_max=prop.soft_max)
+        if prop.type == "ENUM":
+            facts["items"] = sorted(item.identifier for item in prop.enum_items)
+        found[prop.identifier] = facts
+    return found
 
 
 def _paths_of_names(module, scene) -> dict:
@@ -463,9 +477,10 @@ def scenario_cli_command(workdir, zip_path):
     bpy.ops.wm.save_mainfile()
     command = importlib.import_module(f"{module}.cli_command")
     bad = command.run(["--frames", "x-y"])
-    good = command.run(["--frames", "2-3", "--iterations", "2"])
-    return {"bad": bad, "good": good, "frames": visible(os.path.join(workdir, "dream", "frames")),
-            "iterations": scene.dream.iterations, "registered": command._handle is not None}
+    over = command.run(["--frames", "2-3", "--iterations", "5000"])  # Blender would clamp it: refused instead
+    good = command.run(["--frames", "2-3", "--iterations", "2", "--mix", "0.5", "--no-keep-colors"])
+    return {"bad": bad, "over": over, "good": good, "frames": visible(os.path.join(workdir, "dream", "frames")),
+            "iterations": scene.dream.iterations, "mix": scene.dream.mix, "registered": command._handle is not None}
 
 
 def scenario_render_frame(workdir, zip_path):

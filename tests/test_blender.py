@@ -202,6 +202,20 @@ def test_connection_lists_models_and_a_renamed_scene_stops_the_run(tmp_path, add
     assert paths["ショット"] == os.path.join("frames", "ショット_00001.png")  # any script reads as typed
     assert paths["Shot.001"] == os.path.join("frames", "Shot.001_00001.png")
     assert all(len(os.path.basename(p).encode()) < 255 for p in paths.values())
+    from dream_core.wire.settings import SETTINGS, panel_range
+
+    panel = result["panel"]  # the scene's properties are the settings table's, as Blender registered them
+    for setting in SETTINGS:
+        if not setting.offered_in("panel"):
+            assert setting.name not in panel, setting.name
+            continue
+        facts = panel[setting.name]
+        expected = setting.default_in("panel")
+        assert facts["default"] == (pytest.approx(expected) if isinstance(expected, float) else expected), setting.name
+        for key, value in panel_range(setting).items():
+            assert facts[key] == pytest.approx(value), (setting.name, key)
+        if setting.choices:
+            assert facts["items"] == sorted(setting.choices)
 
 
 @pytest.mark.blender
@@ -276,8 +290,8 @@ def test_headless_command_line_form(tmp_path, addon_zip, via_server, token_file)
 def test_cli_command_for_farms(tmp_path, addon_zip, via_server):
     result, _, _ = run_scenario("bpy", "cli_command", tmp_path, addon_zip, via_server)
     assert result["registered"]
-    assert result["bad"] == 2
-    assert result["good"] == 0 and result["iterations"] == 2
+    assert result["bad"] == 2 and result["over"] == 2
+    assert result["good"] == 0 and result["iterations"] == 2 and result["mix"] == 0.5
     assert result["frames"] == ["Scene_00002.png", "Scene_00003.png"]
 
 

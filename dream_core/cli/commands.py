@@ -113,16 +113,17 @@ def _check_unique_targets(plans: list[FramePlan]) -> None:
         seen[key] = plan.source
 
 
-def _settings(args: argparse.Namespace) -> DreamSettings:
+def settings_from_args(args: argparse.Namespace) -> DreamSettings:
     _check_readable(args.weights, "weights file")
     _check_readable(args.guide, "guide image")
     objects = object_strengths(args.mask, args.mask_strength)
     mask = None if (args.mask or "").startswith(CRYPTOMATTE) else args.mask
     if mask and mask != "alpha":
         _check_readable(mask, "mask image")
-    return DreamSettings(model=args.model, layer=args.layer, channels=args.channels,
+    return DreamSettings(model=args.model, layer=args.layer, layer_index=args.layer_index, channels=args.channels,
                          weights=args.weights or "default", keep_colors=args.keep_colors, mask=mask,
-                         objects=objects, guide=args.guide, temporal=args.temporal, config=config_from_args(args))
+                         objects=objects, guide=args.guide, temporal=args.temporal, mix=args.mix,
+                         config=config_from_args(args))
 
 
 CRYPTOMATTE = "cryptomatte:"
@@ -161,7 +162,7 @@ def _strength(value: str, item: str) -> float:
 
 
 def cmd_dream(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     plans, is_folder = _plan(args)
     preroll, fade = _chunk_options(args, settings)
     _check_chunk(args, plans, is_folder, preroll, fade)

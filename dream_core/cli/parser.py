@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import TEMPORAL_MODES, DreamConfig
+from ..config import DreamConfig
 from ..version import __version__
+from ..wire.settings import BY_NAME, SETTINGS, option
 
 DESCRIPTION = """\
 DeepDream for rendered frames and whole animations.
@@ -199,47 +200,44 @@ def _add_bench_command(sub) -> None:
 
 
 def add_dream_options(p: argparse.ArgumentParser) -> None:
-    defaults = DreamConfig()
+    """The dream settings as options, from the one table of them
+    (dream_core/wire/settings.py); the CLI's own forms where a file or a list
+    stands for the setting."""
     g = p.add_argument_group("what to dream")
-    g.add_argument("--model", default="lite0", help="model name (see 'models'); default lite0")
-    g.add_argument("--weights", help="a .pth state dict instead of the model's default weights")
-    g.add_argument("--layer", help="layer to amplify, or a sum such as 'block8+0.5*block11'; "
-                   "default: the model's")
-    g.add_argument("--channels", type=_channel_list, help="amplify only these channels, e.g. 3,17")
+    _add_setting(g, "model")
+    _add_setting(g, "weights", metavar="FILE")
+    _add_setting(g, "layer")
+    _add_setting(g, "layer_index", metavar="N")
+    _add_setting(g, "channels", type=_channel_list, metavar="C,C,...")
     g.add_argument("--guide", metavar="IMAGE", help="amplify features that match this image's")
-    g.add_argument("--mask", metavar="alpha|IMAGE|cryptomatte:NAMES",
-                   help="where to dream: the frame's alpha, a grey image (per-pixel step scale), or only the "
-                        "objects named, e.g. cryptomatte:Statue,Tree (multilayer EXR with a Cryptomatte object "
-                        "pass)")
+    _add_setting(g, "mask", metavar="alpha|IMAGE|cryptomatte:NAMES",
+                 help="where to dream: the frame's alpha, a grey image (per-pixel step scale), or only the "
+                      "objects named, e.g. cryptomatte:Statue,Tree (multilayer EXR with a Cryptomatte object pass)")
     g.add_argument("--mask-strength", metavar="[NAME=]S[,...]", action="append", default=[],
                    help="how hard objects dream, 0 (as rendered) to 2 (twice the ascent): S alone for the "
                         "objects of --mask cryptomatte:, NAME=S for one object, *=S for everything not named "
                         "(other objects and the background; default 0 with --mask cryptomatte:, else 1)")
-    g.add_argument("--keep-colors", action="store_true", help="dream brightness only, keep the source's colours")
-    g.add_argument("--temporal", default="none", choices=TEMPORAL_MODES,
-                   help="coherence between frames of a folder: carry the last dream along Blender's Vector "
-                        "pass (vectors), optical flow (flow), either (auto), or keep it where the render did "
-                        "not change (blend, for static shots); default none")
+    _add_setting(g, "keep_colors")
+    _add_setting(g, "temporal")
+    _add_setting(g, "mix", metavar="M")
     h = p.add_argument_group("how hard")
-    h.add_argument("--octaves", type=int, default=defaults.octaves,
-                   help=f"scales to dream at (default {defaults.octaves})")
-    h.add_argument("--octave-scale", type=float, default=defaults.octave_scale,
-                   help=f"size ratio between octaves (default {defaults.octave_scale})")
-    h.add_argument("--iterations", type=int, default=defaults.iterations,
-                   help=f"gradient steps per octave (default {defaults.iterations})")
-    h.add_argument("--step", type=float, default=defaults.step,
-                   help=f"mean change per pixel and step, in [0, 1] units (default {defaults.step})")
-    h.add_argument("--jitter", type=int, default=defaults.jitter,
-                   help=f"random shift in px (default {defaults.jitter})")
-    h.add_argument("--tile", type=int, default=defaults.tile,
-                   help="largest tile side in px, bounds memory; 0 = whole image; default -1: automatic "
-                        "(512 on CPU; on CUDA whole frames up to 1440p, else 1024)")
-    h.add_argument("--seed", type=int, default=defaults.seed, help="random seed; same seed, same dream")
+    for setting in SETTINGS:
+        if setting.engine and setting.offered_in("cli"):
+            _add_setting(h, setting.name)
+
+
+def _add_setting(group, name: str, **own) -> None:
+    """One setting as an option: its flag, default, type and help from the table, unless ``own`` says otherwise."""
+    setting = BY_NAME[name]
+    default = setting.default_in("cli")
+    options = option(setting, default)
+    if default is not None and type(default) is not bool:
+        options["help"] += f" (default {default})"
+    group.add_argument(setting.flag, **{**options, **own})
 
 
 def config_from_args(args: argparse.Namespace) -> DreamConfig:
-    return DreamConfig(octaves=args.octaves, octave_scale=args.octave_scale, iterations=args.iterations,
-                       step=args.step, jitter=args.jitter, tile=args.tile, seed=args.seed)
+    return DreamConfig(**{s.name: getattr(args, s.name) for s in SETTINGS if s.engine})
 
 
 class UsageError(Exception):
