@@ -21,13 +21,13 @@ import json
 import os
 import random
 import socket
-import struct
 import sys
 import threading
 import time
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bombs import exr_with_parts, png_declaring, stop_and_fill  # noqa: E402
 
 from dream_core.wire import protocol as P  # noqa: E402
 from dream_core.wire.client import DreamClient  # noqa: E402
@@ -45,41 +45,6 @@ def proc_status(pid: int) -> dict:
             fields[key] = value.strip()
     return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "peak_mb": int(fields["VmHWM"].split()[0]) / 1024,
             "threads": int(fields["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
-
-
-def png_declaring(width: int, height: int, broken_text: bool = False) -> bytes:
-    """A tiny PNG whose header declares ``width``x``height``; ``broken_text``:
-    a text chunk with a wrong CRC before the pixels (Pillow cannot read the
-    header, libpng decodes the pixels anyway)."""
-    def chunk(kind: bytes, body: bytes, crc_offset: int = 0) -> bytes:
-        crc = (zlib.crc32(kind + body) + crc_offset) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    text = chunk(b"tEXt", b"Comment\0hello", crc_offset=1) if broken_text else b""
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + text
-            + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1))) + chunk(b"IEND", b""))
-
-
-def exr_with_parts(sizes: list[tuple[int, int]]) -> bytes:
-    """A multi-part EXR of zeros, one part per size (the first RGB, the others depth)."""
-    import tempfile
-
-    import numpy as np
-    import OpenEXR
-
-    big = (max(w for w, _ in sizes) - 1, max(h for _, h in sizes) - 1)
-    parts = [OpenEXR.Part({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
-                           "displayWindow": (np.array([0, 0], np.int32), np.array(big, np.int32)),
-                           "dataWindow": (np.array([0, 0], np.int32), np.array([w - 1, h - 1], np.int32))},
-                          {"R": np.zeros((h, w), np.float16)} if i == 0 else {"Z": np.zeros((h, w), np.float16)},
-                          f"part{i}") for i, (w, h) in enumerate(sizes)]
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "parts.exr")
-        with OpenEXR.File(parts) as f:
-            f.write(path)
-        with open(path, "rb") as f:
-            return f.read()
 
 
 def bombs() -> dict[str, tuple[dict, bytes]]:
@@ -128,18 +93,8 @@ def socket_kept_from_a_stopped_server(seconds: float = 10.0) -> bool:
     folder = tempfile.mkdtemp(prefix="dr-")
     path = os.path.join(folder, "s.sock")
     first = spawn_server(sys.executable, device="cpu", extra_args=["--socket", path, "--preload", ""])
-    fillers = []
+    fillers = stop_and_fill(first.pid, path)
     try:
-        os.kill(first.pid, signal.SIGSTOP)
-        while True:
-            filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            filler.setblocking(False)
-            try:
-                filler.connect(path)
-            except (BlockingIOError, ConnectionRefusedError):
-                filler.close()
-                break
-            fillers.append(filler)
         try:
             spawn_server(sys.executable, device="cpu", extra_args=["--socket", path, "--preload", ""]).stop()
             return False

@@ -14,6 +14,7 @@ from dream_core.engine import image_tensor
 from dream_core.io import Picture, write_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.append(os.path.join(ROOT, "benchmarks"))  # bombs.py: what the soak and the tests both send
 
 
 def pytest_configure(config):

@@ -1,6 +1,7 @@
 import numpy as np
 import OpenEXR
 import pytest
+from bombs import exr_with_parts, png_declaring
 from PIL import Image
 
 from dream_core.io import Picture, decode_image, encode_image, read_image, write_image
@@ -132,42 +133,6 @@ def test_a_dreamed_multilayer_exr_keeps_its_other_passes(tmp_path, rng, multipar
     assert again.vectors is not None and again.passes is not None  # and it reads as a multilayer frame again
 
 
-def _png_declaring(width: int, height: int, broken_text: bool = False) -> bytes:
-    """A tiny PNG whose header claims width x height (its data is one row);
-    ``broken_text``: a text chunk with a wrong checksum before the data
-    (Pillow refuses to read such a file, libpng decodes it)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes, crc_offset: int = 0) -> bytes:
-        crc = (zlib.crc32(kind + body) + crc_offset) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
-    text = chunk(b"tEXt", b"Comment\0hello", crc_offset=1) if broken_text else b""
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + text
-            + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1))) + chunk(b"IEND", b""))
-
-
-def _multipart_exr(sizes: list[tuple[int, int]]) -> bytes:
-    import os
-    import tempfile
-
-    big = (max(w for w, _ in sizes) - 1, max(h for _, h in sizes) - 1)
-    window = (np.array([0, 0], np.int32), np.array(big, np.int32))  # one display window, parts of their own size
-    parts = [OpenEXR.Part({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage,
-                           "displayWindow": window,
-                           "dataWindow": (np.array([0, 0], np.int32), np.array([w - 1, h - 1], np.int32))},
-                          {"R" if i == 0 else "Z": np.zeros((h, w), np.float16)}, f"part{i}")
-             for i, (w, h) in enumerate(sizes)]
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "multi.exr")
-        with OpenEXR.File(parts) as f:
-            f.write(path)
-        with open(path, "rb") as f:
-            return f.read()
-
-
 def test_bombs_past_a_lenient_decoder_are_refused_from_their_headers():
     """What the header check cannot read is refused, and every part of an
     EXR is checked: a small part 0 does not let a huge part through."""
@@ -178,11 +143,11 @@ def test_bombs_past_a_lenient_decoder_are_refused_from_their_headers():
     set_max_pixels(100 * 100)
     try:
         with pytest.raises(ImageTooLarge, match="200x200"):
-            decode_image(_png_declaring(200, 200, broken_text=True), "png")  # Pillow cannot read it, libpng can
+            decode_image(png_declaring(200, 200, broken_text=True), "png")  # Pillow cannot read it, libpng can
         with pytest.raises(ImageTooLarge, match="300x300"):
-            decode_image(_multipart_exr([(64, 64), (300, 300)]), "exr", source="frame.exr")
+            decode_image(exr_with_parts([(64, 64), (300, 300)]), "exr", source="frame.exr")
         with pytest.raises(ShapeMismatch, match="64x64, 80x80") as refused:
-            decode_image(_multipart_exr([(64, 64), (80, 80)]), "exr", source="frame.exr")
+            decode_image(exr_with_parts([(64, 64), (80, 80)]), "exr", source="frame.exr")
         assert "/tmp" not in str(refused.value) and "/proc" not in str(refused.value)  # nor its scratch file
         with pytest.raises(BadImage) as bad:
             decode_image(b"not an exr at all", "exr", source="frame.exr")
@@ -199,7 +164,7 @@ def test_a_decompression_bomb_is_refused_from_its_header():
     from dream_core.errors import ImageTooLarge
     from dream_core.io.images import max_pixels, set_max_pixels
 
-    bomb = _png_declaring(20000, 20000)
+    bomb = png_declaring(20000, 20000)
     assert len(bomb) < 1000
     tracemalloc.start()
     try:
@@ -212,7 +177,7 @@ def test_a_decompression_bomb_is_refused_from_its_header():
     set_max_pixels(1000 * 1000)
     try:
         with pytest.raises(ImageTooLarge, match="2000x1000"):
-            decode_image(_png_declaring(2000, 1000), "png")
+            decode_image(png_declaring(2000, 1000), "png")
         exr = encode_image(Picture(np.zeros((1000, 1001, 3), np.float32), True, "float16"), "exr")
         with pytest.raises(ImageTooLarge, match="1001x1000"):
             decode_image(exr, "exr")

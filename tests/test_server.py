@@ -11,6 +11,7 @@ from multiprocessing import AuthenticationError
 
 import numpy as np
 import pytest
+from bombs import stop_and_fill
 from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, raw_frame, run_cli, visible, write_token_file
 
 from dream_core.io import Picture, decode_image, encode_image
@@ -365,7 +366,7 @@ def test_serve_socket_never_takes_over_a_file_or_a_live_server(tmp_path):
     finally:
         live.stop()
     live = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--socket", path, "--preload", ""])
-    fillers = _stop_and_fill(live.pid, path)  # a stopped server with a full queue answers nobody, yet is alive
+    fillers = stop_and_fill(live.pid, path)  # a stopped server with a full queue answers nobody, yet is alive
     try:
         with pytest.raises(ServerStartError, match="already listening"):
             spawn_server(sys.executable, device="cpu", env=env, extra_args=["--socket", path, "--preload", ""])
@@ -386,21 +387,6 @@ def test_serve_socket_never_takes_over_a_file_or_a_live_server(tmp_path):
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _stop_and_fill(pid: int, path: str) -> list:
-    """Stops the server at ``path`` and fills its accept queue: connecting then fails at once."""
-    os.kill(pid, signal.SIGSTOP)
-    fillers = []
-    while True:
-        filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        filler.setblocking(False)
-        try:
-            filler.connect(path)
-        except (BlockingIOError, ConnectionRefusedError):
-            filler.close()
-            return fillers
-        fillers.append(filler)
 
 
 def test_a_server_unlinks_only_the_socket_it_bound(tmp_path):
