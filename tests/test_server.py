@@ -11,7 +11,7 @@ from multiprocessing import AuthenticationError
 
 import numpy as np
 import pytest
-from bombs import stop_and_fill
+from bombs import png_declaring, stop_and_fill
 from conftest import ROOT, TEST_MAX_PAYLOAD_MB, TINY_PARAMS, dream_raw, raw_frame, run_cli, visible, write_token_file
 
 from dream_core.io import Picture, decode_image, encode_image
@@ -376,8 +376,13 @@ def test_serve_socket_never_takes_over_a_file_or_a_live_server(tmp_path):
             filler.close()
     with DreamClient(live.address, live.token) as c:
         assert c.hello()["protocol"] == P.PROTOCOL
-    live.stop()
+    live.process.terminate()  # `kill`, as a user stops it
+    assert live.process.wait(60) == 0
     assert not os.path.exists(path) and not os.path.exists(path + ".lock")  # it cleaned up after itself
+    live.stop()
+    for limit in (["--max-jobs", "0"], ["--model-memory-mb", "-5"], ["--job-idle-timeout", "-1"]):
+        with pytest.raises(ServerStartError, match=limit[0]):
+            spawn_server(sys.executable, device="cpu", env=env, extra_args=["--preload", "", *limit])
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(os.path.join(folder, "stale.sock"))
     stale.close()  # a socket file nobody listens on: a crashed server's leftover
@@ -567,6 +572,10 @@ def test_decompression_bomb_is_refused(client, tmp_path):
         client.dream(bytes(data), "exr", TINY_PARAMS)
     assert err.value.code == "bad_image"
     assert dream_raw(client).data
+    with pytest.raises(P.ProtocolError) as err:
+        client.dream(png_declaring(30000, 30000), "png", TINY_PARAMS)
+    assert err.value.code == "oversize" and "megapixels" in err.value.message
+    assert dream_raw(client).data  # the request was read whole: the same connection goes on
 
 
 def test_jobs_and_models_past_the_caps_are_let_go_and_a_lost_job_is_refused():

@@ -88,3 +88,18 @@ def test_cli_flags_reach_the_wire(tmp_path):
             params["tile_margin"]) == (0.5, 3, 1.6, "fp32", 8)
     assert dataclasses.asdict(settings_from_args(parser.parse_args(["dream", "a.png", "-o", "b.png"])).config) == \
         dataclasses.asdict(DreamConfig())
+
+
+@pytest.mark.parametrize("field, value", [("mix", 3.0), ("mix", float("nan")), ("mix", float("inf")),
+                                          ("layer_index", 5000), ("layer_index", -2), ("temporal", "sideways")])
+def test_settings_made_directly_are_checked_too(field, value):
+    """The CLI builds its settings directly: the same range as a request's."""
+    with pytest.raises(BadSetting, match=field):
+        DreamSettings(**{field: value})
+    parser = build_parser()
+    from dream_core.cli.commands import settings_from_args
+
+    if field != "temporal":  # (argparse itself refuses an unknown mode)
+        with pytest.raises(BadSetting, match=field):
+            settings_from_args(parser.parse_args(["dream", "a.png", "-o", "b.png",
+                                                  "--" + field.replace("_", "-"), str(value)]))

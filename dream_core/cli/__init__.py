@@ -27,7 +27,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return getattr(commands, f"cmd_{args.command}")(args)
     except KeyboardInterrupt:
-        print("interrupted; finished frames are kept, run again to resume", file=sys.stderr)
+        print("stopped" if args.command == "serve" else "interrupted; finished frames are kept, run again to resume",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     except (UsageError, ValueError) as err:
         print(f"dream_core: error: {err}", file=sys.stderr)

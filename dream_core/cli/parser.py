@@ -173,7 +173,8 @@ def _add_dream_command(sub) -> None:
     d.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads (default 0: OMP_NUM_THREADS, else half the cores: on a busy machine more "
                         "threads wait on each other)")
-    d.add_argument("--server", metavar="HOST:PORT", help="dream on a running dream server instead of here")
+    d.add_argument("--server", metavar="ADDRESS", help="dream on a running dream server instead of here: HOST:PORT, "
+                   "or its Unix socket as unix:PATH (or a path with a /)")
     d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 

@@ -57,7 +57,8 @@ def tile_grid(height: int, width: int, tile: int, margin: int) -> TileGrid:
     margin = _round_up(margin, ALIGN)
     core = (tile - 2 * margin) // ALIGN * ALIGN
     if core < ALIGN:
-        raise BadSetting(f"tile size {tile} leaves no room inside {margin} px context margins; "
+        raise BadSetting(f"tile size {tile} leaves no room inside {margin} px context margins (the tile margin, "
+                         f"rounded up to a multiple of {ALIGN}); "
                          f"use at least {2 * margin + ALIGN}")
     rows, cols = math.ceil(height / core), math.ceil(width / core)
     # the smallest aligned core that needs no more tiles: less padding to compute

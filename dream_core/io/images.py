@@ -62,7 +62,7 @@ def check_declared_size(data: bytes, fmt: str, source: str) -> None:
 def _check_pixel_count(width: int, height: int, source: str) -> None:
     if width * height > max_pixels():
         raise ImageTooLarge(f"{source} declares {width}x{height} pixels; this process decodes at most "
-                            f"{max_pixels()}")
+                            f"{max_pixels()} pixels ({max_pixels() / 1e6:g} megapixels)")
 
 
 @dataclass

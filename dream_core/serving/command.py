@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 
@@ -76,7 +77,7 @@ def _stop_when_stdin_closes(server) -> None:
     """The spawning process holds our standard input open; when it exits,
     even killed, the pipe closes and this server must not linger (it would
     hold GPU memory for nobody)."""
-    while sys.stdin.buffer.read1(1024):
+    while os.read(sys.stdin.fileno(), 1024):  # unbuffered: a thread blocked in a buffered read aborts the exit
         pass
     log.info("standard input closed: the process that started this server is gone; stopping")
     server.shutdown()
@@ -89,6 +90,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     from .server import DreamServer
     from .worker import Capacity
 
+    _check_limits(args)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
     limit_decoders(args.max_megapixels)
     threads = use_cpu_threads(args.threads)
@@ -98,17 +100,37 @@ def serve_from_args(args: argparse.Namespace) -> int:
                          heartbeat=args.heartbeat, weights_dir=args.weights_dir,
                          limits=Limits(args.max_pending, args.max_connections, args.handshake_timeout,
                                        args.idle_timeout),
-                         capacity=Capacity(max(1, args.max_jobs), 4 * max(1, args.max_jobs), max(1, args.max_models),
+                         capacity=Capacity(args.max_jobs, 4 * args.max_jobs, args.max_models,
                                            args.model_memory_mb << 20))
-    if args.preload:
-        server.worker.dreamer(args.preload, "default")  # first frame should not pay for loading
-    if args.exit_with_stdin:
-        threading.Thread(target=_stop_when_stdin_closes, args=(server,), daemon=True).start()
-    print(P.ready_line(server.address, os.getpid()), flush=True)
-    log.info("listening on %s (device %s, %d CPU threads)", server.address, server.worker.dreamer_device(), threads)
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())  # `kill`: stop as Ctrl+C does, cleaning up
     try:
+        if args.preload:
+            server.worker.dreamer(args.preload, "default")  # first frame should not pay for loading
+        if args.exit_with_stdin:
+            threading.Thread(target=_stop_when_stdin_closes, args=(server,), daemon=True).start()
+        print(P.ready_line(server.address, os.getpid()), flush=True)
+        log.info("listening on %s (device %s, %d CPU threads)", server.address, server.worker.dreamer_device(),
+                 threads)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        server.close()
     log.info("stopped")
     return 0
+
+
+POSITIVE = {"max_jobs": 1, "max_models": 1, "model_memory_mb": 1, "max_payload_mb": 1, "max_connections": 1,
+            "max_pending": 1, "threads": 0}
+LONGER_THAN_NOTHING = ("max_megapixels", "job_idle_timeout", "handshake_timeout", "idle_timeout", "heartbeat")
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    """Limits that would make no server (or one that refuses everything) are refused at start, by name."""
+    for name, least in POSITIVE.items():
+        if getattr(args, name) < least:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}")
+    for name in LONGER_THAN_NOTHING:
+        value = getattr(args, name)
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive number, got {value}")

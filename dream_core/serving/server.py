@@ -68,10 +68,31 @@ class DreamServer:
         self.address = P.format_address(self.family, self.listener.getsockname())
         self.worker = Worker(device, job_idle_timeout, capacity)
         self.stopping = threading.Event()
+        self.closed = False
 
     # --- lifecycle -----------------------------------------------------------
 
     def serve_forever(self) -> None:
+        """Serves until :meth:`shutdown`; however it ends (Ctrl+C included)
+        the device thread stops and a Unix socket path is given up."""
+        try:
+            self._accept_until_stopped()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stops listening and the device thread, and gives a Unix socket path up (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.stopping.set()
+        self.listener.close()
+        self.worker.stop()
+        self.worker.thread.join(timeout=30)
+        if self.claim is not None:
+            self.claim.release()
+
+    def _accept_until_stopped(self) -> None:
         self.listener.settimeout(0.5)
         while not self.stopping.is_set():
             self.admission.reap()
@@ -90,11 +111,6 @@ class DreamServer:
                 continue
             self.admission.arrived(sock)
             threading.Thread(target=self._connection, args=(sock,), daemon=True).start()
-        self.listener.close()
-        self.worker.stop()
-        self.worker.thread.join(timeout=30)
-        if self.claim is not None:
-            self.claim.release()
 
     def shutdown(self) -> None:
         self.stopping.set()
@@ -161,12 +177,15 @@ class DreamServer:
         op = header.get("op")
         try:
             payloads = P.recv_payloads(session.conn, header, self.max_payload)
+        except P.ProtocolError as err:
+            session.send(P.error_reply(request_id, err.code, err.message))
+            return err.code != "oversize"  # a payload left unread: the stream cannot be trusted
+        try:
             if op not in P.OPS:
                 raise P.ProtocolError("unknown_op", f"unknown op {op!r}; valid: {', '.join(P.OPS)}")
             getattr(self, f"_op_{op}")(session, header, payloads)
-        except P.ProtocolError as err:
+        except P.ProtocolError as err:  # the whole message was read: the connection goes on
             session.send(P.error_reply(request_id, err.code, err.message))
-            return err.code != "oversize"
         return True
 
     def _op_hello(self, session, header, payloads) -> None:

@@ -86,7 +86,8 @@ SETTINGS = (
     Setting("tile", -1, "Tile", "largest tile side in px, bounds memory; 0: whole frame; -1: automatic (512 on CPU; "
                                 "on CUDA whole frames up to 1440p, else 1024)", low=-1, high=16384,
             slider=(-1, 8192), engine=True),
-    Setting("tile_margin", 32, "Tile Margin", "overlap of neighbouring tiles in px", low=0, high=256, engine=True,
+    Setting("tile_margin", 32, "Tile Margin", "context around each tile in px, rounded up to a multiple of 32 "
+                                              "(the networks' stride)", low=0, high=256, engine=True,
             not_in={"panel": "an engine detail: the default hides every seam"}),
     Setting("tile_batch", 0, "Tile Batch", "tiles per forward pass; 0: automatic (4 on CUDA, 1 on CPU)",
             low=0, high=256, engine=True, not_in={"panel": "an engine detail: automatic fits the device"}),
