@@ -344,10 +344,18 @@ def test_spawn_reports_a_server_that_dies(tmp_path):
         spawn_server(str(tmp_path / "no-python"))
 
 
-def test_serve_socket_never_takes_over_a_file_or_a_live_server(tmp_path):
+@pytest.fixture()
+def folder():
+    """A folder with a short path (a Unix socket's path is at most 107 bytes), removed afterwards."""
+    import shutil
     import tempfile
 
-    folder = tempfile.mkdtemp(prefix="dr-", dir="/tmp")  # socket paths must be short
+    made = tempfile.mkdtemp(prefix="dr-", dir="/tmp")
+    yield made
+    shutil.rmtree(made, ignore_errors=True)
+
+
+def test_serve_socket_never_takes_over_a_file_or_a_live_server(folder):
     env = {**os.environ, "PYTHONPATH": ROOT}
     precious = os.path.join(folder, "notes.txt")
     with open(precious, "w") as f:
@@ -389,40 +397,29 @@ def test_serve_socket_never_takes_over_a_file_or_a_live_server(tmp_path):
     again = spawn_server(sys.executable, device="cpu", env=env,
                          extra_args=["--socket", os.path.join(folder, "stale.sock"), "--preload", ""])
     again.stop()
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_a_server_unlinks_only_the_socket_it_bound(tmp_path):
+def test_a_server_unlinks_only_the_socket_it_bound(folder):
     """An orphaned server stopping late must not delete a newer server's socket."""
-    import tempfile
-
     from dream_core.serving.socket_path import SocketClaim, SocketInUse
 
-    folder = tempfile.mkdtemp(prefix="dr-", dir="/tmp")
     path = os.path.join(folder, "s.sock")
-    try:
-        older = SocketClaim(path)
-        bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        bound.bind(path)
-        older.bound()
-        with pytest.raises(SocketInUse):
-            SocketClaim(path)
-        os.unlink(path)  # someone removed it, and a newer server bound the path
-        newer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        newer.bind(path)
-        older.release()
-        assert os.path.exists(path)  # the newer one's socket is still there
-        again = SocketClaim(path)  # the lock was given up; the socket nobody holds is stale
-        assert not os.path.exists(path)
-        again.release()
-        bound.close()
-        newer.close()
-    finally:
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
+    older = SocketClaim(path)
+    bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound.bind(path)
+    older.bound()
+    with pytest.raises(SocketInUse):
+        SocketClaim(path)
+    os.unlink(path)  # someone removed it, and a newer server bound the path
+    newer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    newer.bind(path)
+    older.release()
+    assert os.path.exists(path)  # the newer one's socket is still there
+    again = SocketClaim(path)  # the lock was given up; the socket nobody holds is stale
+    assert not os.path.exists(path)
+    again.release()
+    bound.close()
+    newer.close()
 
 
 def test_a_spawned_server_leaves_no_temporary_log(tmp_path, monkeypatch):
