@@ -133,8 +133,15 @@ class DreamSettings:
         """The settings every front end sets by value are checked however the
         settings are made (the CLI builds them directly, a request through
         :meth:`from_params`), against the one table of ranges."""
-        _check_values({"layer_index": self.layer_index, "mix": self.mix, "temporal": self.temporal,
-                       "keep_colors": self.keep_colors})
+        low, high = _range("layer_index")
+        index = self.layer_index
+        if isinstance(index, bool) or not isinstance(index, int) or not low <= index <= high:
+            raise BadSetting(f"layer_index must be an integer from {low} (the model's default) to {high}")
+        if self.temporal not in TEMPORAL_MODES:
+            raise BadSetting(f"temporal must be one of {', '.join(TEMPORAL_MODES)}")
+        _check_number("mix", self.mix, *_range("mix"))
+        if not isinstance(self.keep_colors, bool):
+            raise BadSetting("keep_colors must be true or false")
 
     def layer_for(self, layers: tuple[str, ...]) -> Optional[str]:
         """The layer to dream for a model with ``layers``: the named one, or
@@ -174,10 +181,10 @@ class DreamSettings:
 
 
 def _check_own(own: dict) -> None:
+    """What a request's own settings need beyond DreamSettings' checks of its values."""
     for name in ("model", "layer", "weights"):
         if own.get(name) is not None and not isinstance(own[name], str):
             raise BadSetting(f"{name} must be a string")
-    _check_values(own)
     channels = own.get("channels")
     if channels is not None and (not isinstance(channels, list)
                                  or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels)):
@@ -186,18 +193,5 @@ def _check_own(own: dict) -> None:
         raise BadSetting("mask must be 'alpha' or null (send a mask image as a payload)")
 
 
-
 def _range(name: str) -> tuple:
     return BY_NAME[name].low, BY_NAME[name].high
-
-
-def _check_values(own: dict) -> None:
-    """The layer index, mix, temporal mode and keep_colors, where given."""
-    index, (low, high) = own.get("layer_index", -1), _range("layer_index")
-    if isinstance(index, bool) or not isinstance(index, int) or not low <= index <= high:
-        raise BadSetting(f"layer_index must be an integer from {low} (the model's default) to {high}")
-    if own.get("temporal", "none") not in TEMPORAL_MODES:
-        raise BadSetting(f"temporal must be one of {', '.join(TEMPORAL_MODES)}")
-    _check_number("mix", own.get("mix", 1.0), *_range("mix"))
-    if not isinstance(own.get("keep_colors", False), bool):
-        raise BadSetting("keep_colors must be true or false")

@@ -216,12 +216,12 @@ class Worker:
             return JobState()
         key = (owner, job)
         with self.lock:
-            if key not in self.jobs and key in self.freed:
-                freed = self.freed.pop(key)
+            freed = None if key in self.jobs else self.freed.get(key)
+            if freed is not None:
                 if needs_past and freed.carried and follows(freed.last_frame, frame):
-                    self.freed[key] = freed
                     raise JobLost(f"the server let job {job!r} go ({freed.why}); dream it again from its "
                                   "start, or send its previous_state")
+                del self.freed[key]
             state = self.jobs.setdefault(key, JobState())
             self.jobs.move_to_end(key)
             state.touched = time.monotonic()

@@ -10,6 +10,7 @@ removes only the former; another host's are removed once a day old.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ def current_umask() -> int:
     return mask
 
 
+@functools.lru_cache(maxsize=1)  # asked for every temporary named and every leftover looked at
 def _host() -> str:
     """This machine's name, and on Linux its process-ID namespace: containers
     sharing a host name (``--network host``) number their processes apart,
