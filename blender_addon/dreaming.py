@@ -80,6 +80,15 @@ class Job:
     display: Optional[str] = None  # the render as the view transform shows it: that is dreamed
 
 
+@dataclass(frozen=True)
+class Prepare:
+    """Frames of this size and these settings are coming (see DreamWorker.prepare)."""
+
+    params: dict
+    width: int
+    height: int
+
+
 def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None,
                   written_as: Optional[dict] = None) -> FrameRequest:
     """The rendered file as a request: its bytes as they are on disk, the
@@ -166,7 +175,8 @@ class DreamWorker:
         self.reply = reply  # plan -> (where the dream is written, in which format)
         self.written_as = written_as or (lambda plan: {})  # plan -> more output fields of its reply (dither)
         self.records = records  # where kept states go
-        self.todo: "queue.Queue[Optional[Job]]" = queue.Queue()
+        self.todo: "queue.Queue[Union[Job, Prepare, None]]" = queue.Queue()
+        self.prepared = False
         self.messages: "queue.Queue[Message]" = queue.Queue()
         self.cancelled = threading.Event()
         self.stopping = False
@@ -178,6 +188,14 @@ class DreamWorker:
 
     def submit(self, job: Job) -> None:
         self.todo.put(job)
+
+    def prepare(self, params: dict, width: int, height: int) -> None:
+        """Called as the first frame to dream starts rendering: the server
+        (started now if need be) loads the model and builds its compiled
+        engines for this size while Blender renders. Once a run."""
+        if not self.prepared:
+            self.prepared = True
+            self.todo.put(Prepare(params, width, height))
 
     def cancel(self) -> None:
         """Stops at once: frames on the server are cancelled, none is written after."""
@@ -197,6 +215,9 @@ class DreamWorker:
                 pending = None
                 if first is None or self.cancelled.is_set():
                     return
+                if isinstance(first, Prepare):
+                    client = self._prepared(client, first)
+                    continue
                 if first.starts or self.sequence is None:
                     self._start(first)
                 client, pending = self._dream_with_retry(client, [first])
@@ -205,6 +226,23 @@ class DreamWorker:
         finally:
             if client is not None:
                 client.close()
+
+    def _prepared(self, client: Optional[DreamClient], prepare: Prepare) -> Optional[DreamClient]:
+        """Tells the server what is coming, connecting first if need be.
+        Anything that goes wrong here is left for the first frame to meet
+        and report."""
+        try:
+            client = client or self.link.connect()
+        except ConnectionFailed:
+            return None
+        try:
+            client.prepare(prepare.params, prepare.width, prepare.height)
+        except ProtocolError:
+            pass  # a server without the op, or settings the first frame will be refused for
+        except (OSError, EOFError):
+            client.close()
+            return None
+        return client
 
     def _start(self, first: Job) -> None:
         self.sequence = _Sequence(first)
@@ -223,6 +261,8 @@ class DreamWorker:
             if job is None:
                 self.stopping = True
                 return
+            if isinstance(job, Prepare):
+                continue  # already dreaming: nothing left to prepare
             if job.starts:
                 held.append(job)
                 return

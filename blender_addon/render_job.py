@@ -221,6 +221,8 @@ class RenderDreaming:
         frame = scene.frame_current
         if self.plan is None:
             self._begin(scene, frame)
+        # the server loads the model and compiles for this size while Blender renders the first frame
+        self.worker.prepare(scene.dream.to_params(), *plans.output_size(scene))
         if scene.render.use_placeholder and frame in self.plan.frames and frame not in self.plan.held:
             target = self.target_path(scene, frame)
             if not os.path.exists(target):

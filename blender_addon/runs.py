@@ -166,6 +166,7 @@ class FrameRun:
             self.said.add(why)
             print(f"Dream Renders: the render of frame {plan.frame} is {why}; rendering it again"
                   + ("" if problem else " (and any other frame like it)"), flush=True)
+        self.worker.prepare(plan.params, *plans.output_size(scene))  # while the first frame renders
         if self.render_in_job:
             self.job = rendering.FrameRenderJob(scene, plan.frame, plan.source)
             return None, False

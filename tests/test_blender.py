@@ -48,8 +48,11 @@ def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None, script=
 
 @pytest.mark.blender
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, via_server):
+def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, server, via_server):
+    prepared = server.log_tail(100000).count("prepared lite0 for 64x48 frames")
     result, work, stdout = run_scenario(runtime, "animation", tmp_path, addon_zip, via_server)
+    # told as the first frame started rendering: the server loaded and compiled for its size meanwhile
+    assert server.log_tail(100000).count("prepared lite0 for 64x48 frames") == prepared + 1
     assert result["renders"] == ["Scene_00001.exr", "Scene_00002.exr", "Scene_00003.exr"]
     assert result["dreamed"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]
     assert result["render_is_multilayer"]

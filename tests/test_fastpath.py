@@ -15,7 +15,7 @@ def test_compiled_path_matches_eager(coffee):
     config = DreamConfig(octaves=2, iterations=2, tile=64, tile_margin=0)
     img = to_tensor(coffee)
     plain = Dreamer("lite0", device="cpu", compile="off")
-    compiled = Dreamer("lite0", device="cpu", compile="eager")
+    compiled = Dreamer("lite0", device="cpu", compile="eager", wait_for_compile=True)  # compiled from the first step
     a = plain.run(img, plain.objective("block6"), config)
     b = compiled.run(img, compiled.objective("block6"), config)
     assert torch.equal(a, b)
@@ -70,7 +70,7 @@ def test_cuda_fast_path_is_faithful():
     """bf16, channels_last, compiled graphs: final objective within 2% of fp32."""
     torch.manual_seed(0)
     img = torch.rand(1, 3, 540, 960, device="cuda")
-    fast = Dreamer("googlenet", weights=None, device="cuda")
+    fast = Dreamer("googlenet", weights=None, device="cuda", wait_for_compile=True)  # the compiled graphs throughout
     ref = Dreamer("googlenet", weights=None, device="cuda", compile="off")
     ref.net.load_state_dict(fast.net.state_dict())
     objective = fast.objective("inception4c")

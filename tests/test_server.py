@@ -29,6 +29,23 @@ def test_hello_describes_the_server(client):
     assert lite0["offline"] and lite0["loaded"] and "block9" in lite0["layers"]
 
 
+def test_prepare_is_answered_at_once_and_checked_as_a_dream_is(server, client):
+    """A client says what size is coming (the add-on does as the first frame
+    renders): answered at once, the work done on the device thread before
+    the frames sent after it; nonsense refused by code, the connection kept."""
+    assert client.prepare({"model": "lite0", "layer": "block6"}, 127, 95)["queued"]
+    for params, width, height, code in ((TINY_PARAMS, 0, 96, "bad_header"), (TINY_PARAMS, 128.5, 96, "bad_header"),
+                                        (TINY_PARAMS, True, 96, "bad_header"), ({"model": "nope"}, 128, 96,
+                                                                                 "unknown_model"),
+                                        ({"octaves": 0}, 128, 96, "bad_params"), (TINY_PARAMS, 16384, 16384,
+                                                                                  "oversize")):
+        with pytest.raises(P.ProtocolError) as err:
+            client.prepare(params, width, height)
+        assert err.value.code == code, (params, width, height)
+    dream_raw(client)  # queued behind the prepare: it has been handled when this returns
+    assert "prepared lite0 for 127x95 frames: 0 shapes to compile" in server.log_tail(100000)  # nothing compiles
+
+
 def test_dream_png_round_trip_with_progress(client, coffee):
     events = []
     data = encode_image(Picture(coffee, False, "uint8"), "png")

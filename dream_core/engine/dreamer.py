@@ -19,10 +19,11 @@ from .. import models
 from ..config import DreamConfig, Progress, ProgressCallback
 from ..errors import BadSetting, UnknownLayer
 from .checks import check_finite, check_shape
+from .compiling import ShapeBuilder, SwitchingValue, shape_key
 from .device import image_tensor, resolve_device, uses_cuda_graphs
 from .objectives import Guide, Objective, parse_objective
 from .octaves import octave_shapes, resize
-from .tiling import TileGrid, tile_grid, tiled_gradient, tiled_values
+from .tiling import TileGrid, tile_grid, tile_shapes, tiled_gradient, tiled_values
 from .transforms import Jitter, roll
 
 log = logging.getLogger(__name__)
@@ -69,16 +70,22 @@ class Dreamer:
     tile_cap: Optional[int] = None  # the largest tile side that fitted in memory, once one did not
 
     def __init__(self, model: str = models.DEFAULT_MODEL, *, weights: Optional[str] = "default",
-                 device: str = "auto", compile: str = "auto") -> None:
+                 device: str = "auto", compile: str = "auto", wait_for_compile: bool = False,
+                 on_compiled: Optional[Callable[[], None]] = None) -> None:
         """``compile``: ``"auto"`` compiles the forward and backward with CUDA
-        graphs on CUDA (one warm-up per tile shape, cached for later frames)
+        graphs on CUDA (one build per tile shape, kept for later frames)
         and nothing elsewhere; ``"off"``; or a ``torch.compile`` backend name
-        (``"eager"`` exercises the same path on a CPU, for tests)."""
+        (``"eager"`` exercises the same path on a CPU, for tests). A shape
+        is built in the background while frames of it dream uncompiled
+        (see compiling.py), unless ``wait_for_compile``. ``on_compiled``
+        runs after each build (the server saves its compile cache)."""
         self.info = models.model_info(model)
         self.device = resolve_device(device)
         # channels_last: faster convolutions on CUDA and, measured, ~7% on CPU too
         self.net = models.get_model(model, weights=weights).to(self.device, memory_format=torch.channels_last)
         self.compile = compile
+        self.wait_for_compile = wait_for_compile
+        self.builder = ShapeBuilder(on_compiled)
         self._compiled: "OrderedDict[str, Callable]" = OrderedDict()
         self.serial = next(_serials)  # unlike id(), never reused by a later dreamer: keys caches safely
 
@@ -120,19 +127,41 @@ class Dreamer:
             self._compiled.move_to_end(key)
             return self._compiled[key]
         value: Callable[[torch.Tensor], torch.Tensor] = ObjectiveValue(self.net, objective)
-        if self.compile != "off" and (self.compile != "auto" or uses_cuda_graphs(self.device)):
+        if self.compiles:
             import torch._dynamo
 
             # one graph per octave and tile shape: allow many shapes before falling back
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
             if self.compile == "auto":
-                value = torch.compile(value, mode="reduce-overhead", dynamic=False)
+                compiled = torch.compile(value, mode="reduce-overhead", dynamic=False)
             else:
-                value = torch.compile(value, backend=self.compile, dynamic=False)
+                compiled = torch.compile(value, backend=self.compile, dynamic=False)
+            value = SwitchingValue(value, compiled, self.builder, wait=self.wait_for_compile)
         self._compiled[key] = value
         while len(self._compiled) > self.CACHED_OBJECTIVES:
             self._compiled.popitem(last=False)  # a long-lived server meets many guides
         return value
+
+    @property
+    def compiles(self) -> bool:
+        return self.compile != "off" and (self.compile != "auto" or uses_cuda_graphs(self.device))
+
+    def prepare(self, objective: Objective, height: int, width: int, config: DreamConfig = DreamConfig()) -> int:
+        """Starts building the compiled engine for every tile shape a frame
+        of this size will use, before the frame arrives; returns how many
+        shapes were asked for (0 where nothing compiles)."""
+        if not self.compiles or self.wait_for_compile:
+            return 0
+        value = self._value_fn(objective)
+        keys = set()
+        with self._autocast(config.precision):
+            for h, w in octave_shapes(height, width, config.octaves, config.octave_scale):
+                grid = self.grid(h, w, config)
+                for shape in tile_shapes(grid, self._tile_batch(config)):
+                    keys.add(shape_key(shape, torch.float32, self.device.type))
+        for key in keys:
+            value.prepare(key)
+        return len(keys)
 
     def score(self, image: torch.Tensor, objective: Objective, config: DreamConfig = DreamConfig()) -> float:
         """Mean objective of an image [1, 3, H, W], tiled as the dream would

@@ -82,6 +82,13 @@ def batches(grid: TileGrid, batch: int) -> Iterator[list[tuple[int, int]]]:
         yield origins[i : i + batch]
 
 
+def tile_shapes(grid: TileGrid, batch: int, channels: int = 3) -> list[tuple[int, ...]]:
+    """The shapes :func:`tiled_gradient` hands ``value_fn`` for one image."""
+    if grid.single:
+        return [(1, channels, grid.height, grid.width)]
+    return [(len(group), channels, grid.side, grid.side) for group in batches(grid, batch)]
+
+
 def _cut(padded: torch.Tensor, grid: TileGrid, group: list[tuple[int, int]]) -> torch.Tensor:
     """The tiles at ``group``'s origins, each with its margins, as one batch."""
     side = grid.side

@@ -14,10 +14,29 @@ from ..frame import carried_state
 from ..frame.colour import as_shown, carried_back_to, grey
 from ..io import Picture, decode_image, dither, encode_image
 from ..io.images import max_pixels, set_max_pixels
+from ..models import model_info
 from ..wire import protocol as P
-from .tasks import FrameTask
+from .tasks import FrameTask, PrepareTask
 
 MAX_SIDE = 16384  # EXR's own limit, a side
+
+
+def decode_prepare(header: dict, weights_dir: Optional[str] = None) -> PrepareTask:
+    """A prepare request: the settings as a dream's would be checked, and a frame size."""
+    try:
+        settings = DreamSettings.from_params(header.get("params") or {})
+        model_info(settings.model)
+    except DreamError as err:
+        raise P.ProtocolError(err.code, str(err)) from None
+    settings.weights = served_weights(settings.weights, weights_dir)
+    width, height = header.get("width"), header.get("height")
+    for name, side in (("width", width), ("height", height)):
+        if type(side) is not int or not 1 <= side <= MAX_SIDE:
+            raise P.ProtocolError("bad_header", f"prepare needs a whole {name} from 1 to {MAX_SIDE}, got {side!r}")
+    if width * height > max_pixels():
+        raise P.ProtocolError("oversize", f"{width}x{height} is more than the {max_pixels() / 1e6:g} megapixels this "
+                              "server takes")
+    return PrepareTask(settings, width, height)
 
 
 def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] = None) -> FrameTask:

@@ -59,6 +59,10 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    help="while a frame is queued or running and nothing else is sent, tell the client it is "
                         "alive every SECONDS (default 1); clients time out on silence")
     p.add_argument("--preload", default="lite0", help="model to load at start (default lite0; '' for none)")
+    p.add_argument("--compile-cache", metavar="DIR", default=None,
+                   help="where compiled engines are kept for the next start, one folder per torch, driver and GPU "
+                        "(default ~/.cache/dream_renders/compiled; '' for none); used on NVIDIA GPUs, where "
+                        "frames are compiled")
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -95,13 +99,15 @@ def serve_from_args(args: argparse.Namespace) -> int:
     limit_decoders(args.max_megapixels)
     threads = use_cpu_threads(args.threads)
     address = args.socket or args.listen or "127.0.0.1:0"
+    compile_cache = _compile_cache(args)
     server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
                          job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
                          heartbeat=args.heartbeat, weights_dir=args.weights_dir,
                          limits=Limits(args.max_pending, args.max_connections, args.handshake_timeout,
                                        args.idle_timeout),
                          capacity=Capacity(args.max_jobs, 4 * args.max_jobs, args.max_models,
-                                           args.model_memory_mb << 20))
+                                           args.model_memory_mb << 20),
+                         compile_cache=compile_cache)
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())  # `kill`: stop as Ctrl+C does, cleaning up
     try:
         if args.preload:
@@ -118,6 +124,19 @@ def serve_from_args(args: argparse.Namespace) -> int:
         server.close()
     log.info("stopped")
     return 0
+
+
+def _compile_cache(args: argparse.Namespace):
+    """The compile cache, opened where this server compiles (NVIDIA GPUs); None elsewhere or when turned off."""
+    from ..engine.compiling import CompileCache, default_cache_folder
+    from ..engine.device import resolve_device, uses_cuda_graphs
+
+    if args.compile_cache == "" or not uses_cuda_graphs(resolve_device(args.device)):
+        return None
+    cache = CompileCache(args.compile_cache or default_cache_folder())
+    loaded = cache.open()
+    log.info("compile cache %s (%d artefacts from earlier starts)", cache.folder, loaded)
+    return cache
 
 
 POSITIVE = {"max_jobs": 1, "max_models": 1, "model_memory_mb": 1, "max_payload_mb": 1, "max_connections": 1,

@@ -18,15 +18,18 @@ import threading
 import time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..version import __version__
 from ..wire import protocol as P
 from .admission import Admission, Limits
-from .codec import decode_task, encode_result, job_id
+from .codec import decode_prepare, decode_task, encode_result, job_id
 from .socket_path import SocketClaim
 from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
 from .worker import Capacity, Worker
+
+if TYPE_CHECKING:
+    from ..engine.compiling import CompileCache
 
 log = logging.getLogger("dream_core.server")
 
@@ -38,7 +41,7 @@ class DreamServer:
                  max_payload: int = P.DEFAULT_MAX_PAYLOAD, job_idle_timeout: float = 600.0,
                  allow_remote: bool = False, heartbeat: float = P.HEARTBEAT_SECONDS,
                  weights_dir: Optional[str] = None, limits: Limits = Limits(),
-                 capacity: Capacity = Capacity()) -> None:
+                 capacity: Capacity = Capacity(), compile_cache: Optional[CompileCache] = None) -> None:
         self.token = token
         self.admission = Admission(limits)
         self.weights_dir = weights_dir
@@ -66,7 +69,7 @@ class DreamServer:
             self.listener.bind(addr)
         self.listener.listen(128)
         self.address = P.format_address(self.family, self.listener.getsockname())
-        self.worker = Worker(device, job_idle_timeout, capacity)
+        self.worker = Worker(device, job_idle_timeout, capacity, compile_cache)
         self.stopping = threading.Event()
         self.closed = False
 
@@ -192,6 +195,10 @@ class DreamServer:
         session.send({"event": "result", "id": header.get("id"), "op": "hello", "protocol": P.PROTOCOL,
                       "version": __version__, "max_payload": self.max_payload, "max_in_flight": P.MAX_IN_FLIGHT,
                       "heartbeat": self.heartbeat, **self.worker.info()})
+
+    def _op_prepare(self, session, header, payloads) -> None:
+        self.worker.prepare(decode_prepare(header, self.weights_dir))
+        session.send({"event": "result", "id": header.get("id"), "op": "prepare", "queued": True})
 
     def _op_cancel(self, session, header, payloads) -> None:
         """With a job: that job's frames; without: all of this connection's. Jobs

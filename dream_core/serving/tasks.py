@@ -35,6 +35,16 @@ class ErrorEvent:
 FrameEvent = Union[ProgressEvent, ResultEvent, ErrorEvent]
 
 
+@dataclass(frozen=True)
+class PrepareTask:
+    """Frames of this size and these settings are coming: load the model and
+    build the compiled engines for them now."""
+
+    settings: DreamSettings
+    width: int
+    height: int
+
+
 @dataclass(eq=False)  # a task is itself: compared by identity (its fields hold arrays)
 class FrameTask:
     """One decoded frame to dream, and the channel its events go back on."""

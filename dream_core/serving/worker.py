@@ -10,18 +10,19 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
 from ..config import Progress
 from ..engine import Dreamer, resolve_device
+from ..engine.compiling import CompileCache
 from ..engine.device import describe
 from ..engine.dreamer import is_out_of_memory
 from ..errors import DreamError, JobLost
 from ..frame.pipeline import SequenceDreamer, follows
 from ..models import list_models, model_info
-from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
+from .tasks import ErrorEvent, FrameTask, PrepareTask, ProgressEvent, ResultEvent
 
 log = logging.getLogger("dream_core.server")
 
@@ -64,8 +65,9 @@ class JobState:
 
 class Worker:
     def __init__(self, device: str = "auto", job_idle_timeout: float = 600.0,
-                 capacity: Capacity = Capacity()) -> None:
+                 capacity: Capacity = Capacity(), compile_cache: Optional[CompileCache] = None) -> None:
         self.device = device
+        self.compile_cache = compile_cache  # where compiled engines are kept for the next start
         self.job_idle_timeout = job_idle_timeout
         self.capacity = capacity
         self.dreamers: "OrderedDict[tuple, Dreamer]" = OrderedDict()  # least recently used first
@@ -73,7 +75,7 @@ class Worker:
         self.freed: "OrderedDict[tuple[int, str], Freed]" = OrderedDict()  # jobs the server let go
         self.pending: list[FrameTask] = []
         self.lock = threading.Lock()
-        self.queue: "queue.Queue[Optional[FrameTask]]" = queue.Queue()
+        self.queue: "queue.Queue[Union[FrameTask, PrepareTask, None]]" = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="dream-worker", daemon=True)
         self.thread.start()
 
@@ -82,6 +84,10 @@ class Worker:
     def submit(self, task: FrameTask) -> None:
         with self.lock:
             self.pending.append(task)
+        self.queue.put(task)
+
+    def prepare(self, task: PrepareTask) -> None:
+        """Queued behind the frames already sent: the device thread loads and builds, nothing waits for it."""
         self.queue.put(task)
 
     def queue_position(self, task: FrameTask) -> int:
@@ -118,7 +124,8 @@ class Worker:
             self.dreamers.move_to_end(key)
             return self.dreamers[key]
         log.info("loading model %s on %s", model, self.device)
-        self.dreamers[key] = Dreamer(model, weights=weights, device=self.device)
+        self.dreamers[key] = Dreamer(model, weights=weights, device=self.device,
+                                     on_compiled=self.compile_cache.save if self.compile_cache else None)
         while len(self.dreamers) > 1 and (len(self.dreamers) > self.capacity.models or
                                           sum(map(_model_bytes, self.dreamers.values())) > self.capacity.model_bytes):
             (old_model, old_weights), _ = self.dreamers.popitem(last=False)
@@ -133,7 +140,9 @@ class Worker:
         models = [{"name": n, "layers": list(model_info(n).layers), "default_layer": model_info(n).default_layer,
                    "description": model_info(n).description, "offline": model_info(n).weights_offline(),
                    "loaded": any(k[0] == n for k in loaded)} for n in list_models()]
-        return {"device": str(device), "device_info": describe(device), "models": models, "jobs": len(self.jobs)}
+        compiling = sum(d.builder.pending() for d in list(self.dreamers.values()))
+        return {"device": str(device), "device_info": describe(device), "models": models, "jobs": len(self.jobs),
+                "compiling": compiling}
 
     def dreamer_device(self) -> str:
         return str(resolve_device(self.device))
@@ -149,6 +158,9 @@ class Worker:
                 continue
             if task is None:
                 return
+            if isinstance(task, PrepareTask):
+                self._prepare(task)
+                continue
             try:
                 task.events.put(self._outcome(task))
             finally:
@@ -156,6 +168,19 @@ class Worker:
                     if task in self.pending:
                         self.pending.remove(task)
             self._forget_idle_jobs()
+
+    def _prepare(self, task: PrepareTask) -> None:
+        """Loads the model and starts building its compiled engines for the
+        size; a failure here is only logged (the frames will say it)."""
+        settings = task.settings
+        try:
+            dreamer = self.dreamer(settings.model, settings.weights)
+            objective = dreamer.objective(settings.layer_for(dreamer.info.layers), settings.channels)
+            shapes = dreamer.prepare(objective, task.height, task.width, settings.config)
+            log.info("prepared %s for %dx%d frames: %d shapes to compile", settings.model, task.width, task.height,
+                     shapes)
+        except Exception as err:
+            log.warning("could not prepare for %dx%d frames: %s", task.width, task.height, err)
 
     def _forget_idle_jobs(self) -> None:
         now = time.monotonic()

@@ -117,6 +117,12 @@ class DreamClient:
         self.server_info = reply
         return reply
 
+    def prepare(self, params: Optional[dict], width: int, height: int) -> dict:
+        """Tells the server frames of this size and these settings are coming,
+        so it loads and compiles for them now; answered at once."""
+        reply, _ = self._request({"op": "prepare", "params": params or {}, "width": width, "height": height})
+        return reply
+
     def dream(self, image: bytes, fmt: str, params: Optional[dict] = None, *, job: Optional[str] = None,
               frame: Optional[int] = None, raw: Optional[dict] = None, vectors: Optional[tuple[bytes, dict]] = None,
               mask: Optional[tuple[bytes, str]] = None, guide: Optional[tuple[bytes, str]] = None,

@@ -19,7 +19,8 @@ Replies carry their request's ``id``. A connection may keep up to
 one before it dreams); they run in the order sent.
 
 Ops: ``hello`` (server facts: version, device, models and their layers,
-limits); ``dream`` (header: ``params``, ``job``, ``frame``, ``output``;
+limits, ``compiling``: compiled engines still being built); ``dream``
+(header: ``params``, ``job``, ``frame``, ``output``;
 payloads by name: ``image``, optional ``display`` (the image as the view
 transform shows it, display-encoded: that is dreamed, with ``image``'s
 passes, and an EXR reply is carried back to ``image``'s scene light),
@@ -35,7 +36,11 @@ header's ``output`` says how the reply comes: ``format``, ``dtype`` (raw),
 PNG only: the reply holds the 8-bit levels Blender writes from the dream,
 dithered as it dithers renders, for Blender to write as they are);
 ``cancel`` (a ``job``'s frames, or without a job all of this connection's);
-``close_job``. Jobs are private to the connection that made them: the same
+``close_job``; ``prepare`` (header: ``params``, ``width``, ``height``: a
+frame size the client will send, so the server loads the model and builds
+its compiled engines for that size before the first frame; answered at
+once, the work goes on in the background; a server older than this op
+answers ``unknown_op``, which a client may ignore). Jobs are private to the connection that made them: the same
 id on another connection is another job; ``echo`` (the payloads back: transport
 timing); ``shutdown``.
 """
@@ -59,7 +64,7 @@ HEARTBEAT_SECONDS = 1.0
 HANDSHAKE_SECONDS = 10.0
 MAX_IN_FLIGHT = 4  # dream requests one connection may have queued or running
 
-OPS = ("hello", "dream", "cancel", "close_job", "echo", "shutdown")
+OPS = ("hello", "dream", "prepare", "cancel", "close_job", "echo", "shutdown")
 
 # Stable error codes: clients branch on these, people read the message.
 ERRORS = {
