@@ -81,7 +81,8 @@ class LocalBackend:
                      if (work.picture.height, work.picture.width) == size]
             for _, _, work in group:
                 self._check_mask(work.picture)
-            frames = [NextFrame(sequence, work.picture, work.frame, self.mask, work.blend) for _, sequence, work in group]
+            frames = [NextFrame(sequence, work.picture, work.frame, self.mask, work.blend)
+                      for _, sequence, work in group]
             dreamed = dream_together(self.dreamer, frames, self.settings, batch=self.lockstep, guide=self.guide,
                                      callback=progress)
             for (i, sequence, work), picture in zip(group, dreamed):

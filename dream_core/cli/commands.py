@@ -279,7 +279,7 @@ def _wrap(text: str, width: int = 68) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..tools.bench import BENCH_CONFIG, run_cpu_bench, run_transport_bench
-    from ..tools.bench_gpu import run_gpu_bench
+    from ..tools.bench_gpu import lockstep_rows, run_gpu_bench
 
     if args.transport:
         run_transport_bench(args.device, args.repeats)
@@ -292,6 +292,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         models = tuple(args.models.split(",")) if args.models else ("googlenet", "lite0")
         run_gpu_bench(args.device, sizes, models, repeats=args.repeats, config=config, big=big,
                       server=not args.no_server)
+        # chunks of a shot in lockstep: the target is at 1080p with lite0
+        lockstep_rows(args.device, sizes if args.sizes else [(1920, 1080)], config=config)
         return 0
 
     try:
