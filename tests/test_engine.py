@@ -66,7 +66,7 @@ def test_the_step_is_normalised_over_the_pixels_that_dream():
     assert torch.allclose(_mean_abs(grad, steps.averaging), grad[..., 15:].abs().mean())
     everywhere = OctaveSteps.of(half + 0.01)
     assert everywhere.averaging is None and everywhere.mask is not None
-    assert OctaveSteps.of(None) == (None, None)
+    assert OctaveSteps.of(None) == (None, None, None)
     assert float(_mean_abs(grad, OctaveSteps.of(torch.zeros(1, 1, 20, 30)).averaging)) == 0.0  # nothing dreams
 
 
@@ -139,6 +139,39 @@ def test_scoring_images_together_gives_each_its_own_score(lite0, coffee, tile):
     together = lite0.scores(torch.cat([dreamed, render]), objective, config)
     alone = [lite0.score(dreamed, objective, config), lite0.score(render, objective, config)]
     assert together == pytest.approx(alone, rel=1e-4) and together[0] > together[1]
+
+
+@pytest.mark.parametrize("tile", [0, 64])
+def test_images_dreamed_together_each_come_out_as_dreamed_alone(lite0, coffee, tile):
+    """A batch of frames (chunks of a shot in lockstep) is one pass through
+    the network, but each frame is stepped by its own gradient's mean and
+    its own step mask: each equals its dream alone, up to float rounding
+    (a short dream: over many steps the ascent carries any rounding on to
+    other fine detail of the same strength, as another thread count does);
+    and in a batch of one size, whatever its partners, exactly the same."""
+    objective, config = lite0.objective(), DreamConfig(octaves=2, iterations=2, tile=tile, tile_margin=16)
+    images = torch.cat([to_tensor(coffee[:48, :64]), to_tensor(coffee[48:, 64:]), to_tensor(coffee[::2, ::2])])
+    masks = torch.ones(3, 1, 48, 64)
+    masks[1, :, :, 32:] = 0.0  # a still half: the mean |gradient| is over the half that dreams
+    masks[2] = 0.3
+
+    def own(step_mask, i):  # image i's share of a batch's step mask [N or 1, 1, H, W]
+        if callable(step_mask):
+            return lambda remaining: own(step_mask(remaining), i)
+        return step_mask if step_mask is None or len(step_mask) == 1 else step_mask[i:i + 1]
+
+    for step_mask in (None, masks, lambda remaining: masks if remaining else masks[:1] * 0.5):
+        together = lite0.run(images, objective, config, step_mask=step_mask)
+        for i in range(3):
+            alone = lite0.run(images[i:i + 1], objective, config, step_mask=own(step_mask, i))
+            assert (together[i] - alone[0]).abs().max() < 1e-4, (i, step_mask)
+        if step_mask is masks:
+            assert (together[1, :, :, 40:] == images[1, :, :, 40:]).all()
+            assert (together[1, :, :, :32] - images[1, :, :, :32]).abs().mean() > 0.01
+    others = torch.cat([images[1:2], images.flip(-1)[:1], images[:1]])
+    other_masks = torch.cat([masks[1:2], torch.ones(1, 1, 48, 64), masks[:1]])
+    again = lite0.run(others, objective, config, step_mask=other_masks)
+    assert torch.equal(again[0], lite0.run(images, objective, config, step_mask=masks)[1])
 
 
 def test_batched_bf16_path_stays_within_two_percent_of_fp32(lite0, coffee):

@@ -30,15 +30,21 @@ def guide_and_mask(settings: DreamSettings) -> tuple[Optional[np.ndarray], Optio
 
 class LocalBackend:
     """The frames of one run form one sequence, dreamed in order; the model
-    stays loaded for the next run (a Ray actor dreams chunk after chunk)."""
+    stays loaded for the next run (a Ray actor dreams chunk after chunk).
+    ``lockstep`` K > 1: several sequences' next frames are dreamed as one
+    batch (:meth:`dream_many`), and every engine call is filled to K frames
+    (see frame/lockstep.py), a lone sequence's frames too, so a frame is
+    the same whichever frames it was dreamed with."""
 
     def __init__(self, settings: DreamSettings, device: str = "auto",
-                 images: Optional[tuple[Optional[np.ndarray], Optional[np.ndarray]]] = None) -> None:
+                 images: Optional[tuple[Optional[np.ndarray], Optional[np.ndarray]]] = None,
+                 lockstep: int = 1) -> None:
         from ..api import cached_dreamer
 
         self.settings = settings
         self.dreamer = cached_dreamer(settings.model, settings.weights, device)
         self.guide, self.mask = images if images is not None else guide_and_mask(settings)
+        self.lockstep = lockstep
 
     def dream_frames(self, works: Iterable[Work], progress: ProgressCallback,
                      restore: Optional[bytes] = None) -> Iterator[Dreamed]:
@@ -55,10 +61,35 @@ class LocalBackend:
 
     def dream_next(self, sequence: SequenceDreamer, work: Work,
                    progress: Optional[ProgressCallback] = None) -> Dreamed:
-        picture = work.picture
+        if self.lockstep > 1:
+            return self.dream_many([(sequence, work)], progress)[0]
+        self._check_mask(work.picture)
+        dreamed = sequence.dream(self.dreamer, work.picture, self.settings, frame=work.frame, mask=self.mask,
+                                 guide=self.guide, callback=progress, blend=work.blend)
+        return dreamed, sequence.state() if work.keep_state else None
+
+    def dream_many(self, nexts: list[tuple[SequenceDreamer, Work]],
+                   progress: Optional[ProgressCallback] = None) -> list[Dreamed]:
+        """The next frame of each sequence (each sequence once), in one
+        engine call a frame size, filled to ``lockstep`` frames."""
+        from ..frame.lockstep import NextFrame, dream_together
+
+        results: dict[int, Dreamed] = {}
+        sizes = {(work.picture.height, work.picture.width) for _, work in nexts}
+        for size in sorted(sizes):
+            group = [(i, sequence, work) for i, (sequence, work) in enumerate(nexts)
+                     if (work.picture.height, work.picture.width) == size]
+            for _, _, work in group:
+                self._check_mask(work.picture)
+            frames = [NextFrame(sequence, work.picture, work.frame, self.mask, work.blend)
+                      for _, sequence, work in group]
+            dreamed = dream_together(self.dreamer, frames, self.settings, batch=self.lockstep, guide=self.guide,
+                                     callback=progress)
+            for (i, sequence, work), picture in zip(group, dreamed):
+                results[i] = picture, sequence.state() if work.keep_state else None
+        return [results[i] for i in range(len(nexts))]
+
+    def _check_mask(self, picture) -> None:
         if self.mask is not None and self.mask.shape != (picture.height, picture.width):
             raise ShapeMismatch(f"mask {self.settings.mask} is {self.mask.shape[1]}x{self.mask.shape[0]}, "
                                 f"frames are {picture.width}x{picture.height}")
-        dreamed = sequence.dream(self.dreamer, picture, self.settings, frame=work.frame, mask=self.mask,
-                                 guide=self.guide, callback=progress, blend=work.blend)
-        return dreamed, sequence.state() if work.keep_state else None

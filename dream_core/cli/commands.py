@@ -91,8 +91,13 @@ def _check_chunk(args: argparse.Namespace, plans: list[FramePlan], is_folder: bo
         raise UsageError("--fade must be 0 or more frames")
     if args.ray is not None and not is_folder:
         raise UsageError("--ray takes a folder of frames as INPUT")
+    if args.lockstep < 1:
+        raise UsageError("--lockstep must be 1 or more chunks")
+    if args.lockstep > 1 and (not is_folder or args.server or args.ray is not None):
+        raise UsageError("--lockstep dreams a folder's chunks in this process: INPUT must be a folder, without "
+                         "--server or --ray")
     if args.frames is None:
-        if fade and args.ray is None:
+        if fade and args.ray is None and args.lockstep == 1:
             raise UsageError("--fade needs --frames: it blends a chunk into the chunk before")
         return
     if not is_folder:
@@ -187,6 +192,11 @@ def _run(args: argparse.Namespace, plans, settings: DreamSettings, is_folder: bo
     from ..wire.provenance import Records
 
     def run(records=None):
+        if args.lockstep > 1:
+            from ..batch.lockstep import run_in_lockstep
+
+            return run_in_lockstep(plans, _backend(args, settings), args.lockstep, overwrite=args.overwrite,
+                                   quiet=args.quiet, frames=args.frames, preroll=preroll, fade=fade)
         return run_batch(plans, _backend(args, settings), overwrite=args.overwrite or not is_folder,
                          quiet=args.quiet, frames=args.frames, preroll=preroll, fade=fade, records=records)
 
@@ -208,7 +218,7 @@ def _chunk_options(args: argparse.Namespace, settings: DreamSettings) -> tuple[i
             raise UsageError(f"--{given[0]} carries a chain of frames into the next: it needs --temporal "
                              "(vectors, flow, blend or auto)")
         return 0, 0
-    on_ray = args.ray is not None
+    on_ray = args.ray is not None or args.lockstep > 1  # chunks side by side: seams to fade
     preroll = args.preroll if args.preroll is not None else (RAY_PREROLL if on_ray else 0)
     fade = args.fade if args.fade is not None else (RAY_FADE if on_ray else 0)
     return preroll, fade
@@ -223,7 +233,7 @@ def _backend(args: argparse.Namespace, settings: DreamSettings):
     from ..engine.device import use_cpu_threads
 
     use_cpu_threads(args.threads)
-    return LocalBackend(settings, device=args.device)
+    return LocalBackend(settings, device=args.device, lockstep=args.lockstep)
 
 
 def _dream_on_ray(args, plans, settings, preroll: int, fade: int) -> tuple[int, int]:
@@ -269,7 +279,7 @@ def _wrap(text: str, width: int = 68) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..tools.bench import BENCH_CONFIG, run_cpu_bench, run_transport_bench
-    from ..tools.bench_gpu import run_gpu_bench
+    from ..tools.bench_gpu import lockstep_rows, run_gpu_bench
 
     if args.transport:
         run_transport_bench(args.device, args.repeats)
@@ -282,6 +292,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         models = tuple(args.models.split(",")) if args.models else ("googlenet", "lite0")
         run_gpu_bench(args.device, sizes, models, repeats=args.repeats, config=config, big=big,
                       server=not args.no_server)
+        # chunks of a shot in lockstep: the target is at 1080p with lite0
+        lockstep_rows(args.device, sizes if args.sizes else [(1920, 1080)], config=config)
         return 0
 
     try:

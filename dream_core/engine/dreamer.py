@@ -28,24 +28,30 @@ from .transforms import Jitter, roll
 
 log = logging.getLogger(__name__)
 
-# a step mask [1, 1, H, W], none, or one per octave by the octaves still to come (0: the finest)
+# a step mask [1 or N, 1, H, W], none, or one per octave by the octaves still to come (0: the finest)
 StepMask = Union[torch.Tensor, None, Callable[[int], Optional[torch.Tensor]]]
 
 
 class OctaveSteps(NamedTuple):
     """One octave's step scale per pixel (None: full steps everywhere) and
     each pixel's share of the mean |gradient| (None: every pixel dreams,
-    the plain mean), worked out once an octave rather than every step."""
+    the plain mean), worked out once an octave rather than every step.
+    With a mask [N, 1, H, W], ``plain`` [N, 1, 1, 1] marks the images whose
+    every pixel dreams: they take the plain mean, as they would alone."""
 
     mask: Optional[torch.Tensor] = None
     averaging: Optional[torch.Tensor] = None
+    plain: Optional[torch.Tensor] = None
 
     @classmethod
     def of(cls, mask: Optional[torch.Tensor], channels: int = 3) -> "OctaveSteps":
+        """``mask`` [1 or N, 1, H, W]: each image's share is of its own dreaming pixels."""
         if mask is None or bool((mask > 0).all()):
             return cls(mask)
         dreaming = (mask > 0).to(mask.dtype)
-        return cls(mask, dreaming / (dreaming.sum() * channels).clamp(min=1.0))
+        counts = dreaming.sum(dim=(1, 2, 3), keepdim=True)
+        plain = dreaming.amin(dim=(1, 2, 3), keepdim=True) > 0
+        return cls(mask, dreaming / (counts * channels).clamp(min=1.0), plain if bool(plain.any()) else None)
 
 
 class ObjectiveValue(torch.nn.Module):
@@ -218,11 +224,16 @@ class Dreamer:
 
     def run(self, image: torch.Tensor, objective: Objective, config: DreamConfig = DreamConfig(), *,
             step_mask: StepMask = None, callback: Optional[ProgressCallback] = None) -> torch.Tensor:
-        """Dreams ``image`` [1, 3, H, W] (sRGB in [0, 1]) and returns the result
-        on the same device. ``step_mask`` [1, 1, H, W] scales the step per
-        pixel (0 leaves a pixel untouched); or a function of the octaves still
-        to come after this one (0: the finest) giving each octave its mask."""
-        check_shape(image, ["1", "3", "H", "W"])
+        """Dreams ``image`` [N, 3, H, W] (sRGB in [0, 1]) and returns the result
+        on the same device. ``step_mask`` [1 or N, 1, H, W] scales the step
+        per pixel (0 leaves a pixel untouched); or a function of the octaves
+        still to come after this one (0: the finest) giving each octave its
+        mask. N images go through the network as one batch (more work per
+        kernel: what fills a GPU that one frame leaves idle); each is stepped
+        by its own mean |gradient|, so each comes out as dreamed alone, up
+        to float rounding. The jitter is the same for all of them, as it is
+        for every frame dreamed alone with one seed."""
+        check_shape(image, ["N", "3", "H", "W"])
         check_finite(image)
         base = image.to(self.device, torch.float32)
         shapes = octave_shapes(base.shape[-2], base.shape[-1], config.octaves, config.octave_scale)
@@ -260,7 +271,7 @@ class Dreamer:
         mask = step_mask(remaining) if callable(step_mask) else step_mask
         if mask is None:
             return None
-        check_shape(mask, ["1", "1", str(base.shape[-2]), str(base.shape[-1])], "step mask")
+        check_shape(mask, [f"1|{base.shape[0]}", "1", str(base.shape[-2]), str(base.shape[-1])], "step mask")
         return resize(mask.to(self.device, torch.float32), shape)
 
     def _step(self, x: torch.Tensor, value_fn, grid: TileGrid, config: DreamConfig, jitter: Jitter,
@@ -271,20 +282,24 @@ class Dreamer:
             grad, _ = tiled_gradient(roll(x, dy, dx), value_fn, grid, self._tile_batch(config))
         grad = roll(grad.float(), -dy, -dx)
         # normalised like the original notebook: the step is a mean change per pixel that dreams
-        update = grad * (config.step / (_mean_abs(grad, steps.averaging) + 1e-8))
+        update = grad * (config.step / (_mean_abs(grad, steps.averaging, steps.plain) + 1e-8))
         if steps.mask is not None:
             update = update * steps.mask
         return (x + update).clamp_(0.0, 1.0)
 
 
-def _mean_abs(grad: torch.Tensor, averaging: Optional[torch.Tensor]) -> torch.Tensor:
-    """Mean |gradient| over the pixels whose step is not 0 (``averaging``,
-    see OctaveSteps): an object dreamed alone grows as strongly as in a frame
-    where everything dreams (measured: 0.7 of it when the still pixels
-    counted too)."""
+def _mean_abs(grad: torch.Tensor, averaging: Optional[torch.Tensor],
+              plain: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Each image's mean |gradient| [N, 1, 1, 1] over the pixels whose step
+    is not 0 (``averaging``, see OctaveSteps): an object dreamed alone grows
+    as strongly as in a frame where everything dreams (measured: 0.7 of it
+    when the still pixels counted too). ``plain`` images take the plain mean
+    (the same value, rounded as it is for the image alone)."""
+    size = grad.abs()
     if averaging is None:
-        return grad.abs().mean()
-    return (grad.abs() * averaging).sum()
+        return size.mean(dim=(1, 2, 3), keepdim=True)
+    weighted = (size * averaging).sum(dim=(1, 2, 3), keepdim=True)
+    return weighted if plain is None else torch.where(plain, size.mean(dim=(1, 2, 3), keepdim=True), weighted)
 
 
 def is_out_of_memory(err: BaseException) -> bool:

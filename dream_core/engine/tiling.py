@@ -101,9 +101,10 @@ def tiled_gradient(
     grid: TileGrid,
     batch: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient of the objective w.r.t. ``x`` [1, C, H, W], and the mean
+    """Gradient of the objective w.r.t. ``x`` [N, C, H, W], and the mean
     objective value over tiles. ``value_fn`` maps a batch of tiles to one
-    value per tile."""
+    value per tile. Each forward takes ``batch`` tile places of every image
+    (at least one place: N tiles)."""
     if x.is_cuda:  # compiled CUDA graphs: each call starts a step, outputs are reused
         torch.compiler.cudagraph_mark_step_begin()
     if grid.single:
@@ -116,14 +117,16 @@ def tiled_gradient(
     grad = torch.empty(x.shape[0], x.shape[1], grid.rows * core, grid.cols * core, device=x.device,
                        dtype=x.dtype)
     values = []
-    for group in batches(grid, batch):
+    images = x.shape[0]
+    for group in batches(grid, max(1, batch // images)):
         if x.is_cuda:
             torch.compiler.cudagraph_mark_step_begin()
-        tiles = _cut(padded, grid, group).requires_grad_(True)
+        tiles = _cut(padded, grid, group).requires_grad_(True)  # place by place, each place's N images
         value = value_fn(tiles)
         (tile_grad,) = torch.autograd.grad(value.sum(), tiles)
-        for g, (y, x0) in zip(tile_grad, group):
-            grad[0, :, y : y + core, x0 : x0 + core] = g[:, m : m + core, m : m + core]
+        for i, (y, x0) in enumerate(group):
+            grad[:, :, y : y + core, x0 : x0 + core] = tile_grad[i * images : (i + 1) * images, :, m : m + core,
+                                                                 m : m + core]
         values.append(value.detach().clone())  # a CUDA graph overwrites its outputs on the next call
     return grad[..., : grid.height, : grid.width], torch.cat(values).mean()
 

@@ -72,13 +72,6 @@ def mask_tensor(mask: Optional[np.ndarray], like: torch.Tensor) -> Optional[torc
     return image_tensor(mask[..., None], like.device)
 
 
-def dream_rgb(dreamer: Dreamer, base: torch.Tensor, source: torch.Tensor, objective: Objective,
-              settings: DreamSettings, step_mask: StepMask, callback: Optional[ProgressCallback]) -> torch.Tensor:
-    """Dreams ``base`` (dream space); ``source`` gives the colours to keep."""
-    dreamed = dreamer.run(base, objective, settings.config, step_mask=step_mask, callback=callback)
-    return keep_source_colours(dreamed, source) if settings.keep_colors else dreamed
-
-
 def temporal_steps(prepared: temporal.Prepared) -> StepMask:
     """The coarse octaves take the carried pattern's damping; the finest its own (regrowth)."""
     coarse, fine = prepared.step_mask, prepared.fine_step_mask
@@ -94,6 +87,27 @@ def combined_steps(*masks: StepMask) -> StepMask:
         return functools.reduce(_combined, masks, None)
     return lambda remaining: functools.reduce(
         _combined, [m(remaining) if callable(m) else m for m in masks], None)
+
+
+@dataclass
+class Dreaming:
+    """A frame between :meth:`SequenceDreamer.prepare` and
+    :meth:`~SequenceDreamer.finish`: what the engine dreams (``base``, its
+    ``steps`` and ``objective``) and what the output is made of after."""
+
+    picture: Picture
+    frame: Optional[int]
+    objective: Objective
+    rgb: torch.Tensor
+    restore: _Restore
+    share: Optional[torch.Tensor]
+    vectors: Optional[torch.Tensor]
+    prepared: temporal.Prepared
+    steps: StepMask
+
+    @property
+    def base(self) -> torch.Tensor:
+        return self.prepared.base
 
 
 class SequenceDreamer:
@@ -158,6 +172,14 @@ class SequenceDreamer:
         frame (the chunk after's output of it, and its share): the output is
         the two cross-faded (see crossfade.py), while the sequence carries
         this chain's own dream on."""
+        dreaming = self.prepare(dreamer, picture, settings, frame=frame, mask=mask, guide=guide)
+        dreamed = dreamer.run(dreaming.base, dreaming.objective, settings.config, step_mask=dreaming.steps,
+                              callback=callback)
+        return self.finish(dreamer, dreaming, dreamed, settings, blend=blend)
+
+    def prepare(self, dreamer: Dreamer, picture: Picture, settings: DreamSettings, *, frame: Optional[int] = None,
+                mask: Optional[np.ndarray] = None, guide: Optional[np.ndarray] = None) -> "Dreaming":
+        """What the engine needs to dream the frame (see :meth:`dream`); :meth:`finish` takes its dream."""
         objective = self.objective(dreamer, settings, guide)
         if not follows(self.last_frame, frame):
             self.previous = None
@@ -168,7 +190,15 @@ class SequenceDreamer:
         vectors = None if picture.vectors is None else image_tensor(picture.vectors, dreamer.device)
         prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous)
         steps = combined_steps(mask_tensor(mask, rgb), object_steps, temporal_steps(prepared))
-        dreamed = dream_rgb(dreamer, prepared.base, rgb, objective, settings, steps, callback)
+        return Dreaming(picture, frame, objective, rgb, restore, share, vectors, prepared, steps)
+
+    def finish(self, dreamer: Dreamer, dreaming: "Dreaming", dreamed: torch.Tensor, settings: DreamSettings, *,
+               blend: Optional[tuple[Picture, float]] = None) -> Picture:
+        """The frame's output from the engine's dream of ``dreaming.base``;
+        the sequence takes on what the next frame carries."""
+        rgb, prepared, share, objective = dreaming.rgb, dreaming.prepared, dreaming.share, dreaming.objective
+        if settings.keep_colors:
+            dreamed = keep_source_colours(dreamed, rgb)
         dreamed, anchor = self._anchored(dreamed, rgb, prepared)
         if share is not None:
             dreamed = objects.lay_over(rgb, dreamed, share)
@@ -178,10 +208,10 @@ class SequenceDreamer:
         fine_detail = temporal.next_fine_detail(prepared, dreamed, rgb)
         reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb, fine_detail)
         limit, gain = self._governed(dreamer, objective, settings, dreamed, rgb, prepared)
-        self.previous = temporal.Previous(rgb, dreamed, vectors, anchor, reference, limit, gain, fine_detail,
-                                          temporal.next_deformation(prepared))
-        self.last_frame = frame
-        return picture.with_pixels(tensor_pixels(from_dream_space(shown, restore)))
+        self.previous = temporal.Previous(rgb, dreamed, dreaming.vectors, anchor, reference, limit, gain,
+                                          fine_detail, temporal.next_deformation(prepared))
+        self.last_frame = dreaming.frame
+        return dreaming.picture.with_pixels(tensor_pixels(from_dream_space(shown, dreaming.restore)))
 
     @staticmethod
     def _faded(dreamer: Dreamer, objective: Objective, settings: DreamSettings, rgb: torch.Tensor,

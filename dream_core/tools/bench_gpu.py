@@ -143,6 +143,47 @@ def panning_shot(width: int, height: int, frames: int, speed: int = 2) -> list:
             for i in range(frames)]
 
 
+def lockstep_rows(device: str = "auto", sizes=((1920, 1080),), model: str = "lite0", streams=(1, 2, 4),
+                  frames: int = 3, config: DreamConfig = BENCH_CONFIG, temporal: str = "vectors") -> list[dict]:
+    """Frames per second of a shot's chunks dreamed in lockstep (``dream
+    --lockstep K``): K chains of a pan (its Vector pass, ``temporal``), each
+    chain's next frame in one batch, against one chain alone (K = 1), after
+    two warm-up frames a chain (compilation, the chain's first frame;
+    ``time_per_frame``).
+    Issue 32's target: K chains at least twice one chain's frames per second
+    at 1080p, Lite0, on a GPU. Random weights: timing only."""
+    from ..frame.lockstep import NextFrame, dream_together
+    from ..frame.pipeline import SequenceDreamer
+
+    dev = resolve_device(device)
+    sync = device_sync(dev)
+    dreamer = Dreamer(model, weights=None, device=str(dev))
+    settings = DreamSettings(model, layer=reference(model, dev, None).layer, weights=None, config=config,
+                             temporal=temporal)
+    rows = []
+    for width, height in sizes:
+        shot = panning_shot(width, height, max(streams) * (frames + 2))
+        one = None
+        for count in streams:
+            sequences = [SequenceDreamer() for _ in range(count)]
+            chains = [shot[i * (frames + 2):(i + 1) * (frames + 2)] for i in range(count)]
+            ticks = iter(range(frames + 2))
+
+            def tick(n: int, sequences=sequences, chains=chains, ticks=ticks, count=count) -> None:
+                for _ in range(n):
+                    index = next(ticks)
+                    dream_together(dreamer, [NextFrame(s, c[index], index + 1) for s, c in zip(sequences, chains)],
+                                   settings, batch=count)
+
+            ms = time_per_frame(tick, frames, sync) / count  # per frame written, all chains together
+            one = one or ms
+            rows.append({"model": model, "size": f"{width}x{height}", "streams": count, "fps": 1000 / ms,
+                         "speedup": one / ms})
+            print(f"  lockstep {model} {width}x{height}, {count} chain(s): {1000 / ms:6.2f} frames/s "
+                  f"({one / ms:.2f}x one chain)")
+    return rows
+
+
 def _server_row(client, model: str, layer: str, image: np.ndarray, config: DreamConfig, count: int) -> dict:
     """The same frame end to end through the server: two in flight, and one at a time."""
     from ..wire.client import FrameRequest
