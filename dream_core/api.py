@@ -7,25 +7,18 @@ untouched.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 from typing import Optional, Union
 
 import numpy as np
 
 from .config import DEFAULT_MODEL, DreamConfig, DreamSettings, ProgressCallback
-from .engine import Dreamer
+from .engine import Dreamer, cached_dreamer
 from .errors import BadSetting
 from .frame.pipeline import SequenceDreamer
 from .io import Picture
 
 _DEFAULTS = DreamConfig()  # one definition of each default: dream_core/wire/settings.py
-
-
-@functools.lru_cache(maxsize=4)
-def cached_dreamer(model: str, weights: Optional[str], device: str) -> Dreamer:
-    """Models are costly to build; repeated calls reuse them."""
-    return Dreamer(model, weights=weights, device=device)
 
 
 def dream_picture(dreamer: Dreamer, picture: Picture, settings: DreamSettings, *,

@@ -7,11 +7,12 @@ from typing import Optional
 import numpy as np
 
 from ..config import DreamSettings, ProgressCallback
+from ..engine import cached_dreamer
 from ..errors import ShapeMismatch
 from ..frame import carried_state
-from ..frame.colour import grey
 from ..frame.pipeline import SequenceDreamer
 from ..io import read_image
+from ..io.transfer import grey
 from .run import Dreamed, Work
 
 
@@ -39,8 +40,6 @@ class LocalBackend:
     def __init__(self, settings: DreamSettings, device: str = "auto",
                  images: Optional[tuple[Optional[np.ndarray], Optional[np.ndarray]]] = None,
                  lockstep: int = 1) -> None:
-        from ..api import cached_dreamer
-
         self.settings = settings
         self.dreamer = cached_dreamer(settings.model, settings.weights, device)
         self.guide, self.mask = images if images is not None else guide_and_mask(settings)

@@ -6,6 +6,7 @@ callback that may raise to cancel.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections import OrderedDict
@@ -300,6 +301,12 @@ def _mean_abs(grad: torch.Tensor, averaging: Optional[torch.Tensor],
         return size.mean(dim=(1, 2, 3), keepdim=True)
     weighted = (size * averaging).sum(dim=(1, 2, 3), keepdim=True)
     return weighted if plain is None else torch.where(plain, size.mean(dim=(1, 2, 3), keepdim=True), weighted)
+
+
+@functools.lru_cache(maxsize=4)
+def cached_dreamer(model: str, weights: Optional[str], device: str) -> Dreamer:
+    """Models are costly to build; repeated calls (the API, a batch backend) reuse them."""
+    return Dreamer(model, weights=weights, device=device)
 
 
 def is_out_of_memory(err: BaseException) -> bool:

@@ -4,8 +4,8 @@ renders are often scene-linear with highlights above 1.0.
 The per-frame conversions work on torch tensors laid out [N, C, H, W] so a
 frame is converted on the device that dreams it (a 1080p frame's NumPy
 conversions cost more CPU time than its whole dream on an H100). The
-element-wise ones take any layout. ``grey`` prepares masks read from files
-and takes NumPy arrays H×W×C.
+element-wise ones take any layout. The transfer functions live with image
+I/O (io/transfer.py), the layer below, which needs them too.
 """
 from __future__ import annotations
 
@@ -14,18 +14,12 @@ import torch
 
 from ..errors import ShapeMismatch
 from ..io import Picture
+from ..io.transfer import linear_to_srgb, srgb_to_linear
+
+__all__ = ["LUMA_WEIGHTS", "as_shown", "carried_back_to", "carry_back", "compress_highlights", "keep_source_colours",
+           "linear_to_srgb", "luma", "srgb_to_linear"]
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601, as YCbCr uses
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.pow(1 / 2.4) - 0.055)
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).pow(2.4))
 
 
 def compress_highlights(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,12 +42,6 @@ def keep_source_colours(dreamed: torch.Tensor, source: torch.Tensor) -> torch.Te
     """Dreamed luminance with the source's chroma (YCbCr split): stops the
     drift towards dark, over-saturated colours that plain DeepDream shows."""
     return (luma(dreamed) + source - luma(source)).clamp(0.0, 1.0)
-
-
-def grey(pixels: np.ndarray) -> np.ndarray:
-    """H×W×C pixels as one channel in [0, 1] (e.g. a mask image)."""
-    value = pixels[..., :3].mean(axis=-1) if pixels.shape[-1] >= 3 else pixels[..., 0]
-    return np.clip(value, 0.0, 1.0)
 
 
 def _light(display: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from ..errors import BadImage, ImageTooLarge, ShapeMismatch
 from ..wire.atomic import owned_prefix, sweep_once, write_atomically
 from . import exr
 from . import metadata as text_metadata
+from .transfer import linear_to_srgb, srgb_to_linear
 
 # file suffix -> format name
 FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
@@ -120,11 +121,9 @@ def _to_cv(picture: Picture, fmt: str) -> np.ndarray:
         dtype = "uint8"
     pixels = picture.pixels
     if picture.linear:
-        from ..frame.colour import linear_to_srgb  # display formats hold sRGB
-
         pixels = pixels.copy()
         colour = slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
-        pixels[..., colour] = linear_to_srgb(torch.from_numpy(pixels[..., colour])).numpy()
+        pixels[..., colour] = linear_to_srgb(torch.from_numpy(pixels[..., colour])).numpy()  # display formats: sRGB
     if fmt == "jpeg" and picture.has_alpha:
         pixels = pixels[..., :-1]
     array = np.round(np.clip(pixels, 0.0, 1.0) * _MAX[dtype]).astype(dtype)
@@ -230,8 +229,6 @@ def encode_image(picture: Picture, fmt: str) -> bytes:
 def _linear_pixels(picture: Picture) -> np.ndarray:
     if picture.linear:
         return picture.pixels
-    from ..frame.colour import srgb_to_linear
-
     pixels = picture.pixels.copy()
     colour = slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
     pixels[..., colour] = srgb_to_linear(torch.from_numpy(pixels[..., colour])).numpy()

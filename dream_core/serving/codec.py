@@ -11,9 +11,10 @@ import numpy as np
 from ..config import DreamSettings
 from ..errors import DreamError
 from ..frame import carried_state
-from ..frame.colour import as_shown, carried_back_to, grey
+from ..frame.colour import as_shown, carried_back_to
 from ..io import Picture, decode_image, dither, encode_image
 from ..io.images import max_pixels, set_max_pixels
+from ..io.transfer import grey
 from ..models import model_info
 from ..wire import protocol as P
 from .tasks import FrameTask, PrepareTask
