@@ -1,5 +1,5 @@
 """The add-on's one error type: a problem to report to the user in one sentence."""
 
 
-class DreamError(Exception):
+class UserError(Exception):
     """A problem to report to the user in one sentence."""

@@ -25,8 +25,8 @@ from typing import Optional
 import bpy
 from bpy.app.handlers import persistent
 
-from . import colour, rendering
-from .errors import DreamError
+from . import colour_management, rendering
+from .errors import UserError
 from .preferences import configured_link
 from .render_job import RenderDreaming
 from .render_thread import refused_while_rendering
@@ -83,7 +83,7 @@ def _dream_the_still() -> None:
 @persistent
 def _on_init(scene, *_args) -> None:
     global _active
-    if rendering.is_own_render() or not scene.dream.on_render or colour.is_helper(scene):
+    if rendering.is_own_render() or not scene.dream.on_render or colour_management.is_helper(scene):
         return
     if _active is not None:  # a job that never ended (Blender stopped it without telling): drop it
         _active.restore_user_output()  # its scene gets its own settings back
@@ -94,7 +94,7 @@ def _on_init(scene, *_args) -> None:
     rendering.restore_noted_outputs()  # a file saved mid-render, loaded before the add-on (blender -b --addons)
     try:
         _active = RenderDreaming(scene, configured_link(bpy.context), f"{scene.name}/render/{uuid.uuid4().hex[:12]}")
-    except Exception as err:  # not only DreamError: nothing may let a farm write undreamed frames as if all went well
+    except Exception as err:  # not only UserError: nothing may let a farm write undreamed frames as if all went well
         _refuse(scene)
         _report(f"Dream on Render failed: {_why(err)}; the render writes nothing", True)
         return
@@ -129,7 +129,7 @@ def _restore_refused() -> None:
 
 def _why(err: Exception) -> str:
     """What a failure says: our own errors as written, anything else with its type."""
-    return str(err) if isinstance(err, DreamError) else f"{type(err).__name__}: {err}"
+    return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
 
 
 def _guarded(dreaming: RenderDreaming, step, *args) -> None:
@@ -200,7 +200,7 @@ def _gui_pump() -> Optional[float]:
                 raise
             return GUI_PUMP_INTERVAL  # Blender still finishing the render: the next look gives them back
         _finish(dreaming, in_handler=False)
-        colour.remove_helpers()
+        colour_management.remove_helpers()
         if not dreaming.dreams and not dreaming.submitted and not dreaming.cancelled and dreaming.error is None:
             _dream_the_still()
         return None
@@ -217,7 +217,7 @@ def _on_save_pre(*_args) -> None:
     rendering.note_user_outputs()  # Dream Animation's frame in Blender's render job, a refused job
     dreaming = _active
     if dreaming is None:
-        colour.remove_helpers()
+        colour_management.remove_helpers()
         return
     scene = bpy.data.scenes.get(dreaming.scene_name)
     if scene is not None and not dreaming.ended:
@@ -234,8 +234,8 @@ def _on_load_post(*_args) -> None:
     """A file saved while it rendered for us gets the user's output back;
     the helper scenes it was saved with are no writer's now."""
     rendering.restore_noted_outputs()
-    colour.forget_writers()
-    colour.remove_helpers()
+    colour_management.forget_writers()
+    colour_management.remove_helpers()
 
 
 HANDLERS = (("render_init", _on_init), ("render_pre", _on_pre), ("render_write", _on_write),

@@ -6,7 +6,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from . import compat, installer
-from .errors import DreamError
+from .errors import UserError
 from .server_link import ServerConfig, get_link
 
 ADDON_ID = __package__
@@ -29,7 +29,7 @@ def configured_link(context):
     config = ServerConfig.resolve(addon_prefs(context), installed_python())
     problem = config.problem()
     if problem:
-        raise DreamError(problem)
+        raise UserError(problem)
     return get_link(config)
 
 

@@ -23,9 +23,9 @@ from typing import Optional
 
 import bpy
 
-from . import colour, plans, rendering, scene_state
+from . import colour_management, rendering, scene_frames, scene_state
 from .dreaming import DreamWorker, FrameDone, FrameFailed, Job, RunCancelled
-from .errors import DreamError
+from .errors import UserError
 from .render_thread import writes_scene
 from .rendering import OutputSettings
 from .wire.atomic import owned_prefix, sweep_once
@@ -45,20 +45,20 @@ class RenderDreaming:
         self.scene_name = scene.name
         self.user_output = OutputSettings.capture(scene)
         if self.user_output.is_movie:
-            raise DreamError(MOVIE_ERROR)
-        plans.dream_params(scene)  # settings that cannot be dreamed are refused before the first frame
-        self.records = plans.records(scene)
+            raise UserError(MOVIE_ERROR)
+        scene_frames.dream_params(scene)  # settings that cannot be dreamed are refused before the first frame
+        self.records = scene_frames.records(scene)
         self.token = scene_state.token(scene)
-        self.raw_pattern = plans.frame_file(scene, "renders", "#####")  # kept, as Dream Animation's
+        self.raw_pattern = scene_frames.frame_file(scene, "renders", "#####")  # kept, as Dream Animation's
         # the dream acts on the render as shown (as a 16-bit PNG back, written as it is; EXR output: carried back
         # to scene light), or on its light (scene-linear EXR back, written through the view transform)
-        self.view = colour.view_of(scene) if scene.dream.colour_space == "SHOWN" else None
+        self.view = colour_management.view_of(scene) if scene.dream.colour_space == "SHOWN" else None
         self.as_shown = self.view is not None and not self.user_output.is_exr
-        self.dream_pattern = plans.frame_file(scene, "shown" if self.as_shown else "linear", "#####")
-        self.dither = colour.dither_of(scene, self.user_output.is_8bit) if self.as_shown else None
-        self.shown: Optional[colour.ShownImages] = None  # made on the main thread, at the first frame
+        self.dream_pattern = scene_frames.frame_file(scene, "shown" if self.as_shown else "linear", "#####")
+        self.dither = colour_management.dither_of(scene, self.user_output.is_8bit) if self.as_shown else None
+        self.shown: Optional[colour_management.ShownImages] = None  # made on the main thread, at the first frame
         self.pending: list[Job] = []  # jobs for the worker, sent from the main thread (shown images made there)
-        root = plans.output_root(scene)
+        root = scene_frames.output_root(scene)
         os.makedirs(root, exist_ok=True)
         sweep_once(root)  # a killed job's folder goes
         self.job_dir = tempfile.mkdtemp(prefix=owned_prefix() + "render_", dir=root)  # what this job rendered
@@ -72,8 +72,8 @@ class RenderDreaming:
         self.inputs: dict[int, str] = {}  # this job's renders' digests, by frame
         self.chains: dict[int, str] = {}  # and the settings the chain carries there
         self.worker = DreamWorker(link, job, self._reply, self.records, self._written_as)
-        self.every = checkpoint_every(plans.output_size(scene)[0] * plans.output_size(scene)[1])
-        self.writer: Optional[colour.DisplayWriter] = None
+        self.every = checkpoint_every(scene_frames.output_size(scene)[0] * scene_frames.output_size(scene)[1])
+        self.writer: Optional[colour_management.DisplayWriter] = None
         self.sent: dict[int, tuple] = {}  # frame -> (plan, role: write, held, blend or still, and a blend's links)
         self.submitted = self.prerolled = self.dreams = 0  # frames whose dream is awaited, warmed, sent
         self.counts = {"write": 0, "held": 0, "blend": 0, "still": 0, "kept": 0}  # frames written, by role
@@ -108,7 +108,7 @@ class RenderDreaming:
         chunk = bpy.app.background and self.job_start > saved[0] and scene.render.use_overwrite
         first = self.write_from if self.write_from is not None else self.job_start if chunk else frame
         if not frame <= first <= last:
-            raise DreamError(f"{WRITE_FROM} {first} is outside the frames rendered ({frame}-{last})")
+            raise UserError(f"{WRITE_FROM} {first} is outside the frames rendered ({frame}-{last})")
         preroll = sum(frame <= f < first for f in shot)
         self.plan = plan_chunk(shot, first, last, preroll=preroll, fade=scene.dream.seam_fade if chunk else 0)
         start = self._carried_from()
@@ -152,8 +152,8 @@ class RenderDreaming:
         return _numbered(self.dream_pattern, frame)
 
     def provenance(self, params: Optional[dict]) -> dict:
-        """What a dream depends on besides its render (see colour.dreamed_as)."""
-        return colour.dreamed_as(params or {}, self.view, self.dither)
+        """What a dream depends on besides its render (see colour_management.dreamed_as)."""
+        return colour_management.dreamed_as(params or {}, self.view, self.dither)
 
     def held_path(self, frame: int) -> str:
         """A seam's held dream: as shown when the dream acts on the image as shown (the seam's fade is
@@ -222,7 +222,7 @@ class RenderDreaming:
         if self.plan is None:
             self._begin(scene, frame)
         # the server loads the model and compiles for this size while Blender renders the first frame
-        self.worker.prepare(scene.dream.to_params(), *plans.output_size(scene))
+        self.worker.prepare(scene.dream.to_params(), *scene_frames.output_size(scene))
         if scene.render.use_placeholder and frame in self.plan.frames and frame not in self.plan.held:
             target = self.target_path(scene, frame)
             if not os.path.exists(target):
@@ -243,14 +243,14 @@ class RenderDreaming:
             self._begin(scene, frame)
         self.last = frame
         if not rendering.is_complete_render(numbered):
-            raise DreamError(f"Blender wrote no complete render of frame {frame} to {numbered}")
+            raise UserError(f"Blender wrote no complete render of frame {frame} to {numbered}")
         if frame not in self.plan.order:
             os.remove(numbered)
             return  # a pre-roll frame of a chunk that carries on from the one before
         kept = self.raw_path(frame)
         os.makedirs(os.path.dirname(kept), exist_ok=True)
         os.replace(numbered, kept)
-        params = plans.dream_params(scene)  # keyframed settings are evaluated at this frame
+        params = scene_frames.dream_params(scene)  # keyframed settings are evaluated at this frame
         self.chains[frame] = chain_settings(self.provenance(params))
         record = rendering.record_render(self.records, kept, frame, self.token, self.chains[frame], params)
         self.inputs[frame] = record.extra["digest"]
@@ -309,7 +309,7 @@ class RenderDreaming:
             job = self.pending.pop(0)
             if self.view is not None and job.plan.source:
                 if self.shown is None:
-                    self.shown = colour.ShownImages(scene, os.path.join(self.records.root, "shown_input"))
+                    self.shown = colour_management.ShownImages(scene, os.path.join(self.records.root, "shown_input"))
                 job.display = self.shown.of(job.plan.source)
             self.worker.submit(job)
 
@@ -328,7 +328,7 @@ class RenderDreaming:
     def _still(self, scene, frame: int, raw: str) -> None:
         """``render(write_still=True)``: a frame of its own, dreamed alone and
         written where Blender writes the still."""
-        plan = FramePlan(frame, raw, self.target_paths(scene, [frame], still=True)[0], plans.dream_params(scene))
+        plan = FramePlan(frame, raw, self.target_paths(scene, [frame], still=True)[0], scene_frames.dream_params(scene))
         self.sent[frame] = (plan, "still")
         self.pending.append(Job(plan, "", starts=True))
         self.submitted += 1
@@ -428,7 +428,7 @@ class RenderDreaming:
         while not self.finished:
             try:
                 self._send_pending()
-            except DreamError as err:
+            except UserError as err:
                 self.fail(str(err))
                 return
             if self.ended and not self.seams_sent and self.written == self.submitted:
@@ -474,10 +474,10 @@ class RenderDreaming:
                                                                 extra={"before": before}))
             self.merged.append(plan.frame)
         if self.writer is None:
-            self.writer = colour.DisplayWriter(scene, self.user_output, shown=self.as_shown)
+            self.writer = colour_management.DisplayWriter(scene, self.user_output, shown=self.as_shown)
         try:
             self.writer.write(message.written, message.target)
-        except DreamError as err:
+        except UserError as err:
             self.fail(f"frame {message.frame}: {err}")
             return
         if role != "still":
@@ -495,7 +495,8 @@ class RenderDreaming:
         if record is None or record.link != link_id:
             return False
         if self.writer is None:
-            self.writer = colour.DisplayWriter(bpy.data.scenes[self.scene_name], self.user_output, shown=self.as_shown)
+            self.writer = colour_management.DisplayWriter(bpy.data.scenes[self.scene_name], self.user_output,
+                                                          shown=self.as_shown)
         return record.settings == self.writer.digest
 
     def fail(self, message: str) -> None:
@@ -552,14 +553,14 @@ def _script_argument(name: str) -> Optional[int]:
     """The number after ``name`` among the arguments after ``--``, or None."""
     args = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     if "--dream-fade" in args:
-        raise DreamError("--dream-fade is now the scene's Seam Fade (Dream Renders panel, saved in the .blend): "
+        raise UserError("--dream-fade is now the scene's Seam Fade (Dream Renders panel, saved in the .blend): "
                          "every chunk of the shot uses it without arguments")
     if name not in args:
         return None
     try:
         return int(args[args.index(name) + 1])
     except (IndexError, ValueError):
-        raise DreamError(f"{name} needs a number") from None
+        raise UserError(f"{name} needs a number") from None
 
 
 def write_from_argument() -> Optional[int]:

@@ -14,7 +14,7 @@ import functools
 import threading
 import time
 
-from .errors import DreamError
+from .errors import UserError
 
 REFUSED = "Writing to ID classes in this context is not allowed"
 RETRY_FOR = 30.0  # s: a draw that holds the flag longer than this is not a draw
@@ -44,7 +44,7 @@ def writes_scene(write):
                 if not _refused_by_a_draw(err):
                     raise
                 if time.monotonic() > deadline:
-                    raise DreamError(f"Blender refused the render thread's change to the scene for {RETRY_FOR:.0f} s "
+                    raise UserError(f"Blender refused the render thread's change to the scene for {RETRY_FOR:.0f} s "
                                      f"(the window kept drawing): {err}") from None
             time.sleep(PAUSE)
 

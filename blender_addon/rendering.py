@@ -13,7 +13,7 @@ from typing import Optional
 import bpy
 
 from . import compat, exr_check, scene_state, strengths
-from .errors import DreamError
+from .errors import UserError
 from .render_thread import writes_scene
 from .wire.atomic import temporary_beside
 from .wire.provenance import Digests, FileRecord, Records
@@ -194,11 +194,11 @@ def _into_place(partial: str, path: str, frame: int) -> None:
         why = "the disk is full" if _disk_nearly_full(partial) else "the file is missing or incomplete"
         with contextlib.suppress(OSError):
             os.remove(partial)
-        raise DreamError(f"Blender could not write the render of frame {frame} to {path}: {why}")
+        raise UserError(f"Blender could not write the render of frame {frame} to {path}: {why}")
     os.replace(partial, path)
 
 
-class RenderStopped(DreamError):
+class RenderStopped(UserError):
     """The user stopped Blender's render of a frame (Esc in the render window)."""
 
 
@@ -223,10 +223,10 @@ class FrameRenderJob:
             started = bpy.ops.render.render("INVOKE_DEFAULT", write_still=True, scene=scene.name)
         except RuntimeError as err:
             self._close()
-            raise DreamError(f"Blender could not start the render of frame {frame}: {err}") from None
+            raise UserError(f"Blender could not start the render of frame {frame}: {err}") from None
         if "RUNNING_MODAL" not in started:
             self._close()
-            raise DreamError(f"Blender did not start the render of frame {frame} (is another render running?)")
+            raise UserError(f"Blender did not start the render of frame {frame} (is another render running?)")
 
     def done(self) -> bool:
         return not bpy.app.is_job_running("RENDER")
@@ -325,16 +325,16 @@ def save_render_result(scene, path: str) -> None:
     missing = "there is no render to dream yet: render (F12) first, or turn off Use Existing Render"
     result = bpy.data.images.get("Render Result")
     if result is None:
-        raise DreamError(missing)
+        raise UserError(missing)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with render_output(scene, path):
         try:
             result.save_render(path, scene=scene)
         except RuntimeError:
-            raise DreamError(missing) from None
+            raise UserError(missing) from None
     if render_problem(scene, path):  # an F12 render without Cryptomatte: objects have strengths
         os.remove(path)
-        raise DreamError("the last render has no Cryptomatte object pass, which the objects' Dream Strength needs: "
+        raise UserError("the last render has no Cryptomatte object pass, which the objects' Dream Strength needs: "
                          "turn off Use Existing Render, or tick View Layer > Passes > Cryptomatte > Object and "
                          "render (F12) again")
 

@@ -16,7 +16,7 @@ from typing import Optional
 
 import bpy
 
-from . import colour, plans, rendering, scene_state
+from . import colour_management, rendering, scene_frames, scene_state
 from .dreaming import (
     DreamWorker,
     FrameDone,
@@ -29,7 +29,7 @@ from .dreaming import (
     reply_as_shown,
     reply_as_target,
 )
-from .errors import DreamError
+from .errors import UserError
 from .wire.plans import FramePlan
 from .wire.provenance import START, Digests, FileRecord, Link, chain_settings, digest_of, file_stat
 from .wire.shots import Walk, checkpoint_every, state_to_keep
@@ -48,27 +48,27 @@ class FrameRun:
         through the scene's colour management, as Blender writes renders
         (the server replies in EXR, Blender makes the PNG)."""
         self.scene_name = scene.name
-        self.plans = [replace(p, params=plans.frame_params(scene, p.frame, objects=render_missing))
+        self.plans = [replace(p, params=scene_frames.frame_params(scene, p.frame, objects=render_missing))
                       for p in frame_plans]
         self.by_frame = {p.frame: p for p in self.plans}
-        self.records = plans.records(scene)
+        self.records = scene_frames.records(scene)
         self.digests = Digests()
         self.token = scene_state.token(scene) if render_missing else None
         self.render_missing, self.redream, self.rerender = render_missing, redream, rerender
         self.render_in_job = False  # a window's run: frames render in Blender's render job (set by the operator)
         self.job: Optional[rendering.FrameRenderJob] = None  # the frame Blender renders for the run now
-        self.shown = colour.ShownImages(scene, os.path.join(self.records.root, "shown_input")) \
+        self.shown = colour_management.ShownImages(scene, os.path.join(self.records.root, "shown_input")) \
             if colour_managed and scene.dream.colour_space == "SHOWN" else None  # the dream acts on what is seen
-        self.display = colour.DisplayWriter(scene, shown=self.shown is not None) if colour_managed else None
+        self.display = colour_management.DisplayWriter(scene, shown=self.shown is not None) if colour_managed else None
         self.reply = reply_as_shown if self.shown else reply_as_linear if colour_managed else reply_as_target
         # the dreams are written to 8-bit PNGs: a dream of the image as shown is rounded with Blender's dither
-        self.dither = colour.dither_of(scene, eight_bit=True) if self.shown else None
+        self.dither = colour_management.dither_of(scene, eight_bit=True) if self.shown else None
         self.worker = DreamWorker(link, job, self.reply, self.records,
                                   lambda plan: {"dither": self.dither} if self.dither else {})
         self.walk = Walk(START, self.records.link, self.records.has_state)
         self.inputs: dict[int, str] = {}  # the renders' digests as they are now, by frame
         self.said: set[str] = set()  # why renders were made again, said once a run
-        self.every = checkpoint_every(plans.output_size(scene)[0] * plans.output_size(scene)[1])
+        self.every = checkpoint_every(scene_frames.output_size(scene)[0] * scene_frames.output_size(scene)[1])
         self.visited = 0  # frames the walk has been through
         self.in_flight = 0  # frames sent and not yet written
         self.dreams = 0  # frames sent to dream
@@ -83,7 +83,7 @@ class FrameRun:
     def scene(self):
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is None:
-            raise DreamError(f"the scene {self.scene_name!r} is gone (renamed or deleted) while dreaming")
+            raise UserError(f"the scene {self.scene_name!r} is gone (renamed or deleted) while dreaming")
         return scene
 
     @property
@@ -109,8 +109,8 @@ class FrameRun:
 
     # -- what is on disk
     def provenance(self, params: dict) -> dict:
-        """What a dream depends on besides its render (see colour.dreamed_as)."""
-        return colour.dreamed_as(params, self.shown.digest if self.shown else None, self.dither)
+        """What a dream depends on besides its render (see colour_management.dreamed_as)."""
+        return colour_management.dreamed_as(params, self.shown.digest if self.shown else None, self.dither)
 
     def chain_of(self, frame: int) -> str:
         return chain_settings(self.provenance(self.by_frame[frame].params))
@@ -125,7 +125,7 @@ class FrameRun:
             return made.input == self.inputs[made.frame] and made.chain == self.chain_of(made.frame)
         if not self.render_missing:
             return False
-        record = rendering.current_render(self.records, plans.frame_file(self.scene, "renders", made.frame),
+        record = rendering.current_render(self.records, scene_frames.frame_file(self.scene, "renders", made.frame),
                                           self.token)
         return record is not None and made.input == record.extra.get("digest") \
             and made.chain == record.extra.get("chain")
@@ -149,7 +149,7 @@ class FrameRun:
         if not self.render_missing:
             digest = self.digests.of(plan.source)
             if digest is None:
-                raise DreamError(f"source frame missing: {plan.source}")
+                raise UserError(f"source frame missing: {plan.source}")
             return digest, False
         if self.job is not None:
             if not self.job.done():
@@ -166,7 +166,7 @@ class FrameRun:
             self.said.add(why)
             print(f"Dream Renders: the render of frame {plan.frame} is {why}; rendering it again"
                   + ("" if problem else " (and any other frame like it)"), flush=True)
-        self.worker.prepare(plan.params, *plans.output_size(scene))  # while the first frame renders
+        self.worker.prepare(plan.params, *scene_frames.output_size(scene))  # while the first frame renders
         if self.render_in_job:
             self.job = rendering.FrameRenderJob(scene, plan.frame, plan.source)
             return None, False
@@ -221,7 +221,7 @@ class FrameRun:
     def _outside(self, frame: int) -> FramePlan:
         """A frame before this run's first, dreamed again to carry its chain on
         (with the settings its render's record keeps)."""
-        source = plans.frame_file(self.scene, "renders", frame)
+        source = scene_frames.frame_file(self.scene, "renders", frame)
         record = self.records.file(source)
         return FramePlan(frame, source, "", record.extra.get("params") if record else None)
 
@@ -243,7 +243,7 @@ class FrameRun:
         except rendering.RenderStopped:
             self.cancel()  # Esc in Blender's render window stops the run as Esc does here
             return
-        except (DreamError, ValueError) as err:  # ours, and a kept state gone since (wire.provenance)
+        except (UserError, ValueError) as err:  # ours, and a kept state gone since (wire.provenance)
             self.fail(str(err))
             return
         if busy and self.render_in_job:
@@ -287,7 +287,7 @@ class FrameRun:
         """Writes a colour-managed frame from the linear dream; False if that failed."""
         try:
             self.display.write(linear, target)
-        except DreamError as err:
+        except UserError as err:
             self.fail(f"frame {frame}: {err}")
             return False
         self.records.write_file(target, FileRecord("display", self.display.digest, link_id, frame))

@@ -11,7 +11,7 @@ import os
 import bpy
 
 from . import compat
-from .errors import DreamError
+from .errors import UserError
 
 
 def strip_scene(scene):
@@ -53,7 +53,7 @@ def place_strip(scene, name: str, files: list[str], frame_start: int, channel: i
     (0: the first free one from ``minimum``); a strip of the same name from
     an earlier run is replaced, not duplicated."""
     if not files:
-        raise DreamError("no dreamed frames to place in the Sequencer")
+        raise UserError("no dreamed frames to place in the Sequencer")
     end = frame_start + len(files) - 1
     channel = channel or free_channel(scene, frame_start, end, avoid=name, minimum=minimum)
     strips = compat.strips(scene)

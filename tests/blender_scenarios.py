@@ -323,7 +323,7 @@ def _frame_run(module: str, scene):
     import importlib
 
     preferences = importlib.import_module(f"{module}.preferences")
-    plans = importlib.import_module(f"{module}.plans")
+    plans = importlib.import_module(f"{module}.scene_frames")
     runs = importlib.import_module(f"{module}.runs")
     link = preferences.configured_link(bpy.context)
     frame_plans = plans.animation_plan(scene, range(scene.frame_start, scene.frame_end + 1))
@@ -435,7 +435,7 @@ def _paths_of_names(module, scene) -> dict:
     """Where frames of scenes with awkward names go (names a user can type)."""
     from importlib import import_module
 
-    plans = import_module(f"{module}.plans")  # install() gives the package name
+    plans = import_module(f"{module}.scene_frames")  # install() gives the package name
     root = plans.output_root(scene)
     names = ["../../escape", "a/b", "a_b", "ショット", "シーン", "Shot.001", "x" * 250, "x" * 249, "C:\\x", " "]
     paths = {}

@@ -46,7 +46,7 @@ def scenario_object_strengths(workdir, zip_path):
     bpy.ops.dream.render_animation()
     shutil.copytree(os.path.join(workdir, "dream", "frames"), os.path.join(workdir, "plain"))
     set_strengths(scene)
-    plans = __import__(f"{module}.plans", fromlist=["dream_params"])
+    plans = __import__(f"{module}.scene_frames", fromlist=["dream_params"])
     params = {}
     for frame in (1, 2, 3):
         scene.frame_set(frame)

@@ -164,10 +164,10 @@ def scenario_two_writers(workdir, _zip):
     the other's away (it once ended the other with a ReferenceError and left
     the panel 'Dreaming' for good)."""
     scene, module = tiny(workdir, frames=2)
-    colour = importlib.import_module(f"{module}.colour")
+    colour = importlib.import_module(f"{module}.colour_management")
     finishing = colour.DisplayWriter(scene)  # as Dream on Render's
     runs = importlib.import_module(f"{module}.runs")
-    plans = importlib.import_module(f"{module}.plans")
+    plans = importlib.import_module(f"{module}.scene_frames")
     preferences = importlib.import_module(f"{module}.preferences")
     run = runs.FrameRun(scene, plans.animation_plan(scene, range(1, 3)), "test/two", preferences.configured_link(
         bpy.context), colour_managed=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dream_core.batch.local import LocalBackend
-from dream_core.batch.lockstep import run_in_lockstep
 from dream_core.batch.run import run_batch
+from dream_core.batch.side_by_side import run_in_lockstep
 from dream_core.config import DreamConfig, DreamSettings
 from dream_core.frame.lockstep import NextFrame, dream_together
 from dream_core.frame.pipeline import SequenceDreamer

@@ -11,7 +11,7 @@ from typing import Optional
 
 import bpy
 
-from ..errors import DreamError
+from ..errors import UserError
 from ..preferences import configured_link
 from ..runs import FrameRun
 from ..wire.plans import FramePlan
@@ -68,7 +68,7 @@ class DreamRunOperator:
             link = configured_link(context)
             run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
                            redream=self.redream, colour_managed=self.colour_managed, rerender=self.rerender)
-        except DreamError as err:
+        except UserError as err:
             if context.scene.frame_current != self._frame:
                 context.scene.frame_set(self._frame)  # evaluating the frames' settings moved it
             report_failure(self, str(err))
@@ -88,7 +88,7 @@ class DreamRunOperator:
             return {"CANCELLED"}
         try:
             self.finish(context, run)
-        except DreamError as err:
+        except UserError as err:
             report_failure(self, str(err))
             return {"CANCELLED"}
         if run.cancelled:

@@ -2,7 +2,7 @@ import json
 
 import bpy
 
-from ..errors import DreamError
+from ..errors import UserError
 from ..preferences import configured_link
 from ..server_link import ConnectionProbe
 
@@ -28,7 +28,7 @@ class DREAM_OT_test_connection(bpy.types.Operator):
     def _begin(self, context) -> bool:
         try:
             self._probe = ConnectionProbe(configured_link(context))
-        except DreamError as err:
+        except UserError as err:
             context.window_manager.dream.server_info = f"Failed: {err}"
             self.report({"ERROR"}, str(err))
             return False

@@ -6,7 +6,7 @@ from typing import Optional
 import bpy
 
 from .. import compat, installer
-from ..errors import DreamError
+from ..errors import UserError
 from ..preferences import ADDON_ID, SERVER_FOLDER, addon_prefs, configured_link
 from ..server_link import ConnectionProbe
 from .base import report_failure
@@ -111,7 +111,7 @@ class DREAM_OT_install_server(bpy.types.Operator):
         try:
             probe = ConnectionProbe(configured_link(context))
             probe.thread.join()  # the first start of a server: seconds, once
-        except DreamError as err:
+        except UserError as err:
             probe_error = str(err)
         else:
             probe_error = probe.error

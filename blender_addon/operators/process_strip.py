@@ -1,6 +1,6 @@
 import bpy
 
-from .. import compat, plans, sequencer
+from .. import compat, scene_frames, sequencer
 from .base import DreamRunOperator
 
 
@@ -21,7 +21,7 @@ class DREAM_OT_process_strip(DreamRunOperator, bpy.types.Operator):
         return True
 
     def plans(self, context):
-        return plans.strip_plan(context.scene, compat.active_strip(context.scene))
+        return scene_frames.strip_plan(context.scene, compat.active_strip(context.scene))
 
     def finish(self, context, run):
         scene = context.scene

@@ -1,7 +1,7 @@
 import bpy
 
-from .. import compat, plans, scene_state, sequencer
-from ..errors import DreamError
+from .. import compat, scene_frames, scene_state, sequencer
+from ..errors import UserError
 from .base import DreamRunOperator
 
 
@@ -19,11 +19,11 @@ class DREAM_OT_render_animation(DreamRunOperator, bpy.types.Operator):
         start = scene.frame_start if self.frame_start < 0 else self.frame_start
         end = scene.frame_end if self.frame_end < 0 else self.frame_end
         if end < start:
-            raise DreamError(f"the frame range {start}-{end} is empty")
+            raise UserError(f"the frame range {start}-{end} is empty")
         if not compat.engine_has_vector_pass(scene):
             self.report({"WARNING"}, "this engine or motion blur leaves the Vector pass empty: "
                         "frames are dreamed without exact motion")
-        return plans.animation_plan(scene, range(start, end + 1))
+        return scene_frames.animation_plan(scene, range(start, end + 1))
 
     def finish(self, context, run):
         scene = context.scene

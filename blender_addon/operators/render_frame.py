@@ -1,6 +1,6 @@
 import bpy
 
-from .. import plans, rendering, scene_state
+from .. import rendering, scene_frames, scene_state
 from ..wire.provenance import chain_settings
 from .base import DreamRunOperator
 
@@ -17,14 +17,14 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
     def plans(self, context):
         scene = context.scene
         frame = scene.frame_current
-        still = plans.animation_plan(scene, range(frame, frame + 1), suffix="_still")[0]
-        records = plans.records(scene)
+        still = scene_frames.animation_plan(scene, range(frame, frame + 1), suffix="_still")[0]
+        records = scene_frames.records(scene)
         for path in (still.source, still.target):  # a still is always made anew
             records.forget_file(path)
         if self.use_existing:  # the user's own last render, as it is: recorded as this scene's now
             rendering.save_render_result(scene, still.source)
             rendering.record_render(records, still.source, frame, scene_state.token(scene),
-                                    chain_settings(plans.dream_params(scene)), plans.dream_params(scene))
+                                    chain_settings(scene_frames.dream_params(scene)), scene_frames.dream_params(scene))
         return [still]
 
     def finish(self, context, run):

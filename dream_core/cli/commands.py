@@ -193,7 +193,7 @@ def _run(args: argparse.Namespace, plans, settings: DreamSettings, is_folder: bo
 
     def run(records=None):
         if args.lockstep > 1:
-            from ..batch.lockstep import run_in_lockstep
+            from ..batch.side_by_side import run_in_lockstep
 
             return run_in_lockstep(plans, _backend(args, settings), args.lockstep, overwrite=args.overwrite,
                                    quiet=args.quiet, frames=args.frames, preroll=preroll, fade=fade)

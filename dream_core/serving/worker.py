@@ -42,8 +42,8 @@ class Capacity:
     model_bytes: int = 4 << 30  # parameters and buffers of the models loaded, together
 
 
-class Cancelled(Exception):
-    pass
+class _StopDreaming(Exception):
+    """Raised from the progress callback: the client cancelled the frame."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ class Worker:
             return self._dream(task)
         except DreamError as err:
             return ErrorEvent(err.code, str(err))
-        except Cancelled:
+        except _StopDreaming:
             return ErrorEvent("cancelled", "cancelled by the client")
         except Exception as err:  # the worker must outlive any frame
             if is_out_of_memory(err):
@@ -216,7 +216,7 @@ class Worker:
 
         def progress(p: Progress) -> None:
             if task.cancel.is_set():
-                raise Cancelled()
+                raise _StopDreaming()
             task.events.put(ProgressEvent(p))
 
         carries = settings.temporal != "none" and task.state is None and task.resume is None

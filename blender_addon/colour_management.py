@@ -13,7 +13,7 @@ import bpy
 
 from . import compat
 from .dreaming import why_not_written
-from .errors import DreamError
+from .errors import UserError
 from .rendering import FORMAT_FIELDS, OutputSettings, partial_path
 from .wire.provenance import digest_of
 
@@ -71,17 +71,17 @@ class DisplayWriter:
     def helper(self):
         helper = bpy.data.scenes.get(self.name)
         if helper is None:
-            raise DreamError(f"the helper scene {self.name!r} that writes dreamed frames was removed")
+            raise UserError(f"the helper scene {self.name!r} that writes dreamed frames was removed")
         return helper
 
     def write(self, linear_exr: str, target: str) -> None:
         """Writes ``target`` atomically from ``linear_exr`` (kept: a resumed
-        run carries the dream on from it); a :class:`DreamError` says why not."""
+        run carries the dream on from it); a :class:`UserError` says why not."""
         self.write_from(lambda: bpy.data.images.load(linear_exr, check_existing=False), target)
 
     def write_from(self, load, target: str) -> None:
         """Writes ``target`` atomically from the scene-linear image ``load()``
-        returns (removed afterwards); a :class:`DreamError` says why not."""
+        returns (removed afterwards); a :class:`UserError` says why not."""
         partial = partial_path(target)
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -92,7 +92,7 @@ class DisplayWriter:
                 bpy.data.images.remove(image)
             os.replace(partial, target)
         except (OSError, RuntimeError) as err:
-            raise DreamError(f"cannot write the dreamed frame {target}: {why_not_written(err)}") from None
+            raise UserError(f"cannot write the dreamed frame {target}: {why_not_written(err)}") from None
 
     def readable(self, linear_exr: str, scratch: str):
         """``linear_exr`` as an image whose pixels Python can read: Blender

@@ -7,7 +7,7 @@ import os
 import bpy
 
 from . import compat, strengths
-from .errors import DreamError
+from .errors import UserError
 from .wire.plans import FramePlan, name_in_path
 from .wire.provenance import FOLDER, Records
 
@@ -16,7 +16,7 @@ def output_root(scene) -> str:
     """The absolute, persistent output folder of ``scene.dream.output_dir``."""
     raw = scene.dream.output_dir or "//dream/"
     if raw.startswith("//") and not bpy.data.filepath:
-        raise DreamError("save the .blend file first, or set an absolute Dream output folder: "
+        raise UserError("save the .blend file first, or set an absolute Dream output folder: "
                          "dreamed frames are kept next to the .blend")
     return os.path.normpath(bpy.path.abspath(raw))
 
@@ -46,14 +46,14 @@ def animation_plan(scene, frames: range, suffix: str = "") -> list[FramePlan]:
 def strip_plan(scene, strip) -> list[FramePlan]:
     """One plan per image of an image strip, dreamed into a folder named after it."""
     if strip is None or strip.type != "IMAGE":
-        raise DreamError("select an image strip (a rendered frame sequence) in the Sequencer")
+        raise UserError("select an image strip (a rendered frame sequence) in the Sequencer")
     folder = bpy.path.abspath(strip.directory)
     root = os.path.join(output_root(scene), "strips", name_in_path(strip.name))
     plans = []
     for i, element in enumerate(strip.elements):
         source = os.path.normpath(os.path.join(folder, element.filename))
         if not os.path.isfile(source):
-            raise DreamError(f"frame file of strip {strip.name} is missing: {source}")
+            raise UserError(f"frame file of strip {strip.name} is missing: {source}")
         stem = os.path.splitext(element.filename)[0]
         plans.append(FramePlan(int(strip.frame_start) + i, source, os.path.join(root, stem + ".png")))
     return plans
@@ -81,7 +81,7 @@ def dream_params(scene, objects: bool = True) -> dict:
     object_strengths = strengths.strength_params(scene) if objects else None
     if object_strengths is not None:
         if not compat.engine_has_cryptomatte(scene):
-            raise DreamError(f"objects have a Dream Strength, which needs the Cryptomatte pass of Cycles or Eevee; "
+            raise UserError(f"objects have a Dream Strength, which needs the Cryptomatte pass of Cycles or Eevee; "
                              f"the render engine {scene.render.engine} writes none (or clear the strengths)")
         params["objects"] = object_strengths
     return params
