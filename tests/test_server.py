@@ -97,11 +97,16 @@ def test_bad_params_are_errors(client, params, code):
     ([10, 10, 7], bytes(700), "shape_mismatch"),
     ([-1, 10, 3], b"", "bad_header"),
     ([40, 40, 3], np.full(4800, np.nan, "<f4").tobytes()[:4800], None),
+    ([40, 40, 3], "<f2", None),
+    ([40, 40, 3], "-inf <f2", None),
 ])
 def test_bad_raw_images_are_errors(client, shape, data, code):
     dtype = "uint8"
-    if code is None:  # NaN pixels
-        data, dtype, code = np.full((40, 40, 3), np.nan, "<f4").tobytes(), "float32", "nonfinite"
+    if code is None:  # NaN or infinite pixels, float32 or float16 (checked by its bits)
+        wire = "<f2" if isinstance(data, str) else "<f4"
+        pixels = np.full((40, 40, 3), 0.5, wire)
+        pixels[39, 39, 2] = -np.inf if data == "-inf <f2" else np.nan
+        data, dtype, code = pixels.tobytes(), "float16" if wire == "<f2" else "float32", "nonfinite"
     with pytest.raises(P.ProtocolError) as err:
         client.dream(data, "raw", TINY_PARAMS, raw={"dtype": dtype, "shape": shape})
     assert err.value.code == code

@@ -108,7 +108,9 @@ def image_tensor(pixels: np.ndarray, device: Optional[torch.device] = None) -> t
         host = torch.from_numpy(np.ascontiguousarray(pixels))
         return host.to(device, non_blocking=host.is_pinned()).float().permute(2, 0, 1)[None]
     tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
-    return tensor if device is None else tensor.to(device)
+    if device is None:
+        return tensor
+    return tensor.to(device, non_blocking=torch.device(device).type == "cuda" and tensor.is_pinned())
 
 
 def staged_pixels(pixels: np.ndarray, device: torch.device) -> np.ndarray:
