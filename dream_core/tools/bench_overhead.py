@@ -11,12 +11,21 @@ colour, the pipeline's host side, encoding, the socket) visible on a CPU:
 its engine-to-whole-frame ratio is close to the GPU's at 1080p with the
 full settings (docs/BENCHMARKS.md). ``bench --gpu`` reports the same
 fractions through :func:`server_row`.
+
+Beside the wall clock, the CPU time each way spends (this process for the
+engine and the whole frame, the server's process for the server; Linux),
+and of it the thread that dreams: on a machine others share, wall times
+move with their load while the work a frame costs barely does, and what
+the dreaming thread does beyond the engine's work is what no other thread
+can take off it.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 import torch
@@ -29,6 +38,7 @@ from .bench import device_sync
 OVERHEAD_CONFIG = DreamConfig(octaves=1, iterations=1)
 OVERHEAD_LAYER = "stem"
 WAYS = ("engine_ms", "frame_ms", "server_ms", "server_1_ms")
+COLUMNS = ("_ms", "_cpu_ms", "_device_ms")
 
 
 def run_overhead_bench(device: str = "auto", width: int = 1920, height: int = 1080, model: str = "lite0",
@@ -61,23 +71,28 @@ def run_overhead_bench(device: str = "auto", width: int = 1920, height: int = 10
                     "server_1_ms": server_frames(client, model, layer, image, config, in_flight=1)}
             for run in runs.values():
                 run(2)  # warm-up: the server loads the model, every path its buffers
-            times: dict = {way: [] for way in WAYS}
+            samples: dict = {way: [] for way in WAYS}
             for _ in range(rounds):
                 for way, run in runs.items():
-                    times[way].append(_per_frame(run, count, sync))
+                    samples[way].append(_per_frame(run, count, sync, server.pid if "server" in way else None))
             info = client.hello()
     finally:
         server.stop()
-    figures = {way: statistics.median(values) for way, values in times.items()}
+    figures = {f"{way[:-3]}{column}": statistics.median(s[i] for s in samples[way])
+               for way in WAYS for i, column in enumerate(COLUMNS) if None not in (s[i] for s in samples[way])}
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{info['device_info']['name']}, {threads} " \
         "thread(s) each for the bench and its server"
     print(f"server overhead: {width}x{height}, {model} to {layer}, {config.octaves} octave(s), {config.iterations} "
           f"iteration(s), random weights, raw float16 in and out, on {name}; median of {rounds} rounds of {count} "
-          "frames")
+          "frames; ms per frame and the share over the engine alone")
     for way in WAYS:
-        print(f"  {_LABELS[way]:28} {figures[way]:8.1f} ms/frame  "
-              f"({figures[way] / figures['engine_ms'] - 1:+.0%} over the engine; "
-              f"rounds {', '.join(f'{v:.0f}' for v in times[way])})")
+        cells = []
+        for column, label in zip(COLUMNS, ("wall", "CPU", "device thread's CPU")):
+            if f"{way[:-3]}{column}" in figures:
+                value, engine = figures[f"{way[:-3]}{column}"], figures[f"engine{column}"]
+                cells.append(f"{label} {value:6.0f} ({value / engine - 1:+4.0%})")
+        rounds_wall = ", ".join(f"{s[0]:.0f}" for s in samples[way])
+        print(f"  {_LABELS[way] + ':':27} " + ", ".join(cells) + f"; wall by round {rounds_wall}")
     return figures
 
 
@@ -85,12 +100,38 @@ _LABELS = {"engine_ms": "engine alone", "frame_ms": "whole frame, this process",
            "server_ms": "server, 2 in flight", "server_1_ms": "server, 1 at a time"}
 
 
-def _per_frame(run_frames, count: int, sync) -> float:
+def _per_frame(run_frames, count: int, sync, pid: Optional[int]) -> tuple:
+    """ms per frame: wall clock, CPU, and the CPU of the thread that dreams
+    (this process and its own thread, or process ``pid`` and its busiest thread)."""
     sync()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu(pid)
     run_frames(count)
     sync()
-    return (time.perf_counter() - start) * 1000 / count
+    wall, cpu_end = time.perf_counter() - start, _cpu(pid)
+    if cpu_start is None or cpu_end is None:
+        return wall * 1000 / count, None, None
+    threads = [seconds - cpu_start[1].get(tid, 0.0) for tid, seconds in cpu_end[1].items()]
+    return wall * 1000 / count, (cpu_end[0] - cpu_start[0]) * 1000 / count, max(threads) * 1000 / count
+
+
+def _cpu(pid: Optional[int]) -> Optional[tuple[float, dict]]:
+    """CPU seconds (user and system) of a process and of each of its live
+    threads: this process and this thread, or process ``pid`` where /proc
+    says (Linux; a thread that ended counts in the process only); None
+    where it cannot be read."""
+    if pid is None:
+        return time.process_time(), {"this": time.thread_time()}
+    try:
+        threads = {tid: _stat_seconds(f"/proc/{pid}/task/{tid}/stat") for tid in os.listdir(f"/proc/{pid}/task")}
+        return _stat_seconds(f"/proc/{pid}/stat"), threads
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _stat_seconds(path: str) -> float:
+    with open(path) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_frames(client, model: str, layer: str, image: np.ndarray, config: DreamConfig, *, in_flight: int):
