@@ -122,16 +122,22 @@ def _cpu(pid: Optional[int]) -> Optional[tuple[float, dict]]:
     if pid is None:
         return time.process_time(), {"this": time.thread_time()}
     try:
-        threads = {tid: _stat_seconds(f"/proc/{pid}/task/{tid}/stat") for tid in os.listdir(f"/proc/{pid}/task")}
-        return _stat_seconds(f"/proc/{pid}/stat"), threads
+        tids = os.listdir(f"/proc/{pid}/task")
+        total = _stat_seconds(f"/proc/{pid}/stat")
+    except OSError:
+        return None
+    threads = {tid: _stat_seconds(f"/proc/{pid}/task/{tid}/stat") for tid in tids}
+    return total, {tid: seconds for tid, seconds in threads.items() if seconds is not None}
+
+
+def _stat_seconds(path: str) -> Optional[float]:
+    """None for a thread that ended meanwhile (a frame's relay)."""
+    try:
+        with open(path) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _stat_seconds(path: str) -> float:
-    with open(path) as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_frames(client, model: str, layer: str, image: np.ndarray, config: DreamConfig, *, in_flight: int):
