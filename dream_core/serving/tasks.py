@@ -43,17 +43,27 @@ class StateSnapshot:
 
 
 def _to_host(previous: Previous) -> tuple[Previous, Optional["torch.cuda.Event"]]:
-    """``previous`` with its CUDA tensors being copied to pinned host memory, and the event that says they landed."""
-    copies = {}
+    """``previous`` with its tensors on the host or on their way there, and
+    the event that says they landed: CUDA copies into pinned memory without
+    waiting; another GPU's (MPS) are copied here, as the relay thread must
+    not drive that device; a CPU's stay as they are."""
+    copies, waiting = {}, False
     for name in carried_state.CHANNELS:
         tensor = getattr(previous, name)
-        if tensor is not None and tensor.is_cuda:
+        if tensor is None or tensor.device.type == "cpu":
+            continue
+        if tensor.is_cuda:
             copies[name] = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
             copies[name].copy_(tensor, non_blocking=True)
+            waiting = True
+        else:
+            copies[name] = tensor.cpu()
     if not copies:
         return previous, None
-    landed = torch.cuda.Event()
-    landed.record()
+    landed = None
+    if waiting:
+        landed = torch.cuda.Event()
+        landed.record()
     return dataclasses.replace(previous, **copies), landed
 
 
