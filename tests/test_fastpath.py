@@ -114,3 +114,22 @@ def test_the_carry_on_a_gpu_matches_the_cpu():
     for cpu, gpu in zip(_carry_chain("cpu"), _carry_chain("cuda")):
         for a, b in zip(cpu, gpu):
             assert torch.allclose(a, b.cpu(), atol=1e-4), float((a - b.cpu()).abs().max())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_servers_frame_reaches_the_gpu_and_leaves_it_as_it_was():
+    """Pinned float16 pixels made float32 on the device, and a carried state
+    copied off it without waiting: bit for bit what the plain ways give."""
+    from dream_core.engine.device import image_tensor, staged_pixels
+    from dream_core.frame import carried_state
+    from dream_core.frame.temporal import Previous
+    from dream_core.serving.tasks import StateSnapshot
+
+    pixels = np.random.default_rng(0).random((36, 52, 4)).astype(np.float16)
+    staged = staged_pixels(pixels, torch.device("cuda"))
+    assert staged.dtype == np.float16 and torch.from_numpy(staged).is_pinned()
+    assert torch.equal(image_tensor(staged, torch.device("cuda")).cpu(), image_tensor(pixels.astype(np.float32)))
+    previous = Previous(torch.rand(1, 3, 8, 8, device="cuda"), torch.rand(1, 3, 8, 8, device="cuda").bfloat16(),
+                        reference=torch.rand(1, 1, 8, 8, device="cuda"), gain=0.5)
+    assert StateSnapshot(previous, 4).encode() == carried_state.encode(previous, 4)

@@ -97,11 +97,16 @@ def test_bad_params_are_errors(client, params, code):
     ([10, 10, 7], bytes(700), "shape_mismatch"),
     ([-1, 10, 3], b"", "bad_header"),
     ([40, 40, 3], np.full(4800, np.nan, "<f4").tobytes()[:4800], None),
+    ([40, 40, 3], "<f2", None),
+    ([40, 40, 3], "-inf <f2", None),
 ])
 def test_bad_raw_images_are_errors(client, shape, data, code):
     dtype = "uint8"
-    if code is None:  # NaN pixels
-        data, dtype, code = np.full((40, 40, 3), np.nan, "<f4").tobytes(), "float32", "nonfinite"
+    if code is None:  # NaN or infinite pixels, float32 or float16 (checked by its bits)
+        wire = "<f2" if isinstance(data, str) else "<f4"
+        pixels = np.full((40, 40, 3), 0.5, wire)
+        pixels[39, 39, 2] = -np.inf if data == "-inf <f2" else np.nan
+        data, dtype, code = pixels.tobytes(), "float16" if wire == "<f2" else "float32", "nonfinite"
     with pytest.raises(P.ProtocolError) as err:
         client.dream(data, "raw", TINY_PARAMS, raw={"dtype": dtype, "shape": shape})
     assert err.value.code == code
@@ -669,3 +674,43 @@ def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_
     shared = run_cli(*args, "--token-file", str(token))
     assert shared.returncode == 2 and "readable by other users" in shared.stderr and "chmod 600" in shared.stderr
     assert "Traceback" not in missing.stderr + wrong.stderr + shared.stderr
+
+
+def test_frames_in_flight_are_the_pipelines_own_bit_for_bit(client, lite0):
+    """Two frames in flight, raw float16 in and out, a job carried by its
+    Vector passes: each reply and its carried state are, byte for byte, what
+    the frame pipeline makes of the same frames in this process."""
+    from dream_core.config import DreamSettings
+    from dream_core.frame.pipeline import SequenceDreamer
+    from dream_core.tools.bench_gpu import panning_shot
+    from dream_core.wire.client import FrameRequest
+
+    height, width = 40, 48
+    shot = panning_shot(width, height, 4)
+    params = dict(TINY_PARAMS, temporal="vectors")
+    vectors = {"format": "raw", "dtype": "float32", "shape": [height, width, 4]}
+    requests = [FrameRequest(p.pixels.astype("<f2").tobytes(), "raw", frame=i,
+                             raw={"dtype": "float16", "shape": [height, width, 3]},
+                             extras={"vectors": (p.vectors.astype("<f4").tobytes(), vectors)})
+                for i, p in enumerate(shot, 1)]
+    results = list(client.dream_many(requests, params, job="in-flight", in_flight=2,
+                                     output={"format": "raw", "dtype": "float16", "state": True}))
+    sequence, settings = SequenceDreamer(), DreamSettings.from_params(params)
+    for number, (picture, result) in enumerate(zip(shot, results), 1):
+        sent = Picture(picture.pixels.astype(np.float16).astype(np.float32), False, "float16", picture.vectors)
+        expected = sequence.dream(lite0, sent, settings, frame=number)
+        assert result.header["frame"] == number
+        assert result.data == expected.pixels.astype("<f2").tobytes()
+        assert result.state == sequence.state()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "uint8", "uint16"])
+def test_raw_replies_are_the_pixels_converted_once(dtype):
+    from dream_core.serving.codec import to_raw
+
+    pixels = np.random.default_rng(0).random((3, 5, 4), dtype=np.float32) * 1.2 - 0.1
+    strided = pixels.transpose(1, 0, 2).copy().transpose(1, 0, 2)  # as a tensor's permuted view comes back
+    top = {"uint8": 255, "uint16": 65535}.get(dtype)
+    wire = pixels if top is None else np.round(np.clip(pixels, 0, 1) * top)
+    expected = wire.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
+    assert bytes(to_raw(pixels, dtype)) == expected and bytes(to_raw(strided, dtype)) == expected

@@ -284,6 +284,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.transport:
         run_transport_bench(args.device, args.repeats)
         return 0
+    if args.overhead:
+        from ..tools.bench_overhead import run_overhead_bench
+
+        width, height = _bench_size(args.size or "1920x1080")
+        run_overhead_bench(args.device, width, height)
+        return 0
     if args.gpu:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")] if args.sizes else \
             [(960, 540), (1920, 1080)]
@@ -296,12 +302,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         lockstep_rows(args.device, sizes if args.sizes else [(1920, 1080)], config=config)
         return 0
 
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size must look like 640x360, got {args.size!r}") from None
+    width, height = _bench_size(args.size or "640x360")
     run_cpu_bench(args.model, width, height, args.device, args.repeats)
     return 0
+
+
+def _bench_size(size: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 640x360, got {size!r}") from None
+    return width, height
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

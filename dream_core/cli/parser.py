@@ -188,11 +188,15 @@ def _add_bench_command(sub) -> None:
                        description="Times our engine against a naive reference loop written the way common "
                        "public DeepDream scripts are, on the same frame, in one run.")
     b.add_argument("--device", default="auto")
-    b.add_argument("--size", default="640x360", help="frame size WxH (default 640x360)")
+    b.add_argument("--size", help="frame size WxH (default 640x360; with --overhead 1920x1080)")
     b.add_argument("--model", default="lite0")
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--transport", action="store_true",
                    help="instead: time a 1920x1080 RGBA frame through the server protocol alone vs dreaming it")
+    b.add_argument("--overhead", action="store_true",
+                   help="instead: what the server costs over the engine alone, 1920x1080 (or --size), a cheap "
+                        "dream so the host work shows on a CPU: engine, whole frame, server 2 in flight and 1 at "
+                        "a time, side by side")
     b.add_argument("--gpu", action="store_true",
                    help="instead: the GPU benchmark: naive loop, engine (compiled and not) and server for "
                         "googlenet and lite0 at 960x540 and 1920x1080 (or --sizes), TFLOP/s, share of peak, "

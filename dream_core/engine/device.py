@@ -100,9 +100,30 @@ def _mps_available() -> bool:
 
 
 def image_tensor(pixels: np.ndarray, device: Optional[torch.device] = None) -> torch.Tensor:
-    """H×W×C float pixels as a [1, C, H, W] float32 tensor (the engine takes C = 3)."""
+    """H×W×C float pixels as a [1, C, H, W] float32 tensor (the engine takes C = 3).
+    float16 pixels bound for a GPU travel as they are, half the bytes, and
+    become float32 there (exactly: every float16 is a float32); pixels in
+    pinned memory (:func:`staged_pixels`) are copied without waiting."""
+    if pixels.dtype == np.float16 and device is not None and torch.device(device).type != "cpu":
+        host = torch.from_numpy(np.ascontiguousarray(pixels))
+        return host.to(device, non_blocking=host.is_pinned()).float().permute(2, 0, 1)[None]
     tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
-    return tensor if device is None else tensor.to(device)
+    if device is None:
+        return tensor
+    return tensor.to(device, non_blocking=torch.device(device).type == "cuda" and tensor.is_pinned())
+
+
+def staged_pixels(pixels: np.ndarray, device: torch.device) -> np.ndarray:
+    """Pixels as they wait for ``device``: for CUDA, in pinned host memory
+    and their own dtype (float16 stays half the bytes and is converted on the
+    device), so the frame's upload does not hold up the device thread; for
+    any other device float32, converted here rather than on the device
+    thread (a CPU's device thread is the dream's own core)."""
+    if device.type != "cuda":
+        return pixels.astype(np.float32)
+    staged = torch.empty(pixels.shape, dtype=torch.from_numpy(np.empty(0, pixels.dtype)).dtype, pin_memory=True)
+    staged.numpy()[...] = pixels
+    return staged.numpy()  # the array keeps the pinned tensor alive
 
 
 def tensor_pixels(tensor: torch.Tensor) -> np.ndarray:

@@ -9,6 +9,7 @@ client only ever holds its own threads.
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -20,6 +21,8 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Optional
 
+from ..engine.device import resolve_device, staged_pixels
+from ..errors import DreamError
 from ..version import __version__
 from ..wire import protocol as P
 from .admission import Admission, Limits
@@ -43,6 +46,7 @@ class DreamServer:
                  weights_dir: Optional[str] = None, limits: Limits = Limits(),
                  capacity: Capacity = Capacity(), compile_cache: Optional[CompileCache] = None) -> None:
         self.token = token
+        self.stage = functools.partial(staged_pixels, device=resolve_device(device))  # an unknown device: no socket
         self.admission = Admission(limits)
         self.weights_dir = weights_dir
         self.heartbeat = heartbeat
@@ -228,7 +232,7 @@ class DreamServer:
         if session.in_flight() >= P.MAX_IN_FLIGHT:
             raise P.ProtocolError("busy", f"this connection already has {P.MAX_IN_FLIGHT} frames in flight; "
                                   "wait for a result before sending more")
-        task = decode_task(header, payloads, self.weights_dir)  # here, so it overlaps the frame the worker is dreaming
+        task = decode_task(header, payloads, self.weights_dir, self.stage)  # here: it overlaps the frame dreaming
         task.owner = session.owner
         session.add(task)
         self.worker.submit(task)
@@ -283,17 +287,21 @@ class DreamServer:
         try:
             displayed = (task.render, task.picture) if task.render is not None else None
             meta, data = encode_result(picture, header.get("output") or {}, task.reply_format, displayed)
+            state = None if result.state is None else result.state.encode()
         except P.ProtocolError as err:
             session.send(P.error_reply(request_id, err.code, err.message))
+            return
+        except DreamError as err:
+            session.send(P.error_reply(request_id, err.code, str(err)))
             return
         reply = {"event": "result", "id": request_id, "op": "dream", "job": task.job, "frame": task.frame,
                  "width": picture.width, "height": picture.height, "payloads": [meta]}
         payloads = [data]
-        if result.state is not None and len(result.state) > self.max_payload:
-            reply["state_omitted"] = f"the carried state ({len(result.state) >> 20} MiB) exceeds --max-payload-mb"
-        elif result.state is not None:
+        if state is not None and len(state) > self.max_payload:
+            reply["state_omitted"] = f"the carried state ({len(state) >> 20} MiB) exceeds --max-payload-mb"
+        elif state is not None:
             reply["payloads"].append({"name": "state", "format": "dream-state"})
-            payloads.append(result.state)
+            payloads.append(state)
         session.send(reply, payloads)
 
 

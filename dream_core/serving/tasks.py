@@ -3,15 +3,19 @@ worker hands back on the task's event queue: :class:`ProgressEvent`s, then
 one :class:`ResultEvent` or :class:`ErrorEvent`."""
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import numpy as np
+import torch
 
 from ..config import DreamSettings, Progress
+from ..frame import carried_state
 from ..frame.carried_state import CarriedState
+from ..frame.temporal import Previous
 from ..io import Picture
 
 
@@ -20,10 +24,53 @@ class ProgressEvent:
     progress: Progress
 
 
+class StateSnapshot:
+    """A sequence's carried state as one frame left it, on its way to the
+    host. The device thread only starts the copies (on CUDA into pinned
+    memory, without waiting) and goes on to the next frame; the relay thread
+    waits for them and encodes. A frame never writes into the tensors the
+    one before left (each leaves new ones), so the snapshot stays exact."""
+
+    def __init__(self, previous: Previous, last_frame: Optional[int]) -> None:
+        self.last_frame = last_frame
+        self.previous, self.landed = _to_host(previous)
+
+    def encode(self) -> bytes:
+        """The state's bytes (:func:`~dream_core.frame.carried_state.encode`); off the device thread."""
+        if self.landed is not None:
+            self.landed.synchronize()
+        return carried_state.encode(self.previous, self.last_frame)
+
+
+def _to_host(previous: Previous) -> tuple[Previous, Optional["torch.cuda.Event"]]:
+    """``previous`` with its tensors on the host or on their way there, and
+    the event that says they landed: CUDA copies into pinned memory without
+    waiting; another GPU's (MPS) are copied here, as the relay thread must
+    not drive that device; a CPU's stay as they are."""
+    copies, waiting = {}, False
+    for name in carried_state.CHANNELS:
+        tensor = getattr(previous, name)
+        if tensor is None or tensor.device.type == "cpu":
+            continue
+        if tensor.is_cuda:
+            copies[name] = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            copies[name].copy_(tensor, non_blocking=True)
+            waiting = True
+        else:
+            copies[name] = tensor.cpu()
+    if not copies:
+        return previous, None
+    landed = None
+    if waiting:
+        landed = torch.cuda.Event()
+        landed.record()
+    return dataclasses.replace(previous, **copies), landed
+
+
 @dataclass(frozen=True)
 class ResultEvent:
     picture: Picture
-    state: Optional[bytes] = None  # the sequence's carried state after this frame, when the request asked
+    state: Optional[StateSnapshot] = None  # the sequence's carried state after this frame, when the request asked
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from ..engine.dreamer import is_out_of_memory
 from ..errors import DreamError, JobLost
 from ..frame.pipeline import SequenceDreamer, follows
 from ..models import list_models, model_info
-from .tasks import ErrorEvent, FrameTask, PrepareTask, ProgressEvent, ResultEvent
+from .tasks import ErrorEvent, FrameTask, PrepareTask, ProgressEvent, ResultEvent, StateSnapshot
 
 log = logging.getLogger("dream_core.server")
 
@@ -230,7 +230,8 @@ class Worker:
         result = sequence.dream(dreamer, task.picture, settings, frame=task.frame, mask=task.mask,
                                 guide=task.guide, callback=progress, blend=task.blend)
         state.touched = time.monotonic()
-        return ResultEvent(result, sequence.state() if task.send_state else None)
+        carried = sequence.previous is not None and task.send_state  # encoded by the relay, not here
+        return ResultEvent(result, StateSnapshot(sequence.previous, sequence.last_frame) if carried else None)
 
     def _job_state(self, owner: int, job: Optional[str], frame: Optional[int], needs_past: bool) -> JobState:
         """A named job's state (kept between frames), or a fresh one for a lone

@@ -4,7 +4,6 @@ size, with TFLOP/s and the share of the device's peak; what each temporal
 mode costs per frame; then a 4K frame. Random weights: timing only."""
 from __future__ import annotations
 
-import functools
 import sys
 import tempfile
 import time
@@ -16,6 +15,7 @@ import torch
 from ..config import DreamConfig, DreamSettings
 from ..engine import Dreamer, resolve_device
 from .bench import BENCH_CONFIG, Reference, device_sync, naive_dream, reference, time_best, time_once, time_per_frame
+from .bench_overhead import server_row
 
 # dense bf16 tensor-core peaks, TFLOP/s, for the share-of-peak column
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
@@ -50,7 +50,7 @@ def run_gpu_bench(device: str = "auto", sizes=((960, 540), (1920, 1080)), model_
                 row = _engine_row(dreamer, ref, objective, image, config, repeats, sync)
                 row.update(_temporal_row(dreamer, ref.layer, width, height, config, max(repeats, 2), sync))
                 if client is not None:
-                    row.update(_server_row(client, model, ref.layer, image, config, max(repeats, 2)))
+                    row.update(server_row(client, model, ref.layer, image, config, max(repeats, 2)))
                 rows.append(row)
                 _print_row(row, _peak(dev))
         if client is not None:
@@ -182,26 +182,6 @@ def lockstep_rows(device: str = "auto", sizes=((1920, 1080),), model: str = "lit
             print(f"  lockstep {model} {width}x{height}, {count} chain(s): {1000 / ms:6.2f} frames/s "
                   f"({one / ms:.2f}x one chain)")
     return rows
-
-
-def _server_row(client, model: str, layer: str, image: np.ndarray, config: DreamConfig, count: int) -> dict:
-    """The same frame end to end through the server: two in flight, and one at a time."""
-    from ..wire.client import FrameRequest
-
-    height, width = image.shape[:2]
-    params = {"model": model, "weights": None, "layer": layer, "octaves": config.octaves,
-              "octave_scale": config.octave_scale, "iterations": config.iterations}
-    request = FrameRequest(image.astype("<f2").tobytes(), "raw", raw={"dtype": "float16", "shape": [height, width, 3]})
-    return {key: time_per_frame(functools.partial(_through_server, client, request, params, in_flight=in_flight),
-                            count, lambda: None)
-            for key, in_flight in (("server_ms", 2), ("server_1_ms", 1))}
-
-
-def _through_server(client, request, params: dict, count: int, *, in_flight: int) -> None:
-    """``count`` frames end to end, raw float16 out, ``in_flight`` at a time."""
-    for _ in client.dream_many([request] * count, params, output={"format": "raw", "dtype": "float16"},
-                               in_flight=in_flight):
-        pass
 
 
 def restart_rows(device: str, size: tuple[int, int], model: str = "lite0", config: DreamConfig = BENCH_CONFIG,
