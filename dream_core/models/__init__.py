@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..config import DEFAULT_MODEL
 from ..errors import UnknownModel
-from .base import StagedNetwork
+from .base import StagedNetwork, fold_batch_norms
 from .classic import GOOGLENET_STAGES, RESNET50_LAYERS, VGG16_LAYERS, build_classic, hub_cache_path
 
 
@@ -40,9 +40,11 @@ class ModelInfo:
 
 
 def _build_lite0(weights: str | None) -> StagedNetwork:
-    from .lite0 import lite0_classifier, staged
+    from .lite0 import batch_norm_pairs, lite0_classifier, staged
 
-    return staged(lite0_classifier(weights)).eval()
+    net = lite0_classifier(weights)
+    fold_batch_norms(batch_norm_pairs(net))  # before the stages are made: they take the folded layers
+    return staged(net).eval()
 
 
 LITE0_LAYERS = ("stem",) + tuple(f"block{i}" for i in range(16)) + ("head",)

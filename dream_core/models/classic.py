@@ -14,7 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .base import Normalize, StagedNetwork, load_matching_state
+from .base import Normalize, StagedNetwork, fold_batch_norms, load_matching_state
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -102,4 +102,27 @@ def build_classic(name: str, weights: str | None) -> StagedNetwork:
     elif weights is not None:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         load_matching_state(trunk, state, weights)
-    return staged.eval()
+    staged.eval()
+    fold_batch_norms(batch_norm_pairs(staged))  # after loading: the checkpoint names the BatchNorms
+    return staged
+
+
+def batch_norm_pairs(net: nn.Module) -> list[tuple[nn.Module, str, str]]:
+    """Every (module, convolution, the BatchNorm its output goes through
+    next) of torchvision's GoogLeNet and ResNet: a BasicConv2d's conv and
+    bn, a Bottleneck's convN and bnN, and a convolution followed by a
+    BatchNorm in a Sequential (ResNet's stem and downsampling)."""
+    from torchvision.models.googlenet import BasicConv2d
+    from torchvision.models.resnet import Bottleneck
+
+    pairs = []
+    for module in net.modules():
+        if isinstance(module, BasicConv2d):
+            pairs.append((module, "conv", "bn"))
+        elif isinstance(module, Bottleneck):
+            pairs += [(module, f"conv{i}", f"bn{i}") for i in (1, 2, 3)]
+        elif isinstance(module, nn.Sequential):
+            children = list(module.named_children())
+            pairs += [(module, a, b) for (a, first), (b, second) in zip(children, children[1:])
+                      if isinstance(first, nn.Conv2d) and isinstance(second, nn.BatchNorm2d)]
+    return pairs

@@ -107,6 +107,16 @@ class _Stem(nn.Module):
         return F.relu6(self.bn(self.conv(x)))
 
 
+def batch_norm_pairs(net: Lite0Classifier) -> list[tuple[nn.Module, str, str]]:
+    """Every (module, convolution, BatchNorm after it) of the network."""
+    pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
+    for block in net._blocks:
+        if block.has_expand:
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    return pairs
+
+
 def staged(net: Lite0Classifier) -> StagedNetwork:
     """The classifier's layers as dreamable stages (sharing its parameters)."""
     stages: list[tuple[str, nn.Module]] = [("stem", _Stem(net._conv_stem, net._bn0))]

@@ -84,6 +84,8 @@ def _engine_row(dreamer: Dreamer, ref: Reference, objective, image: np.ndarray, 
     dreamer.builder.wait()
     compiled_after = time.perf_counter() - start
     engine = time_per_frame(lambda n: [dreamer.run(tensor, objective, config) for _ in range(n)], count, sync)
+    if (width, height) == PROFILED_SIZE:
+        profile_frame(dreamer, tensor, objective, config, sync)
     eager_dreamer = Dreamer(dreamer.info.name, weights=None, device=str(dev), compile="off")
     eager_objective = eager_dreamer.objective(ref.layer)
     eager = time_per_frame(lambda n: [eager_dreamer.run(tensor, eager_objective, config) for _ in range(n)], count,
@@ -96,6 +98,37 @@ def _engine_row(dreamer: Dreamer, ref: Reference, objective, image: np.ndarray, 
             "first_s": first / 1000, "compiled_after_s": compiled_after, "eager_ms": eager, "frame_ms": frame,
             "tflop": flops / 1e12,
             "tflops": flops / 1e12 / (engine / 1000)}
+
+
+PROFILED_SIZE = (1920, 1080)  # one frame of this size is profiled per model, once compiled
+TOP_KERNELS = 12
+
+
+def profile_frame(dreamer: Dreamer, tensor: torch.Tensor, objective, config: DreamConfig, sync) -> list[dict]:
+    """One frame of the warm engine under torch.profiler: its top kernels
+    by time on the device (the CPU's operators where there is no GPU), each
+    with its share of the frame and, where the profiler counts them, FLOPs
+    and the rate achieved; what a gap to the FLOP floor is made of."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dreamer.device.type == "cuda" else [])
+    with profile(activities=activities, with_flops=True) as prof:
+        dreamer.run(tensor, objective, config)
+        sync()
+    on_device = dreamer.device.type == "cuda"
+    events = [e for e in prof.key_averages() if (e.self_device_time_total if on_device else e.self_cpu_time_total) > 0]
+    events.sort(key=lambda e: e.self_device_time_total if on_device else e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_device_time_total if on_device else e.self_cpu_time_total for e in events) or 1
+    rows = []
+    print(f"  profile of one {tensor.shape[-1]}x{tensor.shape[-2]} {dreamer.info.name} frame "
+          f"({'device' if on_device else 'CPU'} time, top {TOP_KERNELS}):")
+    for event in events[:TOP_KERNELS]:
+        us = event.self_device_time_total if on_device else event.self_cpu_time_total
+        flops = getattr(event, "flops", 0) or 0
+        rate = f", {flops / (us * 1e-6) / 1e12:.1f} TFLOP/s" if flops else ""
+        rows.append({"name": event.key, "ms": us / 1000, "share": us / total, "calls": event.count, "flops": flops})
+        print(f"    {us / 1000:8.1f} ms {us / total:6.1%} x{event.count:<5} {event.key[:90]}{rate}")
+    return rows
 
 
 TEMPORAL_MODES = ("none", "vectors", "flow")
