@@ -304,6 +304,44 @@ def test_flow_follows_a_surface_under_noise_that_stays_on_the_screen():
     assert abs(float(flow[0].mean()) + 2.0) < 0.15 and abs(float(flow[1].mean())) < 0.15
 
 
+def _shifted_pattern(height, width, shift):
+    """A smooth grey pattern and the same moved ``shift`` px right: the
+    second frame's pixels were ``shift`` px to the left in the first."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    big = cv2.resize(rng.random((height // 10, (width + shift) // 10)).astype(np.float32), (width + shift, height),
+                     interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    first, second = (np.repeat(big[:, x0:x0 + width, None], 3, axis=-1) for x0 in (shift, 0))
+    return image_tensor(first), image_tensor(second)
+
+
+def test_flow_on_a_large_frame_is_estimated_smaller_and_scaled_back():
+    h, w = 288, 512  # above FLOW_FULL_SIZE_UP_TO
+    assert temporal.motion.flow_scale(h, w) == temporal.motion.FLOW_SCALE < 1
+    first, second = _shifted_pattern(h, w, 6)
+    flow = temporal.estimate_flow(first, second)
+    assert flow.shape == (1, 2, h, w)
+    inner = flow[0, :, 24:-24, 24:-24]
+    assert abs(float(inner[0].mean()) + 6.0) < 0.2 and abs(float(inner[1].mean())) < 0.2
+    assert float((inner[0] + 6.0).abs().quantile(0.9)) < 0.5
+
+
+def test_flow_on_a_small_frame_is_estimated_at_full_size_as_before():
+    import cv2
+
+    h, w = 144, 256
+    assert temporal.motion.flow_scale(h, w) == 1.0
+    first, second = _shifted_pattern(h, w, 3)
+    flow = temporal.estimate_flow(first, second)
+
+    def grey(rgb):  # the flow's input as it always was: 8-bit luma, smoothed at full size
+        return cv2.GaussianBlur(temporal.motion._grey8(rgb), (0, 0), temporal.FLOW_SMOOTHING)
+
+    before = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(grey(second), grey(first), None)
+    assert torch.equal(flow[0], torch.from_numpy(before).permute(2, 0, 1))
+
+
 def test_modes_and_errors():
     src = torch.zeros((1, 3, 40, 40))
     assert temporal.resolve_mode("auto", None) == "flow"

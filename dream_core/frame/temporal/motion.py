@@ -9,6 +9,7 @@ from typing import Optional
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..colour import luma
 from .blur import gaussian_blur
@@ -38,19 +39,61 @@ def _grey8(rgb: torch.Tensor) -> np.ndarray:
 # instead of the surface. Measured on three Cycles shots at 16 samples (mean
 # error against the Vector pass, px): pan 1.39 -> 1.22, orbit 0.92 -> 0.66,
 # fast occluder 4.05 -> 4.10; sigma 2 and 4 were worse on the pan, 4 better on the orbit.
-FLOW_SMOOTHING = 3.0  # px, Gaussian sigma
+FLOW_SMOOTHING = 3.0  # px of the frame, Gaussian sigma
+
+FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+# DIS's time follows its input's pixels (about 90 ms at 1920x1080 on 16
+# cores: most of what `flow` costs beyond `vectors`), so on frames above
+# FLOW_FULL_SIZE_UP_TO pixels it reads the grey image averaged down to
+# FLOW_SCALE and its flow is resized back. Chosen with
+# benchmarks/flow_accuracy.py (docs/BENCHMARKS.md, "Optical flow at half
+# size"): on the pan (tuning set) half size was no less accurate than full
+# size, mean end-point error against the Vector pass 2.41 px against 2.49 at
+# 512x288 and 4.93 against 5.12 at 960x540, and on the held-out dolly 0.61
+# against 0.72, in 0.4x the time at 1920x1080 (175 -> 66 ms on 2 cores); a
+# quarter size, or the fast preset at half size, lost accuracy on the pan
+# (2.61, 2.69). Frames up to about 480x270 keep full
+# size: half of them would be smaller than the smallest half size measured
+# (256x144, which is also the size the temporal constants were tuned at).
+FLOW_FULL_SIZE_UP_TO = 480 * 270  # pixels
+FLOW_SCALE = 0.5
 
 
-def _flow_input(rgb: torch.Tensor) -> np.ndarray:
-    return cv2.GaussianBlur(_grey8(rgb), (0, 0), FLOW_SMOOTHING)
+def flow_scale(height: int, width: int) -> float:
+    """The scale DIS runs at for a frame of this size: 1 up to FLOW_FULL_SIZE_UP_TO pixels."""
+    return 1.0 if height * width <= FLOW_FULL_SIZE_UP_TO else FLOW_SCALE
 
 
-def estimate_flow(from_rgb: torch.Tensor, to_rgb: torch.Tensor) -> torch.Tensor:
+def _scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _flow_input(rgb: torch.Tensor, scale: float = 1.0) -> np.ndarray:
+    """The smoothed 8-bit grey image DIS reads; at a ``scale`` below 1
+    averaged down on the frame's device first (less to copy to the CPU), and
+    smoothed by the same sigma in the frame's pixels."""
+    if scale == 1.0:
+        return cv2.GaussianBlur(_grey8(rgb), (0, 0), FLOW_SMOOTHING)
+    grey = F.interpolate(luma(rgb), size=_scaled_size(*rgb.shape[-2:], scale), mode="area")
+    grey8 = (grey[0, 0].clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
+    return cv2.GaussianBlur(grey8, (0, 0), FLOW_SMOOTHING * scale)
+
+
+def estimate_flow(from_rgb: torch.Tensor, to_rgb: torch.Tensor, scale: Optional[float] = None,
+                  preset: int = FLOW_PRESET) -> torch.Tensor:
     """Dense flow f with to(x) ≈ from(x + f(x)) (DIS, offline, fast; on the
-    CPU), estimated on smoothed renders (see FLOW_SMOOTHING)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(_flow_input(to_rgb), _flow_input(from_rgb), None)
-    return torch.from_numpy(flow).permute(2, 0, 1)[None].to(to_rgb.device)
+    CPU), estimated on smoothed renders (see FLOW_SMOOTHING), on large
+    frames at a lower resolution (``scale``, by default flow_scale's) and
+    resized back, in the frame's pixels, on the frame's device."""
+    height, width = to_rgb.shape[-2:]
+    scale = flow_scale(height, width) if scale is None else scale
+    dis = cv2.DISOpticalFlow_create(preset)
+    flow = dis.calc(_flow_input(to_rgb, scale), _flow_input(from_rgb, scale), None)
+    flow = torch.from_numpy(flow).permute(2, 0, 1)[None].to(to_rgb.device)
+    if flow.shape[-2:] == (height, width):
+        return flow
+    gain = torch.tensor([width / flow.shape[-1], height / flow.shape[-2]], device=flow.device).view(1, 2, 1, 1)
+    return F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False) * gain
 
 
 def _norm(flow: torch.Tensor) -> torch.Tensor:
