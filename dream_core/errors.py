@@ -50,3 +50,7 @@ class ImageTooLarge(DreamError, code="oversize"):
 
 class JobLost(DreamError, code="job_lost"):
     """A frame would carry the motion of a job the server has let go."""
+
+
+class WeightsUnavailable(DreamError, code="weights_unavailable"):
+    """A model's default weights are neither cached nor downloadable here."""

@@ -135,3 +135,20 @@ def test_folded_batch_norms_compute_the_same_layers(name):
     for layer in layers:
         scale = want[layer].abs().mean().clamp(min=1e-6)
         assert (got[layer] - want[layer]).abs().mean() / scale < 1e-4, layer
+
+
+def test_weights_that_cannot_be_downloaded_say_so(monkeypatch):
+    """Offline, a model whose weights download on first use is refused with
+    its own error (and protocol code), naming the way out, not a URL error."""
+    import urllib.error
+
+    from dream_core.errors import WeightsUnavailable
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
+    with pytest.raises(WeightsUnavailable) as err:
+        get_model("googlenet")
+    assert err.value.code == "weights_unavailable"
+    assert "could not download the googlenet weights" in str(err.value) and "lite0" in str(err.value)

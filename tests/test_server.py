@@ -38,7 +38,9 @@ def test_prepare_is_answered_at_once_and_checked_as_a_dream_is(server, client):
                                         (TINY_PARAMS, True, 96, "bad_header"), ({"model": "nope"}, 128, 96,
                                                                                  "unknown_model"),
                                         ({"octaves": 0}, 128, 96, "bad_params"), (TINY_PARAMS, 16384, 16384,
-                                                                                  "oversize")):
+                                                                                  "oversize"),
+                                        ({"layer": "block99"}, 128, 96, "unknown_layer"),
+                                        ({"layer": "block6+0.5*nope"}, 128, 96, "unknown_layer")):
         with pytest.raises(P.ProtocolError) as err:
             client.prepare(params, width, height)
         assert err.value.code == code, (params, width, height)

@@ -163,8 +163,10 @@ def _add_dream_command(sub) -> None:
                         "without ADDRESS, a local Ray. With a temporal mode, --fade defaults to 5 here")
     d.add_argument("--lockstep", type=int, default=1, metavar="K",
                    help="cut the folder (or --frames A-B) into K chunks and dream them side by side on one device, "
-                        "their next frames as one batch (fills a GPU that one frame leaves idle); chunks, seams "
-                        "and resuming as with --frames (with a temporal mode, --fade defaults to 5 here)")
+                        "their next frames as one batch (fills a GPU that one frame leaves idle; on a CPU it is "
+                        "slower); chunks, seams and resuming as with --frames (with a temporal mode, --fade "
+                        "defaults to 5 here). Frames already written under another K count as done: their dream "
+                        "differs from this K's only by rounding; keep one K for a shot")
     d.add_argument("--chunk-size", type=int, default=50, metavar="N", help="frames per chunk with --ray "
                    "(default 50: with the fade of 5, at most 1.1 frames dreamed per frame written)")
     d.add_argument("--ray-actors", type=int, metavar="N", help="at most N actors (default: one per GPU or CPU)")
@@ -187,10 +189,11 @@ def _add_bench_command(sub) -> None:
     b = sub.add_parser("bench", help="benchmark the engine", formatter_class=FORMATTER,
                        description="Times our engine against a naive reference loop written the way common "
                        "public DeepDream scripts are, on the same frame, in one run.")
-    b.add_argument("--device", default="auto")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default auto)")
     b.add_argument("--size", help="frame size WxH (default 640x360; with --overhead 1920x1080)")
-    b.add_argument("--model", default="lite0")
-    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--model", default="lite0", help="the model the default bench times (default lite0)")
+    b.add_argument("--repeats", type=int, default=3, help="frames timed per figure (default 3); a CPU takes "
+                   "seconds to minutes a frame, and nothing is printed until the figures are in")
     b.add_argument("--transport", action="store_true",
                    help="instead: time a 1920x1080 RGBA frame through the server protocol alone vs dreaming it")
     b.add_argument("--overhead", action="store_true",

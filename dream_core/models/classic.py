@@ -14,6 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
+from ..errors import WeightsUnavailable
 from .base import Normalize, StagedNetwork, fold_batch_norms, load_matching_state
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -97,7 +98,13 @@ def build_classic(name: str, weights: str | None) -> StagedNetwork:
     builder, weights_enum = BUILDERS[name]
     trunk, staged = builder()
     if weights == "download":
-        state = weights_enum().get_state_dict(progress=True)
+        try:
+            state = weights_enum().get_state_dict(progress=True)
+        except OSError as err:  # urllib's errors are OSErrors: offline, a proxy, a firewall
+            raise WeightsUnavailable(
+                f"could not download the {name} weights ({getattr(err, 'reason', None) or err}); this machine may "
+                "be offline: dream with lite0 (its weights come with it), or give a .pth file with --weights "
+                "(a server: --weights-dir)") from None
         load_matching_state(trunk, state, f"torchvision {name} weights")
     elif weights is not None:
         state = torch.load(weights, map_location="cpu", weights_only=True)

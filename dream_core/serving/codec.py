@@ -9,7 +9,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..config import DreamSettings
-from ..errors import DreamError
+from ..engine.objectives import parse_objective
+from ..errors import DreamError, UnknownLayer
 from ..frame import carried_state
 from ..frame.colour import as_shown, carried_back_to
 from ..io import Picture, decode_image, dither, encode_image
@@ -26,7 +27,11 @@ def decode_prepare(header: dict, weights_dir: Optional[str] = None) -> PrepareTa
     """A prepare request: the settings as a dream's would be checked, and a frame size."""
     try:
         settings = DreamSettings.from_params(header.get("params") or {})
-        model_info(settings.model)
+        info = model_info(settings.model)
+        layer = settings.layer_for(info.layers)
+        unknown = sorted(parse_objective(layer).layers - set(info.layers)) if layer else []
+        if unknown:  # as a frame would be refused, at once rather than in the server's log
+            raise UnknownLayer(f"model {info.name} has no layer {', '.join(unknown)}; valid: {', '.join(info.layers)}")
     except DreamError as err:
         raise P.ProtocolError(err.code, str(err)) from None
     settings.weights = served_weights(settings.weights, weights_dir)

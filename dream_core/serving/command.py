@@ -131,7 +131,10 @@ def _compile_cache(args: argparse.Namespace):
     from ..engine.compiling import CompileCache, default_cache_folder
     from ..engine.device import resolve_device, uses_cuda_graphs
 
-    if args.compile_cache == "" or not uses_cuda_graphs(resolve_device(args.device)):
+    if args.compile_cache == "":
+        return None
+    if not uses_cuda_graphs(resolve_device(args.device)):
+        log.info("frames are not compiled on %s: no compile cache", resolve_device(args.device))
         return None
     cache = CompileCache(args.compile_cache or default_cache_folder())
     loaded = cache.open()

@@ -123,7 +123,7 @@ class Worker:
         if key in self.dreamers:
             self.dreamers.move_to_end(key)
             return self.dreamers[key]
-        log.info("loading model %s on %s", model, self.device)
+        log.info("loading model %s on %s", model, self.dreamer_device())
         self.dreamers[key] = Dreamer(model, weights=weights, device=self.device,
                                      on_compiled=self.compile_cache.save if self.compile_cache else None)
         while len(self.dreamers) > 1 and (len(self.dreamers) > self.capacity.models or

@@ -80,6 +80,7 @@ ERRORS = {
     "unknown_layer": "the model has no such layer",
     "bad_params": "a setting is missing, unknown or out of range",
     "bad_state": "a carried state that is not of this sequence's frames",
+    "weights_unavailable": "the model's weights could not be downloaded (offline?); lite0 needs no download",
     "job_lost": "the server let the job go (idle, or over its caps): its next frame cannot carry the motion",
     "out_of_memory": "the device ran out of memory",
     "cancelled": "the job was cancelled",
