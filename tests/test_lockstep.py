@@ -111,7 +111,8 @@ def test_a_shot_in_lockstep_is_its_chunks_one_after_the_other_and_resumes_exactl
     for after in (2, 1):
         with pytest.raises(Killed):
             run_in_lockstep(plans_of(pan, killed), Dies(after), 2, quiet=True, preroll=1, fade=2)
-    run_in_lockstep(plans_of(pan, killed), backend(), 2, quiet=True, preroll=1, fade=2)
+    resumed = run_in_lockstep(plans_of(pan, killed), backend(), 2, quiet=True, preroll=1, fade=2)
+    assert resumed.done + resumed.skipped == 8, resumed  # each frame counted once, a seam's merged frames too
     for name, (pixels, made) in written(killed).items():
         np.testing.assert_array_equal(pixels, expected[name][0])
         assert made == expected[name][1]

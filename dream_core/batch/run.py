@@ -199,12 +199,14 @@ class ChunkRun:
         return segments
 
     @property
-    def todo(self) -> int:
-        return sum(e.target is not None for s in self.segments for e in s.entries)
+    def skipped(self) -> int:
+        return len(self.skipped_frames)
 
     @property
-    def skipped(self) -> int:
-        return len(self.plan.frames) - self.todo
+    def skipped_frames(self) -> set[int]:
+        """The chunk's frames this run does not write (current already; a
+        held one may still be written by its seam's merge)."""
+        return set(self.plan.frames) - {e.frame for s in self.segments for e in s.entries if e.target is not None}
 
     # -- carrying it out
     def restore_for(self, segment: _Segment) -> Optional[bytes]:
@@ -295,7 +297,7 @@ class _Bars:
 @dataclass(frozen=True)
 class BatchResult:
     done: int  # frames written (seams cross-faded included)
-    skipped: int  # frames already as this run would make them
+    skipped: int  # frames already as this run would make them (none of them counted in ``done`` too)
     waiting: tuple[int, ...] = ()  # a seam's first frames, written once the chunk before has left its chain
 
 
@@ -322,4 +324,4 @@ def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = Fal
         bars.frames.update(len(merged))
     finally:
         bars.close()
-    return BatchResult(run.written + len(merged), run.skipped, waiting)
+    return BatchResult(run.written + len(merged), len(run.skipped_frames - set(merged)), waiting)

@@ -45,7 +45,8 @@ def run_in_lockstep(plans: list[FramePlan], backend: LocalBackend, chunks: int, 
             bars.frames.update(len(done))
     finally:
         bars.close()
-    return BatchResult(sum(r.written for r in runs) + len(merged), sum(r.skipped for r in runs), waiting)
+    skipped = set().union(*(r.skipped_frames for r in runs)) - set(merged)  # a held frame merged now is done
+    return BatchResult(sum(r.written for r in runs) + len(merged), len(skipped), waiting)
 
 
 def dream_side_by_side(runs: list[ChunkRun], backend: LocalBackend, progress: ProgressCallback,
