@@ -96,6 +96,12 @@ def _check_chunk(args: argparse.Namespace, plans: list[FramePlan], is_folder: bo
     if args.lockstep > 1 and (not is_folder or args.server or args.ray is not None):
         raise UsageError("--lockstep dreams a folder's chunks in this process: INPUT must be a folder, without "
                          "--server or --ray")
+    if args.lockstep > 1:
+        first, last = args.frames or (plans[0].frame, plans[-1].frame)
+        count = sum(first <= p.frame <= last for p in plans)
+        if count < 2 * args.lockstep:  # a chunk of one frame is all seam: nothing would run side by side
+            raise UsageError(f"--lockstep {args.lockstep} cuts the shot into chunks of at least 2 frames: it needs "
+                             f"{2 * args.lockstep} frames or more, these are {count}")
     if args.frames is None:
         if fade and args.ray is None and args.lockstep == 1:
             raise UsageError("--fade needs --frames: it blends a chunk into the chunk before")
