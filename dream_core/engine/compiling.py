@@ -117,11 +117,6 @@ class SwitchingValue:
         self.calls["eager"] += 1
         return self.eager(x)
 
-    def prepare(self, key: ShapeKey) -> None:
-        """Builds the engine for a shape before any frame needs it."""
-        if not self.wait:
-            self.builder.request(self, key)
-
     def build(self, key: ShapeKey) -> None:
         """One forward and backward pass of a zero example: what compiles
         the graph, its backward and (CUDA graphs) their warm-up."""

@@ -18,11 +18,11 @@ import torch
 
 from .. import models
 from ..config import DreamConfig, Progress, ProgressCallback
-from ..errors import BadSetting, UnknownLayer
+from ..errors import BadSetting
 from .checks import check_finite, check_shape
 from .compiling import ShapeBuilder, SwitchingValue, shape_key
 from .device import image_tensor, resolve_device, uses_cuda_graphs
-from .objectives import Guide, Objective, parse_objective
+from .objectives import Guide, Objective, objective_of, parse_objective
 from .octaves import octave_shapes, resize
 from .tiling import TileGrid, tile_grid, tile_shapes, tiled_gradient, tiled_values
 from .transforms import Jitter, roll
@@ -103,12 +103,7 @@ class Dreamer:
                   guide: Optional[np.ndarray] = None) -> Objective:
         """Builds an objective: a layer (default: the model's), its channels,
         a ``"a+0.5*b"`` expression, or a guide image H×W×C in [0, 1]."""
-        text = layer or self.info.default_layer
-        objective = parse_objective(text)
-        unknown = sorted(objective.layers - set(self.info.layers))
-        if unknown:
-            raise UnknownLayer(f"model {self.info.name} has no layer {', '.join(unknown)}; "
-                               f"valid: {', '.join(self.info.layers)}")
+        objective = objective_of(layer or self.info.default_layer, self.info.name, self.info.layers)
         if channels:
             if len(objective.layers) != 1:
                 raise BadSetting("channels need a single layer")
@@ -167,7 +162,7 @@ class Dreamer:
                 for shape in tile_shapes(grid, self._tile_batch(config)):
                     keys.add(shape_key(shape, torch.float32, self.device.type))
         for key in keys:
-            value.prepare(key)
+            self.builder.request(value, key)
         return len(keys)
 
     def score(self, image: torch.Tensor, objective: Objective, config: DreamConfig = DreamConfig()) -> float:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..errors import BadSetting
+from ..errors import BadSetting, UnknownLayer
 
 
 class Objective:
@@ -182,3 +182,12 @@ def parse_objective(text: str) -> Objective:
             term = Layer(name)
         terms.append(term if weight == 1.0 else Scaled(term, weight))
     return terms[0] if len(terms) == 1 else Sum(terms)
+
+
+def objective_of(text: str, model: str, layers: Sequence[str]) -> Objective:
+    """:func:`parse_objective`, every layer it names checked against the model's."""
+    objective = parse_objective(text)
+    unknown = sorted(objective.layers - set(layers))
+    if unknown:
+        raise UnknownLayer(f"model {model} has no layer {', '.join(unknown)}; valid: {', '.join(layers)}")
+    return objective

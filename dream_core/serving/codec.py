@@ -9,8 +9,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..config import DreamSettings
-from ..engine.objectives import parse_objective
-from ..errors import DreamError, UnknownLayer
+from ..engine.objectives import objective_of
+from ..errors import DreamError
 from ..frame import carried_state
 from ..frame.colour import as_shown, carried_back_to
 from ..io import Picture, decode_image, dither, encode_image
@@ -25,16 +25,14 @@ MAX_SIDE = 16384  # EXR's own limit, a side
 
 def decode_prepare(header: dict, weights_dir: Optional[str] = None) -> PrepareTask:
     """A prepare request: the settings as a dream's would be checked, and a frame size."""
+    settings = request_settings(header, weights_dir)
     try:
-        settings = DreamSettings.from_params(header.get("params") or {})
         info = model_info(settings.model)
         layer = settings.layer_for(info.layers)
-        unknown = sorted(parse_objective(layer).layers - set(info.layers)) if layer else []
-        if unknown:  # as a frame would be refused, at once rather than in the server's log
-            raise UnknownLayer(f"model {info.name} has no layer {', '.join(unknown)}; valid: {', '.join(info.layers)}")
+        if layer:  # refused as a frame would be, at once rather than in the server's log
+            objective_of(layer, info.name, info.layers)
     except DreamError as err:
         raise P.ProtocolError(err.code, str(err)) from None
-    settings.weights = served_weights(settings.weights, weights_dir)
     width, height = header.get("width"), header.get("height")
     for name, side in (("width", width), ("height", height)):
         if type(side) is not int or not 1 <= side <= MAX_SIDE:
@@ -43,6 +41,16 @@ def decode_prepare(header: dict, weights_dir: Optional[str] = None) -> PrepareTa
         raise P.ProtocolError("oversize", f"{width}x{height} is more than the {max_pixels() / 1e6:g} megapixels this "
                               "server takes")
     return PrepareTask(settings, width, height)
+
+
+def request_settings(header: dict, weights_dir: Optional[str]) -> DreamSettings:
+    """A request's ``params`` as settings, checked, its weights those the server offers."""
+    try:
+        settings = DreamSettings.from_params(header.get("params") or {})
+    except DreamError as err:
+        raise P.ProtocolError(err.code, str(err)) from None
+    settings.weights = served_weights(settings.weights, weights_dir)
+    return settings
 
 
 Stage = Callable[[np.ndarray], np.ndarray]
@@ -61,11 +69,7 @@ def decode_task(header: dict, payloads: list[bytes], weights_dir: Optional[str] 
         named[meta.get("name")] = (meta, data)
     if "image" not in named:
         raise P.ProtocolError("bad_header", "a dream request needs an 'image' payload")
-    try:
-        settings = DreamSettings.from_params(header.get("params") or {})
-    except DreamError as err:
-        raise P.ProtocolError(err.code, str(err)) from None
-    settings.weights = served_weights(settings.weights, weights_dir)
+    settings = request_settings(header, weights_dir)
     check_output(header.get("output"))
     shown = "display" in named  # the image is then worked on here (as_shown): not staged
     picture = decode_picture(*named["image"], "image", None if shown else stage)

@@ -19,8 +19,9 @@ import threading
 import time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
+from ..engine.compiling import CompileCache
 from ..engine.device import resolve_device, staged_pixels
 from ..errors import DreamError
 from ..version import __version__
@@ -30,9 +31,6 @@ from .codec import decode_prepare, decode_task, encode_result, job_id
 from .socket_path import SocketClaim
 from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
 from .worker import Capacity, Worker
-
-if TYPE_CHECKING:
-    from ..engine.compiling import CompileCache
 
 log = logging.getLogger("dream_core.server")
 
