@@ -126,3 +126,18 @@ def test_lockstep_needs_a_folder_in_this_process(pan, tmp_path):
     many = run_cli("dream", str(pan), "-o", str(tmp_path / "out"), "--lockstep", "5")  # 8 frames
     assert many.returncode == 2 and "it needs 10 frames or more, these are 8" in many.stderr, many.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("frames,chunks", [(10, 4), (9, 4), (8, 4), (40, 3), (7, 1)])
+def test_lockstep_cuts_a_shot_into_k_chunks_of_near_equal_length(frames, chunks):
+    """K chunks whatever the count (runs of ceil(n / K) frames made 3 of 9 frames with K=4, and a
+    1-frame last chunk of 10), each one frame longer than another at most, covering the shot once."""
+    from dream_core.batch.side_by_side import even_ranges
+    from dream_core.wire.plans import FramePlan
+
+    plans = [FramePlan(n, f"in_{n}.png", f"out_{n}.png") for n in range(3, 3 + frames)]
+    ranges = even_ranges(plans, chunks)
+    lengths = [last - first + 1 for first, last in ranges]
+    assert len(ranges) == chunks and max(lengths) - min(lengths) <= 1 and sum(lengths) == frames
+    assert ranges[0][0] == 3 and ranges[-1][1] == 2 + frames
+    assert all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:]))

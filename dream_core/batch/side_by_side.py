@@ -10,7 +10,6 @@ every chunk has dreamed, one after the other.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Callable, Optional
 
@@ -18,9 +17,22 @@ from ..config import ProgressCallback
 from ..wire.plans import FramePlan
 from ..wire.provenance import Records
 from .local import LocalBackend
-from .on_ray import chunk_ranges
 from .run import BatchResult, ChunkRun, _Bars, provenance_params
 from .seams import merge_seams
+
+
+def even_ranges(plans: list[FramePlan], chunks: int) -> list[tuple[int, int]]:
+    """``plans`` as ``chunks`` runs of frames whose lengths differ by at most
+    one, as (first, last) frame numbers (runs of ceil(n / chunks) frames
+    could make fewer chunks, or a last one of a single frame)."""
+    chunks = max(1, min(chunks, len(plans)))
+    size, longer = divmod(len(plans), chunks)
+    ranges, start = [], 0
+    for i in range(chunks):
+        end = start + size + (i < longer)
+        ranges.append((plans[start].frame, plans[end - 1].frame))
+        start = end
+    return ranges
 
 
 def run_in_lockstep(plans: list[FramePlan], backend: LocalBackend, chunks: int, *, overwrite: bool = False,
@@ -32,7 +44,7 @@ def run_in_lockstep(plans: list[FramePlan], backend: LocalBackend, chunks: int, 
     params = params if params is not None else provenance_params(backend.settings)
     first, last = frames if frames is not None else (plans[0].frame, plans[-1].frame)
     share = [p for p in plans if first <= p.frame <= last]
-    ranges = chunk_ranges(share, math.ceil(len(share) / max(1, chunks)))
+    ranges = even_ranges(share, chunks)
     runs = [ChunkRun(plans, params, r, preroll, fade, overwrite, records) for r in ranges]
     bars = _Bars(sum(len(r.plan.frames) for r in runs), sum(r.skipped for r in runs), quiet)
     merged, waiting = [], ()

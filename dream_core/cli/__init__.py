@@ -35,6 +35,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         return EXIT_USAGE
     except OSError as err:  # a full disk, a read-only folder, a file where a folder should be
         where = f": {err.filename}" if err.filename else ""
-        print(f"dream_core: error: {err.strerror or err}{where}; finished frames are kept, run again to resume",
-              file=sys.stderr)
+        kept = "" if args.command == "serve" else "; finished frames are kept, run again to resume"
+        print(f"dream_core: error: {err.strerror or err}{where}{kept}", file=sys.stderr)
         return EXIT_USAGE

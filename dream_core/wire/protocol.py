@@ -8,7 +8,7 @@ Only ``send_bytes``/``recv_bytes`` are used (never ``send``/``recv``, which
 unpickle). A *message* is one JSON header followed by the binary payloads
 the header lists::
 
-    {"v": 2, "op": "dream", "id": 7, "payloads": [{"name": "image", "format": "png"}], ...}
+    {"v": 4, "op": "dream", "id": 7, "payloads": [{"name": "image", "format": "png"}], ...}
     <png bytes>
 
 Every request gets exactly one final reply (``"event": "result"`` or

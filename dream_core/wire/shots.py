@@ -2,7 +2,7 @@
 merge for a chunk of a shot, decided from provenance (:mod:`.provenance`).
 Standard library only: the CLI's chunks, Ray, Dream on Render and Dream
 Animation all carry out what it says, and the Flamenco job type is checked
-against the same table of cases (tests/shot_cases.json).
+against the same table of cases (tests/cases/farm_tasks.json).
 
 A shot is dreamed as a *chain*: each frame carries the dream of the one
 before. A chunk (a farm task, ``dream --frames``) is part of the shot:

@@ -10,8 +10,8 @@
 // chunk, not written, so its own chain starts warm (optional: it costs those
 // renders). The chunks are the shot planner's (dream_core.wire.shots.
 // farm_tasks), checked against the same table (tests/cases/farm_tasks.json).
-// Install: copy this file into the Manager's scripts folder (see the README's
-// "Render farms").
+// Install: copy this file into the Manager's scripts folder (see
+// docs/PIPELINE.md, "The Flamenco job type").
 
 const JOB_TYPE = {
     label: "Dream Renders",
