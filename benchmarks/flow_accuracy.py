@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     configs = args.configs.split(",")
     starts = [int(s) for s in args.pairs.split(",") if s]
     print(f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads; full size up to "
-          f"{temporal.motion.FLOW_FULL_SIZE_UP_TO} px, then scale {temporal.motion.FLOW_SCALE}")
+          f"{temporal.TUNING.flow_full_size_up_to} px, then scale {temporal.TUNING.flow_scale}")
     for shot in args.shots.split(","):
         samples = __import__("shots").samples_for(shot, args.samples)
         out_dir = os.path.join(args.out, f"{shot}_{args.size}_{samples}")

@@ -93,15 +93,13 @@ def _carry_chain(device: str, frames: int = 3) -> list:
     shot = [(image_tensor(p.pixels, device), image_tensor(p.vectors, device)) for p in panning_shot(64, 36, frames + 1)]
     change = (0.1 * torch.randn(1, 3, 36, 64, generator=torch.Generator().manual_seed(0))).to(device)
     source, vectors = shot[0]
-    dream = (source + change).clamp(0, 1)
-    previous = temporal.Previous(source, dream, vectors, temporal.colour_anchor(dream, source))
+    carry = temporal.TemporalCarry()
+    carry.resume(source, (source + change).clamp(0, 1), vectors)
     chain = []
     for source, vectors in shot[1:]:
-        p = temporal.prepare("vectors", source, vectors, previous)
-        dream = temporal.anchor_colours((p.base + 0.3 * change).clamp(0, 1), source, p.anchor, carried=p.confidence)
-        previous = temporal.Previous(source, dream, vectors, temporal.next_anchor(p, dream, source),
-                                     temporal.next_reference(p, dream, source), 1.0, 1.0,
-                                     temporal.next_fine_detail(p, dream, source), temporal.next_deformation(p))
+        p = carry.prepare("vectors", source, vectors)
+        dream = carry.anchor_colours(p, (p.base + 0.3 * change).clamp(0, 1), source)
+        previous = carry.advance(p, dream, source, vectors, strength=None)
         chain.append((p.base, p.step_mask, p.fine_step_mask, previous.fine_detail))
     return chain
 
@@ -130,6 +128,7 @@ def test_a_servers_frame_reaches_the_gpu_and_leaves_it_as_it_was():
     staged = staged_pixels(pixels, torch.device("cuda"))
     assert staged.dtype == np.float16 and torch.from_numpy(staged).is_pinned()
     assert torch.equal(image_tensor(staged, torch.device("cuda")).cpu(), image_tensor(pixels.astype(np.float32)))
-    previous = Previous(torch.rand(1, 3, 8, 8, device="cuda"), torch.rand(1, 3, 8, 8, device="cuda").bfloat16(),
+    previous = Previous(source=torch.rand(1, 3, 8, 8, device="cuda"),
+                        dream=torch.rand(1, 3, 8, 8, device="cuda").bfloat16(),
                         reference=torch.rand(1, 1, 8, 8, device="cuda"), gain=0.5)
     assert StateSnapshot(previous, 4).encode() == carried_state.encode(previous, 4)

@@ -68,7 +68,7 @@ def test_prepare_carries_detail_along_the_motion():
     src0, src1 = image_tensor(pictures[0].pixels), image_tensor(pictures[1].pixels)
     vectors0, vectors1 = image_tensor(pictures[0].vectors), image_tensor(pictures[1].vectors)
     dream0 = (src0 + 0.2 * torch.sin(torch.arange(128) / 3)).clamp(0, 1)
-    previous = temporal.Previous(src0, dream0, vectors0)
+    previous = temporal.Previous(source=src0, dream=dream0, vectors=vectors0)
     prepared = temporal.prepare("vectors", src1, vectors1, previous)
     assert prepared.mode == "vectors"
     inner = (..., slice(10, -10))
@@ -77,9 +77,9 @@ def test_prepare_carries_detail_along_the_motion():
     assert (carried[inner] - expected[inner]).abs().mean() < 0.02
     assert prepared.step_mask[inner].mean() < 0.3  # damped where the dream was carried
     reference = 4 * temporal.pattern_energy(dream0 - src0)  # as if the pattern had been much stronger once
-    regrowing = temporal.prepare("vectors", src1, vectors1, temporal.Previous(src0, dream0, vectors0,
-                                                                              reference=reference))
-    held = temporal.prepare("vectors", src1, vectors1, temporal.Previous(src0, dream0, vectors0,
+    regrowing = temporal.prepare("vectors", src1, vectors1, temporal.Previous(source=src0, dream=dream0,
+                                                                              vectors=vectors0, reference=reference))
+    held = temporal.prepare("vectors", src1, vectors1, temporal.Previous(source=src0, dream=dream0, vectors=vectors0,
                                                                          reference=reference, gain=0.0))
     assert (regrowing.fine_step_mask - regrowing.step_mask)[inner].mean() > 0.1
     assert torch.allclose(held.fine_step_mask, held.step_mask)  # a gain of 0: no regrowth at all
@@ -179,13 +179,14 @@ def test_a_carried_pattern_stretched_past_the_limit_is_dreamed_afresh():
     flow = torch.stack([-zoom * (xs - centre), -zoom * (ys - centre)])[None]  # came from 5% nearer the centre
     vectors = torch.cat([flow[:, 0:1], -flow[:, 1:2], torch.zeros_like(flow)], dim=1)
     pattern = 0.1 * torch.sin(xs / 2)[None, None].expand(1, 3, -1, -1)
-    previous, carried, tracked = temporal.Previous(source, source + pattern), [], []
+    previous, carried, tracked = temporal.Previous(source=source, dream=source + pattern), [], []
     for _ in range(26):
         prepared = temporal.prepare("vectors", source, vectors, previous)
         carried.append(float(prepared.confidence[0, 0, 24, 24]))
         tracked.append(float(prepared.tracked[0, 0, 24, 24]))
-        previous = temporal.Previous(source, source + pattern, anchor=temporal.colour_anchor(source + pattern, source),
-                                     deformation=temporal.next_deformation(prepared))
+        previous = temporal.Previous(source=source, dream=source + pattern,
+                                     anchor=temporal.colour_anchor(source + pattern, source),
+                                     deformation=temporal.next_deformation(prepared.deformation, prepared.confidence))
     passes = next(n for n in range(1, 30) if (1 - zoom) ** -n > temporal.STRETCH_LIMIT)  # frame 22
     assert min(carried[:passes - 1]) > 0.99
     assert carried[passes - 1] < 0.01  # dreamed afresh
@@ -231,12 +232,12 @@ def test_a_pattern_moved_by_a_fraction_of_a_pixel_is_not_regrown():
     vectors = torch.zeros((1, 4, 48, 64))
     vectors[:, 0] = vectors[:, 2] = -0.5  # everything moved half a pixel right
     inner = (..., slice(12, -12), slice(12, -12))
-    moved = temporal.prepare("vectors", source, vectors, temporal.Previous(source, dream, vectors))
+    moved = temporal.prepare("vectors", source, vectors, temporal.Previous(source=source, dream=dream, vectors=vectors))
     assert moved.confidence[inner].min() > 0.99
     assert moved.fine_step_mask[inner].mean() < 0.03, float(moved.fine_step_mask[inner].mean())
     soft = (source + temporal.gaussian_blur(dream - source, 1.0)).clamp(0, 1)
     reference = temporal.detail_energy(dream - source, temporal.supersample(dream - source))
-    previous = temporal.Previous(source, soft, vectors, reference=reference)
+    previous = temporal.Previous(source=source, dream=soft, vectors=vectors, reference=reference)
     assert temporal.prepare("vectors", source, vectors, previous).fine_step_mask[inner].mean() > 0.3
 
 
@@ -280,9 +281,9 @@ def test_blend_keeps_the_dream_only_where_the_render_stayed():
     pictures = _moving_pictures(2, shift=6)
     src0, src1 = image_tensor(pictures[0].pixels), image_tensor(pictures[1].pixels)
     dream0 = (src0 + 0.2 * torch.sin(torch.arange(128) / 3)).clamp(0, 1)
-    still = temporal.prepare("blend", src0, None, temporal.Previous(src0, dream0))
+    still = temporal.prepare("blend", src0, None, temporal.Previous(source=src0, dream=dream0))
     assert still.confidence.min() > 0.99 and torch.allclose(still.base, dream0, atol=1e-5)
-    panned = temporal.prepare("blend", src1, None, temporal.Previous(src0, dream0))
+    panned = temporal.prepare("blend", src1, None, temporal.Previous(source=src0, dream=dream0))
     assert panned.confidence.mean() < still.confidence.mean()  # a pan: the dream is not stuck to the screen
 
 
@@ -317,8 +318,8 @@ def _shifted_pattern(height, width, shift):
 
 
 def test_flow_on_a_large_frame_is_estimated_smaller_and_scaled_back():
-    h, w = 288, 512  # above FLOW_FULL_SIZE_UP_TO
-    assert temporal.motion.flow_scale(h, w) == temporal.motion.FLOW_SCALE < 1
+    h, w = 288, 512  # above TUNING.flow_full_size_up_to
+    assert temporal.motion.flow_scale(h, w) == temporal.TUNING.flow_scale < 1
     first, second = _shifted_pattern(h, w, 6)
     flow = temporal.estimate_flow(first, second)
     assert flow.shape == (1, 2, h, w)
@@ -441,8 +442,7 @@ def test_an_object_carried_in_keeps_its_own_colours_and_leaves_the_rest_alone():
     dream[..., :24] = _saturated(source[..., :24], 1.6)  # frame 2: a colourful object enters on the left
     entered = torch.ones((1, 1, 32, 64))
     entered[..., :24] = 0.0  # fresh there, carried elsewhere
-    prepared = temporal.Prepared(source, None, entered, "vectors", anchor=anchor, tracked=entered)
-    carried_on = temporal.next_anchor(prepared, dream, source)
+    carried_on = temporal.next_anchor(dream, source, anchor, entered)
     everywhere = torch.ones((1, 1, 32, 64))
     # frame 3: all of it carried (the scene stood still) and nothing drifted: nothing to correct
     assert torch.allclose(temporal.anchor_colours(dream, source, carried_on, carried=everywhere), dream, atol=1e-5)
@@ -512,6 +512,10 @@ def test_both_ways_of_gathering_a_warps_taps_agree():
     assert torch.allclose(at_once[:, 7], (flat[:, indices[:, 7].long()] * weights[0, :, 7]).sum(dim=1))
 
 
+def _next_fine_detail(prepared, dream, source):
+    return temporal.next_fine_detail(dream, source, prepared.carried, prepared.carried_fine, prepared.confidence)
+
+
 def test_a_fine_pattern_survives_many_sub_pixel_moves():
     """Carried at twice the size (by the B-spline with the Vector pass), a
     pattern of 4-5 px keeps nearly all of its amplitude over 20 frames of a
@@ -525,13 +529,13 @@ def test_a_fine_pattern_survives_many_sub_pixel_moves():
     vectors = torch.zeros(1, 4, h, w)
     vectors[:, 0] = vectors[:, 2] = 0.3  # 0.3 px across, 0.2 px down a frame
     vectors[:, 1] = vectors[:, 3] = -0.2
-    previous = temporal.Previous(source, source + pattern, vectors)
+    previous = temporal.Previous(source=source, dream=source + pattern, vectors=vectors)
     own_size = pattern
     for _ in range(20):
         prepared = temporal.prepare("vectors", source, vectors, previous)
         dream = prepared.base  # no ascent: only what the carry keeps
-        previous = temporal.Previous(source, dream, vectors,
-                                     fine_detail=temporal.next_fine_detail(prepared, dream, source))
+        previous = temporal.Previous(source=source, dream=dream, vectors=vectors,
+                                     fine_detail=_next_fine_detail(prepared, dream, source))
         own_size, _ = temporal.warp(own_size, temporal.vectors_to_flow(vectors))
     inner = (..., slice(12, -12), slice(12, -12))
     kept = float((dream - source)[inner].std() / pattern[inner].std())
@@ -545,10 +549,28 @@ def test_a_still_scene_carries_its_dream_exactly():
     source = torch.rand(1, 3, 40, 56) * 0.5 + 0.25
     dream = (source + 0.1 * torch.randn_like(source)).clamp(0, 1)
     still = torch.zeros(1, 4, 40, 56)
-    previous = temporal.Previous(source, dream, still)
+    previous = temporal.Previous(source=source, dream=dream, vectors=still)
     for _ in range(3):
         prepared = temporal.prepare("vectors", source, still, previous)
         assert torch.allclose(prepared.base, previous.dream, atol=1e-5)
         dream = (prepared.base + 0.01 * torch.randn_like(source)).clamp(0, 1)  # this frame's own change
-        previous = temporal.Previous(source, dream, still,
-                                     fine_detail=temporal.next_fine_detail(prepared, dream, source))
+        previous = temporal.Previous(source=source, dream=dream, vectors=still,
+                                     fine_detail=_next_fine_detail(prepared, dream, source))
+
+
+def test_the_temporal_modules_import_one_another_without_a_cycle():
+    """carry.py composes the others, which take and give tensors: none of
+    them imports it, not even for its types, and no import runs in a circle."""
+    import ast
+    import graphlib
+    import os
+
+    folder = os.path.dirname(temporal.__file__)
+    imports = {}
+    for name in os.listdir(folder):
+        if name.endswith(".py") and name != "__init__.py":
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            imports[name[:-3]] = {node.module for node in ast.walk(tree)
+                                  if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
+    assert [module for module, names in imports.items() if "carry" in names] == []
+    graphlib.TopologicalSorter(imports).prepare()  # raises CycleError on a cycle

@@ -112,14 +112,20 @@ class Dreaming:
 
 class SequenceDreamer:
     """Dreams the frames of one sequence in order, carrying each frame's
-    dream into the next under ``settings.temporal``. Frames may change
-    settings (keyframes); a frame that does not follow the last one
-    (its number is not the next) starts the motion afresh."""
+    dream into the next under ``settings.temporal`` (``carry``, made with
+    ``tuning``). Frames may change settings (keyframes); a frame that does
+    not follow the last one (its number is not the next) starts the motion
+    afresh."""
 
-    def __init__(self) -> None:
-        self.previous: Optional[temporal.Previous] = None
+    def __init__(self, tuning: temporal.Tuning = temporal.TUNING) -> None:
+        self.carry = temporal.TemporalCarry(tuning)
         self.last_frame: Optional[int] = None
         self._objective: tuple[tuple, Optional[Objective]] = ((), None)
+
+    @property
+    def previous(self) -> Optional[temporal.Previous]:
+        """What the next frame carries (None before the first frame): ``carry.previous``."""
+        return self.carry.previous
 
     def resume(self, dreamer: Dreamer, render: Picture, dreamed: Picture) -> None:
         """Carries on from the frame before, rebuilt from its render and its
@@ -132,13 +138,13 @@ class SequenceDreamer:
             raise ShapeMismatch(f"the previous dream is {dreamed.width}x{dreamed.height}, its render "
                                 f"{render.width}x{render.height}")
         vectors = None if render.vectors is None else image_tensor(render.vectors, dreamer.device)
-        self.previous = temporal.Previous(source, dream_rgb_, vectors, temporal.colour_anchor(dream_rgb_, source))
+        self.carry.resume(source, dream_rgb_, vectors)
         self.last_frame = None
 
     def restore(self, state: "CarriedState", device: torch.device) -> None:
         """Carries on exactly where the sequence that left ``state`` stopped
         (see :mod:`.carried_state`)."""
-        self.previous = state.previous(device)
+        self.carry.previous = state.previous(device)
         self.last_frame = state.last_frame
 
     def state(self) -> Optional[bytes]:
@@ -182,13 +188,13 @@ class SequenceDreamer:
         """What the engine needs to dream the frame (see :meth:`dream`); :meth:`finish` takes its dream."""
         objective = self.objective(dreamer, settings, guide)
         if not follows(self.last_frame, frame):
-            self.previous = None
+            self.carry.previous = None
         if mask is None and settings.mask == "alpha":
             mask = alpha_mask(picture.pixels)
         rgb, restore = to_dream_space(image_tensor(picture.pixels, dreamer.device), picture.linear)
         object_steps, share = _object_steps(picture, settings, rgb)
         vectors = None if picture.vectors is None else image_tensor(picture.vectors, dreamer.device)
-        prepared = temporal.prepare(settings.temporal, rgb, vectors, self.previous)
+        prepared = self.carry.prepare(settings.temporal, rgb, vectors)
         steps = combined_steps(mask_tensor(mask, rgb), object_steps, temporal_steps(prepared))
         return Dreaming(picture, frame, objective, rgb, restore, share, vectors, prepared, steps)
 
@@ -199,17 +205,14 @@ class SequenceDreamer:
         rgb, prepared, share, objective = dreaming.rgb, dreaming.prepared, dreaming.share, dreaming.objective
         if settings.keep_colors:
             dreamed = keep_source_colours(dreamed, rgb)
-        dreamed, anchor = self._anchored(dreamed, rgb, prepared)
+        dreamed = anchored = self.carry.anchor_colours(prepared, dreamed, rgb)
         if share is not None:
             dreamed = objects.lay_over(rgb, dreamed, share)
         mix = settings.mix
         output = dreamed if blend is None else self._faded(dreamer, objective, settings, rgb, dreamed, share, *blend)
         shown = output if mix == 1.0 else (rgb + mix * (output - rgb)).clamp(0.0, 1.0)
-        fine_detail = temporal.next_fine_detail(prepared, dreamed, rgb)
-        reference = None if prepared.mode == "none" else temporal.next_reference(prepared, dreamed, rgb, fine_detail)
-        limit, gain = self._governed(dreamer, objective, settings, dreamed, rgb, prepared)
-        self.previous = temporal.Previous(rgb, dreamed, dreaming.vectors, anchor, reference, limit, gain,
-                                          fine_detail, temporal.next_deformation(prepared))
+        strength = _strength(dreamer, objective, settings, dreamed, rgb, prepared)
+        self.carry.advance(prepared, dreamed, rgb, dreaming.vectors, strength, anchored=anchored)
         self.last_frame = dreaming.frame
         return dreaming.picture.with_pixels(tensor_pixels(from_dream_space(shown, dreaming.restore)))
 
@@ -228,32 +231,16 @@ class SequenceDreamer:
         result = crossfade.faded(dreamer, objective, settings.config, rgb, dreamed, other_dream, ramp)
         return result if share is None else objects.lay_over(rgb, result, share)
 
-    def _governed(self, dreamer: Dreamer, objective: Objective, settings: DreamSettings, dreamed: torch.Tensor,
-                  rgb: torch.Tensor, prepared: temporal.Prepared) -> tuple[Optional[float], float]:
-        """The strength limit and regrowth gain the next frame carries: a
-        frame dreamed afresh sets the limit (``STRENGTH_LIMIT`` times its own
-        strength); a carried one, or the first after a resume, is held to
-        it. Costs a forward pass of the dream and its render together."""
-        if prepared.mode == "none":
-            return None, 1.0
-        strength = temporal.dream_strength(*dreamer.scores(torch.cat([dreamed, rgb]), objective, settings.config))
-        if strength is None:
-            return None, 1.0
-        if prepared.confidence is None:
-            return temporal.STRENGTH_LIMIT * strength, 1.0
-        limit = self.previous.strength_limit
-        if limit is None:  # resumed from written frames: hold the chain where it was
-            return strength, self.previous.gain
-        return limit, temporal.regrowth_gain(self.previous.gain, strength, limit)
 
-    def _anchored(self, dreamed: torch.Tensor, rgb: torch.Tensor, prepared: temporal.Prepared):
-        """A carried pattern is held to the colours it had when fresh; returns
-        the dream and the colours the next frame holds it to."""
-        if prepared.mode == "none":
-            return dreamed, None
-        if prepared.anchor is not None:
-            dreamed = temporal.anchor_colours(dreamed, rgb, prepared.anchor, carried=prepared.confidence)
-        return dreamed, temporal.next_anchor(prepared, dreamed, rgb)
+def _strength(dreamer: Dreamer, objective: Objective, settings: DreamSettings, dreamed: torch.Tensor,
+              rgb: torch.Tensor, prepared: temporal.Prepared) -> Optional[float]:
+    """How much the dream raised the objective over its render (see
+    dream_strength), which the carry's strength governor holds a chain to;
+    None without a carry. Costs a forward pass of the dream and its render
+    together."""
+    if prepared.mode == "none":
+        return None
+    return temporal.dream_strength(*dreamer.scores(torch.cat([dreamed, rgb]), objective, settings.config))
 
 
 def _object_steps(picture: Picture, settings: DreamSettings,

@@ -15,8 +15,12 @@ only optical flow estimation (OpenCV) leaves it.
 
 The pieces, each in its own module:
 
-- ``carry``: :class:`Previous` (what a frame leaves for the next) and
-  :func:`prepare` (the image to dream and the ascent's per-pixel steps);
+- ``carry``: :class:`TemporalCarry` (a sequence's carry: :meth:`~TemporalCarry.prepare`,
+  :meth:`~TemporalCarry.advance`), :class:`Previous` (what a frame leaves for the
+  next) and :func:`prepare` (the image to dream and the ascent's per-pixel steps);
+  the only module that knows both states: the others take and give tensors;
+- ``tuning``: :class:`Tuning`, every tuned constant with why and what chose it
+  (:data:`TUNING`; every function takes the table it is given);
 - ``motion``: flows from vectors or renders, and how far to trust them;
 - ``warping``: the Catmull-Rom warp every carried map goes through, and a sharper one for the pattern;
 - ``fine_detail``: the carried detail at twice the size (resampling without loss);
@@ -35,10 +39,8 @@ from .anchor import (
     weighted_means,
 )
 from .blur import gaussian_blur
-from .carry import Prepared, Previous, prepare, resolve_mode
+from .carry import Prepared, Previous, TemporalCarry, prepare, resolve_mode
 from .deformation import (
-    STRETCH_FROM,
-    STRETCH_LIMIT,
     deformed,
     motion_jacobian,
     next_deformation,
@@ -46,10 +48,9 @@ from .deformation import (
     stretched,
     undeformed,
 )
-from .fine_detail import SHARP_FROM, carry_detail, next_fine_detail, shrinking_to, supersample
+from .fine_detail import carry_detail, next_fine_detail, shrinking_to, supersample
 from .metrics import flicker, warp_error
 from .motion import (
-    FLOW_SMOOTHING,
     agreement,
     carried_or_fresh,
     carried_share,
@@ -60,9 +61,6 @@ from .motion import (
     vectors_to_flow,
 )
 from .regrowth import (
-    GAIN_RATE,
-    REGROWTH,
-    STRENGTH_LIMIT,
     detail_energy,
     dream_strength,
     fine_pattern_energy,
@@ -72,14 +70,25 @@ from .regrowth import (
     regrowth_gain,
     regrowth_share,
 )
+from .tuning import TUNING, Tuning
 from .warping import catmull_rom, warp, warp_sharp
+
+# The names the constants had before the tuning table: TUNING's values (a
+# sweep passes its own Tuning down; these do not follow it).
+REGROWTH = TUNING.regrowth
+STRENGTH_LIMIT = TUNING.strength_limit
+GAIN_RATE = TUNING.gain_rate
+STRETCH_LIMIT = TUNING.stretch_limit
+STRETCH_FROM = TUNING.stretch_from
+SHARP_FROM = TUNING.sharp_from
+FLOW_SMOOTHING = TUNING.flow_smoothing
 
 __all__ = [
     "FLOW_SMOOTHING", "GAIN_RATE", "REGROWTH", "SHARP_FROM", "STRENGTH_LIMIT", "STRETCH_FROM", "STRETCH_LIMIT",
-    "Prepared", "Previous", "agreement", "anchor_colours", "anchor_gains", "brightness_saturation", "carried_or_fresh",
-    "carried_share", "carry_detail", "catmull_rom", "colour_anchor", "colour_stats", "consistency", "deformed",
-    "detail_energy", "dream_strength", "estimate_flow", "fine_pattern_energy", "fine_scales", "flicker",
-    "gaussian_blur", "motion_jacobian", "next_anchor",
+    "TUNING", "Prepared", "Previous", "TemporalCarry", "Tuning", "agreement", "anchor_colours", "anchor_gains",
+    "brightness_saturation", "carried_or_fresh", "carried_share", "carry_detail", "catmull_rom", "colour_anchor",
+    "colour_stats", "consistency", "deformed", "detail_energy", "dream_strength", "estimate_flow",
+    "fine_pattern_energy", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "next_anchor",
     "next_deformation", "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy", "prepare",
     "regrowth_gain", "regrowth_share", "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched",
     "supersample", "undeformed", "vectors_to_flow", "warp", "warp_error", "warp_sharp", "weighted_means",

@@ -2,15 +2,13 @@
 was dreamed afresh, so small shifts do not add up over a long shot."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
 from ..colour import luma
 from .motion import carried_or_fresh
-
-if TYPE_CHECKING:
-    from .carry import Prepared
+from .tuning import TUNING, Tuning
 
 
 def colour_stats(rgb: torch.Tensor) -> torch.Tensor:
@@ -47,7 +45,7 @@ def anchor_gains(anchor: torch.Tensor, weight: Optional[torch.Tensor] = None) ->
 
 
 def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tensor,
-                   limit: float = 0.1, carried: Optional[torch.Tensor] = None) -> torch.Tensor:
+                   carried: Optional[torch.Tensor] = None, tuning: Tuning = TUNING) -> torch.Tensor:
     """Holds a carried pattern to the colours it had when it was dreamed afresh.
 
     Carried dreams pass through a resampling and a regrowth every frame, and
@@ -56,13 +54,14 @@ def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tens
     frames). ``anchor`` (see colour_anchor), carried with the pattern, says
     what brightness and saturation gains over its render the carried content
     had when fresh; this frame's gains over the same pixels are pulled back
-    to those, by at most ``limit`` per frame so nothing pops. The target is
-    per pixel because content differs: a single target for the whole frame
-    was pulled off by every object that entered (while a fast pink panel
-    crossed a grey room, the whole frame got up to 23% more saturated than
-    independent frames; flicker 2.02 against 1.46 now). With ``carried``
+    to those, by at most ``tuning.anchor_limit`` per frame so nothing pops.
+    The target is per pixel because content differs: a single target for the
+    whole frame was pulled off by every object that entered (while a fast
+    pink panel crossed a grey room, the whole frame got up to 23% more
+    saturated than independent frames; flicker 2.02 against 1.46 now). With ``carried``
     (the carried share per pixel) only the carried pattern is measured and
     corrected: a fresh dream cannot have drifted."""
+    limit = tuning.anchor_limit
     (target_b, target_s) = anchor_gains(anchor, carried)
     dl, ds, sl, ss = weighted_means(colour_anchor(dream, source), carried)
     y = luma(dream)
@@ -72,9 +71,10 @@ def anchor_colours(dream: torch.Tensor, source: torch.Tensor, anchor: torch.Tens
     return corrected if carried is None else dream + carried * (corrected - dream)
 
 
-def next_anchor(prepared: Prepared, dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """The colours the next frame holds this frame's pattern to: the carried
-    anchor where the motion was followed (also where a stretched pattern was
-    dreamed afresh: the same surface keeps its colours), this dream's own
-    where new content came into view."""
-    return carried_or_fresh(prepared.tracked, prepared.anchor, colour_anchor(dream, source))
+def next_anchor(dream: torch.Tensor, source: torch.Tensor, carried: Optional[torch.Tensor],
+                tracked: Optional[torch.Tensor]) -> torch.Tensor:
+    """The colours the next frame holds this frame's pattern to: the
+    ``carried`` anchor where the motion was followed (``tracked``; also
+    where a stretched pattern was dreamed afresh: the same surface keeps its
+    colours), this dream's own where new content came into view."""
+    return carried_or_fresh(tracked, carried, colour_anchor(dream, source))

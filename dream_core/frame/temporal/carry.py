@@ -1,6 +1,9 @@
-"""One frame's carry: what the frame before leaves (:class:`Previous`) and
-what this frame dreams from it (:func:`prepare`: the image to dream, and how
-hard the ascent may change each pixel)."""
+"""One sequence's carry from frame to frame: what the frame before leaves
+(:class:`Previous`), what this frame dreams from it (:func:`prepare`: the
+image to dream, and how hard the ascent may change each pixel), and
+:class:`TemporalCarry`, which holds the one and makes the next from a
+frame's dream (:meth:`~TemporalCarry.advance`). The modules below take and
+give tensors; only this one knows both states."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,16 +13,22 @@ import torch
 
 from ...config import TEMPORAL_MODES
 from ...errors import BadSetting
-from .deformation import STRETCH_FROM, deformed, stretched, undeformed
-from .fine_detail import carry_detail, shrinking_to, supersample
+from .anchor import anchor_colours, colour_anchor, next_anchor
+from .deformation import deformed, next_deformation, stretched, undeformed
+from .fine_detail import carry_detail, next_fine_detail, shrinking_to, supersample
 from .motion import agreement, carried_share, estimate_flow, next_flow_from_vectors, reliability, vectors_to_flow
-from .regrowth import REGROWTH, detail_energy, regrowth_share
+from .regrowth import detail_energy, next_reference, regrowth_gain, regrowth_share
+from .tuning import TUNING, Tuning
 from .warping import warp
 
+MOVING = ("flow", "vectors")  # the modes that move the pattern along a motion (``blend`` keeps it in place)
 
-@dataclass
+
+@dataclass(kw_only=True)
 class Previous:
-    """What one frame leaves for the next (tensors on the dreaming device)."""
+    """What one frame leaves for the next (tensors on the dreaming device).
+    Its field names are the carried state's (carried_state.py): renaming one
+    changes that format."""
 
     source: torch.Tensor
     dream: torch.Tensor
@@ -32,12 +41,14 @@ class Previous:
     deformation: Optional[torch.Tensor] = None  # how far the carried pattern is stretched [1, 4, H, W], see stretch
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Prepared:
+    """One frame's carry between :func:`prepare` and :meth:`TemporalCarry.advance`."""
+
     base: torch.Tensor  # the image to dream
-    step_mask: Optional[torch.Tensor]  # per-pixel step scale, or None for full steps everywhere
-    confidence: Optional[torch.Tensor]  # where the previous dream was carried over
     mode: str
+    step_mask: Optional[torch.Tensor] = None  # per-pixel step scale, or None for full steps everywhere
+    confidence: Optional[torch.Tensor] = None  # where the previous dream was carried over (its carried share)
     fine_step_mask: Optional[torch.Tensor] = None  # the finest octave's, where it differs from step_mask
     reference: Optional[torch.Tensor] = None  # the carried pattern's energy when it was fresh, see next_reference
     carried: Optional[torch.Tensor] = None  # the previous dream's detail moved into this frame
@@ -59,26 +70,27 @@ def resolve_mode(mode: str, vectors: Optional[torch.Tensor]) -> str:
 
 
 def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], previous: Optional[Previous],
-            damping: float = 0.01, regrowth: float = REGROWTH) -> Prepared:
+            tuning: Tuning = TUNING) -> Prepared:
     """The image to dream for this frame and where to damp the ascent.
 
     With motion, the previous dream's detail (dream minus its render) is
     moved into this frame (carried at twice its size, see supersample) and
     added to this render where reliable; the ascent there is damped
-    (×``damping``) so the carried pattern is refined rather than regrown.
-    Resampling still softens the finest scale a little every frame, so the
-    finest octave regrows, per pixel, what this frame's carry lost, measured
-    against the pattern's energy when it was dreamed afresh (``regrowth`` ×
-    the previous frame's gain, see regrowth_gain, × the missing share of its
-    amplitude, both energies measured on the detail at twice the size, see
-    fine_pattern_energy): sharp after a hundred frames, and nothing piles up
-    in a slow shot. With the Vector pass, a pattern the motion has stretched past
-    STRETCH_LIMIT is dreamed afresh (see stretched). ``blend`` carries
-    without motion: the previous dream stays only where the render did not
-    change."""
+    (×``tuning.damping``) so the carried pattern is refined rather than
+    regrown. Resampling still softens the finest scale a little every frame,
+    so the finest octave regrows, per pixel, what this frame's carry lost,
+    measured against the pattern's energy when it was dreamed afresh
+    (``tuning.regrowth`` × the previous frame's gain, see regrowth_gain, ×
+    the missing share of its amplitude, both energies measured on the detail
+    at twice the size, see fine_pattern_energy): sharp after a hundred
+    frames, and nothing piles up in a slow shot. In the modes of
+    ``tuning.stretch_from`` (the Vector pass), a pattern the motion has
+    stretched past ``tuning.stretch_limit`` is dreamed afresh (see
+    stretched). ``blend`` carries without motion: the previous dream stays
+    only where the render did not change."""
     mode = resolve_mode(mode, vectors)
     if mode == "none" or previous is None or previous.source.shape != source.shape:
-        return Prepared(source, None, None, mode)
+        return Prepared(base=source, mode=mode)
     forward = None
     if mode == "blend":
         flow = torch.zeros_like(source[:, :2])
@@ -86,35 +98,36 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
         flow = vectors_to_flow(vectors)
         forward = next_flow_from_vectors(previous.vectors) if previous.vectors is not None else None
     else:
-        flow = estimate_flow(previous.source, source)
+        flow = estimate_flow(previous.source, source, tuning=tuning)
     detail = previous.dream - previous.source
     fine = previous_fine_detail(previous, mode)
     # one warp for the previous render (to judge the warp), its forward motion (to check
     # this frame's) and what the pattern carries with it
-    with_pattern = {"source": previous.source,
-                    "reference": previous.reference if previous.reference is not None else detail_energy(detail, fine)}
+    reference = previous.reference if previous.reference is not None else detail_energy(detail, fine, tuning)
+    with_pattern = {"source": previous.source, "reference": reference}
     if forward is not None:
         with_pattern["forward"] = forward
     if previous.anchor is not None:
         with_pattern["anchor"] = previous.anchor
-    if mode in STRETCH_FROM:
+    if mode in tuning.stretch_from:
         with_pattern["deformation"] = previous.deformation if previous.deformation is not None else undeformed(source)
     warped_all, inside = warp(torch.cat(list(with_pattern.values()), dim=1), flow)
     warped = dict(zip(with_pattern, warped_all.split([t.shape[1] for t in with_pattern.values()], dim=1)))
-    warped_detail, carried_fine = carry_detail(detail, fine, flow, mode)
-    confidence = inside * reliability(warped["source"], source)
+    warped_detail, carried_fine = carry_detail(detail, fine, flow, mode, tuning)
+    confidence = inside * reliability(warped["source"], source, tuning)
     if forward is not None:
-        confidence = confidence * agreement(flow, warped["forward"])
-    tracked = carried_share(confidence)
-    deformation = deformed(warped["deformation"], flow) if "deformation" in warped else None
-    confidence = tracked if deformation is None else tracked * (1.0 - stretched(deformation))
+        confidence = confidence * agreement(flow, warped["forward"], tuning)
+    tracked = carried_share(confidence, tuning)
+    deformation = deformed(warped["deformation"], flow, tuning) if "deformation" in warped else None
+    confidence = tracked if deformation is None else tracked * (1.0 - stretched(deformation, tuning))
     base = (source + confidence * warped_detail).clamp(0.0, 1.0)
-    step_mask = (1.0 - confidence) + confidence * damping
-    missing = regrowth_share(warped["reference"], warped_detail, carried_fine)
-    regrow = (damping + regrowth * previous.gain * missing).clamp(max=1.0)
+    step_mask = (1.0 - confidence) + confidence * tuning.damping
+    missing = regrowth_share(warped["reference"], warped_detail, carried_fine, tuning)
+    regrow = (tuning.damping + tuning.regrowth * previous.gain * missing).clamp(max=1.0)
     fine_step_mask = (1.0 - confidence) + confidence * regrow
-    return Prepared(base, step_mask, confidence, mode, fine_step_mask, warped["reference"], warped_detail,
-                    carried_fine, warped.get("anchor"), tracked, deformation)
+    return Prepared(base=base, mode=mode, step_mask=step_mask, confidence=confidence, fine_step_mask=fine_step_mask,
+                    reference=warped["reference"], carried=warped_detail, carried_fine=carried_fine,
+                    anchor=warped.get("anchor"), tracked=tracked, deformation=deformation)
 
 
 def previous_fine_detail(previous: Previous, mode: str) -> Optional[torch.Tensor]:
@@ -127,3 +140,81 @@ def previous_fine_detail(previous: Previous, mode: str) -> Optional[torch.Tensor
         return previous.fine_detail
     detail = previous.dream - previous.source
     return shrinking_to(detail, supersample(detail))
+
+
+class TemporalCarry:
+    """What a sequence carries from frame to frame, and how the next frame's
+    carry is made. Per frame: :meth:`prepare` (the image to dream and its
+    steps), the dream, :meth:`anchor_colours` (the output held to the colours
+    its pattern had when fresh), then :meth:`advance` (what the next frame
+    carries). ``previous`` is None before a chain's first frame; set it to
+    carry on from a kept state, to None to start afresh. ``tuning``: the
+    constants of every step (see tuning.py)."""
+
+    def __init__(self, tuning: Tuning = TUNING, previous: Optional[Previous] = None) -> None:
+        self.tuning = tuning
+        self.previous = previous
+
+    def __repr__(self) -> str:
+        held = "nothing" if self.previous is None else "a {1}x{0} frame".format(*self.previous.source.shape[-2:])
+        changes = self.tuning.changes()
+        tuned = ", ".join(f"{name}={value!r}" for name, value in changes.items()) if changes else "TUNING"
+        return f"TemporalCarry(holding {held}; {tuned})"
+
+    def prepare(self, mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor]) -> Prepared:
+        """This frame's :func:`prepare` from what the frame before left."""
+        return prepare(mode, source, vectors, self.previous, self.tuning)
+
+    def anchor_colours(self, prepared: Prepared, dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """``dream`` with its carried pattern held to the colours it had when
+        it was dreamed afresh (see anchor.anchor_colours); unchanged where
+        nothing carries colours."""
+        if prepared.mode == "none" or prepared.anchor is None:
+            return dream
+        return anchor_colours(dream, source, prepared.anchor, carried=prepared.confidence, tuning=self.tuning)
+
+    def advance(self, prepared: Prepared, dream: torch.Tensor, source: torch.Tensor,
+                vectors: Optional[torch.Tensor], strength: Optional[float], *,
+                anchored: Optional[torch.Tensor] = None) -> Previous:
+        """Takes on what the next frame carries from this one: ``prepared``
+        (this frame's :meth:`prepare`), its ``dream`` (what the sequence
+        carries on, in dream space), its render ``source`` and ``vectors``,
+        and the dream's ``strength`` (see dream_strength; None where it was
+        not measured, or the objective is not positive). ``anchored``: the
+        dream whose colours the next frame holds the pattern to, where that
+        is not ``dream`` (the pipeline's is before the objects' strengths
+        were laid over it). Returns the new :attr:`previous`."""
+        mode, tuning = prepared.mode, self.tuning
+        fine_detail = None
+        if mode in MOVING:
+            fine_detail = next_fine_detail(dream, source, prepared.carried, prepared.carried_fine, prepared.confidence)
+        reference = anchor = None
+        if mode != "none":
+            reference = next_reference(dream, source, prepared.reference, prepared.tracked, fine_detail, tuning)
+            anchor = next_anchor(dream if anchored is None else anchored, source, prepared.anchor, prepared.tracked)
+        limit, gain = self._governed(prepared, strength)
+        self.previous = Previous(source=source, dream=dream, vectors=vectors, anchor=anchor, reference=reference,
+                                 strength_limit=limit, gain=gain, fine_detail=fine_detail,
+                                 deformation=next_deformation(prepared.deformation, prepared.confidence))
+        return self.previous
+
+    def _governed(self, prepared: Prepared, strength: Optional[float]) -> tuple[Optional[float], float]:
+        """The strength limit and regrowth gain the next frame carries: a
+        frame dreamed afresh sets the limit (``tuning.strength_limit`` times
+        its own strength); a carried one, or the first after a resume, is
+        held to it."""
+        if prepared.mode == "none" or strength is None:
+            return None, 1.0
+        if prepared.confidence is None:
+            return self.tuning.strength_limit * strength, 1.0
+        limit = self.previous.strength_limit
+        if limit is None:  # resumed from written frames: hold the chain where it was
+            return strength, self.previous.gain
+        return limit, regrowth_gain(self.previous.gain, strength, limit, self.tuning)
+
+    def resume(self, source: torch.Tensor, dream: torch.Tensor, vectors: Optional[torch.Tensor]) -> None:
+        """Carries on from a frame rebuilt from its render and its written
+        dream (dream space): the detail, the colours it is held to and
+        nothing more (no fine detail, reference, deformation or strength
+        limit: those start again)."""
+        self.previous = Previous(source=source, dream=dream, vectors=vectors, anchor=colour_anchor(dream, source))

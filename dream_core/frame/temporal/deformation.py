@@ -2,16 +2,13 @@
 (Vector pass only), and where that calls for a fresh dream."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
 from .blur import gaussian_blur
 from .motion import carried_or_fresh
-
-if TYPE_CHECKING:
-    from .carry import Prepared
-
+from .tuning import TUNING, Tuning
 
 # A carried pattern is deformed with the surface it sits on. Where a turning
 # surface comes to face the camera, a pattern dreamed on it foreshortened
@@ -20,13 +17,9 @@ if TYPE_CHECKING:
 # 61, 2.5x at 120). Each pixel carries how its pattern is deformed from the
 # screen scale it was dreamed at (a 2x2 map, composed frame by frame along the
 # motion) and is dreamed afresh once that stretches or squeezes it past
-# STRETCH_LIMIT in any direction (2.5 and 3 both end the stripes; 3 renews less
-# and keeps more detail: orbit 0.86 against 0.84 of independent frames'). Only
-# with the Vector pass: optical flow's derivatives are too rough to measure a
-# stretch (on the pan DIS reads a median 1.8x where the vectors read 1.4x), and
-# renewing on them took the pan's `flow` flicker from 1.96 to 2.04.
-STRETCH_LIMIT = 3.0
-STRETCH_FROM = ("vectors",)  # the modes whose motion is exact enough to measure a stretch
+# Tuning.stretch_limit in any direction. Only with the Vector pass
+# (Tuning.stretch_from): the measurements that chose both are beside them in
+# tuning.py.
 
 
 def undeformed(like: torch.Tensor) -> torch.Tensor:
@@ -36,20 +29,21 @@ def undeformed(like: torch.Tensor) -> torch.Tensor:
     return identity
 
 
-def motion_jacobian(flow: torch.Tensor) -> torch.Tensor:
+def motion_jacobian(flow: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
     """Per pixel, how a small patch of this frame maps onto the frame before
-    (the derivatives of x + flow(x)) [1, 4, H, W]. Derivatives beyond ±0.3
-    are motion edges, where the pattern is not carried anyway: limited."""
+    (the derivatives of x + flow(x)) [1, 4, H, W]. Derivatives beyond
+    ±``tuning.jacobian_limit`` are motion edges, where the pattern is not
+    carried anyway: limited."""
     d_dy, d_dx = torch.gradient(flow, dim=(2, 3))
     derivatives = torch.cat([d_dx[:, 0:1], d_dy[:, 0:1], d_dx[:, 1:2], d_dy[:, 1:2]], dim=1)
-    return derivatives.clamp(-0.3, 0.3) + undeformed(flow)
+    return derivatives.clamp(-tuning.jacobian_limit, tuning.jacobian_limit) + undeformed(flow)
 
 
-def deformed(previous: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def deformed(previous: torch.Tensor, flow: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
     """The deformation of the pattern carried along ``flow``: the carried
     one (warped into this frame) times this frame's motion."""
     p, q, r, s = previous.unbind(dim=1)
-    a, b, c, d = motion_jacobian(flow).unbind(dim=1)
+    a, b, c, d = motion_jacobian(flow, tuning).unbind(dim=1)
     return torch.stack([p * a + q * c, p * b + q * d, r * a + s * c, r * b + s * d], dim=1)
 
 
@@ -65,14 +59,16 @@ def stretch(deformation: torch.Tensor) -> torch.Tensor:
     return torch.maximum(largest_squared, 1.0 / smallest_squared).sqrt().unsqueeze(1)
 
 
-def stretched(deformation: torch.Tensor, limit: float = STRETCH_LIMIT) -> torch.Tensor:
-    """Where the carried pattern is stretched past ``limit``: dreamed afresh (soft-edged)."""
-    return gaussian_blur((stretch(deformation) > limit).to(deformation.dtype))
+def stretched(deformation: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
+    """Where the carried pattern is stretched past ``tuning.stretch_limit``: dreamed afresh (soft-edged)."""
+    return gaussian_blur((stretch(deformation) > tuning.stretch_limit).to(deformation.dtype), tuning.stretch_edge_blur)
 
 
-def next_deformation(prepared: Prepared) -> Optional[torch.Tensor]:
-    """The deformation the next frame carries on: this frame's where the
-    pattern was carried, none where it was dreamed afresh."""
-    if prepared.deformation is None:
+def next_deformation(deformation: Optional[torch.Tensor], confidence: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """The deformation the next frame carries on: this frame's
+    (``deformation``) where the pattern was carried (by its carried share,
+    ``confidence``), none where it was dreamed afresh; None where the frame
+    measured none."""
+    if deformation is None:
         return None
-    return carried_or_fresh(prepared.confidence, prepared.deformation, undeformed(prepared.deformation))
+    return carried_or_fresh(confidence, deformation, undeformed(deformation))

@@ -2,15 +2,13 @@
 frame after frame does not soften it."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
+from .tuning import TUNING, Tuning
 from .warping import warp, warp_sharp
-
-if TYPE_CHECKING:
-    from .carry import Prepared
 
 
 # The detail a sequence carries is kept at twice the frame's size. Every frame
@@ -27,20 +25,13 @@ def supersample(image: torch.Tensor) -> torch.Tensor:
     return F.interpolate(image, scale_factor=2, mode="bicubic", align_corners=False)
 
 
-# With the Vector pass the detail is resampled by the interpolating cubic
-# B-spline (warp_sharp), which keeps more of the finest pattern per move than
-# Catmull-Rom. Measured (lite0, 256x144; vectors, Catmull-Rom -> B-spline;
-# last quarter, relative to independent frames): detail at full size pan 0.79
-# -> 0.85, orbit 0.77 -> 0.83 (2x2: 0.87 -> 0.91, 0.86 -> 0.89), strength
-# 1.11 -> 1.07, 1.16 -> 1.10, saturation -6.9% -> -5.3%, -7.9% -> -6.8%;
-# flicker 1.13 -> 1.15, 1.16 -> 1.22 (occluder 1.46 -> 1.45). Not with
-# optical flow: there the sharper carry keeps the flow's errors sharp too
-# (the pan's streaks, x/y 0.75 -> 0.69; the orbit's flicker 1.94 -> 2.02).
-SHARP_FROM = ("vectors",)  # the modes whose motion is exact enough for the sharper resampling
+# With the Vector pass (Tuning.sharp_from) the detail is resampled by the
+# interpolating cubic B-spline (warp_sharp), which keeps more of the finest
+# pattern per move than Catmull-Rom: measured beside sharp_from in tuning.py.
 
 
 def carry_detail(detail: torch.Tensor, fine_detail: Optional[torch.Tensor], flow: torch.Tensor,
-                 mode: str) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+                 mode: str, tuning: Tuning = TUNING) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """The previous dream's detail moved along ``flow``: at this frame's size,
     and at twice it, from ``fine_detail`` where the chain has one. Without
     motion (``blend``) nothing is resampled: no need."""
@@ -48,23 +39,23 @@ def carry_detail(detail: torch.Tensor, fine_detail: Optional[torch.Tensor], flow
         return detail, None
     fine = fine_detail if fine_detail is not None else shrinking_to(detail, supersample(detail))
     double_flow = 2 * F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=False)
-    resample = warp_sharp if mode in SHARP_FROM else warp
+    resample = warp_sharp if mode in tuning.sharp_from else warp
     carried_fine, _ = resample(fine, double_flow)
     return F.avg_pool2d(carried_fine, 2), carried_fine
 
 
-def next_fine_detail(prepared: Prepared, dream: torch.Tensor, source: torch.Tensor) -> Optional[torch.Tensor]:
+def next_fine_detail(dream: torch.Tensor, source: torch.Tensor, carried: Optional[torch.Tensor],
+                     carried_fine: Optional[torch.Tensor], confidence: Optional[torch.Tensor]) -> torch.Tensor:
     """The detail the next frame carries, at twice the size: what this frame
-    carried, as it was carried, plus this frame's own change, upsampled once
-    (None where nothing moves: ``none`` and ``blend``)."""
-    if prepared.mode in ("none", "blend"):
-        return None
+    carried (``carried_fine``, by its carried share ``confidence``), as it
+    was carried, plus this frame's own change (against ``carried``, the same
+    at the frame's size), upsampled once. For a chain that moves its detail
+    (not ``none`` or ``blend``)."""
     detail = dream - source
-    if prepared.carried_fine is None:  # the chain's first frame
+    if carried_fine is None:  # the chain's first frame
         return shrinking_to(detail, supersample(detail))
-    share = F.interpolate(prepared.confidence, scale_factor=2, mode="bilinear", align_corners=False)
-    return shrinking_to(detail, share * prepared.carried_fine +
-                        supersample(detail - prepared.confidence * prepared.carried))
+    share = F.interpolate(confidence, scale_factor=2, mode="bilinear", align_corners=False)
+    return shrinking_to(detail, share * carried_fine + supersample(detail - confidence * carried))
 
 
 def shrinking_to(detail: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:

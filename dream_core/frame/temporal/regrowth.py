@@ -3,21 +3,14 @@ amplitude resampling took, measured against the energy it had when fresh,
 and a sequence's strength governor keeps that from piling up."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from .blur import gaussian_blur
 from .motion import carried_or_fresh
-
-if TYPE_CHECKING:
-    from .carry import Prepared
-
-
-REGROWTH = 1.5  # the finest octave's step per unit of missing amplitude, see prepare (measured: 1 left it soft)
-STRENGTH_LIMIT = 1.3  # a carried dream's strength at most this times its sequence's first frame's, see regrowth_gain
-GAIN_RATE = 4.0  # how fast the regrowth gain follows the strength: -0.4 for a strength 10% over its limit
+from .tuning import TUNING, Tuning
 
 
 def dream_strength(dream_value: float, render_value: float) -> Optional[float]:
@@ -27,7 +20,7 @@ def dream_strength(dream_value: float, render_value: float) -> Optional[float]:
     return dream_value / render_value if render_value > 0 and dream_value > 0 else None
 
 
-def regrowth_gain(gain: float, strength: float, limit: float) -> float:
+def regrowth_gain(gain: float, strength: float, limit: float, tuning: Tuning = TUNING) -> float:
     """The next frame's share of the full regrowth.
 
     Every frame's regrowth adds to a carried pattern that is already
@@ -35,19 +28,19 @@ def regrowth_gain(gain: float, strength: float, limit: float) -> float:
     of a shot (an orbit's strength, relative to independent frames: 1.00,
     1.13, 1.18, ... 1.38 by the tenth) until resampling takes away as much
     as the regrowth adds. The gain steps down while a frame is stronger than
-    its limit and back up while it is weaker."""
-    return min(1.0, max(0.0, gain + GAIN_RATE * (limit - strength) / limit))
+    its limit and back up while it is weaker (by ``tuning.gain_rate``)."""
+    return min(1.0, max(0.0, gain + tuning.gain_rate * (limit - strength) / limit))
 
 
-def fine_scales(grey: torch.Tensor) -> torch.Tensor:
-    """The finest scales (1-2 px) of a one-channel image [1, 1, H, W]."""
-    return grey - gaussian_blur(grey, 2.0)
+def fine_scales(grey: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
+    """The finest scales (1-2 px: finer than ``tuning.energy_band``) of a one-channel image [1, 1, H, W]."""
+    return grey - gaussian_blur(grey, tuning.energy_band)
 
 
-def pattern_energy(detail: torch.Tensor) -> torch.Tensor:
+def pattern_energy(detail: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
     """Local energy of the fine scales of a detail image [1, 3, H, W]: what
     resampling takes away first (one smooth map [1, 1, H, W])."""
-    return gaussian_blur(fine_scales(detail.mean(dim=1, keepdim=True)).square(), 3.0)
+    return gaussian_blur(fine_scales(detail.mean(dim=1, keepdim=True), tuning).square(), tuning.energy_smoothing)
 
 
 # The carried pattern's energy is measured on the detail a chain carries at
@@ -59,36 +52,37 @@ def pattern_energy(detail: torch.Tensor) -> torch.Tensor:
 # motion's fraction of a pixel changed: the carried pattern boiled (regrowth
 # at 12% of a full step over the pan's carried pixels where it was 1%). At
 # twice the size the same moves read at most 1.4% gone.
-def fine_pattern_energy(fine: torch.Tensor) -> torch.Tensor:
+def fine_pattern_energy(fine: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
     """:func:`pattern_energy` of a detail image at twice the frame's size
     [1, 3, 2H, 2W], over the same scales (1-2 px of the frame), as a map at
     the frame's size [1, 1, H, W]."""
     grey = fine.mean(dim=1, keepdim=True)
-    band = grey - gaussian_blur(grey, 4.0)
-    return gaussian_blur(F.avg_pool2d(band.square(), 2), 3.0)
+    band = grey - gaussian_blur(grey, 2 * tuning.energy_band)  # the frame's px are two here
+    return gaussian_blur(F.avg_pool2d(band.square(), 2), tuning.energy_smoothing)
 
 
-def detail_energy(detail: torch.Tensor, fine: Optional[torch.Tensor] = None) -> torch.Tensor:
+def detail_energy(detail: torch.Tensor, fine: Optional[torch.Tensor] = None, tuning: Tuning = TUNING) -> torch.Tensor:
     """The energy regrowth measures: on the detail at twice the size where the
     chain carries one (``fine``), else on the frame's detail."""
-    return pattern_energy(detail) if fine is None else fine_pattern_energy(fine)
+    return pattern_energy(detail, tuning) if fine is None else fine_pattern_energy(fine, tuning)
 
 
-def regrowth_share(reference: torch.Tensor, carried: torch.Tensor,
-                   carried_fine: Optional[torch.Tensor] = None) -> torch.Tensor:
+def regrowth_share(reference: torch.Tensor, carried: torch.Tensor, carried_fine: Optional[torch.Tensor] = None,
+                   tuning: Tuning = TUNING) -> torch.Tensor:
     """Per pixel, the share of the pattern's fine amplitude missing from the
     carried detail (measured on ``carried_fine`` where given, see
     detail_energy), against the energy it had when it was dreamed afresh
     (0 once it is back: nothing piles up, however many frames a shot has)."""
-    kept = (detail_energy(carried, carried_fine) / reference.clamp(min=1e-10)).clamp(0.0, 1.0)
+    kept = (detail_energy(carried, carried_fine, tuning) / reference.clamp(min=1e-10)).clamp(0.0, 1.0)
     return 1.0 - kept.sqrt()
 
 
-def next_reference(prepared: Prepared, dream: torch.Tensor, source: torch.Tensor,
-                   fine_detail: Optional[torch.Tensor] = None) -> torch.Tensor:
+def next_reference(dream: torch.Tensor, source: torch.Tensor, carried: Optional[torch.Tensor],
+                   tracked: Optional[torch.Tensor], fine_detail: Optional[torch.Tensor] = None,
+                   tuning: Tuning = TUNING) -> torch.Tensor:
     """The pattern energy the next frame holds this frame's carried detail
-    to: the carried reference where the motion was followed (see
-    next_anchor), the new dream's own where new content came into view,
-    measured as the next frame measures its carried detail: on
-    ``fine_detail`` (what next_fine_detail leaves) where the chain has one."""
-    return carried_or_fresh(prepared.tracked, prepared.reference, detail_energy(dream - source, fine_detail))
+    to: the ``carried`` reference where the motion was followed
+    (``tracked``, see next_anchor), the new dream's own where new content
+    came into view, measured as the next frame measures its carried detail:
+    on ``fine_detail`` (what next_fine_detail leaves) where the chain has one."""
+    return carried_or_fresh(tracked, carried, detail_energy(dream - source, fine_detail, tuning))

@@ -1,0 +1,147 @@
+"""Every tuned constant of temporal coherence, in one frozen table.
+
+Each field says, in its metadata, what the number does (``why``) and what
+chose it (``chosen_by``: a benchmark and the section of docs/BENCHMARKS.md
+that records the measurement, or "not measured"). Every function that uses
+one takes the :class:`Tuning` it is given (by default :data:`TUNING`), so a
+benchmark can sweep a constant without touching the code::
+
+    benchmarks/temporal.py --tune regrowth=1.0,stretch_limit=2.5
+
+docs/TEMPORAL.md's tuning table lists every field with its value (a test
+holds it to this file). The images the constants apply to are dream-space
+sRGB in [0, 1]; sizes in px are of the frame being dreamed."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+
+NOT_MEASURED = "not measured"
+
+
+def _tuned(default: Any, why: str, chosen_by: str = NOT_MEASURED) -> Any:
+    return field(default=default, metadata={"why": why, "chosen_by": chosen_by})
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The constants of the carry (see the module's docstring); ``replace(TUNING, name=value)`` for another set."""
+
+    # ---- the carry and the regrowth (carry.prepare, regrowth.py) ----
+    # With no step at all over the carried pixels (damping 0) the held-out turntable flickered as much
+    # (docs/BENCHMARKS.md, "Held-out shots and the carried pattern's boil"): a diagnostic, not a choice.
+    damping: float = _tuned(
+        0.01, "the coarse octaves' step over a carried pattern, a share of a full step: refined, not grown again")
+    # docs/BENCHMARKS.md, "What limits `flow`": R = 0, 0.5, 1.0 and 1.5 against strength, detail and flicker;
+    # at 1.0 the orbit's 2x2 detail was 0.82 against 0.85 (1 left it soft).
+    regrowth: float = _tuned(
+        1.5, "the finest octave's step over a carried pattern per unit of its missing fine amplitude (x the gain)",
+        "benchmarks/temporal.py --modes flow (docs/BENCHMARKS.md, \"What limits `flow`\")")
+    # docs/BENCHMARKS.md, "Smoothed flow and a strength limit": only 1.2 and 1.3 were measured; 1.2 held the
+    # orbit at strength 1.18 but left its pattern soft (detail 2x2 0.72 flow, 0.76 vectors).
+    strength_limit: float = _tuned(
+        1.3, "a carried dream's strength at most this times its chain's first frame's (see regrowth_gain)",
+        "benchmarks/temporal.py (docs/BENCHMARKS.md, \"Smoothed flow and a strength limit\")")
+    gain_rate: float = _tuned(
+        4.0, "how fast the regrowth gain follows the strength: a frame 10% over its limit takes 0.4 off the next's")
+    energy_band: float = _tuned(
+        2.0, "px, Gaussian sigma: the pattern energy regrowth measures is the detail's scales finer than this (1-2 px)")
+    energy_smoothing: float = _tuned(3.0, "px, Gaussian sigma of the pattern energy map, taken per pixel")
+
+    # ---- how far the motion is trusted (motion.py) ----
+    share_start: float = _tuned(
+        0.25, "the confidence below which a pixel keeps none of the carried pattern (its carried share's smooth step)")
+    share_ramp: float = _tuned(0.5, "the width of that smooth step: from share_start + share_ramp on, all of it")
+    agreement_tolerance: float = _tuned(
+        0.5, "px a pixel's backward motion and the previous frame's forward motion may disagree by (vectors only)")
+    agreement_motion_share: float = _tuned(
+        0.05, "plus this share of the two motions' lengths: fast motion may disagree by more")
+    reliability_sigma: float = _tuned(
+        0.06, "how far the warped previous render may differ from this render (largest channel): exp(-(e/sigma)^2)")
+    reliability_noise_blur: float = _tuned(
+        1.0, "px, Gaussian sigma that smooths that difference first: a path tracer's noise is no sign of a bad warp")
+    reliability_edge_blur: float = _tuned(1.0, "px, Gaussian sigma that softens the reliability mask: no hard seams")
+
+    # ---- the stretch refresh and the sharper carry (deformation.py, fine_detail.py) ----
+    jacobian_limit: float = _tuned(
+        0.3, "the motion's derivatives are limited to +-this: larger ones are motion edges, where nothing is carried")
+    # 2.5 and 3 both end the orbit's stripes; 3 renews less and keeps more detail (orbit 0.86 against 0.84 of
+    # independent frames'); 2 left 0.82.
+    stretch_limit: float = _tuned(
+        3.0, "a carried pattern stretched or squeezed past this in any direction is dreamed afresh",
+        "benchmarks/temporal.py --shots orbit (docs/BENCHMARKS.md, \"A stretched pattern is dreamed afresh\")")
+    stretch_edge_blur: float = _tuned(1.0, "px, Gaussian sigma that softens the edge of a stretch's fresh dream")
+    # Optical flow's derivatives are too rough to measure a stretch (on the pan DIS reads a median 1.8x where
+    # the vectors read 1.4x), and renewing on them took the pan's `flow` flicker from 1.96 to 2.04.
+    stretch_from: tuple[str, ...] = _tuned(
+        ("vectors",), "the modes whose motion is exact enough to measure a stretch",
+        "benchmarks/temporal.py (docs/BENCHMARKS.md, \"A stretched pattern is dreamed afresh\")")
+    # With the Vector pass the detail is resampled by the interpolating cubic B-spline (warp_sharp), which
+    # keeps more of the finest pattern per move than Catmull-Rom. Measured (lite0, 256x144; vectors,
+    # Catmull-Rom -> B-spline; last quarter, relative to independent frames): detail at full size pan 0.79
+    # -> 0.85, orbit 0.77 -> 0.83 (2x2: 0.87 -> 0.91, 0.86 -> 0.89), strength 1.11 -> 1.07, 1.16 -> 1.10,
+    # saturation -6.9% -> -5.3%, -7.9% -> -6.8%; flicker 1.13 -> 1.15, 1.16 -> 1.22 (occluder 1.46 -> 1.45).
+    # Not with optical flow: there the sharper carry keeps the flow's errors sharp too (the pan's streaks,
+    # x/y 0.75 -> 0.69; the orbit's flicker 1.94 -> 2.02).
+    sharp_from: tuple[str, ...] = _tuned(
+        ("vectors",), "the modes whose carried detail is resampled by the sharper B-spline, not Catmull-Rom",
+        "benchmarks/temporal.py (docs/BENCHMARKS.md, \"The carried pattern resampled by the interpolating B-spline\")")
+
+    # ---- the colour anchor (anchor.py) ----
+    anchor_limit: float = _tuned(
+        0.1, "the most the colour anchor changes a carried pattern's brightness or saturation a frame: nothing pops")
+
+    # ---- optical flow (motion.estimate_flow) ----
+    # Renders are smoothed before the flow is estimated: a path tracer's noise at low sample counts is per
+    # pixel and, with a fixed seed (Cycles' default), stays on the screen, so on smooth surfaces the flow
+    # follows the noise (0 px) instead of the surface. Measured on three Cycles shots at 16 samples (mean
+    # error against the Vector pass, px): pan 1.39 -> 1.22, orbit 0.92 -> 0.66, fast occluder 4.05 -> 4.10;
+    # sigma 2 and 4 were worse on the pan, 4 better on the orbit.
+    flow_smoothing: float = _tuned(
+        3.0, "px, Gaussian sigma: renders are smoothed before DIS, so the flow follows the surface, not the noise",
+        "DIS's error against the Vector pass at sigma 2, 3, 4 (docs/BENCHMARKS.md, \"Smoothed flow and a strength "
+        "limit\")")
+    # DIS's time follows its input's pixels (about 90 ms at 1920x1080 on 16 cores: most of what `flow` costs
+    # beyond `vectors`), so on frames above flow_full_size_up_to pixels it reads the grey image averaged down
+    # to flow_scale and its flow is resized back. Chosen with benchmarks/flow_accuracy.py (docs/BENCHMARKS.md,
+    # "Optical flow at half size"): on the pan (tuning set) half size was no less accurate than full size,
+    # mean end-point error against the Vector pass 2.41 px against 2.49 at 512x288 and 4.93 against 5.12 at
+    # 960x540, and on the held-out dolly 0.61 against 0.72, in 0.4x the time at 1920x1080 (175 -> 66 ms on 2
+    # cores); a quarter size, or the fast preset at half size, lost accuracy on the pan (2.61, 2.69). Frames
+    # up to about 480x270 keep full size: half of them would be smaller than the smallest half size measured
+    # (256x144, which is also the size the temporal constants were tuned at).
+    flow_full_size_up_to: int = _tuned(
+        480 * 270, "pixels: frames up to this size estimate the flow at full size (their half is below any measured)")
+    flow_scale: float = _tuned(
+        0.5, "the scale DIS runs at on larger frames, its flow resized back",
+        "benchmarks/flow_accuracy.py (docs/BENCHMARKS.md, \"Optical flow at half size\")")
+    flow_preset: int = _tuned(
+        cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "OpenCV DIS's preset (medium)",
+        "benchmarks/flow_accuracy.py (docs/BENCHMARKS.md, \"Optical flow at half size\")")
+
+    def with_overrides(self, spec: str) -> Tuning:
+        """This table with ``spec``'s values: ``name=value[,name=value]``, each
+        value read as its field's type (modes joined by ``+``: ``sharp_from=vectors+flow``,
+        none: ``sharp_from=``)."""
+        changes = {}
+        types = {f.name: type(f.default) for f in dataclasses.fields(self)}
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            name, equals, value = item.partition("=")
+            name = name.strip()
+            if not equals or name not in types:
+                raise ValueError(f"{item!r}: not name=value for a field of Tuning ({', '.join(types)})")
+            kind = types[name]
+            changes[name] = tuple(filter(None, value.strip().split("+"))) if kind is tuple else kind(value)
+        return dataclasses.replace(self, **changes)
+
+    def changes(self, base: Tuning | None = None) -> dict[str, Any]:
+        """The fields whose values differ from ``base``'s (by default :data:`TUNING`'s)."""
+        base = TUNING if base is None else base
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(base, f.name)}
+
+
+TUNING = Tuning()
