@@ -37,7 +37,14 @@ the same settings; per shot and mode it prints:
 It also writes, per shot, a picture of frames early, middle and late at full
 size (rows) as render | none | vectors | flow (columns): look at it.
 
+``--tune name=value[,name=value]`` dreams every mode with those constants of
+dream_core/frame/temporal/tuning.py changed (``--tune regrowth=1.0``; a
+mode list joined by ``+``: ``--tune sharp_from=vectors+flow``), so a constant
+can be swept without touching the code; the heading prints them. The
+figures' masks keep the default constants, so every sweep is measured alike.
+
     .venv/bin/python benchmarks/temporal.py [--set tuning|held-out|both] [--shots pan,dolly] [--size 256x144]
+                                            [--tune regrowth=1.0]
 """
 from __future__ import annotations
 
@@ -81,7 +88,8 @@ def shots_module():
 
 
 def motion(pictures: list[Picture], sources: list[torch.Tensor]):
-    """Flow taking frame i into i+1 (the renderer's) and the non-occluded mask."""
+    """Flow taking frame i into i+1 (the renderer's) and the non-occluded
+    mask, by the default tuning whatever ``--tune`` says (the metric stays put)."""
     flows, masks = [], []
     for prev, cur, prev_rgb, cur_rgb in zip(pictures, pictures[1:], sources, sources[1:]):
         flow = temporal.vectors_to_flow(image_tensor(cur.vectors))
@@ -92,8 +100,8 @@ def motion(pictures: list[Picture], sources: list[torch.Tensor]):
     return flows, masks
 
 
-def dream_all(dreamer, settings: DreamSettings, pictures, mode):
-    sequence, dreams, seconds = SequenceDreamer(), [], []
+def dream_all(dreamer, settings: DreamSettings, pictures, mode, tuning: temporal.Tuning):
+    sequence, dreams, seconds = SequenceDreamer(tuning), [], []
     settings = replace(settings, temporal=mode)
     for i, picture in enumerate(pictures):
         start = time.perf_counter()
@@ -186,7 +194,7 @@ def shot_results(shot: str, args, dreamer, objective, settings):
                 steps=step_flicker(sources, flows, masks), regions=revealed(flows, masks), samples=samples)
     results = {}
     for mode in args.modes.split(","):
-        dreams, spf = dream_all(dreamer, settings, pictures, mode)
+        dreams, spf = dream_all(dreamer, settings, pictures, mode, args.tuning)
         results[mode] = dict(flicker=temporal.flicker(dreams, flows, masks) / base["flicker"], spf=spf,
                              e_warp=temporal.warp_error(dreams, flows, masks),
                              steps=step_flicker(dreams, flows, masks) / base["steps"], dreams=dreams,
@@ -270,7 +278,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=os.path.join(ROOT, "bench_output", "temporal"))
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: the engine's choice)")
+    p.add_argument("--tune", default="", metavar="NAME=VALUE[,NAME=VALUE]",
+                   help="the temporal constants (dream_core/frame/temporal/tuning.py) to change, for every mode")
     args = p.parse_args(argv)
+    try:
+        args.tuning = temporal.TUNING.with_overrides(args.tune)
+    except ValueError as e:
+        p.error(f"--tune: {e}")
     use_cpu_threads(args.threads)
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     os.makedirs(args.out, exist_ok=True)
@@ -279,6 +293,9 @@ def main(argv=None) -> int:
     config = DreamConfig(octaves=3, iterations=10, step=0.01, seed=args.seed)
     settings = DreamSettings(config=config)
     print(f"lite0 {objective!r}, 3 octaves x 10 iterations, step 0.01, seed {args.seed}, device {dreamer.device}")
+    changes = args.tuning.changes()
+    print("tuning: " + (", ".join(f"{name}={value!r}" for name, value in changes.items()) + " (the rest as in "
+                        "tuning.py)" if changes else "as in dream_core/frame/temporal/tuning.py"))
     rows = []
     for set_name, shot in chosen_shots(args):
         rows += bench_shot(shot, set_name, args, dreamer, objective, settings)
