@@ -574,3 +574,52 @@ def test_the_temporal_modules_import_one_another_without_a_cycle():
                                   if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
     assert [module for module, names in imports.items() if "carry" in names] == []
     graphlib.TopologicalSorter(imports).prepare()  # raises CycleError on a cycle
+
+
+def test_the_tuning_table_in_the_docs_is_the_codes_row_for_row():
+    """docs/TEMPORAL.md's tuning table has one row per Tuning field, as
+    tuning.py declares it: its current value, why, and what chose it."""
+    import dataclasses
+    import os
+    import re
+
+    from conftest import ROOT
+
+    page = open(os.path.join(ROOT, "docs", "TEMPORAL.md"), encoding="utf-8").read()
+    section = page.split("\n## Tuning table\n", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \|.*\|$", section, re.MULTILINE)}
+    fields = dataclasses.fields(temporal.TUNING)
+    assert sorted(rows) == sorted(f.name for f in fields)
+    for f in fields:
+        expected = (f"| `{f.name}` | `{getattr(temporal.TUNING, f.name)!r}` | {f.metadata['why']} | "
+                    f"{f.metadata['chosen_by']} |")
+        assert rows[f.name] == expected, f"docs/TEMPORAL.md's row for {f.name} should read:\n{expected}"
+    assert all(f.metadata["why"] and f.metadata["chosen_by"] for f in fields)
+
+
+def test_a_tuning_reaches_the_carry():
+    """A sweep's table (``--tune``) changes what the carry does; the default
+    one is TUNING, and a spec names only fields of it."""
+    assert temporal.TUNING.with_overrides("damping=0.5, sharp_from=vectors+flow") == temporal.Tuning(
+        damping=0.5, sharp_from=("vectors", "flow"))
+    assert temporal.TUNING.with_overrides("stretch_from=").stretch_from == ()
+    assert temporal.Tuning(damping=0.5).changes() == {"damping": 0.5}
+    for spec in ("dampening=0.5", "damping", "damping=lots"):
+        with pytest.raises(ValueError):
+            temporal.TUNING.with_overrides(spec)
+    pictures = _moving_pictures(2)
+    src0, src1 = image_tensor(pictures[0].pixels), image_tensor(pictures[1].pixels)
+    vectors0, vectors1 = image_tensor(pictures[0].vectors), image_tensor(pictures[1].vectors)
+    carries = [temporal.TemporalCarry(tuning) for tuning in (temporal.TUNING, temporal.Tuning(damping=0.5))]
+    prepared = []
+    for carry in carries:
+        carry.resume(src0, (src0 + 0.2 * torch.sin(torch.arange(128) / 3)).clamp(0, 1), vectors0)
+        prepared.append(carry.prepare("vectors", src1, vectors1))
+    inner = (..., slice(10, -10))
+    assert torch.equal(prepared[0].base, prepared[1].base)
+    assert prepared[0].step_mask[inner].mean() < 0.3 < prepared[1].step_mask[inner].mean()
+    assert repr(carries[1]) == "TemporalCarry(holding a 128x64 frame; damping=0.5)"
+    fresh = [temporal.TemporalCarry(tuning) for tuning in (temporal.TUNING, temporal.Tuning(strength_limit=2.0))]
+    first = [carry.advance(carry.prepare("vectors", src1, vectors1), src1, src1, vectors1, strength=1.5)
+             for carry in fresh]
+    assert [p.strength_limit for p in first] == [temporal.TUNING.strength_limit * 1.5, 3.0]

@@ -8,8 +8,8 @@ benchmark can sweep a constant without touching the code::
 
     benchmarks/temporal.py --tune regrowth=1.0,stretch_limit=2.5
 
-docs/TEMPORAL.md's tuning table lists every field with its value (a test
-holds it to this file). The images the constants apply to are dream-space
+docs/TEMPORAL.md's tuning table lists every field, row for row as this file
+has it (a test holds it to this file). The images the constants apply to are dream-space
 sRGB in [0, 1]; sizes in px are of the frame being dreamed."""
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Tuning:
         4.0, "how fast the regrowth gain follows the strength: a frame 10% over its limit takes 0.4 off the next's")
     energy_band: float = _tuned(
         2.0, "px, Gaussian sigma: the pattern energy regrowth measures is the detail's scales finer than this (1-2 px)")
-    energy_smoothing: float = _tuned(3.0, "px, Gaussian sigma of the pattern energy map, taken per pixel")
+    energy_smoothing: float = _tuned(3.0, "px, Gaussian sigma that smooths the pattern energy into a local map")
 
     # ---- how far the motion is trusted (motion.py) ----
     share_start: float = _tuned(
@@ -114,7 +114,8 @@ class Tuning:
     # up to about 480x270 keep full size: half of them would be smaller than the smallest half size measured
     # (256x144, which is also the size the temporal constants were tuned at).
     flow_full_size_up_to: int = _tuned(
-        480 * 270, "pixels: frames up to this size estimate the flow at full size (their half is below any measured)")
+        480 * 270, "pixels (480 x 270): frames up to this size estimate the flow at full size (half would be below any "
+        "size measured)")
     flow_scale: float = _tuned(
         0.5, "the scale DIS runs at on larger frames, its flow resized back",
         "benchmarks/flow_accuracy.py (docs/BENCHMARKS.md, \"Optical flow at half size\")")
