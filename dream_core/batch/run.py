@@ -276,7 +276,7 @@ def provenance_params(settings: DreamSettings) -> dict:
     return params
 
 
-class _Bars:
+class ProgressBars:
     """A frames bar and a steps bar for the frame being dreamed."""
 
     def __init__(self, total: int, skipped: int, quiet: bool) -> None:
@@ -314,7 +314,7 @@ def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = Fal
 
     params = params if params is not None else provenance_params(backend.settings)
     run = ChunkRun(plans, params, frames, preroll, fade, overwrite, records)
-    bars = _Bars(len(run.plan.frames), run.skipped, quiet)
+    bars = ProgressBars(len(run.plan.frames), run.skipped, quiet)
     try:
         def dream(works: Iterable[Work], restore: Optional[bytes]) -> Iterator[Dreamed]:
             return backend.dream_frames(works, bars.progress, restore)

@@ -17,7 +17,7 @@ from ..config import ProgressCallback
 from ..wire.plans import FramePlan
 from ..wire.provenance import Records
 from .local import LocalBackend
-from .run import BatchResult, ChunkRun, _Bars, provenance_params
+from .run import BatchResult, ChunkRun, ProgressBars, provenance_params
 from .seams import merge_seams
 
 
@@ -46,7 +46,7 @@ def run_in_lockstep(plans: list[FramePlan], backend: LocalBackend, chunks: int, 
     share = [p for p in plans if first <= p.frame <= last]
     ranges = even_ranges(share, chunks)
     runs = [ChunkRun(plans, params, r, preroll, fade, overwrite, records) for r in ranges]
-    bars = _Bars(sum(len(r.plan.frames) for r in runs), sum(r.skipped for r in runs), quiet)
+    bars = ProgressBars(sum(len(r.plan.frames) for r in runs), sum(r.skipped for r in runs), quiet)
     merged, waiting = [], ()
     try:
         dream_side_by_side(runs, backend, bars.progress, lambda: bars.frames.update(1))
