@@ -1,6 +1,6 @@
 """What Blender's command line asks of the add-on, read as plain text (no
-bpy): a farm chunk's ``--dream-write-from`` after ``--``, and the ``dream``
-command's ``--frames A-B``."""
+bpy): a farm chunk's ``--dream-write-from`` after ``--``, the ``dream``
+command's ``--frames A-B``, and the frames Dream Animation is asked for."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -35,6 +35,16 @@ def write_from_argument(argv: Sequence[str]) -> Optional[int]:
     """``blender -b shot.blend -s 90 -e 200 -a -- --dream-write-from 100``: a
     farm chunk of frames 100-200 with frames 90-99 as its pre-roll."""
     return script_argument(argv, WRITE_FROM)
+
+
+def run_frames(start: int, end: int, scene_start: int, scene_end: int) -> range:
+    """Dream Animation's frames, as its ``frame_start``/``frame_end`` (a
+    script's, or ``--frames``) ask: -1 is the scene's own; none is refused."""
+    start = scene_start if start < 0 else start
+    end = scene_end if end < 0 else end
+    if end < start:
+        raise UserError(f"the frame range {start}-{end} is empty")
+    return range(start, end + 1)
 
 
 def frame_range(text: str) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """What the add-on tells the user, and when Blender ends with a failure:
 a run's progress and outcome (Dream Animation, Dream Strip, Dream Frame),
-a render job's summary (Dream on Render), an error in one line. Plain text
+a render job's summary (Dream on Render), the server Test Connection
+reached, an error in one line. Plain text
 from plain values, no bpy: the shells put it in the panel and the console."""
 from __future__ import annotations
 
@@ -52,6 +53,15 @@ def render_summary(*, dreamed: int, kept: int = 0, rewritten: int = 0, prerolled
                      f"before {waiting[0]} (this shot's Seam Fade): they are written cross-faded when those are "
                      "dreamed too, by whichever of the two renders ends second")
     return "".join(parts)
+
+
+def server_description(info: dict) -> str:
+    """One line: the server, its device (kind, name, free memory) and models (its hello)."""
+    device = info.get("device_info") or {}
+    memory = f", {device['free_memory_gib']} of {device['memory_gib']} GiB free" if device.get("memory_gib") else ""
+    about = f" ({device.get('kind')}: {device.get('name')}{memory})" if device else ""
+    models = ", ".join(m["name"] + ("" if m.get("offline") else " (download)") for m in info.get("models", []))
+    return f"dream server {info.get('version')} on {info.get('device')}{about}; models: {models}"
 
 
 def why(err: BaseException) -> str:

@@ -33,8 +33,8 @@ WIRE = os.path.join(ROOT, "dream_core", "wire")
 PACKAGE = "dream_renders_plain"
 # the add-on's modules that import no bpy (and nothing that does): everything tested here
 PLAIN = ("errors", "frame_paths", "command_line", "render_records", "dream_provenance", "output_settings", "reports",
-         "dispatch", "render_chunk", "frame_walk", "chunk_dreaming", "dreaming", "render_thread", "exr_check",
-         "strengths", "server_link", "installer")
+         "dispatch", "render_chunk", "frame_walk", "chunk_dreaming", "panel_settings", "dreaming", "render_thread",
+         "exr_check", "strengths", "server_link", "installer")
 RANDOM = os.environ.get("DREAM_TEST_RANDOM") is not None  # else the same examples every run
 QUICK = settings(max_examples=60, deadline=None, database=None, derandomize=not RANDOM)
 
@@ -180,6 +180,58 @@ def test_frames_that_are_no_range(text):
         return
     with pytest.raises(ValueError, match=r"--frames must look like 1-48, got "):
         args.frame_range(text)
+
+
+@pytest.mark.parametrize("start, end, expected", [
+    (-1, -1, range(1, 25)),  # the scene's range
+    (5, -1, range(5, 25)),
+    (-1, 3, range(1, 4)),
+    (7, 7, range(7, 8)),
+])
+def test_the_frames_dream_animation_is_asked_for(start, end, expected):
+    assert args.run_frames(start, end, 1, 24) == expected
+
+
+def test_no_frames_is_refused():
+    with pytest.raises(UserError, match="the frame range 9-3 is empty"):
+        args.run_frames(9, 3, 1, 24)
+
+
+# -- the panel's settings
+
+panel = addon.panel_settings
+PANEL = {"model": " lite0 ", "layer": "", "layer_index": -1, "keep_colors": False, "temporal": "vectors",
+         "mix": 1.0, "octaves": 3, "octave_scale": 1.399999976158142, "iterations": 6, "step": 0.009999999776482582,
+         "tile": 0, "seed": 0}
+
+
+def test_the_panels_settings_are_the_wire_settings_offered_there():
+    assert set(PANEL) == {s.name for s in panel.PANEL_SETTINGS}
+    params = panel.params_of(PANEL)
+    assert params["model"] == "lite0" and params["step"] == 0.01 and params["octave_scale"] == 1.4
+    assert "layer" not in params and "layer_index" not in params  # the model's default layer
+    assert panel.params_of({**PANEL, "layer_index": 4})["layer_index"] == 4
+    named = panel.params_of({**PANEL, "layer": " blocks.9 ", "layer_index": 4})
+    assert named["layer"] == "blocks.9" and "layer_index" not in named  # a name wins over an index
+    assert panel.params_of({**PANEL, "model": "  "})["model"] == panel.BY_NAME["model"].default
+
+
+@QUICK
+@given(value=st.floats(-1e6, 1e6, allow_nan=False, width=32))
+def test_a_float_is_sent_as_typed(value):
+    typed = panel.as_typed(float(value))
+    assert typed == float(f"{float(value):.6g}") and panel.as_typed(typed) == typed  # float32 noise gone, once
+
+
+def test_the_layer_shown_and_a_preset_left():
+    known = {"lite0": ["a", "b", "c"]}
+    assert panel.shown_layer(" x ", 1, "lite0", known) == "x"
+    assert panel.shown_layer("", 1, "lite0", known) == "b"
+    assert panel.shown_layer("", 9, "lite0", known) == "c"  # past the end: the deepest
+    assert panel.shown_layer("", -1, "lite0", known) is None and panel.shown_layer("", 1, "vgg16", known) is None
+    preset = panel.PRESETS["CLASSIC"]
+    assert not panel.leaves_preset({**preset, "step": preset["step"] + 1e-7}, preset)  # float32 storage
+    assert panel.leaves_preset({**preset, "octaves": 5}, preset)
 
 
 # -- renders on disk
@@ -343,6 +395,15 @@ def test_a_render_jobs_summary():
                            "with the frames before 21")
     assert reports.render_summary(dreamed=2, cancelled=True) == "Dream on Render cancelled after 2 frame(s)"
     assert reports.render_summary(dreamed=2, cancelled=True, error="x") == "Dream on Render failed: x"
+
+
+def test_the_server_test_connection_reached():
+    info = {"version": "0.9", "device": "cuda:0", "device_info": {"kind": "CUDA", "name": "H100", "memory_gib": 80,
+                                                                  "free_memory_gib": 79.5},
+            "models": [{"name": "lite0", "offline": True}, {"name": "vgg16"}]}
+    assert reports.server_description(info) == \
+        "dream server 0.9 on cuda:0 (CUDA: H100, 79.5 of 80 GiB free); models: lite0, vgg16 (download)"
+    assert reports.server_description({"version": "0.9", "device": "cpu"}) == "dream server 0.9 on cpu; models: "
 
 
 def test_a_failure_in_one_line_and_who_ends_blender():
