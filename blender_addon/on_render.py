@@ -3,9 +3,11 @@
 a script's ``render(write_still=True)``) write *dreamed* frames where the
 scene's output goes, in its format. This module is Blender's side: the
 render handlers, which hand each job to a
-:class:`~.render_job.RenderDreaming` (what a job renders, keeps, dreams and
-writes), and how a job's end is reported. In ``blender -b`` any failure ends
-Blender with status 1, so a farm sees it.
+:class:`~.render_job.RenderDreaming` (its Blender shell; what a job keeps,
+dreams and writes is decided by :class:`~.chunk_dreaming.ChunkDreaming`),
+and how a job's end is reported (:mod:`.reports` says what and whether
+Blender exits). In ``blender -b`` any failure ends Blender with status 1,
+so a farm sees it.
 
 Blender calls render handlers from its render thread when a window is open,
 so there only settings are switched (see :mod:`.render_thread`) and frames
