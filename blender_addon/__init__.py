@@ -3,10 +3,14 @@
 The add-on needs neither torch nor NumPy: it talks to a dream server
 (``python -m dream_core serve``) over a local socket, starting it itself
 when set to. Operators (``operators/``) are thin: they gather settings and
-call plain modules: ``runs`` (the frame scheduler), ``on_render`` (Dream
-on Render: Blender's own render jobs write dreamed frames), ``dreaming`` (the worker
-thread), ``plans``, ``rendering``, ``sequencer``, ``server_link``, and
-``wire/`` (the protocol and client, bundled from dream_core by build.py).
+drive ``runs`` (Dream Animation) or, through Blender's render handlers,
+``on_render`` (Dream on Render). Those are thin bpy shells too: what to
+keep, render, dream and write is decided by plain modules without bpy
+(``frame_walk``, ``chunk_dreaming``, ``render_chunk``, ``frame_paths``,
+``render_records``, ``dream_provenance``, ``reports``...), the worker
+thread is ``dreaming`` and its messages are handled by type through one
+``dispatch.Dispatcher``; ``wire/`` is the protocol and client, bundled
+from dream_core by build.py.
 """
 
 bl_info = {

@@ -7,6 +7,7 @@ import argparse
 import bpy
 
 from . import compat
+from .command_line import frame_range
 from .properties import PANEL_SETTINGS
 from .wire.settings import option, out_of_range
 
@@ -42,11 +43,11 @@ def run(argv: list[str]) -> int:
     kwargs = {}
     if args.frames:
         try:
-            start, _, end = args.frames.partition("-")
-            kwargs = {"frame_start": int(start), "frame_end": int(end or start)}
-        except ValueError:
-            print(f"dream: --frames must look like 1-48, got {args.frames!r}")
+            start, end = frame_range(args.frames)
+        except ValueError as err:
+            print(f"dream: {err}")
             return 2
+        kwargs = {"frame_start": start, "frame_end": end}
     try:
         bpy.ops.dream.render_animation(**kwargs)
     except RuntimeError as err:  # the operator reported an error

@@ -12,9 +12,11 @@ from typing import Optional
 import bpy
 
 from . import compat
+from .dream_provenance import dither_for
 from .dreaming import why_not_written
 from .errors import UserError
-from .rendering import FORMAT_FIELDS, OutputSettings, partial_path
+from .output_settings import FORMAT_FIELDS, OutputSettings
+from .render_records import partial_path
 from .wire.provenance import digest_of
 
 HELPER = ".Dream Colour"  # hidden scenes that carry the look and the file format, one per writer
@@ -155,24 +157,10 @@ def view_of(scene) -> str:
                       source.display_settings.display_device])
 
 
-def dreamed_as(params: dict, view: Optional[str], dither: Optional[dict]) -> dict:
-    """What a dream depends on besides its render: its settings, and when it
-    acts on the image as shown, the view (``view_of``) and the dither of the
-    8-bit file it is rounded for (``dither_of``)."""
-    if view is None:
-        return params
-    return {**params, "shown": view, **({"dither": dither} if dither else {})}
-
-
 def dither_of(scene, eight_bit: bool) -> Optional[dict]:
-    """How a dream of the image as shown is rounded for an 8-bit file: with
-    the noise and intensity Blender dithers the scene's renders with. The
-    server rounds it (Blender does not dither an image it saves from a
-    file), and Blender writes its levels as they are. None: no dither."""
-    intensity = round(scene.render.dither_intensity, 6)
-    if not eight_bit or intensity <= 0:
-        return None
-    return {"intensity": intensity, "pattern": compat.DITHER_PATTERN}
+    """How a dream of the image as shown is rounded for an 8-bit file of
+    ``scene`` (see dream_provenance.dither_for). None: no dither."""
+    return dither_for(scene.render.dither_intensity, eight_bit, compat.DITHER_PATTERN)
 
 
 _fresh_format: dict = {}  # a new scene's image settings, given back to a helper taken again

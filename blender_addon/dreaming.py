@@ -1,8 +1,8 @@
 """Dreaming files on the server from a worker thread. No bpy here: the
 thread reads a rendered frame, sends it, and writes the dreamed frame
 atomically; the main thread drains its messages (Blender's data may only be
-touched from the main thread). Messages are small classes, told apart with
-``isinstance``."""
+touched from the main thread). Messages are small classes, each handed to
+its route's handler by type (:class:`~.dispatch.Dispatcher`)."""
 from __future__ import annotations
 
 import errno
@@ -12,15 +12,13 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Optional, Union
 
+from .frame_paths import FORMATS, reply_as_target
 from .server_link import ConnectionFailed, ServerLink
 from .wire.atomic import write_atomically
 from .wire.client import Cancelled, DreamClient, FrameRequest
 from .wire.plans import FramePlan
 from .wire.protocol import ProtocolError
 from .wire.provenance import Records
-
-FORMATS = {".png": "png", ".exr": "exr", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
-           ".webp": "webp"}
 
 
 @dataclass(frozen=True)
@@ -106,28 +104,6 @@ def frame_request(job: Job, reply_format: str, state: Optional[bytes] = None,
     output = {"format": reply_format, **({"state": True} if job.keep_state else {}), **(written_as or {})}
     return FrameRequest(data, meta["format"], frame=job.plan.frame, extras=extras, params=job.plan.params,
                         output=output, blend_share=job.blend[1] if job.blend else None)
-
-
-def reply_as_target(plan: FramePlan) -> tuple[str, str]:
-    """The reply goes straight to the target, in the target's format."""
-    return plan.target, FORMATS.get(os.path.splitext(plan.target)[1].lower(), "png")
-
-
-def reply_as_shown(plan: FramePlan) -> tuple[str, str]:
-    """The reply is the dream of the displayed image, a 16-bit PNG in
-    ``shown/`` beside the target's folder, for Blender to write into the
-    target as it is (no second view transform)."""
-    folder, name = os.path.split(plan.target)
-    return os.path.join(os.path.dirname(folder), "shown", os.path.splitext(name)[0] + ".png"), "png"
-
-
-def reply_as_linear(plan: FramePlan) -> tuple[str, str]:
-    """The reply is scene-linear EXR in ``linear/`` beside the target's
-    folder (``//dream/frames/X.png`` -> ``//dream/linear/X.exr``), for Blender
-    to write into the target with the scene's colour management; it is kept,
-    for a resumed run to carry on from."""
-    folder, name = os.path.split(plan.target)
-    return os.path.join(os.path.dirname(folder), "linear", os.path.splitext(name)[0] + ".exr"), "exr"
 
 
 def _file_payload(path: str) -> tuple[bytes, dict]:

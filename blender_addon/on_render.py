@@ -3,9 +3,11 @@
 a script's ``render(write_still=True)``) write *dreamed* frames where the
 scene's output goes, in its format. This module is Blender's side: the
 render handlers, which hand each job to a
-:class:`~.render_job.RenderDreaming` (what a job renders, keeps, dreams and
-writes), and how a job's end is reported. In ``blender -b`` any failure ends
-Blender with status 1, so a farm sees it.
+:class:`~.render_job.RenderDreaming` (its Blender shell; what a job keeps,
+dreams and writes is decided by :class:`~.chunk_dreaming.ChunkDreaming`),
+and how a job's end is reported (:mod:`.reports` says what and whether
+Blender exits). In ``blender -b`` any failure ends Blender with status 1,
+so a farm sees it.
 
 Blender calls render handlers from its render thread when a window is open,
 so there only settings are switched (see :mod:`.render_thread`) and frames
@@ -26,10 +28,11 @@ import bpy
 from bpy.app.handlers import persistent
 
 from . import colour_management, rendering
-from .errors import UserError
+from .output_settings import OutputSettings
 from .preferences import configured_link
 from .render_job import RenderDreaming
 from .render_thread import refused_while_rendering
+from .reports import render_failure_exits, why
 
 GUI_PUMP_INTERVAL = 0.2  # s between the main thread's looks at finished dreams while a window is open
 
@@ -37,13 +40,11 @@ GUI_PUMP_INTERVAL = 0.2  # s between the main thread's looks at finished dreams 
 _active: Optional[RenderDreaming] = None
 last_summary = ""  # what the last render job's dreaming came to (scripts and tests read it)
 REFUSED_PREFIX = "dream_refused_"
-_refused: Optional[tuple[str, rendering.OutputSettings, str]] = None  # a refused job: scene, its output, the folder
+_refused: Optional[tuple[str, OutputSettings, str]] = None  # a refused job: scene, its output, the folder
 
 
 def _exits_on_failure() -> bool:
-    """``blender -b``: a failure ends Blender with status 1 so a farm sees it
-    (not the bpy module inside someone's script, and not with a window open)."""
-    return bool(bpy.app.background and bpy.app.binary_path)
+    return render_failure_exits(bpy.app.background, bpy.app.binary_path)
 
 
 def _show(summary: str, failed: bool) -> None:
@@ -66,7 +67,7 @@ def _finish(dreaming: RenderDreaming, in_handler: bool = True) -> None:
     global _active
     _active = None
     dreaming.close(in_handler)
-    if dreaming.dreams or dreaming.submitted or dreaming.error or dreaming.waiting:
+    if dreaming.has_news:
         _report(dreaming.summary(), dreaming.error is not None)
 
 
@@ -96,7 +97,7 @@ def _on_init(scene, *_args) -> None:
         _active = RenderDreaming(scene, configured_link(bpy.context), f"{scene.name}/render/{uuid.uuid4().hex[:12]}")
     except Exception as err:  # not only UserError: nothing may let a farm write undreamed frames as if all went well
         _refuse(scene)
-        _report(f"Dream on Render failed: {_why(err)}; the render writes nothing", True)
+        _report(f"Dream on Render failed: {why(err)}; the render writes nothing", True)
         return
     if not bpy.app.background:
         bpy.app.timers.register(_gui_pump, first_interval=GUI_PUMP_INTERVAL)
@@ -109,7 +110,7 @@ def _refuse(scene) -> None:
     global _refused
     folder = tempfile.mkdtemp(prefix=REFUSED_PREFIX)
     atexit.register(shutil.rmtree, folder, True)  # blender -b ends at the failure
-    _refused = (scene.name, rendering.OutputSettings.capture(scene), folder)
+    _refused = (scene.name, OutputSettings.capture(scene), folder)
     rendering.redirected(scene.name, _refused[1])
     rendering.point_output(scene, os.path.join(folder, "frame_"))
 
@@ -127,18 +128,13 @@ def _restore_refused() -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _why(err: Exception) -> str:
-    """What a failure says: our own errors as written, anything else with its type."""
-    return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-
-
 def _guarded(dreaming: RenderDreaming, step, *args) -> None:
     """A handler's step: what it raises fails the dreaming, which then ends
     and says why, instead of waiting for frames that never come."""
     try:
         step(*args)
     except Exception as err:
-        dreaming.fail(_why(err))
+        dreaming.fail(why(err))
 
 
 @persistent
@@ -201,7 +197,7 @@ def _gui_pump() -> Optional[float]:
             return GUI_PUMP_INTERVAL  # Blender still finishing the render: the next look gives them back
         _finish(dreaming, in_handler=False)
         colour_management.remove_helpers()
-        if not dreaming.dreams and not dreaming.submitted and not dreaming.cancelled and dreaming.error is None:
+        if dreaming.wrote_no_frame:
             _dream_the_still()
         return None
     if dreaming.error:  # say so now; the user's settings come back when Blender's render ends

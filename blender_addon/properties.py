@@ -17,17 +17,10 @@ from bpy.props import (
 )
 
 from . import compat
-from .wire.settings import BY_NAME, SETTINGS, panel_range
-
-PRESETS = {
-    "SUBTLE": dict(octaves=3, iterations=6, step=0.004, octave_scale=1.4, layer_index=-1),
-    "CLASSIC": dict(octaves=4, iterations=10, step=0.01, octave_scale=1.4, layer_index=-1),
-    "DEEP": dict(octaves=5, iterations=15, step=0.015, octave_scale=1.5, layer_index=12),
-}
-
+from .panel_settings import PANEL_SETTINGS, PRESETS, leaves_preset, params_of, shown_layer
+from .wire.settings import BY_NAME, panel_range
 
 _applying: set = set()  # the settings whose preset is being applied (their updates are the preset's own)
-PANEL_SETTINGS = tuple(s for s in SETTINGS if s.offered_in("panel"))
 
 
 def _setting(name: str, kind, **own):
@@ -39,12 +32,6 @@ def _setting(name: str, kind, **own):
     if kind in (IntProperty, FloatProperty):
         options.update(panel_range(setting))
     return kind(**{**options, **own})
-
-
-def _as_typed(value):
-    """A float as typed: Blender stores 0.01 as 0.00999999977648, and the
-    params (and so every frame's provenance) must not carry float32 noise."""
-    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def _apply_preset(self, context) -> None:
@@ -62,7 +49,7 @@ def _leave_preset(self, context) -> None:
     preset = PRESETS.get(self.preset)
     if self.as_pointer() in _applying or preset is None:
         return
-    if any(abs(getattr(self, key) - value) > 1e-6 for key, value in preset.items()):
+    if leaves_preset({key: getattr(self, key) for key in preset}, preset):
         self.preset = "CUSTOM"
 
 
@@ -131,28 +118,12 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                     "ascent")
 
     def to_params(self) -> dict:
-        """The server's params for the current frame: every setting the panel
-        offers. A layer index goes as an index (the server knows each
-        model's layers), and only when no layer is named."""
-        params = {s.name: _as_typed(getattr(self, s.name)) for s in PANEL_SETTINGS}
-        params["model"] = self.model.strip() or BY_NAME["model"].default
-        layer = params.pop("layer").strip()
-        index = params.pop("layer_index")
-        if layer:
-            params["layer"] = layer
-        elif index >= 0:
-            params["layer_index"] = index
-        return params
+        """The server's params for the current frame (see panel_settings.params_of)."""
+        return params_of({s.name: getattr(self, s.name) for s in PANEL_SETTINGS})
 
     def layer_name(self, known: dict) -> str | None:
-        """The layer dreamed, for display, from ``known`` model layers (what
-        the server said at Test Connection); None when unknown or default."""
-        if self.layer.strip():
-            return self.layer.strip()
-        layers = known.get(self.model)
-        if self.layer_index < 0 or not layers:
-            return None
-        return layers[min(self.layer_index, len(layers) - 1)]
+        """The layer dreamed, for display (see panel_settings.shown_layer)."""
+        return shown_layer(self.layer, self.layer_index, self.model, known)
 
 
 def _own_strength(self, context) -> None:

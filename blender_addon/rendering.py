@@ -6,76 +6,14 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
-from dataclasses import dataclass
-from typing import Optional
 
 import bpy
 
-from . import compat, exr_check, scene_state, strengths
-from .errors import UserError
+from . import compat, strengths
+from .errors import RenderStopped, UserError
+from .output_settings import OutputSettings
+from .render_records import disk_nearly_full, into_place, partial_path, render_problem
 from .render_thread import writes_scene
-from .wire.atomic import temporary_beside
-from .wire.provenance import Digests, FileRecord, Records
-
-# Image settings copied between scenes, in the order Blender accepts them
-# (the file format decides which modes and depths are valid).
-FORMAT_FIELDS = ("media_type", "file_format", "color_mode", "color_depth", "compression", "quality",
-                 "exr_codec", "tiff_codec", "use_preview", "color_management")
-
-
-@dataclass(frozen=True)
-class OutputSettings:
-    """What a scene writes when it renders: the output path, its extension
-    rule, the image format and the passes we switch on, by view layer."""
-
-    filepath: str
-    use_file_extension: bool
-    image: dict
-    passes: dict
-
-    @classmethod
-    def capture(cls, scene) -> "OutputSettings":
-        settings = scene.render.image_settings
-        image = {name: getattr(settings, name) for name in FORMAT_FIELDS if hasattr(settings, name)}
-        return cls(scene.render.filepath, scene.render.use_file_extension, image,
-                   {layer.name: {name: getattr(layer, name) for name in PASSES} for layer in scene.view_layers})
-
-    @property
-    def is_exr(self) -> bool:
-        return self.image["file_format"] in ("OPEN_EXR", "OPEN_EXR_MULTILAYER")
-
-    @property
-    def is_8bit(self) -> bool:
-        """Whether the files hold 8-bit levels (what Blender dithers renders for)."""
-        return self.image["file_format"] not in FLOAT_FORMATS and self.image.get("color_depth", "8") in ("8", "")
-
-    @property
-    def is_movie(self) -> bool:
-        return self.image.get("media_type") == "VIDEO" or self.image["file_format"] in MOVIE_FORMATS
-
-    @writes_scene  # also called from render handlers
-    def apply(self, scene) -> None:
-        scene.render.filepath = self.filepath
-        scene.render.use_file_extension = self.use_file_extension
-        self.apply_format(scene.render.image_settings)
-        for layer in scene.view_layers:
-            for name, value in self.passes.get(layer.name, {}).items():
-                setattr(layer, name, value)
-
-    def apply_format(self, image_settings) -> None:
-        for name, value in self.image.items():
-            try:
-                setattr(image_settings, name, value)
-            except TypeError:  # not valid for this format (Blender reset it): keep Blender's choice
-                pass
-
-
-MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW"}
-FLOAT_FORMATS = {"OPEN_EXR", "OPEN_EXR_MULTILAYER", "HDR"}
-
-
-PASSES = ("use_pass_vector", "use_pass_cryptomatte_object")
 
 
 @writes_scene  # called from render handlers
@@ -171,13 +109,6 @@ def restore_noted_outputs() -> None:
             del scene[USER_OUTPUT]
 
 
-def partial_path(path: str) -> str:
-    """Where Blender writes a file before it is renamed to ``path``: a hidden
-    name beside it, so a crash never leaves a half-written file under the
-    real one (and the next run removes what a killed one left)."""
-    return temporary_beside(path)
-
-
 def render_to_file(scene, frame: int, path: str) -> None:
     """Renders ``frame`` of ``scene`` into ``path``, blocking; only a
     complete, readable render is renamed into place."""
@@ -186,20 +117,7 @@ def render_to_file(scene, frame: int, path: str) -> None:
     partial = partial_path(path)
     with render_output(scene, partial):
         bpy.ops.render.render(write_still=True, scene=scene.name)
-    _into_place(partial, path, frame)
-
-
-def _into_place(partial: str, path: str, frame: int) -> None:
-    if not is_complete_render(partial):
-        why = "the disk is full" if _disk_nearly_full(partial) else "the file is missing or incomplete"
-        with contextlib.suppress(OSError):
-            os.remove(partial)
-        raise UserError(f"Blender could not write the render of frame {frame} to {path}: {why}")
-    os.replace(partial, path)
-
-
-class RenderStopped(UserError):
-    """The user stopped Blender's render of a frame (Esc in the render window)."""
+    into_place(partial, path, frame)
 
 
 class FrameRenderJob:
@@ -234,9 +152,9 @@ class FrameRenderJob:
     def finish(self) -> None:
         """The render in place; :class:`RenderStopped` when it was stopped before its file was written."""
         self._close()
-        if not os.path.exists(self.partial) and not _disk_nearly_full(self.partial):
+        if not os.path.exists(self.partial) and not disk_nearly_full(self.partial):
             raise RenderStopped(f"the render of frame {self.frame} was stopped")
-        _into_place(self.partial, self.path, self.frame)
+        into_place(self.partial, self.path, self.frame)
 
     def abandon(self) -> None:
         """The run ended while Blender renders: the user's output comes back
@@ -258,67 +176,6 @@ class FrameRenderJob:
             self._output.__exit__(None, None, None)
 
 
-def is_complete_render(path: str) -> bool:
-    """Whether our render at ``path`` (an EXR) is whole: one cut short by a
-    full disk or a crash is rendered again."""
-    return os.path.isfile(path) and exr_check.is_complete_exr(path)
-
-
-def record_render(records: Records, path: str, frame: int, token: dict, chain: str, params: dict) -> FileRecord:
-    """Records a render just made: the scene state it was made from
-    (:mod:`.scene_state`), its digest, and the dream settings at its frame
-    (so a later chunk can check a chain, or dream it again, without
-    evaluating the frame)."""
-    digest = exr_check.pixel_digest(path) or Digests().of(path)  # the pixels: a new render of the same is the same
-    record = FileRecord("render", token["settings"], frame=frame,
-                        extra={"scene": token, "digest": digest, "chain": chain, "params": params})
-    records.write_file(path, record)
-    return record
-
-
-def current_render(records: Records, path: str, token: dict) -> Optional[FileRecord]:
-    """The record of our render at ``path`` when it is still the file we
-    made and the scene would render the same now, else None."""
-    record = records.file(path)
-    if record is None or record.made != "render" or not scene_state.matches(record.extra.get("scene"), token):
-        return None
-    return record
-
-
-def why_not_current(records: Records, path: str, token: dict) -> Optional[str]:
-    """Why the render at ``path`` is not the scene's now (None: there is none)."""
-    if not os.path.exists(path):
-        return None
-    record = records.file(path)
-    if record is None or record.made != "render":
-        return "not one this add-on made, or was changed on disk since"
-    recorded = record.extra.get("scene") or {}
-    if recorded.get("settings") != token["settings"]:
-        return "of other render settings"
-    return "of the scene before it was changed" if recorded.get("session") == token["session"] \
-        else "from another session, and the .blend is not the one it was made from"
-
-
-def render_problem(scene, path: str) -> Optional[str]:
-    """Why our existing render at ``path`` cannot be dreamed now, or None:
-    cut short, or made before any object had a strength (no Cryptomatte)."""
-    if not is_complete_render(path):
-        return "incomplete"
-    if strengths.in_use(scene) and not exr_check.has_channel(path, CRYPTOMATTE_CHANNEL):
-        return "without the Cryptomatte pass the object strengths need"
-    return None
-
-
-CRYPTOMATTE_CHANNEL = ".CryptoObject00."
-
-
-def _disk_nearly_full(path: str) -> bool:
-    try:
-        return shutil.disk_usage(os.path.dirname(path)).free < 1 << 20
-    except OSError:
-        return False
-
-
 def save_render_result(scene, path: str) -> None:
     """The last render (F12) as scene-linear multilayer EXR at ``path``.
     (``has_data`` is False for a finished Render Result too: saving is the test.)"""
@@ -332,7 +189,7 @@ def save_render_result(scene, path: str) -> None:
             result.save_render(path, scene=scene)
         except RuntimeError:
             raise UserError(missing) from None
-    if render_problem(scene, path):  # an F12 render without Cryptomatte: objects have strengths
+    if render_problem(path, strengths.in_use(scene)):  # an F12 render without Cryptomatte: objects have strengths
         os.remove(path)
         raise UserError("the last render has no Cryptomatte object pass, which the objects' Dream Strength needs: "
                          "turn off Use Existing Render, or tick View Layer > Passes > Cryptomatte > Object and "

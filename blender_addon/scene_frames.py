@@ -6,9 +6,9 @@ import os
 
 import bpy
 
-from . import compat, strengths
+from . import compat, frame_paths, strengths
 from .errors import UserError
-from .wire.plans import FramePlan, name_in_path
+from .wire.plans import FramePlan
 from .wire.provenance import FOLDER, Records
 
 
@@ -26,37 +26,22 @@ def records(scene) -> Records:
     return Records(os.path.join(output_root(scene), FOLDER))
 
 
-# raw renders, dreamed frames, the dreams kept: scene-linear, or of the image as shown
-KINDS = {"renders": ".exr", "frames": ".png", "linear": ".exr", "shown": ".png"}
-
-
 def frame_file(scene, kind: str, frame, suffix: str = "") -> str:
-    """A frame's file in the Dream output folder, named after the scene and
-    frame; ``frame`` may be Blender's ``#####`` padding."""
-    number = f"{frame:05d}" if isinstance(frame, int) else frame
-    return os.path.join(output_root(scene), kind, f"{name_in_path(scene.name)}_{number}{suffix}{KINDS[kind]}")
+    """A frame's file in the Dream output folder (see frame_paths.frame_file)."""
+    return frame_paths.frame_file(output_root(scene), scene.name, kind, frame, suffix)
 
 
 def animation_plan(scene, frames: range, suffix: str = "") -> list[FramePlan]:
-    """Renders go to ``renders/``, dreams to ``frames/`` (and ``linear/``, see dreaming.reply_as_linear)."""
-    return [FramePlan(f, frame_file(scene, "renders", f, suffix), frame_file(scene, "frames", f, suffix))
-            for f in frames]
+    """Renders go to ``renders/``, dreams to ``frames/`` (see frame_paths.animation_plan)."""
+    return frame_paths.animation_plan(output_root(scene), scene.name, frames, suffix)
 
 
 def strip_plan(scene, strip) -> list[FramePlan]:
     """One plan per image of an image strip, dreamed into a folder named after it."""
     if strip is None or strip.type != "IMAGE":
         raise UserError("select an image strip (a rendered frame sequence) in the Sequencer")
-    folder = bpy.path.abspath(strip.directory)
-    root = os.path.join(output_root(scene), "strips", name_in_path(strip.name))
-    plans = []
-    for i, element in enumerate(strip.elements):
-        source = os.path.normpath(os.path.join(folder, element.filename))
-        if not os.path.isfile(source):
-            raise UserError(f"frame file of strip {strip.name} is missing: {source}")
-        stem = os.path.splitext(element.filename)[0]
-        plans.append(FramePlan(int(strip.frame_start) + i, source, os.path.join(root, stem + ".png")))
-    return plans
+    return frame_paths.strip_plan(output_root(scene), strip.name, bpy.path.abspath(strip.directory),
+                                  int(strip.frame_start), [element.filename for element in strip.elements])
 
 
 def output_size(scene) -> tuple[int, int]:

@@ -16,12 +16,12 @@ A render's record keeps a *token* of the scene state it was made from:
   opens the same file unchanged can reuse the render.
 
 A render is reused when the settings match and either the session and its
-count of edits are the same, or both tokens name the same saved file. In
-doubt (a render made from unsaved changes, in another session) it is made
-again. What the dependency graph does not report is not seen: image
-textures, caches or linked libraries changed on disk, and Python drivers
-that read outside state. Re-render (``Dream Animation`` with *Render
-Again*) covers those.
+count of edits are the same, or both tokens name the same saved file
+(``render_records.scene_matches``). In doubt (a render made from unsaved
+changes, in another session) it is made again. What the dependency graph
+does not report is not seen: image textures, caches or linked libraries
+changed on disk, and Python drivers that read outside state. Re-render
+(``Dream Animation`` with *Render Again*) covers those.
 """
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ from typing import Optional
 
 import bpy
 from bpy.app.handlers import persistent
+
+from . import render_chunk
 
 _session = uuid.uuid4().hex  # the loaded file in this Blender; a new one on every load
 _edits = 0  # changes to the data reported since the file was loaded
@@ -70,22 +72,12 @@ def token(scene) -> dict:
     return {"settings": settings_digest(scene), "session": _session, "edits": _edits, "file": _file_digest()}
 
 
-def matches(recorded: Optional[dict], now: dict) -> bool:
-    """Whether a render made at ``recorded`` is what the scene renders ``now``."""
-    if not isinstance(recorded, dict) or recorded.get("settings") != now["settings"]:
-        return False
-    same_session = recorded.get("session") == now["session"] and recorded.get("edits") == now["edits"]
-    return same_session or (recorded.get("file") is not None and recorded.get("file") == now["file"])
-
-
 def saved_range(scene) -> tuple[int, int, int]:
     """The scene's frame range (start, end, step) as the .blend was saved
     (kept in the file itself), or loaded: a farm's ``-s A -e B`` renders a
     chunk of that shot."""
-    start, end = scene.dream.shot_range
-    if end >= start:
-        return start, end, scene.frame_step
-    return _saved_ranges.get(scene.name, (scene.frame_start, scene.frame_end, scene.frame_step))
+    return render_chunk.saved_range(tuple(scene.dream.shot_range), _saved_ranges.get(scene.name),
+                                    (scene.frame_start, scene.frame_end, scene.frame_step))
 
 
 def settings_digest(scene) -> str:

@@ -13,6 +13,7 @@ import bpy
 
 from ..errors import UserError
 from ..preferences import configured_link
+from ..reports import run_failure_exits, run_summary
 from ..runs import FrameRun
 from ..wire.plans import FramePlan
 
@@ -21,7 +22,7 @@ REDRAW_EVERY = 0.5  # s between redraws of the progress
 
 def report_failure(operator, message: str) -> None:
     """Reports an error; in ``blender -b`` ends Blender with status 1 (unless told not to)."""
-    if bpy.app.background and getattr(operator, "exit_on_error", True):
+    if run_failure_exits(bpy.app.background, getattr(operator, "exit_on_error", True)):
         print(f"Dream Renders: error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(1)
     operator.report({"ERROR"}, f"Dream Renders: {message}")
@@ -83,7 +84,7 @@ class DreamRunOperator:
         wm.dream.running = False
         wm.dream.progress = run.fraction
         if run.error:
-            wm.dream.status = f"Failed: {run.error}"
+            wm.dream.status = run_summary(dreamed=run.done - run.skipped, kept=run.skipped, error=run.error)
             report_failure(self, run.error)
             return {"CANCELLED"}
         try:
@@ -92,11 +93,10 @@ class DreamRunOperator:
             report_failure(self, str(err))
             return {"CANCELLED"}
         if run.cancelled:
-            wm.dream.status = f"Cancelled after {run.done - run.skipped} frame(s); run again to resume"
+            wm.dream.status = run_summary(dreamed=run.done - run.skipped, kept=run.skipped, cancelled=True)
             self.report({"WARNING"}, wm.dream.status)
             return {"CANCELLED"}
-        wm.dream.status = f"Done: {run.done - run.skipped} frame(s) dreamed, {run.skipped} already current" + (
-            f" ({run.rewritten} written again for other colour or file settings)" if run.rewritten else "")
+        wm.dream.status = run_summary(dreamed=run.done - run.skipped, kept=run.skipped, rewritten=run.rewritten)
         self.report({"INFO"}, wm.dream.status)
         self._undo_step()
         return {"FINISHED"}

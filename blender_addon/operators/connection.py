@@ -4,16 +4,8 @@ import bpy
 
 from ..errors import UserError
 from ..preferences import configured_link
+from ..reports import server_description
 from ..server_link import ConnectionProbe
-
-
-def describe(info: dict) -> str:
-    """One line: the server, its device (kind, name, free memory) and models."""
-    device = info.get("device_info") or {}
-    memory = f", {device['free_memory_gib']} of {device['memory_gib']} GiB free" if device.get("memory_gib") else ""
-    about = f" ({device.get('kind')}: {device.get('name')}{memory})" if device else ""
-    models = ", ".join(m["name"] + ("" if m.get("offline") else " (download)") for m in info.get("models", []))
-    return f"dream server {info.get('version')} on {info.get('device')}{about}; models: {models}"
 
 
 class DREAM_OT_test_connection(bpy.types.Operator):
@@ -73,7 +65,7 @@ class DREAM_OT_test_connection(bpy.types.Operator):
             runtime.server_info = f"Failed: {probe.error}"
             self.report({"ERROR"}, probe.error)
             return {"CANCELLED"}
-        runtime.server_info = describe(probe.info)
+        runtime.server_info = server_description(probe.info)
         layers = {m["name"]: m.get("layers", []) for m in probe.info.get("models", [])}
         runtime.server_layers = json.dumps(layers)  # names beside the layer index
         for area in getattr(context.screen, "areas", ()):

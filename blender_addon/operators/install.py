@@ -8,9 +8,9 @@ import bpy
 from .. import compat, installer
 from ..errors import UserError
 from ..preferences import ADDON_ID, SERVER_FOLDER, addon_prefs, configured_link
+from ..reports import server_description
 from ..server_link import ConnectionProbe
 from .base import report_failure
-from .connection import describe
 
 _running: Optional[installer.Installer] = None  # the install in progress, for Cancel
 
@@ -119,7 +119,7 @@ class DREAM_OT_install_server(bpy.types.Operator):
             runtime.install_status = f"Failed: installed, but the server did not start: {probe_error}"
             report_failure(self, runtime.install_status)
             return {"CANCELLED"}
-        runtime.server_info = describe(probe.info)
+        runtime.server_info = server_description(probe.info)
         runtime.install_status = f"Installed: {runtime.server_info}"
         print(f"Dream Renders: {runtime.install_status}", flush=True)
         self.report({"INFO"}, "Dream server installed")

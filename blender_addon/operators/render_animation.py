@@ -1,7 +1,7 @@
 import bpy
 
 from .. import compat, scene_frames, scene_state, sequencer
-from ..errors import UserError
+from ..command_line import run_frames
 from .base import DreamRunOperator
 
 
@@ -16,14 +16,11 @@ class DREAM_OT_render_animation(DreamRunOperator, bpy.types.Operator):
 
     def plans(self, context):
         scene = context.scene
-        start = scene.frame_start if self.frame_start < 0 else self.frame_start
-        end = scene.frame_end if self.frame_end < 0 else self.frame_end
-        if end < start:
-            raise UserError(f"the frame range {start}-{end} is empty")
+        frames = run_frames(self.frame_start, self.frame_end, scene.frame_start, scene.frame_end)
         if not compat.engine_has_vector_pass(scene):
             self.report({"WARNING"}, "this engine or motion blur leaves the Vector pass empty: "
                         "frames are dreamed without exact motion")
-        return scene_frames.animation_plan(scene, range(start, end + 1))
+        return scene_frames.animation_plan(scene, frames)
 
     def finish(self, context, run):
         scene = context.scene

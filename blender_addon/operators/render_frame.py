@@ -1,6 +1,7 @@
 import bpy
 
 from .. import rendering, scene_frames, scene_state
+from ..render_records import record_render
 from ..wire.provenance import chain_settings
 from .base import DreamRunOperator
 
@@ -23,8 +24,8 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
             records.forget_file(path)
         if self.use_existing:  # the user's own last render, as it is: recorded as this scene's now
             rendering.save_render_result(scene, still.source)
-            rendering.record_render(records, still.source, frame, scene_state.token(scene),
-                                    chain_settings(scene_frames.dream_params(scene)), scene_frames.dream_params(scene))
+            record_render(records, still.source, frame, scene_state.token(scene),
+                          chain_settings(scene_frames.dream_params(scene)), scene_frames.dream_params(scene))
         return [still]
 
     def finish(self, context, run):

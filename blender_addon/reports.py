@@ -1,0 +1,83 @@
+"""What the add-on tells the user, and when Blender ends with a failure:
+a run's progress and outcome (Dream Animation, Dream Strip, Dream Frame),
+a render job's summary (Dream on Render), the server Test Connection
+reached, an error in one line. Plain text
+from plain values, no bpy: the shells put it in the panel and the console."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from .errors import UserError
+
+
+def run_status(rendering: Optional[int], done: int, total: int, fraction: float) -> str:
+    """A run's progress: the frame Blender renders for it, else the frame dreamed."""
+    if rendering is not None:
+        return f"Rendering frame {rendering} ({fraction:.0%})"
+    return f"Dreaming frame {min(done + 1, total)}/{total} ({fraction:.0%})"
+
+
+def run_summary(*, dreamed: int, kept: int, rewritten: int = 0, cancelled: bool = False,
+                error: Optional[str] = None) -> str:
+    """A run's outcome, as the panel's status line says it."""
+    if error is not None:
+        return f"Failed: {error}"
+    if cancelled:
+        return f"Cancelled after {dreamed} frame(s); run again to resume"
+    return f"Done: {dreamed} frame(s) dreamed, {kept} already current" + (
+        f" ({rewritten} written again for other colour or file settings)" if rewritten else "")
+
+
+def render_summary(*, dreamed: int, kept: int = 0, rewritten: int = 0, prerolled: int = 0,
+                   merged: Sequence[int] = (), waiting: Sequence[int] = (), cancelled: bool = False,
+                   error: Optional[str] = None) -> str:
+    """What a render job's dreaming came to (Dream on Render): ``dreamed``
+    frames written, ``kept`` already current (``rewritten`` of them written
+    again), pre-roll frames, frames cross-faded at seams, and the held frames
+    still ``waiting`` for the chunk before."""
+    if error:
+        return f"Dream on Render failed: {error}"
+    if cancelled:
+        return f"Dream on Render cancelled after {dreamed} frame(s)"
+    parts = [f"Dream on Render: {dreamed} frame(s) dreamed"]
+    if kept:
+        parts.append(f", {kept} already current")
+    if rewritten:
+        parts.append(f" ({rewritten} written again for other colour or file settings)")
+    if prerolled:
+        parts.append(f" after {prerolled} pre-roll frame(s)")
+    if merged:
+        parts.append(f"; cross-faded frame(s) {', '.join(map(str, sorted(merged)))} at chunk seams")
+    if waiting:
+        parts.append(f"; frames {waiting[0]}-{waiting[-1]} are dreamed and held for the seam with the frames "
+                     f"before {waiting[0]} (this shot's Seam Fade): they are written cross-faded when those are "
+                     "dreamed too, by whichever of the two renders ends second")
+    return "".join(parts)
+
+
+def server_description(info: dict) -> str:
+    """One line: the server, its device (kind, name, free memory) and models (its hello)."""
+    device = info.get("device_info") or {}
+    memory = f", {device['free_memory_gib']} of {device['memory_gib']} GiB free" if device.get("memory_gib") else ""
+    about = f" ({device.get('kind')}: {device.get('name')}{memory})" if device else ""
+    models = ", ".join(m["name"] + ("" if m.get("offline") else " (download)") for m in info.get("models", []))
+    return f"dream server {info.get('version')} on {info.get('device')}{about}; models: {models}"
+
+
+def why(err: BaseException) -> str:
+    """What a failure says: our own errors as written, anything else with its type."""
+    return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+
+
+def run_failure_exits(background: bool, exit_on_error: bool) -> bool:
+    """A failed run ends Blender with status 1 in background mode (``blender
+    -b`` and the bpy module), so render farms see it, unless the script
+    that started it handles errors itself (``exit_on_error=False``)."""
+    return background and exit_on_error
+
+
+def render_failure_exits(background: bool, binary_path: str) -> bool:
+    """A failed render job's dreaming ends Blender with status 1 in ``blender
+    -b``, so a farm sees it: not the bpy module inside someone's script (it
+    has no binary), and not with a window open."""
+    return bool(background and binary_path)
