@@ -516,9 +516,16 @@ def test_a_farm_chunk_prerolls_then_writes_holding_its_seam_fade(saved_start, le
     rendered = [f for f in range(job_start, end + 1, step)]
     write_from = data.draw(st.none() | st.sampled_from(rendered), "write_from")
     fade = data.draw(st.integers(0, 4), "fade")
+    first = write_from if write_from is not None else job_start
+    whole = sorted(set(shot) | set(rendered))
+    frames = [f for f in whole if first <= f <= max(job_start, end)]
+    if job_start > saved[0] and whole[0] < frames[0] and 0 < len(frames) <= fade and whole[-1] > frames[-1]:
+        with pytest.raises(addon.errors.UserError, match="Seam Fade"):  # all held, a seam after: refused
+            chunk.plan_render_job(job_start, end=end, step=step, saved=saved, job_start=job_start, farm=True,
+                                  write_from=write_from, seam_fade=fade)
+        return
     plan = chunk.plan_render_job(job_start, end=end, step=step, saved=saved, job_start=job_start, farm=True,
                                  write_from=write_from, seam_fade=fade)
-    first = write_from if write_from is not None else job_start
     assert plan.frames == tuple(f for f in plan.shot if first <= f <= max(job_start, end))
     assert set(plan.order) <= set(rendered) and list(plan.order) == sorted(plan.order)
     assert all(f < first for f in plan.warm) and len(plan.warm) == sum(job_start <= f < first for f in plan.shot) \
@@ -1021,10 +1028,16 @@ def test_farm_tasks_in_any_order_write_every_frame(tmp_path_factory, size, prero
         assert job.worker.dreamed == [] and job.waiting == [], job.summary()
 
 
-@pytest.mark.xfail(strict=True, reason="found here, not changed by this refactor: a chunk no longer than the Seam Fade "
-                                       "is all held, and the seam after it has no chunk left to blend it")
-def test_a_chunk_no_longer_than_the_seam_fade_is_written_in_any_order(tmp_path):
-    shot = Shot(str(tmp_path))
-    run_tasks(shot, [(1, 1, 1), (2, 2, 2), (4, 4, 4), (5, 5, 5), (3, 3, 3)], fade=1)
-    assert [written(shot, f) is not None for f in range(1, 6)] == [True] * 5  # frame 5 stays held
+def test_a_chunk_no_longer_than_the_seam_fade_is_refused_unless_it_ends_the_shot():
+    """A chunk whose every frame waits for the chunk before leaves the seam after it with nothing of its
+    chain to blend (run out of order, that frame was never written, yet the summary said it would be):
+    such a chunk is refused with the fix in the message, in any order; the shot's first and last are not."""
+    def plan(start):
+        return chunk.plan_render_job(start, end=start, step=1, saved=(1, 5, 1), job_start=start, farm=True,
+                                     write_from=start, seam_fade=1)
+
+    for start in (2, 3, 4):
+        with pytest.raises(addon.errors.UserError, match=r"Seam Fade \(1\) must be shorter .* lower the Seam Fade"):
+            plan(start)
+    assert plan(1).held == () and plan(5).held == (5,)
 
