@@ -41,17 +41,22 @@ class RenderDreaming(ChunkDreaming):
                          dither=colour_management.dither_of(scene, self.user_output.is_8bit),
                          write_from=write_from_argument(sys.argv), job_start=scene.frame_start,
                          pixels=width * height)
+        if bpy.app.background and scene.render.use_overwrite:  # a farm chunk: refused before it renders a frame
+            self._plan(scene, scene.frame_start)
         rendering.raw_output(scene, self.job_pattern)
         self.skip_existing(scene, {*range(scene.frame_start, scene.frame_end + 1, scene.frame_step),
                                    scene.frame_current})
 
     # -- what only Blender knows (see ChunkDreaming)
     def _begin(self, scene, frame: int) -> None:
+        self.begin(self._plan(scene, frame))
+
+    def _plan(self, scene, frame: int):
         step = scene.frame_step
         saved = scene_state.saved_range(scene) if bpy.app.background else (scene.frame_start, scene.frame_end, step)
-        self.begin(plan_render_job(frame, end=scene.frame_end, step=step, saved=saved, job_start=self.job_start,
-                                   farm=bool(bpy.app.background and scene.render.use_overwrite),
-                                   write_from=self.write_from, seam_fade=scene.dream.seam_fade))
+        return plan_render_job(frame, end=scene.frame_end, step=step, saved=saved, job_start=self.job_start,
+                               farm=bool(bpy.app.background and scene.render.use_overwrite),
+                               write_from=self.write_from, seam_fade=scene.dream.seam_fade)
 
     def _dream_params(self, scene) -> dict:
         return scene_frames.dream_params(scene)

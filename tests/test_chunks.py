@@ -208,3 +208,16 @@ def test_the_cli_killed_for_real_resumes_the_same_shot(pan, tmp_path):
     assert again.returncode == 0, again.stderr
     for n in range(1, 9):
         np.testing.assert_array_equal(pixels(killed, n), pixels(whole, n))
+
+
+def test_a_chunk_no_longer_than_its_fade_is_refused_unless_it_ends_the_shot(pan, tmp_path):
+    """Frames 3-4 with a fade of 2 would all wait for the chunk before, and the seam after them would have
+    nothing of their chain to blend: run before the chunk after, frames 5-8 were never written while every
+    chunk exited 0. Refused before anything is written; the shot's last chunk (7-8) has no seam after it."""
+    from dream_core.errors import BadSetting
+
+    out = tmp_path / "out"
+    with pytest.raises(BadSetting, match=r"--fade 2 must be shorter .* frames 3-4 are 2: lower --fade"):
+        dream_chunk(pan, out, frames=(3, 4), fade=2)
+    assert not out.exists() or not any(out.iterdir())
+    assert dream_chunk(pan, out, frames=(7, 8), fade=2).waiting == (7, 8)

@@ -19,7 +19,7 @@ from typing import Callable, Optional, Protocol
 from tqdm import tqdm
 
 from ..config import DreamSettings, Progress, ProgressCallback
-from ..errors import DreamError, ShapeMismatch
+from ..errors import BadSetting, DreamError, ShapeMismatch
 from ..frame.colour import as_shown, carried_back_to
 from ..io import Picture, read_image, write_image
 from ..io.images import format_of
@@ -301,6 +301,22 @@ class BatchResult:
     waiting: tuple[int, ...] = ()  # a seam's first frames, written once the chunk before has left its chain
 
 
+def refuse_all_held(plans: list[FramePlan], frames: Optional[tuple[int, int]], fade: int) -> None:
+    """A chunk run on its own whose every frame waits for the chunk before
+    (``fade`` at least its length) while a chunk follows it: the seam after
+    would have nothing of this chain to blend, and, the chunks run in another
+    order, its frames were never written. Refused before anything is dreamed,
+    whether or not the chunk before has been dreamed yet (the same chunk, the
+    same answer)."""
+    if frames is None or fade <= 0:
+        return
+    plan = plan_chunk([p.frame for p in plans], *frames, fade=fade)
+    if plan.held and len(plan.held) == len(plan.frames) and plan.seam_after is not None:
+        raise BadSetting(f"--fade {fade} must be shorter than every chunk but the shot's last; frames "
+                         f"{plan.frames[0]}-{plan.frames[-1]} are {len(plan.frames)}: lower --fade or dream longer "
+                         "chunks")
+
+
 def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = False, quiet: bool = False,
               frames: Optional[tuple[int, int]] = None, preroll: int = 0, fade: int = 0,
               params: Optional[dict] = None, records: Optional[Records] = None) -> BatchResult:
@@ -313,6 +329,7 @@ def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = Fal
     from .seams import merge_seams
 
     params = params if params is not None else provenance_params(backend.settings)
+    refuse_all_held(plans, frames, fade)
     run = ChunkRun(plans, params, frames, preroll, fade, overwrite, records)
     bars = ProgressBars(len(run.plan.frames), run.skipped, quiet)
     try:
