@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli
 
 from dream_core.batch.local import LocalBackend
 from dream_core.batch.run import Work, run_batch
@@ -168,7 +168,7 @@ def test_held_copies_of_a_chain_that_is_not_current_are_never_blended(pan, tmp_p
 def test_cli_chunks_and_their_mistakes(pan, tmp_path):
     out = tmp_path / "out"
     fast = ["--octaves", "1", "--iterations", "1", "--device", "cpu", "-q", "--temporal", "flow"]
-    done = run_cli("dream", str(pan), "-o", str(out), "--frames", "5-6", "--preroll", "2", "--fade", "1", *fast)
+    done = cli("dream", str(pan), "-o", str(out), "--frames", "5-6", "--preroll", "2", "--fade", "1", *fast)
     assert done.returncode == 0, done.stderr
     assert frames_in(out) == ["pan_0006.exr"]
     assert "frames 5-5 wait for the chunk before" in done.stderr
@@ -178,25 +178,25 @@ def test_cli_chunks_and_their_mistakes(pan, tmp_path):
                         (["--preroll", "-1", "--frames", "1-2"], "--preroll must be 0 or more"),
                         (["--frames", "3-4", "--fade", "-1"], "--fade must be 0 or more"),
                         (["--fade", "2", "--preroll", "4"], "--fade needs --frames")):
-        bad = run_cli("dream", str(pan), "-o", str(tmp_path / "bad"), *args, *fast)
+        bad = cli("dream", str(pan), "-o", str(tmp_path / "bad"), *args, *fast)
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
-    chainless = run_cli("dream", str(pan), "-o", str(tmp_path / "bad"), "--frames", "3-4", "--fade", "2",
-                        *fast[:-2], "--temporal", "none")
+    chainless = cli("dream", str(pan), "-o", str(tmp_path / "bad"), "--frames", "3-4", "--fade", "2",
+                    *fast[:-2], "--temporal", "none")
     assert chainless.returncode == 2 and "--fade carries a chain of frames" in chainless.stderr, chainless.stderr
-    one = run_cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--frames", "1-2", *fast)
+    one = cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--frames", "1-2", *fast)
     assert one.returncode == 2 and "--frames takes a folder" in one.stderr
 
 
 def test_the_cli_killed_for_real_resumes_the_same_shot(pan, tmp_path):
     """``dream DIR`` killed (SIGKILL) as soon as its second frame is on disk,
     then run again: the shot of one uninterrupted run, to the bit."""
-    args = [sys.executable, "-m", "dream_core", "dream", str(pan), "-q", "--device", "cpu", "--temporal", "flow",
-            "--octaves", "1", "--iterations", "2", "--seed", "1"]
+    args = ["dream", str(pan), "-q", "--device", "cpu", "--temporal", "flow", "--octaves", "1", "--iterations", "2",
+            "--seed", "1"]
     env = {**os.environ, "PYTHONPATH": ROOT}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert subprocess.run([*args, "-o", str(whole)], env=env, capture_output=True, timeout=600).returncode == 0
-    process = subprocess.Popen([*args, "-o", str(killed)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    assert cli(*args, "-o", str(whole)).returncode == 0  # in this process: the same dream, to the bit
+    process = subprocess.Popen([sys.executable, "-m", "dream_core", *args, "-o", str(killed)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while process.poll() is None and not (killed / "pan_0002.exr").exists():
             os.sched_yield()
@@ -204,7 +204,7 @@ def test_the_cli_killed_for_real_resumes_the_same_shot(pan, tmp_path):
     finally:
         process.wait(timeout=600)
     assert len(frames_in(killed)) < 8
-    again = subprocess.run([*args, "-o", str(killed)], env=env, capture_output=True, text=True, timeout=600)
+    again = cli(*args, "-o", str(killed))
     assert again.returncode == 0, again.stderr
     for n in range(1, 9):
         np.testing.assert_array_equal(pixels(killed, n), pixels(whole, n))

@@ -119,11 +119,12 @@ def assert_seam_blend(client, dream, written, frame: int, share: float) -> None:
 
 
 @pytest.mark.blender
-def test_farm_chunks_cross_fade_in_bpy(tmp_path, addon_zip, via_server, client):
+@pytest.mark.blender_batch("farm_fade", runtime="bpy")
+def test_farm_chunks_cross_fade_in_bpy(blender_batch, client):
     """Two chunks side by side in bpy 5.0 with the shot's Seam Fade of 1:
     frames 2-3 end first and hold frame 2; frame 1 ends second and writes
     frame 2 as the cross-fade of its chain carried on into the held one."""
-    result, work, stdout = run_scenario("bpy", "farm_fade", tmp_path, addon_zip, via_server)
+    result, work, stdout = blender_batch("bpy", "farm_fade")
     assert "cross-faded frame(s) 2 at chunk seams" in stdout
     assert result["files"] == ["shot_001.exr", "shot_002.exr", "shot_003.exr"]
     assert result["after"] == result["before"]  # the scene's own output settings, after both chunks
