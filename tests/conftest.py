@@ -10,11 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
-from dream_core.engine import image_tensor
-from dream_core.io import Picture, write_image
-
+# torch and dream_core are imported where used: xdist's controller, which runs no test, loads this file too
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.append(os.path.join(ROOT, "benchmarks"))  # bombs.py: what the soak and the tests both send
 
@@ -25,15 +22,23 @@ def pytest_configure(config):
                             "the result of scenario KEY, run with the others of its runtime in one Blender process "
                             "(fixture blender_batch)")
     config.addinivalue_line("markers", "xdist_group(name): tests that pytest-xdist runs in one worker")
-    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds, or starts processes of its own (a server, "
+                            "Ray, a command line); every blender test is slow too. ./run fast leaves them out")
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU")
-    from dream_core.engine.device import use_cpu_threads
-
     if "PYTEST_XDIST_WORKER" not in os.environ and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads_for_the_run(config))  # xdist's workers are started after this
-    # the thread count the servers and the command line choose: a dream made here is bit for bit theirs (the sums
-    # of a convolution split among other threads round differently, and gradient ascent carries it on)
-    use_cpu_threads(0)
+    if _runs_tests(config):
+        from dream_core.engine.device import use_cpu_threads
+
+        # the thread count the servers and the command line choose: a dream made here is bit for bit theirs (the
+        # sums of a convolution split among other threads round differently, and gradient ascent carries it on)
+        use_cpu_threads(0)
+
+
+def _runs_tests(config) -> bool:
+    """False in xdist's controller, which hands the tests to its workers."""
+    parallel = getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") != "no"
+    return "PYTEST_XDIST_WORKER" in os.environ or not parallel
 
 
 def threads_for_the_run(config) -> int:
@@ -42,8 +47,7 @@ def threads_for_the_run(config) -> int:
     among the workers. More threads than a process's share of the cores wait on each other (docs/BENCHMARKS.md:
     4-25 times slower on busy cores)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    parallel = getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") != "no"
-    workers = len(getattr(config.option, "tx", None) or []) if parallel else 1  # -n N, at most --maxprocesses
+    workers = 1 if _runs_tests(config) else len(getattr(config.option, "tx", None) or [])  # -n N, <= --maxprocesses
     return max(1, cores // 2 // max(1, workers))
 
 
@@ -83,6 +87,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     through ``python -m``, the modules it loads, signals) is tested with :func:`run_cli`."""
     import contextlib
     import io
+
+    import torch
 
     from dream_core.cli import main
 
@@ -124,7 +130,9 @@ def visible(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
+def to_tensor(img: np.ndarray):
+    from dream_core.engine import image_tensor
+
     return image_tensor(img[..., :3])
 
 
@@ -139,6 +147,8 @@ def write_token_file(path, token: str) -> str:
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if item.get_closest_marker("blender") is not None:
+            item.add_marker(pytest.mark.slow)  # Blender starts, renders with Cycles and dreams: never quick
         batch = item.get_closest_marker("blender_batch")
         if batch is not None:  # a runtime's batch runs once, in one worker: all its tests go there
             item.add_marker(pytest.mark.xdist_group(f"blender-batch-{_batch_runtime(item)}"))
@@ -154,8 +164,12 @@ BLENDER = shutil.which("blender")
 
 
 def _has_bpy() -> bool:
-    probe = subprocess.run([sys.executable, "-c", "import bpy"], capture_output=True, timeout=120)
-    return probe.returncode == 0
+    """Whether the bpy module imports, asked once for the run: xdist's workers inherit the answer."""
+    known = os.environ.get("DREAM_TEST_HAS_BPY")
+    if known is None:
+        probe = subprocess.run([sys.executable, "-c", "import bpy"], capture_output=True, timeout=120)
+        known = os.environ["DREAM_TEST_HAS_BPY"] = "1" if probe.returncode == 0 else "0"
+    return known == "1"
 
 
 HAS_BPY = _has_bpy()
@@ -330,6 +344,8 @@ def raw_frame(height: int, width: int, seed: int = 0, channels: int = 3) -> byte
 @pytest.fixture()
 def pan(tmp_path, coffee):
     """Eight frames of a picture panning 2 px a frame, stored as float EXR (no rounding between chunks)."""
+    from dream_core.io import Picture, write_image
+
     folder = tmp_path / "renders"
     wide = np.concatenate([coffee, coffee[:, ::-1]], axis=1) ** 2.2
     for n in range(1, 9):

@@ -67,6 +67,7 @@ def whole(pan, tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_chunks_in_order_and_killed_runs_make_the_uninterrupted_shot(pan, tmp_path, whole):
     chunked = tmp_path / "chunked"
     assert dream_chunk(pan, chunked, frames=(1, 4)).done == 4
@@ -86,6 +87,7 @@ def test_chunks_in_order_and_killed_runs_make_the_uninterrupted_shot(pan, tmp_pa
     assert np.abs(pixels(cold, 5) - pixels(whole, 5)).mean() > 0.005
 
 
+@pytest.mark.slow
 def test_a_changed_source_is_dreamed_again_with_everything_it_carries_into(pan, tmp_path, whole):
     render = read_image(str(pan / "pan_0005.exr"))
     write_image(str(pan / "pan_0005.exr"), render.with_pixels(render.pixels[:, ::-1].copy()))
@@ -108,6 +110,7 @@ def test_a_frame_replaced_by_someone_else_is_not_taken_for_ours(pan, whole):
     np.testing.assert_array_equal(read_image(str(target)).pixels, kept.pixels)
 
 
+@pytest.mark.slow
 def test_chunks_side_by_side_write_each_seam_frame_once_already_blended(pan, tmp_path):
     """Chunk 5-8 ends first: it cannot carry on, so it starts its own chain
     (warmed by the pre-roll) and holds frames 5-6 aside. When chunk 1-4
@@ -136,6 +139,7 @@ def test_chunks_side_by_side_write_each_seam_frame_once_already_blended(pan, tmp
     assert [r.done for r in again] == [0, 0]  # everything current, the seam included
 
 
+@pytest.mark.slow
 def test_a_rerun_finishes_the_seam_its_chunk_was_killed_before(pan, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(Killed):  # killed after its first held frame, before any written one
@@ -150,6 +154,7 @@ def test_a_rerun_finishes_the_seam_its_chunk_was_killed_before(pan, tmp_path):
         np.testing.assert_array_equal(pixels(out, n), pixels(uninterrupted, n))
 
 
+@pytest.mark.slow
 def test_held_copies_of_a_chain_that_is_not_current_are_never_blended(pan, tmp_path):
     out = tmp_path / "out"
     dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)  # holds 5-6 of a chain warmed on frames 3-4
@@ -187,6 +192,7 @@ def test_cli_chunks_and_their_mistakes(pan, tmp_path):
     assert one.returncode == 2 and "--frames takes a folder" in one.stderr
 
 
+@pytest.mark.slow
 def test_the_cli_killed_for_real_resumes_the_same_shot(pan, tmp_path):
     """``dream DIR`` killed (SIGKILL) as soon as its second frame is on disk,
     then run again: the shot of one uninterrupted run, to the bit."""

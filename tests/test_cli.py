@@ -60,6 +60,7 @@ def _assert_usage_error(code, stderr, *needles):
         assert needle in lines[0]
 
 
+@pytest.mark.slow
 def test_a_bad_input_in_a_real_process_exits_2_without_traceback(tmp_path):
     result = run_cli("dream", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"))
     _assert_usage_error(result.returncode, result.stderr, "input not found")

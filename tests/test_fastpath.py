@@ -39,6 +39,7 @@ def test_automatic_tiles(lite0):
     assert gpu.tile_for(2160, 3840, auto) == 1024  # 4K: bounded memory
 
 
+@pytest.mark.slow
 def test_gpu_bench_runs_end_to_end_on_cpu():
     result = cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -89,6 +89,7 @@ def written(out):
     return {name: (read_image(str(out / name)).pixels, records.file(str(out / name)).made) for name in files}
 
 
+@pytest.mark.slow
 def test_a_shot_in_lockstep_is_its_chunks_one_after_the_other_and_resumes_exactly(pan, tmp_path):
     """Two chunks side by side write what the same chunks write one after
     the other (the later chunk first: a seam pre-rolled and faded), the

@@ -345,6 +345,7 @@ print('ok')
     assert result.stdout.strip() == "ok"
 
 
+@pytest.mark.slow
 def test_a_process_that_ends_without_stopping_its_server_leaves_no_log(tmp_path):
     """As Blender quits with the server it started: the server ends with it,
     and its temporary log goes too."""
@@ -361,6 +362,7 @@ print(server.log_path is None)
     assert result.stdout.strip() == "True" and os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_spawn_reports_a_server_that_dies(tmp_path):
     with pytest.raises(ServerStartError, match="unknown device"):
         spawn_server(sys.executable, device="tpu", env={**os.environ, "PYTHONPATH": ROOT})
@@ -379,6 +381,7 @@ def folder():
     shutil.rmtree(made, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_serve_socket_never_takes_over_a_file_or_a_live_server(folder):
     env = {**os.environ, "PYTHONPATH": ROOT}
     precious = os.path.join(folder, "notes.txt")
@@ -446,6 +449,7 @@ def test_a_server_unlinks_only_the_socket_it_bound(folder):
     newer.close()
 
 
+@pytest.mark.slow
 def test_a_spawned_server_leaves_no_temporary_log(tmp_path, monkeypatch):
     import tempfile
 
@@ -461,6 +465,7 @@ def test_a_spawned_server_leaves_no_temporary_log(tmp_path, monkeypatch):
     assert "listening on" in (tmp_path / "server.log").read_text()  # a log the caller named stays
 
 
+@pytest.mark.slow
 def test_a_spawned_server_does_not_outlive_its_parent():
     """Blender killed (or a farm job ending) must not leave a server holding the GPU."""
     parent = subprocess.run([sys.executable, "-c", (
@@ -484,6 +489,7 @@ def _alive(pid: int) -> bool:
         return f.read().split()[2] != "Z"
 
 
+@pytest.mark.slow
 def test_cli_batch_reports_a_lost_server_and_resumes(tmp_path):
     """The server dies mid-batch: one clear line, finished frames kept, a rerun finishes the rest.
     Frame 1 is small and the others large, so the server is surely busy with
@@ -524,6 +530,7 @@ def test_cli_batch_reports_a_lost_server_and_resumes(tmp_path):
     assert len(visible(out)) == 4 and all(decode_image((out / n).read_bytes(), "png") for n in visible(out))
 
 
+@pytest.mark.slow
 def test_cli_through_the_server(tmp_path, coffee):
     token_file = tmp_path / "token"
     proc = subprocess.Popen([sys.executable, "-m", "dream_core", "serve", "--token-file", str(token_file),
@@ -635,6 +642,7 @@ def test_jobs_and_models_past_the_caps_are_let_go_and_a_lost_job_is_refused():
         thread.join(timeout=60)
 
 
+@pytest.mark.slow
 def test_exr_requests_leave_nothing_on_disk_when_the_server_is_killed(tmp_path):
     """A kill -9 in the middle of decoding an EXR request leaves no file behind."""
     script = (

@@ -7,6 +7,7 @@ import sys
 import zipfile
 
 import hypothesis
+import pytest
 from conftest import ROOT
 from hypothesis import strategies as st
 
@@ -42,6 +43,7 @@ def test_the_checker_catches_a_third_party_import(tmp_path):
     assert imports_outside_stdlib(str(sneaky)) == ["numpy", "..engine"]
 
 
+@pytest.mark.slow
 def test_the_zip_carries_wire_verbatim(addon_zip):
     with zipfile.ZipFile(addon_zip) as zf:
         for name in os.listdir(WIRE):
