@@ -27,6 +27,15 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU")
     if "PYTEST_XDIST_WORKER" not in os.environ and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads_for_the_run(config))  # xdist's workers are started after this
+    if not _runs_tests(config):  # where the workers say which tests share a worker (pytest_xdist_make_scheduler)
+        import tempfile
+
+        os.environ[GROUPS_ENV] = tempfile.mkdtemp(prefix="dream-test-groups-")
+
+
+def pytest_unconfigure(config):
+    if not _runs_tests(config) and os.environ.get(GROUPS_ENV):
+        shutil.rmtree(os.environ.pop(GROUPS_ENV), ignore_errors=True)
     if _runs_tests(config):
         from dream_core.engine.device import use_cpu_threads
 
@@ -145,6 +154,7 @@ def write_token_file(path, token: str) -> str:
     return path
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks added here
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("blender") is not None:
@@ -152,6 +162,49 @@ def pytest_collection_modifyitems(config, items):
         batch = item.get_closest_marker("blender_batch")
         if batch is not None:  # a runtime's batch runs once, in one worker: all its tests go there
             item.add_marker(pytest.mark.xdist_group(f"blender-batch-{_batch_runtime(item)}"))
+    if "PYTEST_XDIST_WORKER" in os.environ:  # the long tests handed out first, the quick ones fill in at the end
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        if os.environ.get(GROUPS_ENV):
+            groups = {item.nodeid: "_".join(sorted({str(m.args[0]) for m in item.iter_markers("xdist_group")}))
+                      for item in items if item.get_closest_marker("xdist_group") is not None}
+            path = os.path.join(os.environ[GROUPS_ENV], os.environ["PYTEST_XDIST_WORKER"] + ".json")
+            with open(path + ".partial", "w") as f:
+                json.dump(groups, f)
+            os.replace(path + ".partial", path)
+
+
+GROUPS_ENV = "DREAM_TEST_XDIST_GROUPS"
+
+
+def _make_group_scheduler(config, log):
+    """``--dist loadgroup`` as pytest-xdist means it: the tests of an xdist_group in one worker. xdist 3.8
+    carries a test's group in its id, which pytest 9.2 no longer lets it change (pytest-xdist#1386): the
+    groups went unnoticed and a Blender batch ran once in each worker. The workers write each test's group
+    to a file (pytest_collection_modifyitems) that this scheduler reads; an id that does carry its group
+    (an older pytest) is read as xdist reads it."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        groups: dict | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):
+                return nodeid.split("@")[-1]
+            if self.groups is None:
+                folder = os.environ[GROUPS_ENV]
+                written = sorted(name for name in os.listdir(folder) if name.endswith(".json"))
+                with open(os.path.join(folder, written[0])) as f:  # the workers collected the same tests
+                    GroupScheduling.groups = json.load(f)
+            return self.groups.get(nodeid, nodeid)
+
+    return GroupScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadgroup" and os.environ.get(GROUPS_ENV):
+        return _make_group_scheduler(config, log)
+    return None
 
 
 def _batch_runtime(item) -> str:
