@@ -286,6 +286,10 @@ class BlenderBatch:
             pytest.fail(f"scenario {key} failed in {runtime}:\n{printed[-6000:]}")
         return json.loads(results[0][len(f"BATCH-RESULT {key} "):]), run["folder"] / key / "work", printed
 
+    def user(self, runtime: str):
+        """The Blender user folder (config, scripts, extensions) where the batch, once run, installed the add-on."""
+        return self.runs[runtime]["folder"].parent / "user"
+
     def _plan(self, runtime: str) -> list[dict]:
         plan, seen = [], set()
         for item in self.request.session.items:

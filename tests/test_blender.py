@@ -233,12 +233,13 @@ def test_built_zip_alone_registers_and_unregisters(runtime, tmp_path, addon_zip)
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("prepare_headless", runtime="blender")
 @pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")
-def test_headless_command_line_form(tmp_path, addon_zip, via_server, token_file):
+def test_headless_command_line_form(blender_batch, via_server):
     """blender -b shot.blend --python-expr "... render_animation()": progress
     lines and status 0; with no server, one clear error line and status 1."""
-    result, work, _ = run_scenario("blender", "prepare_headless", tmp_path, addon_zip, via_server)
-    user = tmp_path / "user"
+    result, work, _ = blender_batch("blender", "prepare_headless")
+    user = blender_batch.user("blender")  # the add-on installed and enabled there
     env = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
            **via_server}
     expr = "import bpy; bpy.ops.dream.render_animation(); bpy.ops.wm.save_mainfile()"
@@ -335,17 +336,18 @@ def _pixels(path):
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("prepare_farm_fade", scenario="prepare_on_render", runtime="blender",
+                           env={"DREAM_TEST_FADE": "5"})
 @pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")
-def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server):
+def test_dream_on_render_on_a_farm_command_line(tmp_path, blender_batch, via_server):
     """``blender -b shot.blend --addons dream_renders -s 1 -e 2 -a``, then
     ``-f 3`` as the next chunk: dreamed PNGs at the scene's output path; the
     chunk carries on from frame 2; Filmic applied once (mix 0 equals
     Blender's own frame). With the shot's Seam Fade on, a single frame (-f)
     is still written, whatever the state of the frames before it. Failures
     end Blender with status 1 and one line."""
-    result, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip,
-                                   {**via_server, "DREAM_TEST_FADE": "5"})
-    user = tmp_path / "user"
+    result, work, _ = blender_batch("blender", "prepare_farm_fade")
+    user = blender_batch.user("blender")
     farm_config = tmp_path / "farm_config"  # a farm machine: the add-on installed, enabled by --addons only
     env = {**os.environ, "BLENDER_USER_CONFIG": str(farm_config), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
            **via_server}
