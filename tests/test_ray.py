@@ -15,7 +15,6 @@ from conftest import cli
 from dream_core.io import read_image
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.xdist_group("ray")  # one local Ray cluster at a time on this machine
 
 from dream_core.batch.on_ray import actor_count, chunk_ranges, sees_files  # noqa: E402
 from dream_core.wire.plans import FramePlan  # noqa: E402
