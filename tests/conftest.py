@@ -107,8 +107,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(list(args))
-            except SystemExit as exit:  # argparse: --help, an option it refuses
-                code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+            except SystemExit as stop:  # argparse: --help, an option it refuses
+                code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
     finally:
         torch.set_num_threads(threads)  # --threads sets this process's: the next test's is the session's
     return subprocess.CompletedProcess(["python", "-m", "dream_core", *args], code, out.getvalue(), err.getvalue())
@@ -243,6 +243,7 @@ def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None, script=
 
 
 def scenario_process(runtime, name, tmp_path, zip_path, env_extra, cwd=None, script=SCENARIOS, timeout=900):
+    """The finished Blender process of scenario NAME (its user folders in ``tmp_path/user``) and its work folder."""
     work = tmp_path / "work"
     work.mkdir()
     user = tmp_path / "user"
@@ -311,7 +312,12 @@ class BlenderBatch:
         server, token = getvalue("server"), getvalue("token_file")
         env = {"DREAM_SERVER_ADDRESS": server.address, "DREAM_SERVER_TOKEN_FILE": token,
                "DREAM_TEST_BATCH": str(folder / "plan.json")}
-        done, work = scenario_process(runtime, "batch", folder, getvalue("addon_zip"), env, timeout=1800)
+        try:
+            done, work = scenario_process(runtime, "batch", folder, getvalue("addon_zip"), env, timeout=1800)
+        except subprocess.TimeoutExpired as late:  # what it printed: the scenarios that ended, and where it hung
+            printed = [out.decode(errors="replace") if isinstance(out, bytes) else out or ""
+                       for out in (late.stdout, late.stderr)]
+            done, work = subprocess.CompletedProcess(late.cmd, "timed out", *printed), folder / "work"
         sections, key = {}, None
         for line in done.stdout.splitlines(keepends=True):
             if line.startswith("BATCH-BEGIN "):
