@@ -740,6 +740,46 @@ def scenario_moving_cube(workdir, _zip):
     return {"files": sorted(f for f in os.listdir(workdir) if f.endswith(".exr"))}
 
 
+def scenario_batch(workdir, zip_path):
+    """Several scenarios in this one process, one after another, as the JSON
+    file named by DREAM_TEST_BATCH lists them: ``[{"key", "module",
+    "scenario", "env"}]``, each in the folder ``workdir/KEY/work`` with its
+    variables set (a null value unsets one) and the rest as they were. Each
+    prints ``BATCH-BEGIN KEY``, what it prints, then ``BATCH-RESULT KEY
+    {json}`` or its traceback and ``BATCH-ERROR KEY``; one that fails does
+    not stop the others (tests/conftest.py: blender_batch)."""
+    import traceback
+
+    with open(os.environ["DREAM_TEST_BATCH"], encoding="utf-8") as f:
+        plan = json.load(f)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    done = []
+    for entry in plan:
+        key = entry["key"]
+        folder = os.path.join(workdir, key, "work")
+        os.makedirs(folder)
+        kept = dict(os.environ)
+        for name, value in entry["env"].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        print(f"BATCH-BEGIN {key}", flush=True)
+        try:
+            found = globals() if entry["module"] == "blender_scenarios" else \
+                vars(importlib.import_module(entry["module"]))  # this file runs as __main__: not imported again
+            result = found[f"scenario_{entry['scenario']}"](folder, zip_path)
+            print(f"BATCH-RESULT {key} " + json.dumps(result), flush=True)
+        except Exception:
+            traceback.print_exc(file=sys.stdout)
+            print(f"BATCH-ERROR {key}", flush=True)
+        finally:
+            os.environ.clear()
+            os.environ.update(kept)
+        done.append(key)
+    return {"done": done}
+
+
 def run_main(scenarios: dict) -> None:
     """Runs the scenario named on the command line from ``scenarios`` (a
     module's globals) and prints its RESULT line; any error exits 1."""

@@ -14,6 +14,7 @@ from dream_core.wire.client import DreamClient
 from dream_core.wire.spawn import spawn_server
 
 ENV = {**os.environ, "PYTHONPATH": ROOT}
+pytestmark = pytest.mark.slow  # a server process for each test
 
 
 def _server(*args, python=sys.executable):

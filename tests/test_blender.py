@@ -1,7 +1,6 @@
 """The add-on in real Blender: the bpy 5.0.1 module and Debian's Blender 3.4
 (``blender -b``), running the scenarios in blender_scenarios.py against a
 real dream server."""
-import json
 import os
 import shutil
 import subprocess
@@ -9,41 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, stamp_of
+from conftest import BLENDER, HAS_BPY, ROOT, RUNTIMES, SCENARIOS, run_scenario, stamp_of  # noqa: F401 (shared)
 
-SCENARIOS = os.path.join(ROOT, "tests", "blender_scenarios.py")
-BLENDER = shutil.which("blender")
-
-
-def _has_bpy() -> bool:
-    probe = subprocess.run([sys.executable, "-c", "import bpy"], capture_output=True, timeout=120)
-    return probe.returncode == 0
-
-
-HAS_BPY = _has_bpy()
-RUNTIMES = [
-    pytest.param("bpy", marks=pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")),
-    pytest.param("blender", marks=pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")),
-]
-
-
-def run_scenario(runtime, name, tmp_path, zip_path, env_extra, cwd=None, script=SCENARIOS):
-    work = tmp_path / "work"
-    work.mkdir()
-    user = tmp_path / "user"
-    env = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
-           "BLENDER_USER_EXTENSIONS": str(user / "extensions"), **env_extra}
-    for key in ("DREAM_SERVER_PYTHON", "DREAM_SERVER_ADDRESS", "DREAM_SERVER_TOKEN_FILE"):
-        if key not in env_extra:
-            env.pop(key, None)
-    if runtime == "bpy":
-        cmd = [sys.executable, script, name, str(work), zip_path]
-    else:
-        cmd = [BLENDER, "-b", "--factory-startup", "--python", script, "--", name, str(work), zip_path]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=cwd or str(tmp_path))
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result.returncode == 0 and lines, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):]), work, result.stdout
+VIA_9 = {"DREAM_SERVER_ADDRESS": "127.0.0.1:9"}  # nothing listens there
 
 
 @pytest.mark.blender
@@ -76,9 +43,10 @@ def test_render_animation_into_the_sequencer(runtime, tmp_path, addon_zip, serve
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("strip")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_process_strip_places_dream_above(runtime, tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario(runtime, "strip", tmp_path, addon_zip, via_server)
+def test_process_strip_places_dream_above(runtime, blender_batch):
+    result, _, _ = blender_batch(runtime, "strip")
     assert result["sources_untouched"]
     source, dreamed = result["source"], result["dreamed"]
     assert dreamed["channel"] == source["channel"] + 1
@@ -87,18 +55,19 @@ def test_process_strip_places_dream_above(runtime, tmp_path, addon_zip, via_serv
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("failure", env=VIA_9)
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_server_missing_gives_a_clear_error_and_no_frames(runtime, tmp_path, addon_zip, token_file):
-    env = {"DREAM_SERVER_ADDRESS": "127.0.0.1:9", "DREAM_SERVER_TOKEN_FILE": token_file}
-    result, _, _ = run_scenario(runtime, "failure", tmp_path, addon_zip, env)
+def test_server_missing_gives_a_clear_error_and_no_frames(runtime, blender_batch):
+    result, _, _ = blender_batch(runtime, "failure")
     assert "cannot talk to the dream server at 127.0.0.1:9" in result["message"]
     assert result["frames"] == []
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("rerun", runtime="bpy")
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_rerun_skips_done_frames_and_keeps_one_strip(tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario("bpy", "rerun", tmp_path, addon_zip, via_server)
+def test_rerun_skips_done_frames_and_keeps_one_strip(blender_batch):
+    result, _, _ = blender_batch("bpy", "rerun")
     assert result["unchanged"]
     assert result["strip"]["count_same_name"] == 1 and result["strip"]["frames"] == 2
     assert result["statuses"] == ["Done: 2 frame(s) dreamed, 0 already current",
@@ -109,9 +78,10 @@ def test_rerun_skips_done_frames_and_keeps_one_strip(tmp_path, addon_zip, via_se
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("colour")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_a_mix_0_dream_is_blenders_own_written_frame(runtime, tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario(runtime, "colour", tmp_path, addon_zip, via_server)
+def test_a_mix_0_dream_is_blenders_own_written_frame(runtime, blender_batch):
+    result, work, _ = blender_batch(runtime, "colour")
     assert result["view_transform"] == ("Filmic" if runtime == "blender" else "AgX")
     assert result["helper_left"] == []
     for space, kept in (("SHOWN", ["Scene_00001.png", "Scene_00002.png"]),
@@ -132,7 +102,6 @@ def test_a_mix_0_dream_is_blenders_own_written_frame(runtime, tmp_path, addon_zi
     from dream_core import dream
     from dream_core.io import read_image
 
-    work = tmp_path / "work"
     shown = read_image(str(work / "SHOWN_mix1" / ".dream" / "shown_input" / "Scene_00001.png")).pixels[..., :3]
     own = read_image(result["own"]).pixels[..., :3]
     assert np.abs(shown - own).max() <= 1.01 / 255
@@ -161,9 +130,10 @@ def _same_stamp(ours: dict, own: dict) -> bool:
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("changed_settings")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_changed_settings_are_dreamed_again(runtime, tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario(runtime, "changed_settings", tmp_path, addon_zip, via_server)
+def test_changed_settings_are_dreamed_again(runtime, blender_batch):
+    result, _, _ = blender_batch(runtime, "changed_settings")
     assert result["rerun_kept"] == [True, True, True]
     assert result["keyframe_redreamed"] == [False, False, True]  # the keyframed mix changed frame 3 only
     assert result["setting_redreamed"] == [True, True, True]
@@ -171,9 +141,10 @@ def test_changed_settings_are_dreamed_again(runtime, tmp_path, addon_zip, via_se
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("cancel_resume", runtime="bpy")
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_cancel_then_resume(tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario("bpy", "cancel_resume", tmp_path, addon_zip, via_server)
+def test_cancel_then_resume(blender_batch):
+    result, _, _ = blender_batch("bpy", "cancel_resume")
     assert result["error"] is None
     assert result["after_cancel"] == ["Scene_00001.png"]
     assert len(result["renders_after_cancel"]) < 4  # nothing rendered after the cancel
@@ -183,18 +154,21 @@ def test_cancel_then_resume(tmp_path, addon_zip, via_server):
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("kill_server", runtime="bpy", env={  # the add-on starts a server of its own
+    "DREAM_SERVER_PYTHON": sys.executable, "DREAM_SERVER_ADDRESS": None, "DREAM_SERVER_TOKEN_FILE": None})
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_server_killed_mid_run_is_restarted(tmp_path, addon_zip):
-    result, _, _ = run_scenario("bpy", "kill_server", tmp_path, addon_zip, {"DREAM_SERVER_PYTHON": sys.executable})
+def test_server_killed_mid_run_is_restarted(blender_batch):
+    result, _, _ = blender_batch("bpy", "kill_server")
     assert result["error"] is None, result["error"]
     assert result["killed"] and result["new_pid"] != result["killed"]
     assert result["frames"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("connection_and_renamed_scene", runtime="bpy")
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_connection_lists_models_and_a_renamed_scene_stops_the_run(tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario("bpy", "connection_and_renamed_scene", tmp_path, addon_zip, via_server)
+def test_connection_lists_models_and_a_renamed_scene_stops_the_run(blender_batch):
+    result, _, _ = blender_batch("bpy", "connection_and_renamed_scene")
     assert result["info"].startswith("dream server") and "lite0" in result["info"]
     assert " on cpu (CPU: " in result["info"] and " GiB free" in result["info"], result["info"]  # the device
     assert result["models"] == ["googlenet", "lite0", "resnet50", "vgg16"]  # the server's list, not a copy
@@ -239,9 +213,10 @@ def test_a_full_disk_ends_the_run_with_one_message(tmp_path, addon_zip, via_serv
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("preset")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_the_preset_says_custom_once_a_setting_is_changed(runtime, tmp_path, addon_zip):
-    result, _, _ = run_scenario(runtime, "preset", tmp_path, addon_zip, {})
+def test_the_preset_says_custom_once_a_setting_is_changed(runtime, blender_batch):
+    result, _, _ = blender_batch(runtime, "preset")
     assert result["seen"] == [["SUBTLE", 3, 6], "SUBTLE", "CUSTOM", ["DEEP", 5, 12], "CUSTOM"]
 
 
@@ -258,12 +233,13 @@ def test_built_zip_alone_registers_and_unregisters(runtime, tmp_path, addon_zip)
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("prepare_headless", runtime="blender")
 @pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")
-def test_headless_command_line_form(tmp_path, addon_zip, via_server, token_file):
+def test_headless_command_line_form(blender_batch, via_server):
     """blender -b shot.blend --python-expr "... render_animation()": progress
     lines and status 0; with no server, one clear error line and status 1."""
-    result, work, _ = run_scenario("blender", "prepare_headless", tmp_path, addon_zip, via_server)
-    user = tmp_path / "user"
+    result, work, _ = blender_batch("blender", "prepare_headless")
+    user = blender_batch.user("blender")  # the add-on installed and enabled there
     env = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
            **via_server}
     expr = "import bpy; bpy.ops.dream.render_animation(); bpy.ops.wm.save_mainfile()"
@@ -289,9 +265,10 @@ def test_headless_command_line_form(tmp_path, addon_zip, via_server, token_file)
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("cli_command", runtime="bpy")
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_cli_command_for_farms(tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario("bpy", "cli_command", tmp_path, addon_zip, via_server)
+def test_cli_command_for_farms(blender_batch):
+    result, _, _ = blender_batch("bpy", "cli_command")
     assert result["registered"]
     assert result["bad"] == 2 and result["over"] == 2
     assert result["good"] == 0 and result["iterations"] == 2 and result["mix"] == 0.5
@@ -299,21 +276,26 @@ def test_cli_command_for_farms(tmp_path, addon_zip, via_server):
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("render_frame", runtime="bpy")
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_render_frame_shows_the_dream(tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario("bpy", "render_frame", tmp_path, addon_zip, via_server)
+def test_render_frame_shows_the_dream(blender_batch):
+    result, _, _ = blender_batch("bpy", "render_frame")
     assert result["first"]["image"] == [64, 48]
     assert result["exists"] and result["files"] == ["Scene_00002_still.png"]
 
 
+def _on_render(output_format: str):
+    return pytest.param(output_format, marks=pytest.mark.blender_batch(
+        f"on_render_{output_format}", scenario="on_render", runtime="bpy", env={"DREAM_TEST_FORMAT": output_format}))
+
+
 @pytest.mark.blender
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-@pytest.mark.parametrize("output_format", ["png8", "png16", "jpeg", "tiff16", "exr_half"])
-def test_dream_on_render_writes_the_scenes_own_output(output_format, tmp_path, addon_zip, via_server):
+@pytest.mark.parametrize("output_format", [_on_render(f) for f in ("png8", "png16", "jpeg", "tiff16", "exr_half")])
+def test_dream_on_render_writes_the_scenes_own_output(output_format, blender_batch):
     """Blender's own animation render with Dream on Render: dreamed frames at
     the scene's output path, in its format; the user's settings unchanged."""
-    result, work, _ = run_scenario("bpy", "on_render", tmp_path, addon_zip,
-                                   {**via_server, "DREAM_TEST_FORMAT": output_format})
+    result, work, _ = blender_batch("bpy", f"on_render_{output_format}")
     ext = {"png8": ".png", "png16": ".png", "jpeg": ".jpg", "tiff16": ".tif", "exr_half": ".exr"}[output_format]
     assert result["files"] == [f"shot_00{i}{ext}" for i in (1, 2, 3)], result
     assert result["summary"] == "Dream on Render: 3 frame(s) dreamed"
@@ -354,17 +336,18 @@ def _pixels(path):
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("prepare_farm_fade", scenario="prepare_on_render", runtime="blender",
+                           env={"DREAM_TEST_FADE": "5"})
 @pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")
-def test_dream_on_render_on_a_farm_command_line(tmp_path, addon_zip, via_server):
+def test_dream_on_render_on_a_farm_command_line(tmp_path, blender_batch, via_server):
     """``blender -b shot.blend --addons dream_renders -s 1 -e 2 -a``, then
     ``-f 3`` as the next chunk: dreamed PNGs at the scene's output path; the
     chunk carries on from frame 2; Filmic applied once (mix 0 equals
     Blender's own frame). With the shot's Seam Fade on, a single frame (-f)
     is still written, whatever the state of the frames before it. Failures
     end Blender with status 1 and one line."""
-    result, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip,
-                                   {**via_server, "DREAM_TEST_FADE": "5"})
-    user = tmp_path / "user"
+    result, work, _ = blender_batch("blender", "prepare_farm_fade")
+    user = blender_batch.user("blender")
     farm_config = tmp_path / "farm_config"  # a farm machine: the add-on installed, enabled by --addons only
     env = {**os.environ, "BLENDER_USER_CONFIG": str(farm_config), "BLENDER_USER_SCRIPTS": str(user / "scripts"),
            **via_server}
@@ -427,36 +410,40 @@ def test_enabled_from_a_python_file_blender_exits_cleanly(tmp_path, addon_zip):
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("render_existing")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_dream_frame_uses_the_existing_render(runtime, tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario(runtime, "render_existing", tmp_path, addon_zip, via_server)
+def test_dream_frame_uses_the_existing_render(runtime, blender_batch):
+    result, _, _ = blender_batch(runtime, "render_existing")
     assert "there is no render to dream yet" in result["missing"], result
     assert result["renders_during"] == 0 and result["dreamed"]
     assert result["output"]["format"] == "PNG" and result["output"]["vector"] == [False]  # restored
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("truncated_render")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_a_truncated_render_is_rendered_again(runtime, tmp_path, addon_zip, via_server):
-    result, _, out = run_scenario(runtime, "truncated_render", tmp_path, addon_zip, via_server)
+def test_a_truncated_render_is_rendered_again(runtime, blender_batch):
+    result, _, out = blender_batch(runtime, "truncated_render")
     assert "the render of frame 2 is incomplete; rendering it again" in out
     assert result["after"] == result["whole"]
     assert result["frames"] == ["Scene_00001.png", "Scene_00002.png", "Scene_00003.png"]
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("hash_in_output", runtime="bpy")
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_a_hash_in_the_output_folder_is_part_of_its_name(tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario("bpy", "hash_in_output", tmp_path, addon_zip, via_server)
+def test_a_hash_in_the_output_folder_is_part_of_its_name(blender_batch):
+    result, _, _ = blender_batch("bpy", "hash_in_output")
     assert result["message"] is None
     assert result["folders"] == ["shot.blend", "take #2"]  # not "take 12" nor a folder per frame
     assert result["frames"] == ["Scene_00001.png"]
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("refused_movie", runtime="bpy")
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_a_refused_render_writes_nothing_where_the_user_looks(tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario("bpy", "refused_movie", tmp_path, addon_zip, via_server)
+def test_a_refused_render_writes_nothing_where_the_user_looks(blender_batch):
+    result, _, _ = blender_batch("bpy", "refused_movie")
     assert result["summary"].startswith("Dream on Render failed: Dream on Render writes image files, not movies")
     assert result["summary"].endswith("the render writes nothing")
     assert result["out"] == []  # no undreamed movie
@@ -464,9 +451,10 @@ def test_a_refused_render_writes_nothing_where_the_user_looks(tmp_path, addon_zi
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("renders_in_a_row")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_renders_in_a_row_leave_no_helper_scenes_behind(runtime, tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario(runtime, "renders_in_a_row", tmp_path, addon_zip, via_server)
+def test_renders_in_a_row_leave_no_helper_scenes_behind(runtime, blender_batch):
+    result, _, _ = blender_batch(runtime, "renders_in_a_row")
     assert result["summary"].startswith("Dream on Render: 0 frame(s) dreamed, 3 already current"), result
     # the helpers a job leaves are taken again by the next: their number does not grow
     assert result["helpers"] == [2, 2, 2] and result["scenes"] == ["Scene"], result

@@ -37,13 +37,14 @@ def _away_from(coverage: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("object_strengths", module="object_scenarios")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_object_strengths_on_a_real_render(runtime, tmp_path, addon_zip, via_server):
+def test_object_strengths_on_a_real_render(runtime, blender_batch):
     """The cube at 0 keeps Blender's own pixels; the sphere, keyed 0 -> 2,
     goes from as rendered to harder than with no strengths; the rest dreams
     as it does with none; Dream on Render alike; the user's passes as they
     were; renders made before the strengths were set are made again."""
-    result, work, out = run_scenario(runtime, "object_strengths", tmp_path, addon_zip, via_server, script=OBJECTS)
+    result, work, out = blender_batch(runtime, "object_strengths")
     assert "the render of frame 1 is without the Cryptomatte pass the object strengths need; rendering it " \
            "again" in out
     assert result["params"]["1"]["objects"] == {"Cube": 0.0, "Sphere": 0.0}
@@ -77,10 +78,10 @@ def test_object_strengths_on_a_real_render(runtime, tmp_path, addon_zip, via_ser
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("collections_and_selection", module="object_scenarios")
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_collections_give_strengths_and_dream_only_selected(runtime, tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario(runtime, "collections_and_selection", tmp_path, addon_zip, via_server,
-                                script=OBJECTS)
+def test_collections_give_strengths_and_dream_only_selected(runtime, blender_batch):
+    result, _, _ = blender_batch(runtime, "collections_and_selection")
     # Cube from Props (0), Sphere from its child collection (2), Torus its own (1.5); the floor is in none
     assert result["inherited"] == {"objects": {"Cube": 0.0, "Sphere": 2.0, "Torus": 1.5}, "others": 1.0,
                                    "background": 1.0}

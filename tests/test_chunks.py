@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli
 
 from dream_core.batch.local import LocalBackend
 from dream_core.batch.run import Work, run_batch
@@ -67,6 +67,7 @@ def whole(pan, tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_chunks_in_order_and_killed_runs_make_the_uninterrupted_shot(pan, tmp_path, whole):
     chunked = tmp_path / "chunked"
     assert dream_chunk(pan, chunked, frames=(1, 4)).done == 4
@@ -86,6 +87,7 @@ def test_chunks_in_order_and_killed_runs_make_the_uninterrupted_shot(pan, tmp_pa
     assert np.abs(pixels(cold, 5) - pixels(whole, 5)).mean() > 0.005
 
 
+@pytest.mark.slow
 def test_a_changed_source_is_dreamed_again_with_everything_it_carries_into(pan, tmp_path, whole):
     render = read_image(str(pan / "pan_0005.exr"))
     write_image(str(pan / "pan_0005.exr"), render.with_pixels(render.pixels[:, ::-1].copy()))
@@ -108,6 +110,7 @@ def test_a_frame_replaced_by_someone_else_is_not_taken_for_ours(pan, whole):
     np.testing.assert_array_equal(read_image(str(target)).pixels, kept.pixels)
 
 
+@pytest.mark.slow
 def test_chunks_side_by_side_write_each_seam_frame_once_already_blended(pan, tmp_path):
     """Chunk 5-8 ends first: it cannot carry on, so it starts its own chain
     (warmed by the pre-roll) and holds frames 5-6 aside. When chunk 1-4
@@ -136,6 +139,7 @@ def test_chunks_side_by_side_write_each_seam_frame_once_already_blended(pan, tmp
     assert [r.done for r in again] == [0, 0]  # everything current, the seam included
 
 
+@pytest.mark.slow
 def test_a_rerun_finishes_the_seam_its_chunk_was_killed_before(pan, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(Killed):  # killed after its first held frame, before any written one
@@ -150,6 +154,7 @@ def test_a_rerun_finishes_the_seam_its_chunk_was_killed_before(pan, tmp_path):
         np.testing.assert_array_equal(pixels(out, n), pixels(uninterrupted, n))
 
 
+@pytest.mark.slow
 def test_held_copies_of_a_chain_that_is_not_current_are_never_blended(pan, tmp_path):
     out = tmp_path / "out"
     dream_chunk(pan, out, frames=(5, 8), preroll=2, fade=2)  # holds 5-6 of a chain warmed on frames 3-4
@@ -168,7 +173,7 @@ def test_held_copies_of_a_chain_that_is_not_current_are_never_blended(pan, tmp_p
 def test_cli_chunks_and_their_mistakes(pan, tmp_path):
     out = tmp_path / "out"
     fast = ["--octaves", "1", "--iterations", "1", "--device", "cpu", "-q", "--temporal", "flow"]
-    done = run_cli("dream", str(pan), "-o", str(out), "--frames", "5-6", "--preroll", "2", "--fade", "1", *fast)
+    done = cli("dream", str(pan), "-o", str(out), "--frames", "5-6", "--preroll", "2", "--fade", "1", *fast)
     assert done.returncode == 0, done.stderr
     assert frames_in(out) == ["pan_0006.exr"]
     assert "frames 5-5 wait for the chunk before" in done.stderr
@@ -178,25 +183,26 @@ def test_cli_chunks_and_their_mistakes(pan, tmp_path):
                         (["--preroll", "-1", "--frames", "1-2"], "--preroll must be 0 or more"),
                         (["--frames", "3-4", "--fade", "-1"], "--fade must be 0 or more"),
                         (["--fade", "2", "--preroll", "4"], "--fade needs --frames")):
-        bad = run_cli("dream", str(pan), "-o", str(tmp_path / "bad"), *args, *fast)
+        bad = cli("dream", str(pan), "-o", str(tmp_path / "bad"), *args, *fast)
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
-    chainless = run_cli("dream", str(pan), "-o", str(tmp_path / "bad"), "--frames", "3-4", "--fade", "2",
-                        *fast[:-2], "--temporal", "none")
+    chainless = cli("dream", str(pan), "-o", str(tmp_path / "bad"), "--frames", "3-4", "--fade", "2",
+                    *fast[:-2], "--temporal", "none")
     assert chainless.returncode == 2 and "--fade carries a chain of frames" in chainless.stderr, chainless.stderr
-    one = run_cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--frames", "1-2", *fast)
+    one = cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--frames", "1-2", *fast)
     assert one.returncode == 2 and "--frames takes a folder" in one.stderr
 
 
+@pytest.mark.slow
 def test_the_cli_killed_for_real_resumes_the_same_shot(pan, tmp_path):
     """``dream DIR`` killed (SIGKILL) as soon as its second frame is on disk,
     then run again: the shot of one uninterrupted run, to the bit."""
-    args = [sys.executable, "-m", "dream_core", "dream", str(pan), "-q", "--device", "cpu", "--temporal", "flow",
-            "--octaves", "1", "--iterations", "2", "--seed", "1"]
+    args = ["dream", str(pan), "-q", "--device", "cpu", "--temporal", "flow", "--octaves", "1", "--iterations", "2",
+            "--seed", "1"]
     env = {**os.environ, "PYTHONPATH": ROOT}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert subprocess.run([*args, "-o", str(whole)], env=env, capture_output=True, timeout=600).returncode == 0
-    process = subprocess.Popen([*args, "-o", str(killed)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    assert cli(*args, "-o", str(whole)).returncode == 0  # in this process: the same dream, to the bit
+    process = subprocess.Popen([sys.executable, "-m", "dream_core", *args, "-o", str(killed)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while process.poll() is None and not (killed / "pan_0002.exr").exists():
             os.sched_yield()
@@ -204,7 +210,7 @@ def test_the_cli_killed_for_real_resumes_the_same_shot(pan, tmp_path):
     finally:
         process.wait(timeout=600)
     assert len(frames_in(killed)) < 8
-    again = subprocess.run([*args, "-o", str(killed)], env=env, capture_output=True, text=True, timeout=600)
+    again = cli(*args, "-o", str(killed))
     assert again.returncode == 0, again.stderr
     for n in range(1, 9):
         np.testing.assert_array_equal(pixels(killed, n), pixels(whole, n))

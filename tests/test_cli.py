@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli, visible, write_token_file
+from conftest import ROOT, cli, run_cli, visible, write_token_file
 
 from dream_core.io import Picture, read_image, write_image
 
@@ -22,7 +22,7 @@ def frames(tmp_path, coffee):
 def test_dream_one_file(tmp_path, coffee):
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     write_image(str(src), Picture(coffee, False, "uint16"))
-    result = run_cli("dream", str(src), "-o", str(out), *FAST)
+    result = cli("dream", str(src), "-o", str(out), *FAST)
     assert result.returncode == 0, result.stderr
     dreamed = read_image(str(out))
     assert dreamed.dtype == "uint16" and dreamed.pixels.shape == coffee.shape
@@ -33,12 +33,12 @@ def test_dream_one_file(tmp_path, coffee):
 def test_dream_folder_resumes_and_keeps_sources(frames, tmp_path):
     out = tmp_path / "dreamed"
     before = {p.name: p.read_bytes() for p in frames.iterdir()}
-    first = run_cli("dream", str(frames), "-o", str(out), *FAST)
+    first = cli("dream", str(frames), "-o", str(out), *FAST)
     assert first.returncode == 0, first.stderr
     assert visible(out) == ["shot0001.png", "shot0002.png", "shot0010.png"]  # records in the hidden .dream
     os.remove(out / "shot0002.png")
     stamp = os.path.getmtime(out / "shot0001.png")
-    second = run_cli("dream", str(frames), "-o", str(out), *FAST)
+    second = cli("dream", str(frames), "-o", str(out), *FAST)
     assert second.returncode == 0 and "2 already done" in second.stderr
     assert os.path.getmtime(out / "shot0001.png") == stamp  # not redone
     assert (out / "shot0002.png").exists()
@@ -47,7 +47,7 @@ def test_dream_folder_resumes_and_keeps_sources(frames, tmp_path):
 
 def test_folder_to_exr_format(frames, tmp_path):
     out = tmp_path / "exr"
-    assert run_cli("dream", str(frames), "-o", str(out), "--format", "exr", *FAST).returncode == 0
+    assert cli("dream", str(frames), "-o", str(out), "--format", "exr", *FAST).returncode == 0
     assert read_image(str(out / "shot0010.exr")).linear
 
 
@@ -60,6 +60,7 @@ def _assert_usage_error(code, stderr, *needles):
         assert needle in lines[0]
 
 
+@pytest.mark.slow
 def test_a_bad_input_in_a_real_process_exits_2_without_traceback(tmp_path):
     result = run_cli("dream", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"))
     _assert_usage_error(result.returncode, result.stderr, "input not found")
@@ -93,9 +94,9 @@ def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, frames, capsys):
 
 
 def test_help_reads_like_a_man_page():
-    top = run_cli("--help")
+    top = cli("--help")
     assert top.returncode == 0 and "examples:" in top.stdout and "serve" in top.stdout
-    sub = run_cli("dream", "--help")
+    sub = cli("dream", "--help")
     for word in ("--octaves", "--tile", "--keep-colors", "carries on exactly", "examples:"):
         assert word in sub.stdout
 
@@ -113,7 +114,7 @@ def test_help_loads_no_torch(command):
 
 
 def test_models_lists_layers_and_offline_weights():
-    result = run_cli("models")
+    result = cli("models")
     assert result.returncode == 0
     assert "block9*" in result.stdout and "inception4c*" in result.stdout
     assert "lite0" in result.stdout and "weights offline" in result.stdout
@@ -121,7 +122,7 @@ def test_models_lists_layers_and_offline_weights():
 
 def test_folder_with_temporal_flow(frames, tmp_path):
     out = tmp_path / "coherent"
-    result = run_cli("dream", str(frames), "-o", str(out), "--temporal", "flow", *FAST)
+    result = cli("dream", str(frames), "-o", str(out), "--temporal", "flow", *FAST)
     assert result.returncode == 0, result.stderr
     assert len(visible(out)) == 3
 
@@ -133,9 +134,9 @@ def test_mask_file_and_guide_image(tmp_path, coffee):
     mask[:, 64:] = 1.0
     write_image(str(tmp_path / "mask.png"), Picture(mask, False, "uint8"))
     write_image(str(tmp_path / "guide.png"), Picture(np.roll(coffee, 20, 0), False, "uint8"))
-    result = run_cli("dream", str(src), "-o", str(out), "--mask", str(tmp_path / "mask.png"),
-                     "--guide", str(tmp_path / "guide.png"), "--octaves", "1", "--iterations", "3", "--device",
-                     "cpu", "-q")
+    result = cli("dream", str(src), "-o", str(out), "--mask", str(tmp_path / "mask.png"),
+                 "--guide", str(tmp_path / "guide.png"), "--octaves", "1", "--iterations", "3", "--device",
+                 "cpu", "-q")
     assert result.returncode == 0, result.stderr
     dreamed = read_image(str(out)).pixels
     left = np.abs(dreamed[:, :60] - coffee[:, :60]).mean()
@@ -165,16 +166,16 @@ def test_two_inputs_for_one_output_are_refused_before_dreaming(tmp_path, coffee)
     folder = tmp_path / "mixed"
     write_image(str(folder / "shot0001.png"), Picture(coffee, False))
     write_image(str(folder / "shot0001.jpg"), Picture(coffee, False))
-    result = run_cli("dream", str(folder), "-o", str(tmp_path / "out"), "--format", "png", *FAST)
+    result = cli("dream", str(folder), "-o", str(tmp_path / "out"), "--format", "png", *FAST)
     _assert_usage_error(result.returncode, result.stderr, "shot0001.jpg", "shot0001.png", "would both be written")
     assert not (tmp_path / "out").exists()
 
 
 def test_exr_into_its_own_input_folder_resumes(frames):
-    first = run_cli("dream", str(frames), "-o", str(frames), "--format", "exr", *FAST)
+    first = cli("dream", str(frames), "-o", str(frames), "--format", "exr", *FAST)
     assert first.returncode == 0, first.stderr
     (frames / "shot0002.exr").unlink()
-    again = run_cli("dream", str(frames), "-o", str(frames), "--format", "exr", *FAST)
+    again = cli("dream", str(frames), "-o", str(frames), "--format", "exr", *FAST)
     assert again.returncode == 0, again.stderr
     assert "dreamed 1 frame (2 already done" in again.stderr
     assert visible(frames) == [
@@ -184,12 +185,12 @@ def test_exr_into_its_own_input_folder_resumes(frames):
 def test_unwritable_outputs_give_one_line(tmp_path, frames):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    result = run_cli("dream", str(frames), "-o", str(blocker / "out"), *FAST)
+    result = cli("dream", str(frames), "-o", str(blocker / "out"), *FAST)
     _assert_usage_error(result.returncode, result.stderr, "Not a directory")
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o555)
-        result = run_cli("dream", str(frames), "-o", str(locked), *FAST)
+        result = cli("dream", str(frames), "-o", str(locked), *FAST)
         _assert_usage_error(result.returncode, result.stderr, "Permission denied")
 
 
@@ -212,7 +213,7 @@ def test_a_full_disk_stops_with_one_line_and_resumes(frames, small_disk, where, 
         server = request.getfixturevalue("server")
         how = ["--server", server.address, "--token-file", write_token_file(tmp_path / "token", server.token)]
     before = {p.name: p.read_bytes() for p in frames.iterdir()}
-    full = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
+    full = cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
     _assert_usage_error(full.returncode, full.stderr, "No space left on device", "run again to resume")
     kept = visible(small_disk)
     assert len(kept) < 3 and not [p for p in small_disk.rglob(".*partial*")]  # no half-written frame
@@ -220,7 +221,7 @@ def test_a_full_disk_stops_with_one_line_and_resumes(frames, small_disk, where, 
         assert read_image(str(small_disk / name)).pixels.shape == (96, 128, 3)  # every finished frame intact
     assert {p.name: p.read_bytes() for p in frames.iterdir()} == before  # inputs untouched
     subprocess.run(["mount", "-o", "remount,size=4m", str(small_disk)], check=True)
-    again = run_cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
+    again = cli("dream", str(frames), "-o", str(small_disk), "--format", "tif", *FAST, *how)
     assert again.returncode == 0, again.stderr
     assert len(visible(small_disk)) == 3
 

@@ -54,6 +54,7 @@ def gated():
     dreamer.builder.wait(120)
 
 
+@pytest.mark.slow
 def test_a_new_shape_dreams_at_once_while_its_engine_compiles(gated, coffee):
     """The frame does not wait for the compiler: it is dreamed while the
     compilation is held back (waiting would hang here, then fail), with
@@ -73,6 +74,7 @@ def test_a_new_shape_dreams_at_once_while_its_engine_compiles(gated, coffee):
     assert torch.equal(first, second)
 
 
+@pytest.mark.slow
 def test_prepare_builds_every_shape_a_frame_will_use(gated, coffee):
     """Told the size first (as the add-on does when it connects), the
     server builds every octave's tile shapes, the last partial batch of
@@ -89,6 +91,7 @@ def test_prepare_builds_every_shape_a_frame_will_use(gated, coffee):
     assert Dreamer("lite0", weights=None, device="cpu", compile="off").prepare(objective, 96, 128) == 0
 
 
+@pytest.mark.slow
 def test_a_shape_that_fails_to_compile_stays_eager(coffee):
     dreamer = Dreamer("lite0", weights=None, device="cpu", compile="dream_test_broken")
     objective = dreamer.objective()
@@ -101,6 +104,7 @@ def test_a_shape_that_fails_to_compile_stays_eager(coffee):
     assert torch.equal(first, second) and value.calls["compiled"] == 0
 
 
+@pytest.mark.slow
 def test_waiting_for_the_compiler_is_still_possible(coffee):
     """Benchmarks time the compile itself: ``wait_for_compile`` builds in
     the caller's thread, on first use."""

@@ -230,6 +230,7 @@ class RunsOutOfMemory(torch.nn.Module):
 
 
 @pytest.mark.parametrize("mps_style", [False, True])
+@pytest.mark.slow
 def test_out_of_memory_falls_back_to_smaller_tiles_and_the_frame_comes_out(coffee, mps_style, caplog):
     from dream_core.engine import Dreamer
 

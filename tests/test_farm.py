@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 from conftest import ROOT
-from test_blender import BLENDER, run_scenario
+from test_blender import BLENDER
 
 JOB_TYPE = os.path.join(ROOT, "farm", "flamenco", "dream_renders.js")
 STUB = os.path.join(ROOT, "tests", "flamenco_stub.js")
@@ -63,14 +63,15 @@ def test_the_job_type_chunks_a_shot_with_a_preroll_each():
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("prepare_jobs", scenario="prepare_on_render", runtime="blender")
 @pytest.mark.skipif(NODE is None or BLENDER is None, reason="needs node and Debian's blender")
-def test_the_jobs_command_lines_dream_chunks_out_of_order(tmp_path, addon_zip, via_server):
-    prepared, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip, via_server)
+def test_the_jobs_command_lines_dream_chunks_out_of_order(tmp_path, blender_batch, via_server):
+    prepared, work, _ = blender_batch("blender", "prepare_jobs")
     out = work / "farm_out"
     tasks = compile_job(frames="1-3", chunk_size=2, preroll=1, fade=0, blendfile=prepared["blend"],
                         render_output_path=str(out / "shot_###"))
     assert [frames_of(t) for t in tasks] == [(1, 2, 1), (2, 3, 3)]
-    user = tmp_path / "user"
+    user = blender_batch.user("blender")
     env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "farm_config"),
            "BLENDER_USER_SCRIPTS": str(user / "scripts"), **via_server}
 
@@ -119,11 +120,12 @@ def assert_seam_blend(client, dream, written, frame: int, share: float) -> None:
 
 
 @pytest.mark.blender
-def test_farm_chunks_cross_fade_in_bpy(tmp_path, addon_zip, via_server, client):
+@pytest.mark.blender_batch("farm_fade", runtime="bpy")
+def test_farm_chunks_cross_fade_in_bpy(blender_batch, client):
     """Two chunks side by side in bpy 5.0 with the shot's Seam Fade of 1:
     frames 2-3 end first and hold frame 2; frame 1 ends second and writes
     frame 2 as the cross-fade of its chain carried on into the held one."""
-    result, work, stdout = run_scenario("bpy", "farm_fade", tmp_path, addon_zip, via_server)
+    result, work, stdout = blender_batch("bpy", "farm_fade")
     assert "cross-faded frame(s) 2 at chunk seams" in stdout
     assert result["files"] == ["shot_001.exr", "shot_002.exr", "shot_003.exr"]
     assert result["after"] == result["before"]  # the scene's own output settings, after both chunks
@@ -132,20 +134,21 @@ def test_farm_chunks_cross_fade_in_bpy(tmp_path, addon_zip, via_server, client):
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("prepare_seam", scenario="prepare_on_render", runtime="blender",
+                           env={"DREAM_TEST_FORMAT": "exr_float", "DREAM_TEST_FADE": "1"})
 @pytest.mark.skipif(NODE is None or BLENDER is None, reason="needs node and Debian's blender")
-def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, addon_zip, via_server, client):
+def test_chunks_side_by_side_cross_fade_their_seam(tmp_path, blender_batch, via_server, client):
     """Frames 1-2 and 3 (pre-roll 1) as the job type makes them, with the
     shot's Seam Fade of 1, written as float EXR so the blend can be checked
     exactly: frame 3 is written once, by whichever chunk ends second, as the
     cross-fade of the first chunk's chain carried on into the second's."""
-    prepared, work, _ = run_scenario("blender", "prepare_on_render", tmp_path, addon_zip,
-                                     {**via_server, "DREAM_TEST_FORMAT": "exr_float", "DREAM_TEST_FADE": "1"})
+    prepared, work, _ = blender_batch("blender", "prepare_seam")
     out, dream = work / "farm_out", work / "dream"
     tasks = compile_job(frames="1-3", chunk_size=2, preroll=1, blendfile=prepared["blend"],
                         render_output_path=str(out / "shot_###"), format="OPEN_EXR")
     assert [frames_of(t) for t in tasks] == [(1, 2, 1), (2, 3, 3)]
     env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "farm_config"),
-           "BLENDER_USER_SCRIPTS": str(tmp_path / "user" / "scripts"), **via_server}
+           "BLENDER_USER_SCRIPTS": str(blender_batch.user("blender") / "scripts"), **via_server}
 
     def blender(*args):
         done = subprocess.run([BLENDER, "-b", prepared["blend"], *args], capture_output=True, text=True, env=env,

@@ -3,7 +3,7 @@ pieces switched off; and, where a CUDA GPU exists, the real thing."""
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, to_tensor
+from conftest import cli, to_tensor
 
 from dream_core.config import DreamConfig
 from dream_core.engine import Dreamer
@@ -39,14 +39,15 @@ def test_automatic_tiles(lite0):
     assert gpu.tile_for(2160, 3840, auto) == 1024  # 4K: bounded memory
 
 
+@pytest.mark.slow
 def test_gpu_bench_runs_end_to_end_on_cpu():
-    result = run_cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1")
+    result = cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1")
     assert result.returncode == 0, result.stderr[-2000:]
     for word in ("googlenet", "lite0", "naive", "engine", "uncompiled", "first frame", "server", "TFLOP/s",
                  "a shot, per frame: none", "vectors", "flow"):
         assert word in result.stdout
-    only = run_cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1",
-                   "--models", "lite0", "--no-server")
+    only = cli("bench", "--gpu", "--device", "cpu", "--sizes", "64x48", "--iterations", "1", "--repeats", "1",
+               "--models", "lite0", "--no-server")
     assert only.returncode == 0, only.stderr[-2000:]
     assert "lite0" in only.stdout and "googlenet" not in only.stdout and "server" not in only.stdout
 

@@ -61,12 +61,10 @@ def test_no_suitable_python_names_what_was_tried(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    sys.path.insert(0, ROOT)
-    import build  # build.py at the root
-
-    return build.build_wheel(str(out))
+def wheel(addon_zip):
+    """The wheel build.py leaves beside the zip (the one inside it)."""
+    (found,) = [p for p in os.listdir(os.path.dirname(addon_zip)) if p.endswith(".whl")]
+    return os.path.join(os.path.dirname(addon_zip), found)
 
 
 def environment_seeing_ours(folder) -> str:
@@ -91,11 +89,12 @@ def test_an_install_resumes_in_its_environment_and_serves(tmp_path, wheel):
     assert job.error is None, job.error + "\n" + "\n".join(lines[-30:])
     assert job.fraction == 1.0 and job.status == "Installed (CPU)" and job.python == python
     assert any("Requirement already satisfied: torch" in line for line in lines)  # nothing downloaded
+    own = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as Blender starts it: not this checkout's
     where = subprocess.run([python, "-c", "import dream_core; print(dream_core.__file__)"], capture_output=True,
-                           text=True, check=True, cwd=tmp_path).stdout
+                           text=True, check=True, cwd=tmp_path, env=own).stdout
     assert where.startswith(str(folder))  # the wheel's own files, not this checkout
     served = subprocess.run([python, "-m", "dream_core", "serve", "--help"], capture_output=True, text=True,
-                            cwd=tmp_path)
+                            cwd=tmp_path, env=own)
     assert served.returncode == 0 and "--token-file" in served.stdout
 
 

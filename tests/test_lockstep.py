@@ -89,6 +89,7 @@ def written(out):
     return {name: (read_image(str(out / name)).pixels, records.file(str(out / name)).made) for name in files}
 
 
+@pytest.mark.slow
 def test_a_shot_in_lockstep_is_its_chunks_one_after_the_other_and_resumes_exactly(pan, tmp_path):
     """Two chunks side by side write what the same chunks write one after
     the other (the later chunk first: a seam pre-rolled and faded), the
@@ -119,11 +120,11 @@ def test_a_shot_in_lockstep_is_its_chunks_one_after_the_other_and_resumes_exactl
 
 
 def test_lockstep_needs_a_folder_in_this_process(pan, tmp_path):
-    from conftest import run_cli
+    from conftest import cli
 
-    bad = run_cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "x.exr"), "--lockstep", "2")
+    bad = cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "x.exr"), "--lockstep", "2")
     assert bad.returncode != 0 and "--lockstep" in bad.stderr
-    many = run_cli("dream", str(pan), "-o", str(tmp_path / "out"), "--lockstep", "5")  # 8 frames
+    many = cli("dream", str(pan), "-o", str(tmp_path / "out"), "--lockstep", "5")  # 8 frames
     assert many.returncode == 2 and "it needs 10 frames or more, these are 8" in many.stderr, many.stderr
     assert not (tmp_path / "out").exists()
 

@@ -43,7 +43,7 @@ def _torchvision_state(name: str) -> dict:
     return state
 
 
-@pytest.mark.parametrize("name", ["googlenet", "vgg16", "resnet50"])
+@pytest.mark.parametrize("name", ["googlenet", pytest.param("vgg16", marks=pytest.mark.slow), "resnet50"])
 def test_classic_models_load_a_local_state_dict(name, tmp_path, monkeypatch):
     state = _torchvision_state(name)
     path = tmp_path / f"{name}.pth"

@@ -7,7 +7,6 @@ import sys
 import pytest
 from test_blender import BLENDER, HAS_BPY, run_scenario
 
-SCENARIOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stale_scenarios.py")
 STATEFUL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stateful_scenarios.py")
 SAME = 1.01 / 255  # an 8-bit level: mix 0 is Blender's own frame
 
@@ -31,10 +30,11 @@ def check_overwrite_off(result: dict) -> None:
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("never_stale", module="stale_scenarios", scenario="all", runtime="bpy", env={
+    "DREAM_SERVER_PYTHON": sys.executable, "DREAM_SERVER_ADDRESS": None, "DREAM_SERVER_TOKEN_FILE": None})
 @pytest.mark.skipif(not HAS_BPY, reason="bpy module not installed")
-def test_never_stale_in_bpy(tmp_path, addon_zip):
-    result, _, _ = run_scenario("bpy", "all", tmp_path, addon_zip, {"DREAM_SERVER_PYTHON": sys.executable},
-                                script=SCENARIOS)
+def test_never_stale_in_bpy(blender_batch):
+    result, _, _ = blender_batch("bpy", "never_stale")  # the add-on starts its server: server_killed kills it
     check_edits(result["edits"])
     check_overwrite_off(result["overwrite_off"])
     killed = result["server_killed"]
@@ -45,10 +45,11 @@ def test_never_stale_in_bpy(tmp_path, addon_zip):
 
 
 @pytest.mark.blender
+@pytest.mark.blender_batch("never_stale", module="stale_scenarios", scenario="all", runtime="blender",
+                           env={"DREAM_TEST_ONLY": "edits,overwrite_off"})
 @pytest.mark.skipif(BLENDER is None, reason="Debian's blender not installed")
-def test_never_stale_in_blender_3_4(tmp_path, addon_zip, via_server):
-    result, _, _ = run_scenario("blender", "all", tmp_path, addon_zip,
-                                {**via_server, "DREAM_TEST_ONLY": "edits,overwrite_off"}, script=SCENARIOS)
+def test_never_stale_in_blender_3_4(blender_batch):
+    result, _, _ = blender_batch("blender", "never_stale")
     check_edits(result["edits"])
     check_overwrite_off(result["overwrite_off"])
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import OpenEXR
 import pytest
-from conftest import run_cli
+from conftest import cli
 
 from dream_core import DreamConfig, DreamSettings, Picture, SequenceDreamer, read_image
 from dream_core.config import ObjectStrengths
@@ -185,14 +185,14 @@ def test_cli_masks_by_object_name_locally_and_through_the_server(statue_exr, tmp
     tiny = ["--octaves", "2", "--iterations", "3", "--seed", "1"]
     for where, extra in (("local", []), ("server", ["--server", server.address, "--token-file", token_file])):
         out = str(tmp_path / f"{where}.exr")
-        done = run_cli("dream", statue_exr, "-o", out, "--mask", "cryptomatte:Statue", "--mask-strength", "2",
-                       *tiny, *extra)
+        done = cli("dream", statue_exr, "-o", out, "--mask", "cryptomatte:Statue", "--mask-strength", "2",
+                   *tiny, *extra)
         assert done.returncode == 0, done.stderr
         dreamed = read_image(out)
         assert change(dreamed, source)[statue == 0].max() < 1e-3, where  # half-float output
         assert change(dreamed, source)[statue > 0.999].mean() > 0.02, where
-    kept = run_cli("dream", statue_exr, "-o", str(tmp_path / "kept.exr"), "--mask-strength", "Statue=0,*=1.5",
-                   *tiny)
+    kept = cli("dream", statue_exr, "-o", str(tmp_path / "kept.exr"), "--mask-strength", "Statue=0,*=1.5",
+               *tiny)
     assert kept.returncode == 0, kept.stderr
     assert change(read_image(str(tmp_path / "kept.exr")), source)[statue > 0.999].max() < 1e-3
 
@@ -204,8 +204,8 @@ def test_cli_refuses_bad_object_masks_in_one_line(statue_exr, tmp_path):
              (["--mask-strength", "Statue=3"], "between 0.0 and 2.0"),
              (["--mask-strength", "Statue=much"], "expected NAME=S or S"))
     for args, words in cases:
-        done = run_cli("dream", statue_exr, "-o", str(tmp_path / "x.exr"), "--octaves", "1", "--iterations", "1",
-                       *args)
+        done = cli("dream", statue_exr, "-o", str(tmp_path / "x.exr"), "--octaves", "1", "--iterations", "1",
+                   *args)
         assert done.returncode == 2, (args, done.stderr)
         assert words in done.stderr.strip().splitlines()[-1], (args, done.stderr)
     assert not (tmp_path / "x.exr").exists()

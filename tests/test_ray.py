@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import cli
 
 from dream_core.io import read_image
 
@@ -45,25 +45,25 @@ def test_a_shot_dreamed_on_a_local_ray_resumes(pan, tmp_path):
     fast = ["--octaves", "1", "--iterations", "2", "--device", "cpu", "--temporal", "flow"]
     # two chunks for two actors: both start at once, so chunk 5-8 always warms up with frames 3-4 and
     # holds frame 5 for the fade (with three chunks the third would carry on or warm up as the first two end)
-    first = run_cli("dream", str(pan), "-o", str(out), "--ray", "--chunk-size", "4", "--ray-actors", "2",
-                    "--preroll", "2", "--fade", "1", "-q", *fast)
+    first = cli("dream", str(pan), "-o", str(out), "--ray", "--chunk-size", "4", "--ray-actors", "2",
+                "--preroll", "2", "--fade", "1", "-q", *fast)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "dreamed 8 frames" in first.stderr
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == [f"pan_{n:04d}.exr" for n in range(1, 9)]
     through = tmp_path / "through_driver"  # as for actors on machines that do not reach the folders
-    driven = run_cli("dream", str(pan), "-o", str(through), "--ray", "--chunk-size", "4", "--ray-actors", "2",
-                     "--preroll", "2", "--fade", "1", "--ray-io", "driver", "-q", *fast)
+    driven = cli("dream", str(pan), "-o", str(through), "--ray", "--chunk-size", "4", "--ray-actors", "2",
+                 "--preroll", "2", "--fade", "1", "--ray-io", "driver", "-q", *fast)
     assert driven.returncode == 0, driven.stderr[-3000:]
     assert "dreamed 8 frames" in driven.stderr
     assert (out / ".dream" / "held" / "pan_0005.exr").exists()
     for n in range(1, 9):  # the same frames, the seam blended alike
         np.testing.assert_allclose(read_image(str(through / f"pan_{n:04d}.exr")).pixels,
                                    read_image(str(out / f"pan_{n:04d}.exr")).pixels, atol=1e-4, err_msg=str(n))
-    again = run_cli("dream", str(pan), "-o", str(out), "--ray", "--chunk-size", "3", "--ray-actors", "2", "-q",
-                    *fast)
+    again = cli("dream", str(pan), "-o", str(out), "--ray", "--chunk-size", "3", "--ray-actors", "2", "-q",
+                *fast)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "dreamed 0 frames (8 already done, skipped)" in again.stderr
-    alone = run_cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--ray", *fast)
+    alone = cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--ray", *fast)
     assert alone.returncode == 2 and "--ray takes a folder" in alone.stderr
 
 

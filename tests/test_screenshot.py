@@ -3,7 +3,6 @@ under Xvfb), saved as a screenshot."""
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 from conftest import ROOT, run_in_window
@@ -11,10 +10,8 @@ from conftest import ROOT, run_in_window
 
 @pytest.mark.blender
 @pytest.mark.skipif(not (shutil.which("blender") and shutil.which("xvfb-run")), reason="needs blender and xvfb-run")
-def test_panel_screenshot(tmp_path):
-    dist = tmp_path / "dist"
-    built = subprocess.run([sys.executable, os.path.join(ROOT, "build.py"), "--out", str(dist)],
-                           capture_output=True, text=True, check=True).stdout.strip()
+def test_panel_screenshot(tmp_path, addon_zip):
+    built = addon_zip
     env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "config"),
            "BLENDER_USER_SCRIPTS": str(tmp_path / "scripts")}
     # preferences without the first-run splash, as a user's would be
@@ -41,14 +38,12 @@ def test_panel_screenshot(tmp_path):
 
 @pytest.mark.blender
 @pytest.mark.skipif(not (shutil.which("blender") and shutil.which("xvfb-run")), reason="needs blender and xvfb-run")
-def test_dream_on_render_in_the_window(tmp_path, server, token_file):
+def test_dream_on_render_in_the_window(tmp_path, server, token_file, addon_zip):
     """As a user renders with a window open: Render Animation runs in
     Blender's render thread; dreamed frames still land at the output path
     and the settings come back, also while the window is busy drawing (as
     on a loaded machine). F12 then dreams the still and shows it."""
-    dist = tmp_path / "dist"
-    built = subprocess.run([sys.executable, os.path.join(ROOT, "build.py"), "--out", str(dist)],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    built = addon_zip
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "BLENDER_USER_CONFIG": str(tmp_path / "config"),

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from dream_core.wire import protocol as P
 from dream_core.wire.client import DreamClient
 
+pytestmark = pytest.mark.slow  # hundreds of requests, each followed by a dream that proves the server well
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
