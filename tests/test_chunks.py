@@ -220,10 +220,11 @@ def test_a_chunk_no_longer_than_its_fade_is_refused_unless_it_ends_the_shot(pan,
     """Frames 3-4 with a fade of 2 would all wait for the chunk before, and the seam after them would have
     nothing of their chain to blend: run before the chunk after, frames 5-8 were never written while every
     chunk exited 0. Refused before anything is written; the shot's last chunk (7-8) has no seam after it."""
-    from dream_core.errors import BadSetting
-
     out = tmp_path / "out"
-    with pytest.raises(BadSetting, match=r"--fade 2 must be shorter .* frames 3-4 are 2: lower --fade"):
-        dream_chunk(pan, out, frames=(3, 4), fade=2)
+    fast = ["--octaves", "1", "--iterations", "1", "--device", "cpu", "-q", "--temporal", "flow"]
+    refused = cli("dream", str(pan), "-o", str(out), "--frames", "3-4", "--fade", "2", *fast)
+    assert refused.returncode == 2, refused.stderr
+    assert "--fade 2 must be shorter than every chunk but the shot's last; frames 3-4 are 2" in refused.stderr
     assert not out.exists() or not any(out.iterdir())
-    assert dream_chunk(pan, out, frames=(7, 8), fade=2).waiting == (7, 8)
+    last = cli("dream", str(pan), "-o", str(out), "--frames", "7-8", "--fade", "2", *fast)
+    assert last.returncode == 0 and "frames 7-8 wait for the chunk before" in last.stderr, last.stderr

@@ -302,12 +302,14 @@ class BatchResult:
 
 
 def refuse_all_held(plans: list[FramePlan], frames: Optional[tuple[int, int]], fade: int) -> None:
-    """A chunk run on its own whose every frame waits for the chunk before
-    (``fade`` at least its length) while a chunk follows it: the seam after
-    would have nothing of this chain to blend, and, the chunks run in another
-    order, its frames were never written. Refused before anything is dreamed,
-    whether or not the chunk before has been dreamed yet (the same chunk, the
-    same answer)."""
+    """A chunk run on its own (``dream --frames``, one process a chunk, as a
+    farm runs them) whose every frame waits for the chunk before (``fade`` at
+    least its length) while a chunk follows it: the seam after would have
+    nothing of this chain to blend, and, the chunks run in another order, its
+    frames were never written. Refused before anything is dreamed, whether or
+    not the chunk before has been dreamed yet (the same chunk, the same
+    answer). Ray and --lockstep dream every chunk of the shot in one run and
+    merge every seam themselves: not refused there."""
     if frames is None or fade <= 0:
         return
     plan = plan_chunk([p.frame for p in plans], *frames, fade=fade)
@@ -329,7 +331,6 @@ def run_batch(plans: list[FramePlan], backend: Backend, *, overwrite: bool = Fal
     from .seams import merge_seams
 
     params = params if params is not None else provenance_params(backend.settings)
-    refuse_all_held(plans, frames, fade)
     run = ChunkRun(plans, params, frames, preroll, fade, overwrite, records)
     bars = ProgressBars(len(run.plan.frames), run.skipped, quiet)
     try:

@@ -111,6 +111,10 @@ def _check_chunk(args: argparse.Namespace, plans: list[FramePlan], is_folder: bo
     first, last = args.frames
     if not any(first <= p.frame <= last for p in plans):
         raise UsageError(f"no frames {first}-{last} in {args.input}: it has frames {plans[0].frame}-{plans[-1].frame}")
+    if args.ray is None and args.lockstep == 1:
+        from ..batch.run import refuse_all_held
+
+        refuse_all_held(plans, args.frames, fade)
 
 
 def _check_unique_targets(plans: list[FramePlan]) -> None:
