@@ -52,9 +52,7 @@ def plan_render_job(frame: int, *, end: int, step: int, saved: tuple[int, int, i
         raise UserError(f"{WRITE_FROM} {first} is outside the frames rendered ({frame}-{last})")
     preroll = sum(frame <= f < first for f in shot)
     plan = plan_chunk(shot, first, last, preroll=preroll, fade=seam_fade if chunk else 0)
-    if plan.held and len(plan.held) == len(plan.frames) and plan.seam_after is not None:
-        # every frame would wait for the chunk before, and the seam after would have no frame of this chain
-        # to blend: run out of order, that seam was never written
+    if plan.strands_a_seam:
         raise UserError(f"the Seam Fade ({seam_fade}) must be shorter than every chunk but the shot's last; this "
                         f"chunk is {len(plan.frames)} frame(s) ({plan.frames[0]}-{plan.frames[-1]}): lower the "
                         "Seam Fade or render longer chunks")

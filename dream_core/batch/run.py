@@ -313,7 +313,7 @@ def refuse_all_held(plans: list[FramePlan], frames: Optional[tuple[int, int]], f
     if frames is None or fade <= 0:
         return
     plan = plan_chunk([p.frame for p in plans], *frames, fade=fade)
-    if plan.held and len(plan.held) == len(plan.frames) and plan.seam_after is not None:
+    if plan.strands_a_seam:
         raise BadSetting(f"--fade {fade} must be shorter than every chunk but the shot's last; frames "
                          f"{plan.frames[0]}-{plan.frames[-1]} are {len(plan.frames)}: lower --fade or dream longer "
                          "chunks")

@@ -51,6 +51,13 @@ class ChunkPlan:
         """The frames in the order they are dreamed."""
         return self.warm + self.frames
 
+    @property
+    def strands_a_seam(self) -> bool:
+        """Every frame is held for the seam before, and a chunk follows: the
+        seam after has nothing of this chain to blend (run on its own, as a
+        farm runs chunks, that seam's frames were never written)."""
+        return bool(self.held) and len(self.held) == len(self.frames) and self.seam_after is not None
+
     def before(self, frame: int) -> Optional[int]:
         """The shot's frame before ``frame``, or None at its start."""
         index = self.shot.index(frame)
