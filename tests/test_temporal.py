@@ -387,6 +387,27 @@ def test_warp_error_is_the_mean_squared_rgb_distance_over_the_unoccluded_pixels(
     assert temporal.warp_error([first, first], [torch.zeros_like(flow)], [mask]) == 0.0
 
 
+def test_the_pattern_flicker_reads_a_perfect_move_as_still_and_a_boil_as_a_boil():
+    """Fine detail moved by an exact half pixel reads as a change at full
+    detail (no warp moves a 2 px period exactly: the measure's floor) but
+    next to none at the pattern's scale; a pattern drawn afresh (a boil)
+    reads as a change on both."""
+    noise = torch.rand((1, 3, 48, 64), generator=torch.Generator().manual_seed(3))
+    other = torch.rand((1, 3, 48, 64), generator=torch.Generator().manual_seed(4))
+    pattern, boiled = (temporal.gaussian_blur(x, 0.5) for x in (noise, other))  # detail at 2-3 px
+    flow = torch.zeros((1, 2, 48, 64))
+    flow[:, 0] = -0.5  # pixel x of the second frame was at x - 0.5
+    mask = torch.zeros((1, 1, 48, 64))
+    mask[..., 8:-8, 8:-8] = 1.0  # away from where the Fourier shift wraps round
+    moved = [pattern, temporal.moved_exactly(pattern, 0.5, 0.0)]
+    drawn_afresh = [pattern, boiled]
+    full, at_scale = (measure(moved, [flow], [mask]) for measure in (temporal.flicker, temporal.pattern_flicker))
+    full_boil, at_scale_boil = (measure(drawn_afresh, [flow], [mask])
+                                for measure in (temporal.flicker, temporal.pattern_flicker))
+    assert full > 0.15 * full_boil  # the floor: a perfect move reads a fifth of a boil at full detail
+    assert at_scale < 0.03 * at_scale_boil
+
+
 def _saturated(image: torch.Tensor, factor: float) -> torch.Tensor:
     y = image.mean(dim=1, keepdim=True)
     return (y + factor * (image - y)).clamp(0, 1)

@@ -27,7 +27,8 @@ The pieces, each in its own module:
 - ``regrowth``: the finest octave regrows what the carry lost (measured at twice the size); the strength governor;
 - ``deformation``: a pattern stretched too far by the motion is dreamed afresh;
 - ``anchor``: a carried pattern keeps the colours it was dreamed with;
-- ``blur`` and ``metrics`` (flicker, for benchmarks and tests).
+- ``blur`` and ``metrics`` (flicker at full detail and at the pattern's scale, the warping error: for
+  benchmarks and tests).
 """
 from .anchor import (
     anchor_colours,
@@ -49,7 +50,7 @@ from .deformation import (
     undeformed,
 )
 from .fine_detail import carry_detail, next_fine_detail, shrinking_to, supersample
-from .metrics import flicker, warp_error
+from .metrics import flicker, moved_exactly, pattern_flicker, warp_error
 from .motion import (
     agreement,
     carried_or_fresh,
@@ -88,8 +89,9 @@ __all__ = [
     "TUNING", "Prepared", "Previous", "TemporalCarry", "Tuning", "agreement", "anchor_colours", "anchor_gains",
     "brightness_saturation", "carried_or_fresh", "carried_share", "carry_detail", "catmull_rom", "colour_anchor",
     "colour_stats", "consistency", "deformed", "detail_energy", "dream_strength", "estimate_flow",
-    "fine_pattern_energy", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "next_anchor",
-    "next_deformation", "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy", "prepare",
-    "regrowth_gain", "regrowth_share", "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched",
-    "supersample", "undeformed", "vectors_to_flow", "warp", "warp_error", "warp_sharp", "weighted_means",
+    "fine_pattern_energy", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "moved_exactly", "next_anchor",
+    "next_deformation", "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy",
+    "pattern_flicker", "prepare", "regrowth_gain", "regrowth_share", "reliability", "resolve_mode", "shrinking_to",
+    "stretch", "stretched", "supersample", "undeformed", "vectors_to_flow", "warp", "warp_error", "warp_sharp",
+    "weighted_means",
 ]
