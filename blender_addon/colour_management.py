@@ -17,7 +17,7 @@ from .dreaming import why_not_written
 from .errors import UserError
 from .output_settings import FORMAT_FIELDS, OutputSettings
 from .render_records import partial_path
-from .wire.provenance import digest_of
+from .shot.provenance import digest_of
 
 HELPER = ".Dream Colour"  # hidden scenes that carry the look and the file format, one per writer
 SHOWN = ("PNG", "16", "RGBA")  # a render as the view transform shows it, sent to be dreamed (no dither)

@@ -12,7 +12,7 @@ from typing import Optional
 
 from .command_line import WRITE_FROM
 from .errors import UserError
-from .wire.shots import ChunkPlan, plan_chunk
+from .shot.planner import ChunkPlan, plan_chunk
 
 MOVIE_ERROR = ("Dream on Render writes image files, not movies: set the output's file format to an image "
                "format (PNG, JPEG, TIFF or OpenEXR), then make the movie from the dreamed frames")

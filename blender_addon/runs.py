@@ -20,7 +20,7 @@ from .dreaming import DreamWorker
 from .errors import UserError
 from .frame_walk import FrameWalk
 from .render_records import render_verdict
-from .wire.plans import FramePlan
+from .shot.frame_plans import FramePlan
 
 
 class FrameRun(FrameWalk):

@@ -8,7 +8,7 @@ from conftest import ROOT
 
 # lowest first; a package may import from its own layer and those before it
 LAYERS = [
-    {"errors", "version", "wire"},  # the standard library only (wire is bundled into the add-on)
+    {"errors", "version", "wire", "shot"},  # the standard library only (wire and shot are bundled into the add-on)
     {"config"},
     {"io"},
     {"models", "engine"},

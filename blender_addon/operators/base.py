@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..preferences import configured_link
 from ..reports import run_failure_exits, run_summary
 from ..runs import FrameRun
-from ..wire.plans import FramePlan
+from ..shot.frame_plans import FramePlan
 
 REDRAW_EVERY = 0.5  # s between redraws of the progress
 

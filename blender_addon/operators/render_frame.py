@@ -2,7 +2,7 @@ import bpy
 
 from .. import rendering, scene_frames, scene_state
 from ..render_records import record_render
-from ..wire.provenance import chain_settings
+from ..shot.provenance import chain_settings
 from .base import DreamRunOperator
 
 
