@@ -24,7 +24,6 @@ from typing import Optional
 from .dispatch import Dispatcher
 from .dream_provenance import dreamed_as, link_is_current
 from .dreaming import FrameDone, FrameFailed, Job, RunCancelled
-from .errors import UserError
 from .frame_paths import PADDING, frame_file, numbered
 from .render_chunk import frame_role, plan_with_carry
 from .render_records import current_render, is_complete_render, record_render
@@ -33,6 +32,7 @@ from .shot.atomic import owned_prefix, sweep_once
 from .shot.frame_plans import FramePlan
 from .shot.planner import ChunkPlan, Walk, checkpoint_every, seam_to_merge, state_to_keep
 from .shot.provenance import FOLDER, START, FileRecord, Records, chain_settings, digest_of, file_stat
+from .user_errors import UserError
 
 
 class ChunkDreaming:

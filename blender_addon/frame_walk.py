@@ -17,13 +17,13 @@ from typing import Optional
 from .dispatch import Dispatcher
 from .dream_provenance import dreamed_as, link_is_current
 from .dreaming import DreamWorker, FrameDone, FrameFailed, FrameProgress, Job, RunCancelled
-from .errors import RenderStopped, UserError
 from .frame_paths import reply_as_linear, reply_as_shown, reply_as_target
 from .render_records import RenderVerdict, current_render, record_render
 from .reports import run_status
 from .shot.frame_plans import FramePlan
 from .shot.planner import Walk, checkpoint_every, state_to_keep
 from .shot.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
+from .user_errors import RenderStopped, UserError
 
 
 class FrameWalk:

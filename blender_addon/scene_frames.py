@@ -7,9 +7,9 @@ import os
 import bpy
 
 from . import compat, frame_paths, strengths
-from .errors import UserError
 from .shot.frame_plans import FramePlan
 from .shot.provenance import FOLDER, Records
+from .user_errors import UserError
 
 
 def output_root(scene) -> str:

@@ -31,9 +31,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 ADDON = os.path.join(ROOT, "blender_addon")
 PACKAGE = "dream_renders_plain"
 # the add-on's modules that import no bpy (and nothing that does): everything tested here
-PLAIN = ("errors", "frame_paths", "command_line", "render_records", "dream_provenance", "output_settings", "reports",
-         "dispatch", "render_chunk", "frame_walk", "chunk_dreaming", "panel_settings", "dreaming", "render_thread",
-         "exr_check", "strengths", "server_link", "installer")
+PLAIN = ("user_errors", "frame_paths", "command_line", "render_records", "dream_provenance", "output_settings",
+         "reports", "dispatch", "render_chunk", "frame_walk", "chunk_dreaming", "panel_settings", "dreaming",
+         "render_thread", "exr_check", "strengths", "server_link", "installer")
 RANDOM = os.environ.get("DREAM_TEST_RANDOM") is not None  # else the same examples every run
 QUICK = settings(max_examples=60, deadline=None, database=None, derandomize=not RANDOM)
 
@@ -74,7 +74,7 @@ provenance = importlib.import_module(f"{PACKAGE}.shot.provenance")
 frame_plans = importlib.import_module(f"{PACKAGE}.shot.frame_plans")
 planner = importlib.import_module(f"{PACKAGE}.shot.planner")
 messages = addon.dreaming
-UserError = addon.errors.UserError
+UserError = addon.user_errors.UserError
 START = provenance.START
 
 
@@ -521,7 +521,7 @@ def test_a_farm_chunk_prerolls_then_writes_holding_its_seam_fade(saved_start, le
     whole = sorted(set(shot) | set(rendered))
     frames = [f for f in whole if first <= f <= max(job_start, end)]
     if job_start > saved[0] and whole[0] < frames[0] and 0 < len(frames) <= fade and whole[-1] > frames[-1]:
-        with pytest.raises(addon.errors.UserError, match="Seam Fade"):  # all held, a seam after: refused
+        with pytest.raises(UserError, match="Seam Fade"):  # all held, a seam after: refused
             chunk.plan_render_job(job_start, end=end, step=step, saved=saved, job_start=job_start, farm=True,
                                   write_from=write_from, seam_fade=fade)
         return
@@ -1038,7 +1038,7 @@ def test_a_chunk_no_longer_than_the_seam_fade_is_refused_unless_it_ends_the_shot
                                      write_from=start, seam_fade=1)
 
     for start in (2, 3, 4):
-        with pytest.raises(addon.errors.UserError, match=r"Seam Fade \(1\) must be shorter .* lower the Seam Fade"):
+        with pytest.raises(UserError, match=r"Seam Fade \(1\) must be shorter .* lower the Seam Fade"):
             plan(start)
     assert plan(1).held == () and plan(5).held == (5,)
 
