@@ -10,7 +10,7 @@ from ..preferences import ADDON_ID, SERVER_FOLDER, addon_prefs, configured_link
 from ..reports import server_description
 from ..server_link import ConnectionProbe
 from ..user_errors import UserError
-from .base import report_failure
+from .run_operator import report_failure
 
 _running: Optional[installer.Installer] = None  # the install in progress, for Cancel
 
