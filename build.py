@@ -2,11 +2,13 @@
 """Builds dist/dream_renders-<version>.zip and the dream-renders wheel
 (dist/dream_renders-<version>-py3-none-any.whl, also inside the zip for
 Install Dream Server). The zip is the add-on folder plus
-dream_core's standard-library-only ``wire`` package, copied verbatim as the
-add-on's ``wire`` subpackage (one source of truth for the protocol, client,
-spawning, atomic writes and frame plans), installable as an extension
-(Blender 4.2+) or a legacy add-on (3.4+). tests/test_wire.py checks that
-``wire`` imports nothing beyond the standard library."""
+dream_core's standard-library-only packages, each copied verbatim as a
+subpackage of the add-on: ``wire`` (the protocol, client and spawning: one
+source of truth for how the add-on and the server talk) and ``shot`` (the
+settings, frame plans, provenance, the shot planner and atomic writes: one
+source of truth for what a run decides), installable as an extension
+(Blender 4.2+) or a legacy add-on (3.4+). tests/test_bundled.py checks that
+they import nothing beyond the standard library."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +23,7 @@ import zipfile
 ROOT = os.path.dirname(os.path.abspath(__file__))
 ADDON = os.path.join(ROOT, "blender_addon")
 PACKAGE = "dream_renders"
-WIRE = os.path.join(ROOT, "dream_core", "wire")
+BUNDLED = ("wire", "shot")  # dream_core's standard-library-only packages, the add-on's subpackages of those names
 
 
 def version() -> str:
@@ -72,8 +74,9 @@ def build(out_dir: str) -> str:
             if rel.endswith(".py"):
                 check_no_heavy_imports(source, rel)
             zf.writestr(f"{PACKAGE}/{rel}", source)
-        for rel, source in _sources(WIRE):
-            zf.writestr(f"{PACKAGE}/wire/{rel}", source)  # verbatim: its imports are relative
+        for name in BUNDLED:
+            for rel, source in _sources(os.path.join(ROOT, "dream_core", name)):
+                zf.writestr(f"{PACKAGE}/{name}/{rel}", source)  # verbatim: their imports are relative
     os.replace(tmp, target)
     return target
 

@@ -3,7 +3,7 @@ and in chunks, each chunk as a separate machine would dream it when it
 cannot carry on from the chunk before (a fresh sequence): cold or with a
 pre-roll of frames dreamed and dropped, and with a fade: the chunk's first
 ``fade`` frames written as a ramp from the chunk before's chain, carried on
-over them, into this chunk's (the shot planner's rule, dream_core.wire.shots),
+over them, into this chunk's (the shot planner's rule, dream_core.shot.planner),
 as frame/crossfade.py fades one into the other or (for comparison) as a
 plain pixel average. Per variant it prints:
 
@@ -45,7 +45,7 @@ from dream_core.config import DreamConfig, DreamSettings  # noqa: E402
 from dream_core.engine import Dreamer  # noqa: E402
 from dream_core.frame import crossfade, temporal  # noqa: E402
 from dream_core.frame.pipeline import SequenceDreamer  # noqa: E402
-from dream_core.wire.shots import seam_share  # noqa: E402
+from dream_core.shot.planner import seam_share  # noqa: E402
 
 metrics = importlib.import_module("temporal")  # benchmarks/temporal.py: rendering, flicker masks, detail
 

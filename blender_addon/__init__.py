@@ -9,8 +9,9 @@ keep, render, dream and write is decided by plain modules without bpy
 (``frame_walk``, ``chunk_dreaming``, ``render_chunk``, ``frame_paths``,
 ``render_records``, ``dream_provenance``, ``reports``...), the worker
 thread is ``dreaming`` and its messages are handled by type through one
-``dispatch.Dispatcher``; ``wire/`` is the protocol and client, bundled
-from dream_core by build.py.
+``dispatch.Dispatcher``; ``wire/`` (the protocol and client) and
+``shot/`` (the settings, frame plans, provenance and the shot planner) are
+bundled from dream_core by build.py.
 """
 
 bl_info = {

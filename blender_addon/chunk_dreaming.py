@@ -1,6 +1,6 @@
 """One Dream on Render job's decisions, with no bpy: a
 :class:`ChunkDreaming` keeps each frame Blender renders with its record and
-walks it as the shot planner says (:mod:`.wire.shots`): kept when its dream
+walks it as the shot planner says (:mod:`.shot.planner`): kept when its dream
 is current and carries the chain on, else dreamed. The chunk is known at
 its first frame (:mod:`.render_chunk`); it carries on exactly from a current
 frame before it, or starts its own chain and holds its first *Seam Fade*
@@ -24,15 +24,15 @@ from typing import Optional
 from .dispatch import Dispatcher
 from .dream_provenance import dreamed_as, link_is_current
 from .dreaming import FrameDone, FrameFailed, Job, RunCancelled
-from .errors import UserError
 from .frame_paths import PADDING, frame_file, numbered
 from .render_chunk import frame_role, plan_with_carry
 from .render_records import current_render, is_complete_render, record_render
 from .reports import render_summary
-from .wire.atomic import owned_prefix, sweep_once
-from .wire.plans import FramePlan
-from .wire.provenance import FOLDER, START, FileRecord, Records, chain_settings, digest_of, file_stat
-from .wire.shots import ChunkPlan, Walk, checkpoint_every, seam_to_merge, state_to_keep
+from .shot.atomic import owned_prefix, sweep_once
+from .shot.frame_plans import FramePlan
+from .shot.planner import ChunkPlan, Walk, checkpoint_every, seam_to_merge, state_to_keep
+from .shot.provenance import FOLDER, START, FileRecord, Records, chain_settings, digest_of, file_stat
+from .user_errors import UserError
 
 
 class ChunkDreaming:

@@ -9,7 +9,7 @@ import bpy
 from . import compat
 from .command_line import frame_range
 from .properties import PANEL_SETTINGS
-from .wire.settings import option, out_of_range
+from .shot.settings import option, out_of_range
 
 _handle = None
 

@@ -14,10 +14,10 @@ import bpy
 from . import compat
 from .dream_provenance import dither_for
 from .dreaming import why_not_written
-from .errors import UserError
 from .output_settings import FORMAT_FIELDS, OutputSettings
 from .render_records import partial_path
-from .wire.provenance import digest_of
+from .shot.provenance import digest_of
+from .user_errors import UserError
 
 HELPER = ".Dream Colour"  # hidden scenes that carry the look and the file format, one per writer
 SHOWN = ("PNG", "16", "RGBA")  # a render as the view transform shows it, sent to be dreamed (no dither)

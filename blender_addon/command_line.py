@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .errors import UserError
+from .user_errors import UserError
 
 WRITE_FROM = "--dream-write-from"
 OLD_FADE = "--dream-fade"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .wire.provenance import FileRecord, Link
+from .shot.provenance import FileRecord, Link
 
 
 def dreamed_as(params: dict, view: Optional[str], dither: Optional[dict]) -> dict:

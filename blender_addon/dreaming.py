@@ -14,11 +14,11 @@ from typing import Optional, Union
 
 from .frame_paths import FORMATS, reply_as_target
 from .server_link import ConnectionFailed, ServerLink
-from .wire.atomic import write_atomically
+from .shot.atomic import write_atomically
+from .shot.frame_plans import FramePlan
+from .shot.provenance import Records
 from .wire.client import Cancelled, DreamClient, FrameRequest
-from .wire.plans import FramePlan
 from .wire.protocol import ProtocolError
-from .wire.provenance import Records
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class FrameDone:
     frame: int
     target: str
     written: str  # the file the dream was written to: ``target``, or a scene-linear EXR to convert into it
-    link: str = ""  # the chain's link after the frame (see wire.provenance)
+    link: str = ""  # the chain's link after the frame (see shot.provenance)
     state_kept: bool = False  # the carried state after it is kept on disk
 
 
@@ -59,10 +59,10 @@ class Job:
     """One frame for the worker. ``starts``: the frame begins a new sequence
     on the server, from the carried state ``state`` (None: afresh); jobs
     after it carry it on. ``replay``: dreamed only to bring the sequence to
-    where the chain is (see wire.shots), never written. ``keep_state``: the
+    where the chain is (see shot.planner), never written. ``keep_state``: the
     sequence's state after it is kept (under ``link`` in ``records``):
     ``lasting`` or ``passing`` (dropped once a newer one is kept), see
-    wire.shots.state_to_keep.
+    shot.planner.state_to_keep.
     ``blend``: a seam's frame, the reply cross-faded into this file by this
     share (the sequence carries the dream itself on). ``display``: the
     render as the scene's view transform shows it (a 16-bit PNG): the dream

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import Union
 
-from .errors import UserError
-from .wire.plans import FramePlan, name_in_path
+from .shot.frame_plans import FramePlan, name_in_path
+from .user_errors import UserError
 
 # raw renders, dreamed frames, the dreams kept: scene-linear, or of the image as shown
 KINDS = {"renders": ".exr", "frames": ".png", "linear": ".exr", "shown": ".png"}

@@ -1,5 +1,5 @@
 """Dream Animation's decisions, with no bpy: a :class:`FrameWalk` walks
-the planned frames as the shot planner says (:class:`~.wire.shots.Walk`):
+the planned frames as the shot planner says (:class:`~.shot.planner.Walk`):
 a frame whose dream on disk is the one the chain makes now is kept, the
 others are sent to dream, the chain brought to where it is from its latest
 kept state; the worker's messages are handled as they come back.
@@ -17,13 +17,13 @@ from typing import Optional
 from .dispatch import Dispatcher
 from .dream_provenance import dreamed_as, link_is_current
 from .dreaming import DreamWorker, FrameDone, FrameFailed, FrameProgress, Job, RunCancelled
-from .errors import RenderStopped, UserError
 from .frame_paths import reply_as_linear, reply_as_shown, reply_as_target
 from .render_records import RenderVerdict, current_render, record_render
 from .reports import run_status
-from .wire.plans import FramePlan
-from .wire.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
-from .wire.shots import Walk, checkpoint_every, state_to_keep
+from .shot.frame_plans import FramePlan
+from .shot.planner import Walk, checkpoint_every, state_to_keep
+from .shot.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
+from .user_errors import RenderStopped, UserError
 
 
 class FrameWalk:
@@ -214,7 +214,7 @@ class FrameWalk:
         except RenderStopped:
             self.cancel()  # Esc in Blender's render window stops the run as Esc does here
             return
-        except (UserError, ValueError) as err:  # ours, and a kept state gone since (wire.provenance)
+        except (UserError, ValueError) as err:  # ours, and a kept state gone since (shot.provenance)
             self.fail(str(err))
             return
         if busy and self.render_in_job:

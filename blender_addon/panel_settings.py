@@ -1,5 +1,5 @@
 """The panel's dream settings as plain values, with no bpy: which settings
-the panel offers (:mod:`.wire.settings` defines each once), its presets, the
+the panel offers (:mod:`.shot.settings` defines each once), its presets, the
 server's params made from the values Blender holds (a frame's provenance
 rests on them), the layer the panel names, and whether a preset still holds.
 ``properties.py`` declares them as Blender properties."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .wire.settings import BY_NAME, SETTINGS
+from .shot.settings import BY_NAME, SETTINGS
 
 PANEL_SETTINGS = tuple(s for s in SETTINGS if s.offered_in("panel"))
 PRESETS = {

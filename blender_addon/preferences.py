@@ -6,8 +6,8 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from . import compat, installer
-from .errors import UserError
 from .server_link import ServerConfig, get_link
+from .user_errors import UserError
 
 ADDON_ID = __package__
 SERVER_FOLDER = "server"  # the environment Install Dream Server makes, in the add-on's user folder

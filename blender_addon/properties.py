@@ -18,13 +18,13 @@ from bpy.props import (
 
 from . import compat
 from .panel_settings import PANEL_SETTINGS, PRESETS, leaves_preset, params_of, shown_layer
-from .wire.settings import BY_NAME, panel_range
+from .shot.settings import BY_NAME, panel_range
 
 _applying: set = set()  # the settings whose preset is being applied (their updates are the preset's own)
 
 
 def _setting(name: str, kind, **own):
-    """A scene property for a dream setting, as wire.settings defines it;
+    """A scene property for a dream setting, as shot.settings defines it;
     ``own``: the panel's additions (an update, a subtype, its own words)."""
     setting = BY_NAME[name]
     options = {"name": setting.label, "default": setting.default_in("panel"),
@@ -82,7 +82,7 @@ class DreamSceneSettings(bpy.types.PropertyGroup):
                                                ("CLASSIC", "Classic", "The DeepDream look: eyes and swirls"),
                                                ("DEEP", "Deep", "Strong, deeper-layer dreams")],
                          default="CLASSIC", update=_apply_preset)
-    # the dream settings: defaults, limits (the server's; the slider the panel's) and help from wire.settings
+    # the dream settings: defaults, limits (the server's; the slider the panel's) and help from shot.settings
     model: _setting("model", StringProperty, description="Network that dreams, by the server's name for it (the "
                                                          "menu beside lists the server's models after Test "
                                                          "Connection)")

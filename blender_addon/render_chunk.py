@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Optional
 
 from .command_line import WRITE_FROM
-from .errors import UserError
-from .wire.shots import ChunkPlan, plan_chunk
+from .shot.planner import ChunkPlan, plan_chunk
+from .user_errors import UserError
 
 MOVIE_ERROR = ("Dream on Render writes image files, not movies: set the output's file format to an image "
                "format (PNG, JPEG, TIFF or OpenEXR), then make the movie from the dreamed frames")

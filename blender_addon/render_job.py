@@ -15,11 +15,11 @@ from . import colour_management, rendering, scene_frames, scene_state
 from .chunk_dreaming import ChunkDreaming
 from .command_line import write_from_argument
 from .dreaming import DreamWorker
-from .errors import UserError
 from .frame_paths import still_path
 from .output_settings import OutputSettings
 from .render_chunk import output_problem, plan_render_job
 from .render_thread import writes_scene
+from .user_errors import UserError
 
 
 class RenderDreaming(ChunkDreaming):

@@ -10,9 +10,9 @@ import shutil
 from typing import NamedTuple, Optional
 
 from . import exr_check
-from .errors import UserError
-from .wire.atomic import temporary_beside
-from .wire.provenance import Digests, FileRecord, Records
+from .shot.atomic import temporary_beside
+from .shot.provenance import Digests, FileRecord, Records
+from .user_errors import UserError
 
 CRYPTOMATTE_CHANNEL = ".CryptoObject00."
 

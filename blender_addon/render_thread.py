@@ -14,7 +14,7 @@ import functools
 import threading
 import time
 
-from .errors import UserError
+from .user_errors import UserError
 
 REFUSED = "Writing to ID classes in this context is not allowed"
 RETRY_FOR = 30.0  # s: a draw that holds the flag longer than this is not a draw

@@ -10,10 +10,10 @@ import os
 import bpy
 
 from . import compat, strengths
-from .errors import RenderStopped, UserError
 from .output_settings import OutputSettings
 from .render_records import disk_nearly_full, into_place, partial_path, render_problem
 from .render_thread import writes_scene
+from .user_errors import RenderStopped, UserError
 
 
 @writes_scene  # called from render handlers

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .errors import UserError
+from .user_errors import UserError
 
 
 def run_status(rendering: Optional[int], done: int, total: int, fraction: float) -> str:

@@ -17,10 +17,10 @@ import bpy
 
 from . import colour_management, rendering, scene_frames, scene_state, strengths
 from .dreaming import DreamWorker
-from .errors import UserError
 from .frame_walk import FrameWalk
 from .render_records import render_verdict
-from .wire.plans import FramePlan
+from .shot.frame_plans import FramePlan
+from .user_errors import UserError
 
 
 class FrameRun(FrameWalk):

@@ -7,9 +7,9 @@ import os
 import bpy
 
 from . import compat, frame_paths, strengths
-from .errors import UserError
-from .wire.plans import FramePlan
-from .wire.provenance import FOLDER, Records
+from .shot.frame_plans import FramePlan
+from .shot.provenance import FOLDER, Records
+from .user_errors import UserError
 
 
 def output_root(scene) -> str:
@@ -22,7 +22,7 @@ def output_root(scene) -> str:
 
 
 def records(scene) -> Records:
-    """The provenance records of what the add-on makes for ``scene`` (see wire.provenance)."""
+    """The provenance records of what the add-on makes for ``scene`` (see shot.provenance)."""
     return Records(os.path.join(output_root(scene), FOLDER))
 
 

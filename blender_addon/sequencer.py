@@ -11,7 +11,7 @@ import os
 import bpy
 
 from . import compat
-from .errors import UserError
+from .user_errors import UserError
 
 
 def strip_scene(scene):

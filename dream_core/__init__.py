@@ -3,9 +3,10 @@
 >>> from dream_core import dream                 # NumPy in, NumPy out
 >>> from dream_core import Dreamer, DreamConfig  # keep a model warm
 
-The names are imported lazily so that the standard-library-only package
-``dream_core.wire`` (protocol, client) and the torch-free ``config`` load
-without torch or NumPy, as they must inside Blender and for ``--help``.
+The names are imported lazily so that the standard-library-only packages
+``dream_core.wire`` (protocol, client) and ``dream_core.shot`` (settings, the
+shot planner, provenance) and the torch-free ``config`` load without torch
+or NumPy, as they must inside Blender and for ``--help``.
 """
 from __future__ import annotations
 

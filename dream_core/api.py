@@ -18,7 +18,7 @@ from .errors import BadSetting
 from .frame.pipeline import SequenceDreamer
 from .io import Picture
 
-_DEFAULTS = DreamConfig()  # one definition of each default: dream_core/wire/settings.py
+_DEFAULTS = DreamConfig()  # one definition of each default: dream_core/shot/settings.py
 
 
 def dream_picture(dreamer: Dreamer, picture: Picture, settings: DreamSettings, *,

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from .errors import BadSetting
-from .wire.settings import BY_NAME, PRECISIONS, SETTINGS, TEMPORAL_MODES
+from .shot.settings import BY_NAME, PRECISIONS, SETTINGS, TEMPORAL_MODES
 
 DEFAULT_MODEL = BY_NAME["model"].default
 

@@ -323,10 +323,10 @@ def _frame_run(module: str, scene):
     import importlib
 
     preferences = importlib.import_module(f"{module}.preferences")
-    plans = importlib.import_module(f"{module}.scene_frames")
+    scene_frames = importlib.import_module(f"{module}.scene_frames")
     runs = importlib.import_module(f"{module}.runs")
     link = preferences.configured_link(bpy.context)
-    frame_plans = plans.animation_plan(scene, range(scene.frame_start, scene.frame_end + 1))
+    frame_plans = scene_frames.animation_plan(scene, range(scene.frame_start, scene.frame_end + 1))
     return runs.FrameRun(scene, frame_plans, "test/job", link, colour_managed=True), link  # as Dream Animation
 
 
@@ -435,13 +435,13 @@ def _paths_of_names(module, scene) -> dict:
     """Where frames of scenes with awkward names go (names a user can type)."""
     from importlib import import_module
 
-    plans = import_module(f"{module}.scene_frames")  # install() gives the package name
-    root = plans.output_root(scene)
+    scene_frames = import_module(f"{module}.scene_frames")  # install() gives the package name
+    root = scene_frames.output_root(scene)
     names = ["../../escape", "a/b", "a_b", "ショット", "シーン", "Shot.001", "x" * 250, "x" * 249, "C:\\x", " "]
     paths = {}
     for name in names:
         scene.name = name
-        paths[scene.name] = os.path.relpath(plans.frame_file(scene, "frames", 1), root)
+        paths[scene.name] = os.path.relpath(scene_frames.frame_file(scene, "frames", 1), root)
     return paths
 
 

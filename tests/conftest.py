@@ -16,6 +16,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.append(os.path.join(ROOT, "benchmarks"))  # bombs.py: what the soak and the tests both send
 
 
+def bundled_packages() -> tuple[str, ...]:
+    """dream_core's standard-library-only packages that build.py copies verbatim into the add-on
+    (``build.BUNDLED``), each a subpackage of the add-on of the same name."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dream_renders_build", os.path.join(ROOT, "build.py"))
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.BUNDLED
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "blender: needs Blender (bpy module or the blender binary)")
     config.addinivalue_line("markers", "blender_batch(key, scenario=, module=, env=, runtime=): the test checks "

@@ -46,11 +46,11 @@ def scenario_object_strengths(workdir, zip_path):
     bpy.ops.dream.render_animation()
     shutil.copytree(os.path.join(workdir, "dream", "frames"), os.path.join(workdir, "plain"))
     set_strengths(scene)
-    plans = __import__(f"{module}.scene_frames", fromlist=["dream_params"])
+    scene_frames = __import__(f"{module}.scene_frames", fromlist=["dream_params"])
     params = {}
     for frame in (1, 2, 3):
         scene.frame_set(frame)
-        params[frame] = plans.dream_params(scene).get("objects")
+        params[frame] = scene_frames.dream_params(scene).get("objects")
     set_output(scene, "//own/shot_###", "png8")
     before = output_report(scene)
     bpy.ops.dream.render_animation()

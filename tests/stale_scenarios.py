@@ -167,9 +167,9 @@ def scenario_two_writers(workdir, _zip):
     colour = importlib.import_module(f"{module}.colour_management")
     finishing = colour.DisplayWriter(scene)  # as Dream on Render's
     runs = importlib.import_module(f"{module}.runs")
-    plans = importlib.import_module(f"{module}.scene_frames")
+    scene_frames = importlib.import_module(f"{module}.scene_frames")
     preferences = importlib.import_module(f"{module}.preferences")
-    run = runs.FrameRun(scene, plans.animation_plan(scene, range(1, 3)), "test/two", preferences.configured_link(
+    run = runs.FrameRun(scene, scene_frames.animation_plan(scene, range(1, 3)), "test/two", preferences.configured_link(
         bpy.context), colour_managed=True)
     names = [finishing.name, run.display.name]
     finishing.close()  # the other run ends first

@@ -1,6 +1,6 @@
 """The add-on's decisions without Blender, in milliseconds: the plain
 modules of blender_addon/ (no bpy) loaded as the add-on's package (its
-wire/ from dream_core, as build.py bundles it) while bpy cannot be
+wire/ and shot/ from dream_core, as build.py bundles them) while bpy cannot be
 imported. Path rules, farm arguments, render and dream provenance, the
 chunk a render job is, summaries and exit status, the one dispatcher of the
 worker's messages, and both schedulers (Dream Animation's FrameWalk, Dream
@@ -23,36 +23,37 @@ from types import SimpleNamespace
 import numpy as np
 import OpenEXR
 import pytest
-from conftest import ROOT
+from conftest import ROOT, bundled_packages
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 ADDON = os.path.join(ROOT, "blender_addon")
-WIRE = os.path.join(ROOT, "dream_core", "wire")
 PACKAGE = "dream_renders_plain"
 # the add-on's modules that import no bpy (and nothing that does): everything tested here
-PLAIN = ("errors", "frame_paths", "command_line", "render_records", "dream_provenance", "output_settings", "reports",
-         "dispatch", "render_chunk", "frame_walk", "chunk_dreaming", "panel_settings", "dreaming", "render_thread",
-         "exr_check", "strengths", "server_link", "installer")
+PLAIN = ("user_errors", "frame_paths", "command_line", "render_records", "dream_provenance", "output_settings",
+         "reports", "dispatch", "render_chunk", "frame_walk", "chunk_dreaming", "panel_settings", "dreaming",
+         "render_thread", "exr_check", "strengths", "server_link", "installer")
 RANDOM = os.environ.get("DREAM_TEST_RANDOM") is not None  # else the same examples every run
 QUICK = settings(max_examples=60, deadline=None, database=None, derandomize=not RANDOM)
 
 
 def _plain_addon() -> types.ModuleType:
     """The add-on package without its ``__init__`` (which registers with
-    Blender), ``wire`` bundled as build.py does; bpy made unimportable while
+    Blender), ``wire`` and ``shot`` bundled as build.py does; bpy made unimportable while
     the plain modules load, so one that imports it fails here."""
     if PACKAGE in sys.modules:
         return sys.modules[PACKAGE]
     package = types.ModuleType(PACKAGE)
     package.__path__ = [ADDON]
     sys.modules[PACKAGE] = package
-    spec = importlib.util.spec_from_file_location(f"{PACKAGE}.wire", os.path.join(WIRE, "__init__.py"),
-                                                  submodule_search_locations=[WIRE])
-    wire = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = wire
-    spec.loader.exec_module(wire)
+    for name in bundled_packages():
+        folder = os.path.join(ROOT, "dream_core", name)
+        spec = importlib.util.spec_from_file_location(f"{PACKAGE}.{name}", os.path.join(folder, "__init__.py"),
+                                                      submodule_search_locations=[folder])
+        bundled = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = bundled
+        spec.loader.exec_module(bundled)
     before = sys.modules.get("bpy", ...)
     sys.modules["bpy"] = None  # import bpy raises ImportError
     try:
@@ -69,11 +70,11 @@ def _plain_addon() -> types.ModuleType:
 addon = _plain_addon()
 paths, args, renders, dreams = addon.frame_paths, addon.command_line, addon.render_records, addon.dream_provenance
 reports, chunk, dispatch = addon.reports, addon.render_chunk, addon.dispatch
-provenance = importlib.import_module(f"{PACKAGE}.wire.provenance")
-plans_module = importlib.import_module(f"{PACKAGE}.wire.plans")
-shots = importlib.import_module(f"{PACKAGE}.wire.shots")
+provenance = importlib.import_module(f"{PACKAGE}.shot.provenance")
+frame_plans = importlib.import_module(f"{PACKAGE}.shot.frame_plans")
+planner = importlib.import_module(f"{PACKAGE}.shot.planner")
 messages = addon.dreaming
-UserError = addon.errors.UserError
+UserError = addon.user_errors.UserError
 START = provenance.START
 
 
@@ -119,7 +120,7 @@ def test_a_run_renders_frames_and_dreams_into_frames():
 ])
 def test_where_a_reply_goes(rule, target, expected):
     reply = getattr(paths, f"reply_as_{rule}")
-    assert reply(plans_module.FramePlan(1, "/o/renders/S_00001.exr", target)) == expected
+    assert reply(frame_plans.FramePlan(1, "/o/renders/S_00001.exr", target)) == expected
 
 
 @pytest.mark.parametrize("path, extension, add, expected", [
@@ -205,7 +206,7 @@ PANEL = {"model": " lite0 ", "layer": "", "layer_index": -1, "keep_colors": Fals
          "tile": 0, "seed": 0}
 
 
-def test_the_panels_settings_are_the_wire_settings_offered_there():
+def test_the_panels_settings_are_the_dream_settings_offered_there():
     assert set(PANEL) == {s.name for s in panel.PANEL_SETTINGS}
     params = panel.params_of(PANEL)
     assert params["model"] == "lite0" and params["step"] == 0.01 and params["octave_scale"] == 1.4
@@ -520,7 +521,7 @@ def test_a_farm_chunk_prerolls_then_writes_holding_its_seam_fade(saved_start, le
     whole = sorted(set(shot) | set(rendered))
     frames = [f for f in whole if first <= f <= max(job_start, end)]
     if job_start > saved[0] and whole[0] < frames[0] and 0 < len(frames) <= fade and whole[-1] > frames[-1]:
-        with pytest.raises(addon.errors.UserError, match="Seam Fade"):  # all held, a seam after: refused
+        with pytest.raises(UserError, match="Seam Fade"):  # all held, a seam after: refused
             chunk.plan_render_job(job_start, end=end, step=step, saved=saved, job_start=job_start, farm=True,
                                   write_from=write_from, seam_fade=fade)
         return
@@ -671,7 +672,7 @@ class Run(addon.frame_walk.FrameWalk):
         self.shot = shot
         plans = [replace_params(p, shot.params[p.frame])
                  for p in paths.animation_plan(shot.root, "Shot", frames)]
-        pixels = (every - 1) * shots.CHECKPOINT_BYTES // shots.STATE_BYTES_PER_PIXEL + 1
+        pixels = (every - 1) * planner.CHECKPOINT_BYTES // planner.STATE_BYTES_PER_PIXEL + 1
         super().__init__(plans, shot.records, Worker, token=shot.token(), pixels=pixels, display=display, **flags)
 
     def _render_path(self, frame: int) -> str:
@@ -1012,7 +1013,7 @@ def run_tasks(shot: Shot, tasks, fade: int) -> list:
           derandomize=not RANDOM)
 @given(size=st.integers(1, 3), preroll=st.integers(0, 2), data=st.data())
 def test_farm_tasks_in_any_order_write_every_frame(tmp_path_factory, size, preroll, data):
-    """The shot planner's farm tasks (wire.shots.farm_tasks, as the Flamenco
+    """The shot planner's farm tasks (shot.planner.farm_tasks, as the Flamenco
     job type makes them) run one after another in any order, with a Seam
     Fade shorter than a chunk: every frame of the shot is written (each seam
     by whichever of its two chunks ends second); retried in the shot's
@@ -1020,7 +1021,7 @@ def test_farm_tasks_in_any_order_write_every_frame(tmp_path_factory, size, prero
     frame current."""
     fade = data.draw(st.integers(0, size - 1), "fade")
     shot = Shot(str(tmp_path_factory.mktemp("farm")))
-    tasks = shots.farm_tasks(range(1, 6), size, preroll)
+    tasks = planner.farm_tasks(range(1, 6), size, preroll)
     run_tasks(shot, data.draw(st.permutations(tasks), "order"), fade)
     assert [written(shot, f) is not None for f in range(1, 6)] == [True] * 5
     run_tasks(shot, tasks, fade)
@@ -1037,7 +1038,7 @@ def test_a_chunk_no_longer_than_the_seam_fade_is_refused_unless_it_ends_the_shot
                                      write_from=start, seam_fade=1)
 
     for start in (2, 3, 4):
-        with pytest.raises(addon.errors.UserError, match=r"Seam Fade \(1\) must be shorter .* lower the Seam Fade"):
+        with pytest.raises(UserError, match=r"Seam Fade \(1\) must be shorter .* lower the Seam Fade"):
             plan(start)
     assert plan(1).held == () and plan(5).held == (5,)
 

@@ -179,7 +179,7 @@ def test_connection_lists_models_and_a_renamed_scene_stops_the_run(blender_batch
     assert paths["ショット"] == os.path.join("frames", "ショット_00001.png")  # any script reads as typed
     assert paths["Shot.001"] == os.path.join("frames", "Shot.001_00001.png")
     assert all(len(os.path.basename(p).encode()) < 255 for p in paths.values())
-    from dream_core.wire.settings import SETTINGS, panel_range
+    from dream_core.shot.settings import SETTINGS, panel_range
 
     panel = result["panel"]  # the scene's properties are the settings table's, as Blender registered them
     for setting in SETTINGS:

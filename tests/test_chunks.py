@@ -17,7 +17,7 @@ from dream_core.batch.run import Work, run_batch
 from dream_core.config import DreamConfig, DreamSettings
 from dream_core.io import read_image, write_image
 from dream_core.io.sequences import list_frames, plan_frames
-from dream_core.wire.provenance import Records
+from dream_core.shot.provenance import Records
 
 SETTINGS = DreamSettings(temporal="flow", config=DreamConfig(octaves=2, iterations=3, step=0.03, seed=1))
 BACKEND = {}

@@ -42,7 +42,7 @@ def fade_of(task) -> int:
 @pytest.mark.skipif(NODE is None, reason="needs node")
 @pytest.mark.parametrize("case", json.load(open(CASES))["cases"], ids=lambda c: f"{c['frames']}/{c['chunk_size']}")
 def test_the_job_type_chunks_a_shot_as_the_shot_planner_does(case):
-    """The same table as dream_core.wire.shots.farm_tasks (tests/test_shots.py)."""
+    """The same table as dream_core.shot.planner.farm_tasks (tests/test_shots.py)."""
     tasks = compile_job(frames=case["frames"], chunk_size=case["chunk_size"], preroll=case["preroll"], fade=0)
     assert [list(frames_of(t)) for t in tasks] == case["tasks"]
 
@@ -100,8 +100,8 @@ def assert_seam_blend(client, dream, written, frame: int, share: float) -> None:
     chunk before's chain (its state kept after ``frame - 1``) dreamed on over
     the frame and cross-faded into the chunk after's held dream."""
     from dream_core.io import decode_image, read_image
+    from dream_core.shot.provenance import Records
     from dream_core.wire.client import FrameRequest
-    from dream_core.wire.provenance import Records
 
     records = Records(str(dream / ".dream"))
     end = records.file(str(dream / "linear" / f"Scene_{frame - 1:05d}.exr")).link  # EXR output: carried back

@@ -8,7 +8,7 @@ from conftest import ROOT
 
 # lowest first; a package may import from its own layer and those before it
 LAYERS = [
-    {"errors", "version", "wire"},  # the standard library only (wire is bundled into the add-on)
+    {"errors", "version", "wire", "shot"},  # the standard library only (wire and shot are bundled into the add-on)
     {"config"},
     {"io"},
     {"models", "engine"},
@@ -55,3 +55,16 @@ def test_no_package_imports_from_a_layer_above_it():
                 if part in LEVEL and LEVEL[part] > LEVEL[own]:
                     wrong.append(f"{os.path.relpath(path, ROOT)}:{line} imports dream_core.{part} (a layer above)")
     assert not wrong, "\n".join(wrong)
+
+
+def test_each_file_name_is_one_concept():
+    """No two modules of the engine, the add-on, the benchmarks and the demo share a file name
+    (``__init__.py`` aside): an ``errors.py`` or ``base.py`` in two places is two concepts with one name."""
+    seen: dict[str, list[str]] = {}
+    for top in ("dream_core", "blender_addon", "benchmarks", "demo", "farm"):
+        for folder, dirs, files in os.walk(os.path.join(ROOT, top)):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in files:
+                if name.endswith(".py") and name != "__init__.py":
+                    seen.setdefault(name, []).append(os.path.relpath(os.path.join(folder, name), ROOT))
+    assert not {name: paths for name, paths in seen.items() if len(paths) > 1}

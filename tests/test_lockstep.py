@@ -13,8 +13,8 @@ from dream_core.frame.lockstep import NextFrame, dream_together
 from dream_core.frame.pipeline import SequenceDreamer
 from dream_core.io import read_image
 from dream_core.io.sequences import list_frames, plan_frames
+from dream_core.shot.provenance import Records
 from dream_core.tools.bench_gpu import panning_shot
-from dream_core.wire.provenance import Records
 
 SHORT = DreamSettings(temporal="vectors", config=DreamConfig(octaves=2, iterations=2))
 
@@ -134,7 +134,7 @@ def test_lockstep_cuts_a_shot_into_k_chunks_of_near_equal_length(frames, chunks)
     """K chunks whatever the count (runs of ceil(n / K) frames made 3 of 9 frames with K=4, and a
     1-frame last chunk of 10), each one frame longer than another at most, covering the shot once."""
     from dream_core.batch.side_by_side import even_ranges
-    from dream_core.wire.plans import FramePlan
+    from dream_core.shot.frame_plans import FramePlan
 
     plans = [FramePlan(n, f"in_{n}.png", f"out_{n}.png") for n in range(3, 3 + frames)]
     ranges = even_ranges(plans, chunks)

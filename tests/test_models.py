@@ -116,7 +116,7 @@ def test_folded_batch_norms_compute_the_same_layers(name):
     import copy
 
     from dream_core.models import classic, lite0
-    from dream_core.models.base import fold_batch_norms
+    from dream_core.models.backbone import fold_batch_norms
 
     if name == "lite0":  # folded on the classifier, before the stages are made from it (as get_model does)
         net = _randomised_batch_norms(lite0_classifier(None))

@@ -17,7 +17,7 @@ from dream_core.io import read_image
 pytest.importorskip("ray")
 
 from dream_core.batch.on_ray import actor_count, chunk_ranges, sees_files  # noqa: E402
-from dream_core.wire.plans import FramePlan  # noqa: E402
+from dream_core.shot.frame_plans import FramePlan  # noqa: E402
 
 
 def test_chunks_and_actors_follow_the_cluster():

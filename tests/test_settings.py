@@ -1,4 +1,4 @@
-"""One table of settings (dream_core/wire/settings.py) and every front end
+"""One table of settings (dream_core/shot/settings.py) and every front end
 held to it: the server's checks, the CLI's options and the API's
 defaults here; the panel's properties in a real Blender (test_blender)."""
 import dataclasses
@@ -10,7 +10,7 @@ from dream_core import api
 from dream_core.cli.parser import build_parser
 from dream_core.config import DreamConfig, DreamSettings
 from dream_core.errors import BadSetting
-from dream_core.wire.settings import BY_NAME, FRONTS, SETTINGS, panel_range
+from dream_core.shot.settings import BY_NAME, FRONTS, SETTINGS, panel_range
 
 
 def _dream_options() -> dict:

@@ -1,16 +1,18 @@
-"""The shot planner and provenance records (dream_core.wire.shots,
-dream_core.wire.provenance): tables of cases and properties, in
-milliseconds, no model. The same farm table is checked against the
-Flamenco job type under node (tests/test_farm.py)."""
+"""dream_core.shot: the shot planner and provenance records
+(dream_core.shot.planner, dream_core.shot.provenance), atomic writes and
+names in paths: tables of cases and properties, in milliseconds, no model.
+The same farm table is checked against the Flamenco job type under node
+(tests/test_farm.py)."""
 import json
 import os
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dream_core.wire.provenance import START, FileRecord, Link, MissingState, Records, chain_settings, file_stat
-from dream_core.wire.shots import Walk, farm_tasks, frame_list, plan_chunk, seam_share
+from dream_core.shot.planner import Walk, farm_tasks, frame_list, plan_chunk, seam_share
+from dream_core.shot.provenance import START, FileRecord, Link, MissingState, Records, chain_settings, file_stat
 
 CASES = os.path.join(os.path.dirname(__file__), "cases", "farm_tasks.json")
 
@@ -175,3 +177,85 @@ def test_states_are_kept_and_dropped_atomically(tmp_path):
     with pytest.raises(MissingState, match="is gone"):
         records.start_state("x")
     assert file_stat(str(tmp_path / "nothing")) is None
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    """Dreamed frames must be readable by other users and farm machines, as
+    any file the user writes: mkstemp alone would leave them 0600."""
+    from dream_core.shot.atomic import write_atomically
+
+    old = os.umask(0o022)
+    try:
+        write_atomically(str(tmp_path / "shared.png"), b"frame")
+        os.umask(0o027)
+        write_atomically(str(tmp_path / "group.png"), b"frame")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.png").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "group.png").stat().st_mode & 0o777 == 0o640
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial file left
+
+
+def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
+    """A kill -9 mid-write leaves a hidden temporary; the next run in that
+    folder removes it, but never one a writer beside it (a chunk running
+    side by side, here or on another host sharing the folder) still writes."""
+    import subprocess
+    import time
+
+    from dream_core.shot import atomic
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    host = atomic.owned_prefix().split("@")[1].rstrip(".")
+    leftovers = {
+        f".dream-{dead_pid}@{host}.frame_00001.exr": True,  # this host, writer gone
+        f".dream-{dead_pid}@{host}.x1y2.partial": True,
+        f".dream-{os.getppid()}@{host}.frame_00002.exr": False,  # this host, writer alive
+        f".dream-{dead_pid}@another-host.frame_00003.exr": False,  # another host, fresh
+        f".dream-{dead_pid}@old-host.frame_00004.exr": True,  # another host, a day old
+        ".dream-notes.txt": False,  # not our pattern
+        "frame_00005.png": False,
+    }
+    for name in leftovers:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / f".dream-{dead_pid}@{host}.render_ab12").mkdir()  # a render job's folder
+    (tmp_path / f".dream-{dead_pid}@{host}.render_ab12" / "frame.exr").write_bytes(b"x")
+    day_old = time.time() - atomic.FOREIGN_STALE_SECONDS - 60
+    os.utime(tmp_path / f".dream-{dead_pid}@old-host.frame_00004.exr", (day_old, day_old))
+
+    atomic.write_atomically(str(tmp_path / "frame_00006.png"), b"dream")
+    left = set(os.listdir(tmp_path))
+    assert left == {n for n, stale in leftovers.items() if not stale} | {"frame_00006.png"}
+    (tmp_path / f".dream-{dead_pid}@{host}.late.partial").write_bytes(b"x")
+    atomic.write_atomically(str(tmp_path / "frame_00007.png"), b"dream")  # once a folder, not on every write
+    assert f".dream-{dead_pid}@{host}.late.partial" in os.listdir(tmp_path)
+    assert atomic.remove_stale(str(tmp_path)) == [f".dream-{dead_pid}@{host}.late.partial"]
+
+
+@given(st.text(max_size=300))
+def test_a_name_in_a_path_is_one_safe_file_name_of_its_own(name):
+    """Scene and strip names become file names: whatever the user typed
+    (separators, ``..``, any script, 255 bytes in Blender 5), the result is
+    one file-name part that stays in its folder, and no two names share it."""
+    from dream_core.shot.frame_plans import NAME_BYTES, name_in_path
+
+    part = name_in_path(name)
+    assert part and os.sep not in part and "/" not in part and "\0" not in part
+    assert not part.startswith(".") and not part.endswith(".")
+    assert len(part.encode("utf-8", "surrogatepass")) <= NAME_BYTES + 9
+    assert os.path.dirname(os.path.normpath(os.path.join("root", part))) == "root"
+    if part == name:
+        return
+    for other in (part, part.rsplit("_", 1)[0], name[:-1], name + "x"):  # what it could be confused with
+        assert other == name or name_in_path(other) != part
+
+
+def test_names_in_paths_keep_what_is_safe_and_mark_what_is_not():
+    from dream_core.shot.frame_plans import name_in_path
+
+    assert [name_in_path(n) for n in ("Scene", "Scene.001", "ショット", "Shot-2_b")] == \
+        ["Scene", "Scene.001", "ショット", "Shot-2_b"]
+    assert name_in_path("a/b") != name_in_path("a_b") == "a_b"
+    assert name_in_path("../../x").startswith("_._.._x_")
+    assert name_in_path("x" * 300) != name_in_path("x" * 299)

@@ -2,10 +2,10 @@ import json
 
 import bpy
 
-from ..errors import UserError
 from ..preferences import configured_link
 from ..reports import server_description
 from ..server_link import ConnectionProbe
+from ..user_errors import UserError
 
 
 class DREAM_OT_test_connection(bpy.types.Operator):

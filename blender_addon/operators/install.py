@@ -6,11 +6,11 @@ from typing import Optional
 import bpy
 
 from .. import compat, installer
-from ..errors import UserError
 from ..preferences import ADDON_ID, SERVER_FOLDER, addon_prefs, configured_link
 from ..reports import server_description
 from ..server_link import ConnectionProbe
-from .base import report_failure
+from ..user_errors import UserError
+from .run_operator import report_failure
 
 _running: Optional[installer.Installer] = None  # the install in progress, for Cancel
 

@@ -1,7 +1,7 @@
 import bpy
 
 from .. import compat, scene_frames, sequencer
-from .base import DreamRunOperator
+from .run_operator import DreamRunOperator
 
 
 class DREAM_OT_process_strip(DreamRunOperator, bpy.types.Operator):

@@ -2,7 +2,7 @@ import bpy
 
 from .. import compat, scene_frames, scene_state, sequencer
 from ..command_line import run_frames
-from .base import DreamRunOperator
+from .run_operator import DreamRunOperator
 
 
 class DREAM_OT_render_animation(DreamRunOperator, bpy.types.Operator):

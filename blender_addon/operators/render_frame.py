@@ -2,8 +2,8 @@ import bpy
 
 from .. import rendering, scene_frames, scene_state
 from ..render_records import record_render
-from ..wire.provenance import chain_settings
-from .base import DreamRunOperator
+from ..shot.provenance import chain_settings
+from .run_operator import DreamRunOperator
 
 
 class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):

@@ -23,8 +23,8 @@ from typing import Optional
 from tqdm import tqdm
 
 from ..config import DreamSettings
-from ..wire.plans import FramePlan
-from ..wire.provenance import Records
+from ..shot.frame_plans import FramePlan
+from ..shot.provenance import Records
 from .run import ChunkRun, Dreamed, Work, provenance_params
 from .seams import merge_seams
 

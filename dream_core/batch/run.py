@@ -1,9 +1,9 @@
 """Dreaming a chunk of a shot to disk, as the shot planner
-(:mod:`dream_core.wire.shots`) says: frames whose written dream is the one
+(:mod:`dream_core.shot.planner`) says: frames whose written dream is the one
 the chain makes now are kept, the rest dreamed; a killed run carries on
 from its exact carried state (the same frames an uninterrupted run makes);
 seams beside the chunk are cross-faded once both sides are there. Frames
-appear atomically, each with its record (:mod:`dream_core.wire.provenance`).
+appear atomically, each with its record (:mod:`dream_core.shot.provenance`).
 
 The work of one frame is a *backend*: in this process
 (:class:`~dream_core.batch.local.LocalBackend`) or on a dream server
@@ -23,9 +23,9 @@ from ..errors import BadSetting, DreamError, ShapeMismatch
 from ..frame.colour import as_shown, carried_back_to
 from ..io import Picture, read_image, write_image
 from ..io.images import format_of
-from ..wire.plans import FramePlan
-from ..wire.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
-from ..wire.shots import Walk, checkpoint_every, plan_chunk, state_to_keep
+from ..shot.frame_plans import FramePlan
+from ..shot.planner import Walk, checkpoint_every, plan_chunk, state_to_keep
+from ..shot.provenance import START, Digests, FileRecord, Link, Records, chain_settings, digest_of, file_stat
 
 
 @dataclass(frozen=True)

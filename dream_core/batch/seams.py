@@ -1,4 +1,4 @@
-"""Cross-fades at chunk seams (see :mod:`dream_core.wire.shots`). Two
+"""Cross-fades at chunk seams (see :mod:`dream_core.shot.planner`). Two
 chunks dreamed side by side grow different patterns: a chunk that cannot
 carry on from the chunk before holds its first ``fade`` dreams aside; once
 both are there, whichever ends second carries the chunk before's chain on
@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..io import read_image, write_image
-from ..wire.provenance import FileRecord
-from ..wire.shots import seam_to_merge
+from ..shot.planner import seam_to_merge
+from ..shot.provenance import FileRecord
 
 if TYPE_CHECKING:
     from .run import ChunkRun, DreamSegment

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Callable, Optional
 
 from ..config import ProgressCallback
-from ..wire.plans import FramePlan
-from ..wire.provenance import Records
+from ..shot.frame_plans import FramePlan
+from ..shot.provenance import Records
 from .local import LocalBackend
 from .run import BatchResult, ChunkRun, ProgressBars, provenance_params
 from .seams import merge_seams

@@ -13,7 +13,7 @@ from ..config import DreamSettings, ObjectStrengths
 from ..errors import BadSetting
 from ..io.images import format_of
 from ..io.sequences import list_frames, plan_frames, same_file
-from ..wire.plans import FramePlan
+from ..shot.frame_plans import FramePlan
 from .parser import UsageError, config_from_args
 
 
@@ -199,7 +199,7 @@ def _run(args: argparse.Namespace, plans, settings: DreamSettings, is_folder: bo
     """A folder keeps its run's records beside the output (a run again keeps what is current); a lone image
     is always made anew, its records in a temporary folder, so nothing is left beside it."""
     from ..batch.run import run_batch
-    from ..wire.provenance import Records
+    from ..shot.provenance import Records
 
     def run(records=None):
         if args.lockstep > 1:

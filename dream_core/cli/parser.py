@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..config import DreamConfig
+from ..shot.settings import BY_NAME, SETTINGS, option
 from ..version import __version__
-from ..wire.settings import BY_NAME, SETTINGS, option
 
 DESCRIPTION = """\
 DeepDream for rendered frames and whole animations.
@@ -213,7 +213,7 @@ def _add_bench_command(sub) -> None:
 
 def add_dream_options(p: argparse.ArgumentParser) -> None:
     """The dream settings as options, from the one table of them
-    (dream_core/wire/settings.py); the CLI's own forms where a file or a list
+    (dream_core/shot/settings.py); the CLI's own forms where a file or a list
     stands for the setting."""
     g = p.add_argument_group("what to dream")
     _add_setting(g, "model")

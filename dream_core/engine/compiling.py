@@ -28,7 +28,7 @@ from typing import Optional
 
 import torch
 
-from ..wire.atomic import write_atomically
+from ..shot.atomic import write_atomically
 
 log = logging.getLogger(__name__)
 

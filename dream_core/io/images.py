@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from ..errors import BadImage, ImageTooLarge, ShapeMismatch
-from ..wire.atomic import owned_prefix, sweep_once, write_atomically
+from ..shot.atomic import owned_prefix, sweep_once, write_atomically
 from . import exr
 from . import metadata as text_metadata
 from .transfer import linear_to_srgb, srgb_to_linear

@@ -1,12 +1,12 @@
 """Frame sequences on disk: Blender names frames ``name0001.png``; order
 them by that number, and plan where each dreamed frame goes
-(:class:`~dream_core.wire.plans.FramePlan`)."""
+(:class:`~dream_core.shot.frame_plans.FramePlan`)."""
 from __future__ import annotations
 
 import os
 import re
 
-from ..wire.plans import FramePlan
+from ..shot.frame_plans import FramePlan
 from .images import FORMATS
 
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")

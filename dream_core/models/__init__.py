@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..config import DEFAULT_MODEL
 from ..errors import UnknownModel
-from .base import StagedNetwork, fold_batch_norms
+from .backbone import StagedNetwork, fold_batch_norms
 from .classic import GOOGLENET_STAGES, RESNET50_LAYERS, VGG16_LAYERS, build_classic, hub_cache_path
 
 

@@ -15,7 +15,7 @@ import torchvision
 from torch import nn
 
 from ..errors import WeightsUnavailable
-from .base import Normalize, StagedNetwork, fold_batch_norms, load_matching_state
+from .backbone import Normalize, StagedNetwork, fold_batch_norms, load_matching_state
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

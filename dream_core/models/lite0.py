@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Normalize, StagedNetwork, load_matching_state
+from .backbone import Normalize, StagedNetwork, load_matching_state
 
 # (expand ratio, kernel, stride, in channels, out channels, repeats)
 BLOCK_ARGS = [

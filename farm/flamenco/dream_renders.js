@@ -8,7 +8,7 @@
 // the first frames of each into the chunk before's (whichever task ends
 // second writes them). A pre-roll renders and dreams a few frames before a
 // chunk, not written, so its own chain starts warm (optional: it costs those
-// renders). The chunks are the shot planner's (dream_core.wire.shots.
+// renders). The chunks are the shot planner's (dream_core.shot.planner.
 // farm_tasks), checked against the same table (tests/cases/farm_tasks.json).
 // Install: copy this file into the Manager's scripts folder (see
 // docs/PIPELINE.md, "The Flamenco job type").

@@ -11,11 +11,11 @@ from typing import Optional
 
 import bpy
 
-from ..errors import UserError
 from ..preferences import configured_link
 from ..reports import run_failure_exits, run_summary
 from ..runs import FrameRun
-from ..wire.plans import FramePlan
+from ..shot.frame_plans import FramePlan
+from ..user_errors import UserError
 
 REDRAW_EVERY = 0.5  # s between redraws of the progress
 

@@ -1,6 +1,6 @@
 """Frames on disk: where each frame comes from and where its dream goes.
 Standard library only: the CLI's batches and the add-on plan frames alike
-(what to do with each is the shot planner's, see shots.py)."""
+(what to do with each is the shot planner's, see planner.py)."""
 from __future__ import annotations
 
 import hashlib

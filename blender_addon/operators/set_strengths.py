@@ -1,3 +1,6 @@
+"""The operators that set many objects' Dream Strength in one step: Dream
+Only Selected and Clear Object Strengths (what a strength is and how it is
+found: ``strengths``)."""
 import bpy
 
 from .. import strengths
