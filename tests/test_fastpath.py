@@ -99,7 +99,7 @@ def _carry_chain(device: str, frames: int = 3) -> list:
     chain = []
     for source, vectors in shot[1:]:
         p = carry.prepare("vectors", source, vectors)
-        dream = carry.anchor_colours(p, (p.base + 0.3 * change).clamp(0, 1), source)
+        dream = carry.settle(p, (p.base + 0.3 * change).clamp(0, 1), source)
         previous = carry.advance(p, dream, source, vectors, strength=None)
         chain.append((p.base, p.step_mask, p.fine_step_mask, previous.fine_detail))
     return chain

@@ -241,6 +241,23 @@ def test_a_pattern_moved_by_a_fraction_of_a_pixel_is_not_regrown():
     assert temporal.prepare("vectors", source, vectors, previous).fine_step_mask[inner].mean() > 0.3
 
 
+def test_a_carried_pattern_changes_only_in_its_finest_scales():
+    """Over carried pixels the ascent's change keeps its 1-2 px part and
+    loses its coarse part (a slow shift of the carried pattern); where
+    nothing was carried the dream keeps all of its change."""
+    base = torch.full((1, 3, 32, 64), 0.5)
+    x = torch.arange(64, dtype=torch.float32).view(1, 1, 1, 64)
+    fine = 0.05 * torch.cos(math.pi * x).expand(1, 3, 32, 64)  # a 2 px period
+    coarse = 0.05 * torch.sin(2 * math.pi * x / 32).expand(1, 3, 32, 64)  # a 32 px period
+    carried = torch.zeros((1, 1, 32, 64))
+    carried[..., :, :32] = 1.0
+    settled = temporal.fine_band_change(base + fine + coarse, base, carried)
+    change = settled - base
+    inside, outside = change[..., 8:24, 8:24], change[..., 8:24, 40:56]
+    assert torch.allclose(inside, (fine + 0.0 * coarse)[..., 8:24, 8:24], atol=0.006)
+    assert torch.allclose(outside, (fine + coarse)[..., 8:24, 40:56], atol=1e-6)
+
+
 def test_regrowth_gain_follows_the_strength_to_its_limit():
     assert temporal.regrowth_gain(1.0, 3.3, 3.0) < 0.7  # 10% over: a large step down
     assert temporal.regrowth_gain(0.5, 2.7, 3.0) > 0.8  # 10% under: back up

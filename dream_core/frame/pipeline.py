@@ -205,7 +205,7 @@ class SequenceDreamer:
         rgb, prepared, share, objective = dreaming.rgb, dreaming.prepared, dreaming.share, dreaming.objective
         if settings.keep_colors:
             dreamed = keep_source_colours(dreamed, rgb)
-        dreamed = anchored = self.carry.anchor_colours(prepared, dreamed, rgb)
+        dreamed = anchored = self.carry.settle(prepared, dreamed, rgb)
         if share is not None:
             dreamed = objects.lay_over(rgb, dreamed, share)
         mix = settings.mix

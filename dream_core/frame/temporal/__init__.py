@@ -64,6 +64,7 @@ from .motion import (
 from .regrowth import (
     detail_energy,
     dream_strength,
+    fine_band_change,
     fine_pattern_energy,
     fine_scales,
     next_reference,
@@ -89,9 +90,9 @@ __all__ = [
     "TUNING", "Prepared", "Previous", "TemporalCarry", "Tuning", "agreement", "anchor_colours", "anchor_gains",
     "brightness_saturation", "carried_or_fresh", "carried_share", "carry_detail", "catmull_rom", "colour_anchor",
     "colour_stats", "consistency", "deformed", "detail_energy", "dream_strength", "estimate_flow",
-    "fine_pattern_energy", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian", "moved_exactly", "next_anchor",
-    "next_deformation", "next_fine_detail", "next_flow_from_vectors", "next_reference", "pattern_energy",
-    "pattern_flicker", "prepare", "regrowth_gain", "regrowth_share", "reliability", "resolve_mode", "shrinking_to",
-    "stretch", "stretched", "supersample", "undeformed", "vectors_to_flow", "warp", "warp_error", "warp_sharp",
-    "weighted_means",
+    "fine_band_change", "fine_pattern_energy", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian",
+    "moved_exactly", "next_anchor", "next_deformation", "next_fine_detail", "next_flow_from_vectors",
+    "next_reference", "pattern_energy", "pattern_flicker", "prepare", "regrowth_gain", "regrowth_share",
+    "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched", "supersample", "undeformed",
+    "vectors_to_flow", "warp", "warp_error", "warp_sharp", "weighted_means",
 ]

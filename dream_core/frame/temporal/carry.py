@@ -17,7 +17,7 @@ from .anchor import anchor_colours, colour_anchor, next_anchor
 from .deformation import deformed, next_deformation, stretched, undeformed
 from .fine_detail import carry_detail, next_fine_detail, shrinking_to, supersample
 from .motion import agreement, carried_share, estimate_flow, next_flow_from_vectors, reliability, vectors_to_flow
-from .regrowth import detail_energy, next_reference, regrowth_gain, regrowth_share
+from .regrowth import detail_energy, fine_band_change, next_reference, regrowth_gain, regrowth_share
 from .tuning import TUNING, Tuning
 from .warping import warp
 
@@ -145,9 +145,9 @@ def previous_fine_detail(previous: Previous, mode: str) -> Optional[torch.Tensor
 class TemporalCarry:
     """What a sequence carries from frame to frame, and how the next frame's
     carry is made. Per frame: :meth:`prepare` (the image to dream and its
-    steps), the dream, :meth:`anchor_colours` (the output held to the colours
-    its pattern had when fresh), then :meth:`advance` (what the next frame
-    carries). ``previous`` is None before a chain's first frame; set it to
+    steps), the dream, :meth:`settle` (the carried pattern's change kept to
+    its finest scales, its colours held to those it had when fresh), then
+    :meth:`advance` (what the next frame carries). ``previous`` is None before a chain's first frame; set it to
     carry on from a kept state, to None to start afresh. ``tuning``: the
     constants of every step (see tuning.py)."""
 
@@ -165,10 +165,14 @@ class TemporalCarry:
         """This frame's :func:`prepare` from what the frame before left."""
         return prepare(mode, source, vectors, self.previous, self.tuning)
 
-    def anchor_colours(self, prepared: Prepared, dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        """``dream`` with its carried pattern held to the colours it had when
-        it was dreamed afresh (see anchor.anchor_colours); unchanged where
-        nothing carries colours."""
+    def settle(self, prepared: Prepared, dream: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """``dream`` (the engine's dream of ``prepared.base``) with the ascent's
+        change over the carried pattern kept to its finest scales (see
+        regrowth.fine_band_change), and the pattern held to the colours it
+        had when it was dreamed afresh (see anchor.anchor_colours);
+        unchanged where nothing was carried."""
+        if prepared.confidence is not None:
+            dream = fine_band_change(dream, prepared.base, prepared.confidence, self.tuning)
         if prepared.mode == "none" or prepared.anchor is None:
             return dream
         return anchor_colours(dream, source, prepared.anchor, carried=prepared.confidence, tuning=self.tuning)

@@ -37,6 +37,20 @@ def fine_scales(grey: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
     return grey - gaussian_blur(grey, tuning.energy_band)
 
 
+def fine_band_change(dream: torch.Tensor, base: torch.Tensor, carried: torch.Tensor,
+                     tuning: Tuning = TUNING) -> torch.Tensor:
+    """``dream`` with the ascent's change over a carried pattern (``carried``:
+    its share per pixel [1, 1, H, W]) kept to the finest scales, those the
+    regrowth gives back (finer than ``tuning.energy_band``), plus
+    ``tuning.coarse_change`` of the rest: the steps that regrow the fine
+    detail also nudge the coarser pattern, a little differently every frame,
+    and a pattern carried on should not move at the scale the eye follows."""
+    if tuning.coarse_change == 1.0:
+        return dream
+    coarse = gaussian_blur(dream - base, tuning.energy_band)
+    return (dream - (1.0 - tuning.coarse_change) * carried * coarse).clamp(0.0, 1.0)
+
+
 def pattern_energy(detail: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
     """Local energy of the fine scales of a detail image [1, 3, H, W]: what
     resampling takes away first (one smooth map [1, 1, H, W])."""

@@ -50,6 +50,15 @@ class Tuning:
     energy_band: float = _tuned(
         2.0, "px, Gaussian sigma: the pattern energy regrowth measures is the detail's scales finer than this (1-2 px)")
     energy_smoothing: float = _tuned(3.0, "px, Gaussian sigma that smooths the pattern energy into a local map")
+    # docs/BENCHMARKS.md, "The flicker at the pattern's scale": the finest octave's regrowth is there to give
+    # back the 1-2 px detail the carry lost, but its steps also move the carried pattern's coarser scales a
+    # little every frame (a boil: on the push-in 1.62 times the renders' change at the pattern's scale, 1.47
+    # with only the fine band kept, detail 2x2 0.91 -> 0.92; pan 1.16 -> 1.13, orbit 1.18 -> 1.14).
+    coarse_change: float = _tuned(
+        0.0, "the share of the ascent's change coarser than energy_band that a carried pattern takes (0: only its "
+        "finest scales change, as the regrowth restores them)",
+        "benchmarks/temporal.py --set tuning --tune coarse_change=0.0 (docs/BENCHMARKS.md, \"The flicker at the "
+        "pattern's scale\")")
 
     # ---- how far the motion is trusted (motion.py) ----
     share_start: float = _tuned(
