@@ -7,7 +7,8 @@ settings' schedule (the engine's: every octave's iterations, coarsest
 octave first), and :meth:`LiveDream.update` moves the pixels that are
 behind along it, octave by octave, within a budget of ``budget`` ascent
 iterations' worth of the full-size octave (a coarse octave's iteration
-costs its share of the pixels). The detail (dream minus capture, full size)
+costs its share of the pixels; an unchanged view's update twice that: a
+view held still is not waited on, so it grows faster in fewer updates). The detail (dream minus capture, full size)
 takes each octave's change upsampled, as the engine's octaves add theirs.
 A still view so grows the full dream of the settings, progressively; past
 the schedule's end an unchanged view costs nothing.
@@ -42,6 +43,7 @@ from .colour import keep_source_colours
 MOVED = 1.5 / 255  # a capture that differs from the last by more than this anywhere has changed
 STILL_FLOW = 0.05  # px: a flow below this everywhere is no motion (the detail is not resampled)
 DEFAULT_BUDGET = 2.0  # full-size ascent iterations' worth of work an update does
+STILL_BOOST = 2.0  # an unchanged view's updates do this many times the budget: nobody waits for a view that stays
 
 
 class _Stopped(Exception):
@@ -122,14 +124,15 @@ class LiveDream:
         self.position.clamp_(max=float(end))  # fewer iterations than before: those pixels are done
         iterations, stopped = 0, False
         if float(self.position.amin()) < end:
-            iterations, stopped = self._advance(dreamer, rgb, settings, shapes, should_stop)
+            budget = self.budget * (1.0 if moved else STILL_BOOST)
+            iterations, stopped = self._advance(dreamer, rgb, settings, shapes, budget, should_stop)
         elif not moved and self.shown is not None and self.shown_for == (settings.keep_colors, settings.mix):
             return LiveUpdate(self.shown, 1.0, True, 0, False)
         self.shown = self._show(settings)
         depth = float(self.position.mean()) / end if end else 1.0
         return LiveUpdate(self.shown, depth, float(self.position.amin()) >= end, iterations, moved, stopped)
 
-    def _advance(self, dreamer: Dreamer, rgb: torch.Tensor, settings: DreamSettings, shapes: list,
+    def _advance(self, dreamer: Dreamer, rgb: torch.Tensor, settings: DreamSettings, shapes: list, budget: float,
                  should_stop: Optional[Callable[[], bool]]) -> tuple[int, bool]:
         """Moves the pixels behind along the schedule, coarsest octave
         first, within the budget; returns the iterations run and whether
@@ -146,7 +149,7 @@ class LiveDream:
         waiting = [o for o in range(len(shapes)) if self._behind(o, config.iterations).any()]
         for octave, shape in enumerate(shapes):
             if octave in waiting:  # the octaves with pixels behind at the start share the budget; what one
-                left += self.budget / len(waiting)  # leaves goes on to the next (a still view's all goes to one)
+                left += budget / len(waiting)  # leaves goes on to the next (a still view's all goes to one)
             behind = self._behind(octave, config.iterations)
             if not bool(behind.any()) or (left <= 0 and octave not in waiting):
                 continue

@@ -23,6 +23,7 @@ import numpy as np
 from ..config import DreamSettings
 from ..engine import Dreamer, image_tensor, tensor_pixels
 from ..frame.live import DEFAULT_BUDGET, LiveDream
+from ..io.transfer import srgb_to_linear
 from ..wire import protocol as P
 from .codec import request_settings, to_raw
 from .tasks import ErrorEvent
@@ -42,6 +43,7 @@ class LiveTask:
     bottom_up: bool = False  # the reply's rows go back in the order they came
     budget: float = DEFAULT_BUDGET
     dtype: str = "uint8"  # of the reply's raw RGBA
+    linear: bool = False  # the reply's colours decoded from sRGB to linear (a float32 reply drawn as linear light)
     owner: int = 0
     events: "queue.Queue" = field(default_factory=queue.Queue)
     cancel: threading.Event = field(default_factory=threading.Event)  # the client cancelled, or left
@@ -65,7 +67,8 @@ def decode_live(header: dict, payloads: list[bytes], weights_dir: Optional[str] 
     ``image`` payload (uint8, 3 or 4 channels; the 4th is ignored), and
     optionally ``rows``, ``budget`` (full-size ascent iterations' worth of
     work an update may do) and ``output`` ({"dtype": "uint8" or
-    "float32"})."""
+    "float32", "linear": the colours as linear light, for a viewer that
+    draws into an sRGB framebuffer, as Blender's draw handlers do})."""
     session = header.get("session")
     if not isinstance(session, str) or not 0 < len(session) <= 200:
         raise P.ProtocolError("bad_header", "live needs a session: a string of 1 to 200 characters")
@@ -88,12 +91,14 @@ def decode_live(header: dict, payloads: list[bytes], weights_dir: Optional[str] 
     out = header.get("output") or {}
     if not isinstance(out, dict) or out.get("dtype", "uint8") not in ("uint8", "float32"):
         raise P.ProtocolError("bad_header", "a live reply's dtype is uint8 or float32")
+    if not isinstance(out.get("linear", False), bool):
+        raise P.ProtocolError("bad_header", "output linear must be true or false")
     image = np.frombuffer(payloads[0], np.uint8).reshape(height, width, channels)[..., :3]
     if rows == "bottom_up":
         image = image[::-1]
     pixels = image.astype(np.float32) / 255.0
     return LiveTask(settings, session, pixels, bytes(payloads[0]), rows == "bottom_up", float(budget),
-                    out.get("dtype", "uint8"))
+                    out.get("dtype", "uint8"), out.get("linear", False))
 
 
 def live_reply(header: dict, task: LiveTask, result: LiveResult) -> tuple[dict, list]:
@@ -206,7 +211,7 @@ def run_live(sessions: LiveSessions, task: LiveTask, dreamer: Dreamer) -> Union[
         if task.cancel.is_set():
             return ErrorEvent("cancelled", "cancelled by the client")
         return ErrorEvent("superseded", "stopped for a newer capture of this live view (its work is kept)")
-    rgb = tensor_pixels(update.image)
+    rgb = tensor_pixels(srgb_to_linear(update.image) if task.linear else update.image)
     if task.bottom_up:
         rgb = rgb[::-1]
     rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], axis=-1)

@@ -254,14 +254,17 @@ class DreamClient:
             self.close()  # cannot resynchronise: nothing more may be read from it
 
     def live(self, session: str, image: bytes, width: int, height: int, params: Optional[dict] = None, *,
-             rows: str = "top_down", budget: Optional[float] = None, dtype: str = "uint8") -> LiveReply:
+             rows: str = "top_down", budget: Optional[float] = None, dtype: str = "uint8",
+             linear: bool = False) -> LiveReply:
         """A live view's capture (raw uint8 RGBA, ``width`` x ``height``,
         rows ``top_down`` or ``bottom_up``) dreamed a little deeper in
-        ``session`` (its dream carried from the capture before). Raises
+        ``session`` (its dream carried from the capture before); the reply
+        in ``dtype``, as linear light with ``linear``. Raises
         ProtocolError: ``superseded`` when a newer capture of the session
         came first, ``unknown_op`` from a server older than Live Dream."""
         shape = [height, width, len(image) // max(1, width * height)]
-        header = {"op": "live", "session": session, "params": params or {}, "rows": rows, "output": {"dtype": dtype},
+        header = {"op": "live", "session": session, "params": params or {}, "rows": rows,
+                  "output": {"dtype": dtype, "linear": linear},
                   "payloads": [{"name": "image", "format": "raw", "dtype": "uint8", "shape": shape}]}
         if budget is not None:
             header["budget"] = budget
