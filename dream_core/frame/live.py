@@ -122,6 +122,8 @@ class LiveDream:
         self.capture = rgb
         end = len(shapes) * config.iterations
         self.position.clamp_(max=float(end))  # fewer iterations than before: those pixels are done
+        if moved:  # a warp of pixels at the end leaves them a rounding short of it: they are done
+            self.position = torch.where(self.position > end - 1e-3, float(end), self.position)
         iterations, stopped = 0, False
         if float(self.position.amin()) < end:
             budget = self.budget * (1.0 if moved else STILL_BOOST)
