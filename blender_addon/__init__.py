@@ -19,14 +19,24 @@ bl_info = {
     "author": "Dream Renders developers",
     "version": (0, 1, 0),
     "blender": (3, 4, 0),
-    "location": "Properties > Output > Dream Renders; Sequencer > Sidebar > Dream",
+    "location": "Properties > Output > Dream Renders; Sequencer > Sidebar > Dream; 3D Viewport header > Live Dream",
     "description": "DeepDream renders and animations into the Video Sequencer",
     "category": "Render",
 }
 
 import bpy  # noqa: E402
 
-from . import cli_command, compat, on_render, panels, preferences, properties, scene_state, server_link  # noqa: E402
+from . import (  # noqa: E402
+    cli_command,
+    compat,
+    live_view,
+    on_render,
+    panels,
+    preferences,
+    properties,
+    scene_state,
+    server_link,
+)
 from .operators import CLASSES as OPERATOR_CLASSES  # noqa: E402
 
 compat.drop_script_main_alias()  # the imports above bring in multiprocessing: see there
@@ -41,9 +51,11 @@ def register() -> None:
     cli_command.register()
     scene_state.register()
     on_render.register()
+    live_view.register()
 
 
 def unregister() -> None:
+    live_view.unregister()
     on_render.unregister()
     scene_state.unregister()
     cli_command.unregister()

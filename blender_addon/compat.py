@@ -89,3 +89,48 @@ def drop_script_main_alias() -> None:
     blender_main = alias is sys.modules.get("__main__") and not getattr(bpy.app, "module", False)
     if gutted or blender_main:
         del sys.modules["__mp_main__"]
+
+
+# --- Live Dream: the gpu module (no bgl: gone where Blender draws with Vulkan or Metal) -------------------------
+# Checked in Debian's Blender 3.4.1 under Xvfb: GPUOffScreen.texture_color.read() gives a UBYTE Buffer that
+# supports the buffer protocol, but 3.4 reports its [height, width, 4] memory with Fortran strides (1, h, h*w):
+# bytes(memoryview) reorders it into stripes, tobytes(order="A") gives the memory as it is (rows of RGBA,
+# bottom first), which is also right where the strides are C's. GPUTexture takes only a FLOAT Buffer as data;
+# draw_view3d takes do_color_management by keyword (keyword-only from 4.x). bpy 5.0.1 as a module has no GPU
+# (background): the same calls are what its documentation gives, untested here.
+
+def capture_view(offscreen, scene, view_layer, space, region) -> bytes:
+    """The 3D view as the artist sees it (its shading, colour managed),
+    drawn into ``offscreen`` at its size: RGBA8 bytes, rows bottom first."""
+    offscreen.draw_view3d(scene, view_layer, space, region, space.region_3d.view_matrix,
+                          space.region_3d.window_matrix, do_color_management=True)
+    return memoryview(offscreen.texture_color.read()).tobytes(order="A")
+
+
+def new_offscreen(width: int, height: int):
+    import gpu
+
+    return gpu.types.GPUOffScreen(width, height)
+
+
+def texture_from_floats(width: int, height: int, pixels: bytes):
+    """A texture of float32 RGBA ``pixels`` (rows bottom first): 3.4 fills
+    textures from FLOAT Buffers only; half floats keep linear light's darks."""
+    import gpu
+
+    data = gpu.types.Buffer("FLOAT", width * height * 4, memoryview(pixels).cast("f"))
+    return gpu.types.GPUTexture((width, height), format="RGBA16F", data=data)
+
+
+def draw_image(texture, width: int, height: int) -> None:
+    """``texture`` (linear light) over the region, from a POST_PIXEL handler.
+    The region draws into an sRGB framebuffer: what is drawn is taken as
+    linear and encoded (measured in 3.4: a capture drawn back as it was
+    came out brighter, 56 -> 130 of 255), so the dream, display-referred
+    like the capture, comes as linear light and is shown as captured.
+    gpu_extras' preset is in 3.4 and 5.0 alike (5.0's takes a texture in
+    the framebuffer's own space by default) and picks the built-in shader
+    each has (the 2D image shaders were renamed in 4.0)."""
+    from gpu_extras.presets import draw_texture_2d
+
+    draw_texture_2d(texture, (0, 0), width, height)

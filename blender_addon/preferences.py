@@ -3,7 +3,7 @@ place that turns them into a server link."""
 import os
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from . import compat, installer
 from .server_link import ServerConfig, get_link
@@ -64,6 +64,9 @@ class DREAM_AddonPreferences(bpy.types.AddonPreferences):
     address: StringProperty(name="Address", default="127.0.0.1:7860", description="HOST:PORT or a socket path")
     token_file: StringProperty(name="Token File", subtype="FILE_PATH",
                                description="File holding the server's token (its --token-file)")
+    live_width: IntProperty(name="Live Dream Width", default=384, min=64, max=3840,
+                            description="Width in pixels of the image Live Dream dreams (the 3D view's aspect): "
+                                        "about 256-384 on a CPU, 960 or more on a GPU")
 
     def draw(self, context):
         layout = self.layout
@@ -77,6 +80,7 @@ class DREAM_AddonPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "token_file")
         layout.label(text="DREAM_SERVER_PYTHON, DREAM_SERVER_ADDRESS and DREAM_SERVER_TOKEN_FILE override these.",
                      icon="INFO")
+        layout.prop(self, "live_width")
         row = layout.row()
         row.operator("dream.test_connection", icon="LINKED")
         info = context.window_manager.dream.server_info

@@ -716,6 +716,23 @@ def scenario_smoke(workdir, zip_path):
             "loaded_numpy_or_torch": [m for m in ("torch",) if m in sys.modules]}
 
 
+def scenario_live_headless(workdir, zip_path):
+    """Live Dream where there is no window (bpy 5.0.1, blender -b): it
+    registers and unregisters cleanly and says why it cannot run."""
+    module = install(zip_path)
+    header = [f.__name__ for f in getattr(bpy.types.VIEW3D_HT_header.draw, "_draw_funcs", [])]
+    found = {"operator": hasattr(bpy.ops.dream, "live_viewport"), "stats": hasattr(bpy.context.window_manager,
+                                                                                  "dream_live"),
+             "header": "draw_header_button" in header,
+             "refused": error_of(lambda: bpy.ops.dream.live_viewport())}
+    bpy.ops.preferences.addon_disable(module=module)
+    header = [f.__name__ for f in getattr(bpy.types.VIEW3D_HT_header.draw, "_draw_funcs", [])]
+    found["gone"] = not hasattr(bpy.types.WindowManager, "dream_live") and "draw_header_button" not in header
+    bpy.ops.preferences.addon_enable(module=module)
+    found["back"] = hasattr(bpy.context.window_manager, "dream_live")
+    return found
+
+
 def scenario_moving_cube(workdir, _zip):
     """Two frames of a cube moving right and up on a transparent film, with the
     Vector pass: the ground truth for the pass's sign and channel order."""

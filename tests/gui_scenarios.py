@@ -199,6 +199,123 @@ def steps_install(workdir, zip_path):
     return steps()
 
 
+def steps_live(workdir, zip_path):
+    """Live Dream as an artist uses it: toggled on in the 3D view's header,
+    dreams arrive while the cube moves, deepen to full once it holds still,
+    the drawn view (a screenshot of the area) is dreamed; toggled off it is
+    plain again. A probe timer measures what it costs the window: how late
+    a 10 ms timer fires, with and without Live Dream."""
+    scenarios.install(zip_path)
+    wm = bpy.context.window_manager
+    window = wm.windows[0]
+    area = max((a for a in window.screen.areas if a.type == "VIEW_3D"), key=lambda a: a.width * a.height)
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    cube = bpy.data.objects["Cube"]
+    home = tuple(cube.location)
+    probe = {"gaps": [], "last": None, "on": True}
+
+    def probe_tick():  # the window's own responsiveness: a 10 ms timer's lateness
+        now = time.monotonic()
+        if probe["last"] is not None:
+            probe["gaps"].append(now - probe["last"])
+        probe["last"] = now
+        return 0.01 if probe["on"] else None
+
+    def lateness() -> dict:
+        gaps, probe["gaps"] = sorted(probe["gaps"]), []
+        if not gaps:
+            return {}
+        return {"ticks": len(gaps), "median_ms": round(1000 * gaps[len(gaps) // 2], 1),
+                "p95_ms": round(1000 * gaps[int(len(gaps) * 0.95)], 1), "max_ms": round(1000 * gaps[-1], 1)}
+
+    motion = {"on": False, "phase": 0, "ticks": 0, "at": 0.0}
+
+    def move():  # the artist drags the cube: a little each frame
+        if not motion["on"]:
+            return None
+        motion["phase"] += 1
+        motion["ticks"] += 1
+        cube.location.x = home[0] + 1.5 * ((motion["phase"] // 60) % 2 * 2 - 1) * ((motion["phase"] % 60) / 60 - 0.5)
+        cube.location.z = home[2] + 0.3 * ((motion["phase"] % 40) / 40)
+        return 1 / 30
+
+    def shoot(name: str) -> str:
+        path = os.path.join(workdir, name)
+        with bpy.context.temp_override(window=window, area=area):
+            bpy.ops.screen.screenshot_area(filepath=path)
+        return path
+
+    def live(**options):
+        with bpy.context.temp_override(window=window, area=area, region=region):
+            return sorted(bpy.ops.dream.live_viewport(**options))
+
+    def live_figures() -> dict:
+        d = wm.dream_live
+        return {"updates": d.updates, "fps": round(d.fps, 2), "latency_ms": round(d.latency_ms, 1),
+                "width": d.width, "height": d.height, "depth": round(d.depth, 3), "captures": d.captures,
+                "main_thread_ms": round(d.main_thread_ms, 1), "status": d.status}
+
+    def moving(ticks: int):
+        """Starts the cube moving for ``ticks`` ticks of its timer; the check that it is done."""
+        motion.update(on=True, ticks=0, at=time.monotonic())
+        bpy.app.timers.register(move, first_interval=0.0)
+        lateness()
+        return lambda: motion["ticks"] >= ticks
+
+    def motion_figures() -> dict:
+        seconds = time.monotonic() - motion["at"]
+        return {"seconds": round(seconds, 2), "moves_a_second": round(motion["ticks"] / seconds, 2),
+                "window": lateness()}
+
+    def steps():
+        result = {"region": [region.width, region.height]}
+        bpy.context.preferences.view.show_splash = False
+        for obj in bpy.context.selected_objects:
+            obj.select_set(False)  # no selection outline: the view as rendered
+        bpy.app.timers.register(probe_tick, first_interval=0.0)
+        yield lambda: len(probe["gaps"]) >= 100  # about a second of the window alone
+        result["plain_window"] = lateness()
+        result["plain"] = shoot("plain.png")
+        yield moving(60)  # the same motion without Live Dream: what the window does on its own
+        motion["on"] = False
+        result["moving_plain"] = motion_figures()
+        cube.location = home
+        result["toggled_on"] = live(width=256)
+        yield lambda: wm.dream_live.updates >= 1
+        result["first"] = live_figures()
+        before = wm.dream_live.updates
+        done = moving(60)
+        yield lambda: done() and wm.dream_live.updates >= before + 10
+        motion["on"] = False
+        result["moving"] = dict(live_figures(), **motion_figures(), updates_while_moving=wm.dream_live.updates - before)
+        cube.location = home
+        still = {"at": time.monotonic()}
+        yield lambda: wm.dream_live.depth >= 1.0
+        result["full_after_s"] = round(time.monotonic() - still["at"], 2)
+        result["full"] = live_figures()
+        captures = wm.dream_live.captures
+        lateness()
+        yield lambda: len(probe["gaps"]) >= 100  # about a second held still
+        result["captures_held_still"] = wm.dream_live.captures - captures
+        result["still_window"] = lateness()
+        result["dreamed"] = shoot("dreamed.png")
+        drawn = wm.dream_live.updates
+        bpy.context.scene.dream.mix = 0.0  # the same dream shown at Mix 0: the view itself, through the round trip
+        yield lambda: wm.dream_live.updates > drawn
+        result["mix0"] = shoot("mix0.png")
+        result["toggled_off"] = live()
+        result["active_after_off"] = wm.dream_live.active
+        area.tag_redraw()
+        yield lambda: None  # redrawn without the dream
+        yield lambda: None
+        result["off"] = shoot("off.png")
+        probe["on"] = False
+        finish(result)
+        yield lambda: None
+
+    return steps()
+
+
 def run(steps, deadline: float) -> None:
     """Drives a scenario: an action step runs once; a check step (returning
     a bool) is polled until true."""

@@ -34,6 +34,7 @@ PACKAGE = "dream_renders_plain"
 PLAIN = ("user_errors", "frame_paths", "command_line", "render_records", "dream_provenance", "output_settings",
          "reports", "dispatch", "render_chunk", "frame_walk", "chunk_dreaming", "panel_settings", "dreaming",
          "render_thread", "exr_check", "strengths", "server_link", "installer")
+PLAIN += ("live_pacing", "live_worker")  # Live Dream's (tests/test_live_plain.py)
 RANDOM = os.environ.get("DREAM_TEST_RANDOM") is not None  # else the same examples every run
 QUICK = settings(max_examples=60, deadline=None, database=None, derandomize=not RANDOM)
 

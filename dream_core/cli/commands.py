@@ -300,6 +300,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         width, height = _bench_size(args.size or "1920x1080")
         run_overhead_bench(args.device, width, height)
         return 0
+    if args.live:
+        from ..tools.bench_live import run_live_bench
+
+        run_live_bench(args.device, *_bench_size(args.size or "256x144"))
+        return 0
     if args.gpu:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")] if args.sizes else \
             [(960, 540), (1920, 1080)]

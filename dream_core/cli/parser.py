@@ -200,6 +200,9 @@ def _add_bench_command(sub) -> None:
                    help="instead: what the server costs over the engine alone, 1920x1080 (or --size), a cheap "
                         "dream so the host work shows on a CPU: engine, whole frame, server 2 in flight and 1 at "
                         "a time, side by side")
+    b.add_argument("--live", action="store_true",
+                   help="instead: Live Dream through a server, a view panning then held still, one update in "
+                        "flight: updates a second, latency, time to the full dream (256x144, or --size)")
     b.add_argument("--gpu", action="store_true",
                    help="instead: the GPU benchmark: naive loop, engine (compiled and not) and server for "
                         "googlenet and lite0 at 960x540 and 1920x1080 (or --sizes), TFLOP/s, share of peak, "

@@ -28,6 +28,7 @@ from ..version import __version__
 from ..wire import protocol as P
 from .admission import Admission, Limits
 from .codec import decode_prepare, decode_task, encode_result, job_id
+from .live_sessions import LiveResult, LiveTask, decode_live, live_reply
 from .socket_path import SocketClaim
 from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
 from .worker import Capacity, Worker
@@ -227,16 +228,28 @@ class DreamServer:
         self.shutdown()
 
     def _op_dream(self, session, header, payloads) -> None:
+        self._check_room(session)
+        task = decode_task(header, payloads, self.weights_dir, self.stage)  # here: it overlaps the frame dreaming
+        self._start(session, header, task)
+
+    def _op_live(self, session, header, payloads) -> None:
+        """A live view's capture, dreamed a little deeper (serving/live_sessions.py: latest wins)."""
+        self._check_room(session)
+        self._start(session, header, decode_live(header, payloads, self.weights_dir))
+
+    @staticmethod
+    def _check_room(session: "Session") -> None:
         if session.in_flight() >= P.MAX_IN_FLIGHT:
             raise P.ProtocolError("busy", f"this connection already has {P.MAX_IN_FLIGHT} frames in flight; "
                                   "wait for a result before sending more")
-        task = decode_task(header, payloads, self.weights_dir, self.stage)  # here: it overlaps the frame dreaming
+
+    def _start(self, session: "Session", header: dict, task: "FrameTask | LiveTask") -> None:
         task.owner = session.owner
         session.add(task)
         self.worker.submit(task)
         threading.Thread(target=self._relay, args=(session, header, task), daemon=True).start()
 
-    def _relay(self, session: "Session", header: dict, task: FrameTask) -> None:
+    def _relay(self, session: "Session", header: dict, task: "FrameTask | LiveTask") -> None:
         """Sends one frame's events, then its result (encoded here, off the worker)."""
         request_id = header.get("id")
         try:
@@ -254,6 +267,8 @@ class DreamServer:
                     continue
                 if isinstance(event, ErrorEvent):
                     session.send(P.error_reply(request_id, event.code, event.message))
+                elif isinstance(event, LiveResult):
+                    session.send(*live_reply(header, task, event))
                 else:
                     self._send_result(session, header, task, event)
                 return
@@ -267,7 +282,7 @@ class DreamServer:
         finally:
             session.remove(task)
 
-    def _heartbeat(self, session: "Session", request_id, task: FrameTask) -> None:
+    def _heartbeat(self, session: "Session", request_id, task: "FrameTask | LiveTask") -> None:
         position = self.worker.queue_position(task)
         session.send({"event": "heartbeat", "id": request_id, "state": "queued" if position else "running",
                       "position": position})

@@ -22,6 +22,7 @@ from ..engine.dreamer import is_out_of_memory
 from ..errors import DreamError, JobLost
 from ..frame.pipeline import SequenceDreamer, follows
 from ..models import list_models, model_info
+from .live_sessions import LiveSessions, LiveTask, run_live
 from .tasks import ErrorEvent, FrameTask, PrepareTask, ProgressEvent, ResultEvent, StateSnapshot
 
 log = logging.getLogger("dream_core.server")
@@ -73,15 +74,18 @@ class Worker:
         self.dreamers: "OrderedDict[tuple, Dreamer]" = OrderedDict()  # least recently used first
         self.jobs: "OrderedDict[tuple[int, str], JobState]" = OrderedDict()  # by (connection, job id), same order
         self.freed: "OrderedDict[tuple[int, str], Freed]" = OrderedDict()  # jobs the server let go
-        self.pending: list[FrameTask] = []
+        self.live = LiveSessions()  # live views' sessions (serving/live_sessions.py)
+        self.pending: list[Union[FrameTask, LiveTask]] = []
         self.lock = threading.Lock()
-        self.queue: "queue.Queue[Union[FrameTask, PrepareTask, None]]" = queue.Queue()
+        self.queue: "queue.Queue[Union[FrameTask, LiveTask, PrepareTask, None]]" = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="dream-worker", daemon=True)
         self.thread.start()
 
     # --- called from connection threads ------------------------------------
 
-    def submit(self, task: FrameTask) -> None:
+    def submit(self, task: Union[FrameTask, LiveTask]) -> None:
+        if isinstance(task, LiveTask):
+            self.live.submit(task)  # the session's newest: older ones waiting are let go
         with self.lock:
             self.pending.append(task)
         self.queue.put(task)
@@ -103,11 +107,14 @@ class Worker:
         return len(hits)
 
     def close_job(self, owner: int, job: str) -> bool:
+        """Lets a job, or a live session of that id, go."""
+        live = self.live.close(owner, job)
         with self.lock:
-            return self.jobs.pop((owner, job), None) is not None
+            return self.jobs.pop((owner, job), None) is not None or live
 
     def close_owner(self, owner: int) -> None:
         """A connection closed: its jobs' state is nobody's any more."""
+        self.live.close_owner(owner)
         with self.lock:
             for key in [k for k in self.jobs if k[0] == owner]:
                 del self.jobs[key]
@@ -183,6 +190,7 @@ class Worker:
             log.warning("could not prepare for %dx%d frames: %s", task.width, task.height, err)
 
     def _forget_idle_jobs(self) -> None:
+        self.live.forget_idle(self.job_idle_timeout)
         now = time.monotonic()
         with self.lock:
             for job in [j for j, s in self.jobs.items() if now - s.touched > self.job_idle_timeout]:
@@ -194,6 +202,8 @@ class Worker:
         if task.cancel.is_set():
             return ErrorEvent("cancelled", "cancelled before it started")
         try:
+            if isinstance(task, LiveTask):
+                return run_live(self.live, task, self.dreamer(task.settings.model, task.settings.weights))
             return self._dream(task)
         except DreamError as err:
             return ErrorEvent(err.code, str(err))

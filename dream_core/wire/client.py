@@ -57,6 +57,20 @@ class DreamResult:
     state: Optional[bytes] = None  # the sequence's carried state after this frame, when ``output`` asked for it
 
 
+@dataclass
+class LiveReply:
+    """A live update's dream: raw RGBA (``meta``: dtype, shape), rows in the
+    order the capture's came, and how deep the dream is (``depth`` 0-1;
+    ``full``: an unchanged view would gain nothing more)."""
+
+    data: bytes
+    meta: dict
+    depth: float
+    full: bool
+    iterations: int
+    moved: bool
+
+
 class DreamClient:
     """One authenticated connection. Every read waits at most ``timeout``
     seconds; the server sends a heartbeat every second while a frame is
@@ -238,6 +252,25 @@ class DreamClient:
                     waiting.discard(reply.get("id"))
         except (OSError, EOFError, P.ProtocolError):
             self.close()  # cannot resynchronise: nothing more may be read from it
+
+    def live(self, session: str, image: bytes, width: int, height: int, params: Optional[dict] = None, *,
+             rows: str = "top_down", budget: Optional[float] = None, dtype: str = "uint8",
+             linear: bool = False) -> LiveReply:
+        """A live view's capture (raw uint8 RGBA, ``width`` x ``height``,
+        rows ``top_down`` or ``bottom_up``) dreamed a little deeper in
+        ``session`` (its dream carried from the capture before); the reply
+        in ``dtype``, as linear light with ``linear``. Raises
+        ProtocolError: ``superseded`` when a newer capture of the session
+        came first, ``unknown_op`` from a server older than Live Dream."""
+        shape = [height, width, len(image) // max(1, width * height)]
+        header = {"op": "live", "session": session, "params": params or {}, "rows": rows,
+                  "output": {"dtype": dtype, "linear": linear},
+                  "payloads": [{"name": "image", "format": "raw", "dtype": "uint8", "shape": shape}]}
+        if budget is not None:
+            header["budget"] = budget
+        reply, data = self._request(header, [image])
+        return LiveReply(data[0], reply["payloads"][0], float(reply.get("depth", 0.0)), bool(reply.get("full")),
+                         int(reply.get("iterations", 0)), bool(reply.get("moved")))
 
     def cancel(self, job: str) -> int:
         reply, _ = self._request({"op": "cancel", "job": job})

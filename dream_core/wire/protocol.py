@@ -40,7 +40,16 @@ dithered as it dithers renders, for Blender to write as they are);
 frame size the client will send, so the server loads the model and builds
 its compiled engines for that size before the first frame; answered at
 once, the work goes on in the background; a server older than this op
-answers ``unknown_op``, which a client may ignore). Jobs are private to the connection that made them: the same
+answers ``unknown_op``, which a client may ignore); ``live`` (a live view's
+capture, dreamed a little deeper, progressively: header ``session``,
+``params``, optional ``rows`` (``top_down`` or ``bottom_up``), ``budget`` and
+``output`` ``{"dtype": "uint8"|"float32"}``; one raw uint8 RGB(A) payload,
+``image``; the reply is the dream as raw opaque RGBA with its ``depth``
+(0-1), ``full``, ``iterations`` and ``moved``. Latest wins: an older update
+of the session still queued is answered ``superseded``, and one running
+stops when a capture of a changed view arrives; ``close_job`` with the
+session's id ends it. A server older than this op answers ``unknown_op``).
+Jobs and live sessions are private to the connection that made them: the same
 id on another connection is another job; ``echo`` (the payloads back: transport
 timing); ``shutdown``.
 """
@@ -64,7 +73,7 @@ HEARTBEAT_SECONDS = 1.0
 HANDSHAKE_SECONDS = 10.0
 MAX_IN_FLIGHT = 4  # dream requests one connection may have queued or running
 
-OPS = ("hello", "dream", "prepare", "cancel", "close_job", "echo", "shutdown")
+OPS = ("hello", "dream", "prepare", "live", "cancel", "close_job", "echo", "shutdown")
 
 # Stable error codes: clients branch on these, people read the message.
 ERRORS = {
@@ -84,6 +93,7 @@ ERRORS = {
     "job_lost": "the server let the job go (idle, or over its caps): its next frame cannot carry the motion",
     "out_of_memory": "the device ran out of memory",
     "cancelled": "the job was cancelled",
+    "superseded": "a newer capture of the live view came first; this one was not dreamed (or not to its end)",
     "busy": "the connection already has MAX_IN_FLIGHT frames in flight",
     "shutting_down": "the server is shutting down",
     "internal": "an unexpected server error",
