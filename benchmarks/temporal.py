@@ -1,6 +1,6 @@
 """Temporal coherence benchmark on rendered shots (benchmarks/shots.py). Two
 sets: the tuning set (``pan`` with parallax and disocclusions, a fast
-``occluder``, a 120-frame ``orbit``), on which the temporal constants were
+``occluder``, a 120-frame ``orbit``, a denoised ``push`` in), on which the temporal constants were
 chosen, and the held-out set (a slow ``turntable``, a ``dolly`` in, a
 ``noisy`` render, depth of field, motion blur, a deforming mesh), never used
 to choose one: a change is chosen on the first and judged on the second, and
