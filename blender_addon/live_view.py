@@ -25,6 +25,7 @@ from .live_pacing import LiveStats, Pacer, preview_size
 from .live_worker import Capture, LiveFrame, LiveProblem, LiveWorker
 
 TICK = 1 / 60  # s between the timer's looks: captures follow the worker, this only bounds the wait
+STOPPED = "stopped: "  # the status of a Live Dream a problem ended (the header shows it until the next start)
 _VIEWS: dict = {}  # area pointer -> LiveView
 _SCENE_CHANGES = [0]  # depsgraph updates seen: a change of the scene is a change of the view's image
 
@@ -126,10 +127,13 @@ class LiveView:
             elif isinstance(message, LiveProblem):
                 self.status = message.message
                 self.deepening = False  # nothing more until the view or the settings change
+                print(f"Dream Renders: Live Dream: {message.message}", flush=True)
                 if message.fatal:
-                    print(f"Dream Renders: Live Dream stopped: {message.message}", flush=True)
-                    self.stop()
+                    self.stop(problem=message.message)
                     return
+                # the last dream is of another view or other settings: the plain view, and the reason in the header
+                self.texture = None
+                area.tag_redraw()
         if latest is not None:
             self.texture = compat.texture_from_floats(latest.width, latest.height, latest.pixels)
             self.undrawn = latest.captured_at
@@ -159,11 +163,18 @@ class LiveView:
         span = min(self.stats.window, now - self.stats.started)
         return 1000.0 * sum(s for _, s in self.busy) / span if span > 0 else 0.0
 
-    def stop(self) -> None:
-        """Back to the plain view: nothing of Live Dream is left."""
+    def stop(self, problem: str = "") -> None:
+        """Back to the plain view: nothing of Live Dream is left but, after
+        a ``problem``, the reason (the header and the panel's status say it)."""
         if self.stopped:
             return
         self.stopped = True
+        problem = problem.strip().splitlines()[0] if problem.strip() else ""  # the console has all of it
+        self.status = f"{STOPPED}{problem}" if problem else ""
+        if problem:
+            wm = bpy.context.window_manager
+            if hasattr(wm, "dream"):
+                wm.dream.status = f"Live Dream stopped: {problem}"
         bpy.types.SpaceView3D.draw_handler_remove(self.handler, "WINDOW")
         self.worker.stop()
         if self.offscreen is not None:
@@ -221,7 +232,7 @@ def start(area, link, width: int) -> LiveView:
     if not _VIEWS and _count_changes not in bpy.app.handlers.depsgraph_update_post:
         bpy.app.handlers.depsgraph_update_post.append(_count_changes)
     view = _VIEWS[area.as_pointer()] = LiveView(area, link, width)
-    bpy.context.window_manager.dream_live.active = True
+    _publish(view, time.monotonic())  # the last session's figures go at once: a script may read them next
     return view
 
 
@@ -242,9 +253,11 @@ def draw_header_button(self, context) -> None:
     on = is_on(context.area)
     row = self.layout.row(align=True)
     row.operator("dream.live_viewport", text="Live Dream" if not on else "", icon="SHADERFX", depress=on)
+    live = context.window_manager.dream_live
     if on:
-        live = context.window_manager.dream_live
         row.label(text=live.status or f"{round(100 * live.depth)}%")
+    elif live.status.startswith(STOPPED):
+        row.label(text=live.status, icon="ERROR")
 
 
 def register() -> None:

@@ -82,6 +82,31 @@ def test_a_moved_view_carries_its_dream_instead_of_restarting(lite0, wide):
     assert torch.corrcoef(torch.stack([old, fresh]))[0, 1] < 0.3
 
 
+def test_a_dream_the_motion_stretched_too_far_is_dreamed_again(lite0, wide):
+    """A view zoomed in capture by capture magnifies its carried detail; past
+    the stretch limit (3x) it is no longer the full dream, and those pixels
+    go back to the start of the schedule: the same captures with no limit
+    keep them at their depth."""
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    def zoomed_depths(tuning) -> list:
+        live = LiveDream(budget=2, tuning=tuning)
+        until_full(live, lite0, view(wide))
+        depths = []
+        for step in range(1, 6):  # 1.3x a capture: 3.7x after five
+            zoomed = F.interpolate(view(wide), scale_factor=1.3 ** step, mode="bilinear", align_corners=False)
+            top, left = (zoomed.shape[-2] - 96) // 2, (zoomed.shape[-1] - 128) // 2
+            depths.append(live.update(lite0, zoomed[..., top:top + 96, left:left + 128], SETTINGS).depth)
+        return depths
+
+    limited = zoomed_depths(temporal.TUNING)
+    unlimited = zoomed_depths(dataclasses.replace(temporal.TUNING, stretch_limit=1e9))
+    assert limited[:2] == pytest.approx(unlimited[:2], abs=0.02)  # 1.3x, 1.7x: within the limit
+    assert limited[-1] < 0.8 * unlimited[-1], (limited, unlimited)
+
+
 def test_a_stopped_update_keeps_what_it_finished(lite0, wide):
     live = LiveDream(budget=50)  # the whole schedule in one update, unless stopped
     checks = []

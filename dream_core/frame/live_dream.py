@@ -96,6 +96,7 @@ class LiveDream:
         self.capture: Optional[torch.Tensor] = None
         self.detail: Optional[torch.Tensor] = None
         self.position: Optional[torch.Tensor] = None  # [1, 1, H, W]: iterations of the schedule done
+        self.deformation: Optional[torch.Tensor] = None  # [1, 4, H, W]: how far the carried detail is stretched
         self.key: tuple = ()
         self.runs = 0  # engine runs so far (they seed the jitter: each shifts differently)
         self.shown: Optional[torch.Tensor] = None  # the last output, returned again for an unchanged, full view
@@ -114,6 +115,7 @@ class LiveDream:
             self.key = key
             self.detail = torch.zeros_like(rgb)
             self.position = torch.zeros_like(rgb[:, :1])
+            self.deformation = temporal.undeformed(rgb)
             moved = True
         else:
             moved = bool((rgb - self.capture).abs().amax() > MOVED)
@@ -181,17 +183,25 @@ class LiveDream:
     def _carry(self, before: torch.Tensor, now: torch.Tensor) -> None:
         """Moves the detail and positions from capture ``before`` to
         ``now`` along the optical flow; untrusted pixels keep less detail
-        and go back along the schedule by as much."""
+        and go back along the schedule by as much. So does detail the
+        motion has stretched past ``tuning.stretch_limit`` since it was
+        dreamed (as a sequence's carry renews it, see temporal.stretched):
+        an orbit's flow over a plain background can smear the detail while
+        the colours still match, and a smear is no full dream."""
         flow = temporal.estimate_flow(before, now, tuning=self.tuning)
         if float(flow.abs().amax()) >= STILL_FLOW:
-            carried, inside = temporal.warp(torch.cat([self.detail, self.position, before], dim=1), flow)
-            detail, position, warped = carried[:, :3], carried[:, 3:4], carried[:, 4:]
+            carried, inside = temporal.warp(torch.cat([self.detail, self.position, before, self.deformation], dim=1),
+                                            flow)
+            detail, position, warped = carried[:, :3], carried[:, 3:4], carried[:, 4:7]
+            deformation = temporal.deformed(carried[:, 7:], flow, self.tuning)
         else:
             detail, position, warped, inside = self.detail, self.position, before, torch.ones_like(self.position)
+            deformation = self.deformation
         confidence = temporal.reliability(warped, now, self.tuning) * inside
-        share = temporal.carried_share(confidence, self.tuning)
+        share = temporal.carried_share(confidence, self.tuning) * (1.0 - temporal.stretched(deformation, self.tuning))
         self.detail = detail * share
         self.position = (position * share).clamp_(min=0.0)
+        self.deformation = temporal.next_deformation(deformation, share)
 
     def _show(self, settings: DreamSettings) -> torch.Tensor:
         """The capture with the detail, as the settings show it (Keep Colours, mix)."""
