@@ -144,12 +144,17 @@ def shot_occluder(frames, scene):
     linear(bar)
 
 
-def shot_orbit(frames, scene):
-    camera = scene.camera
+def orbit_objects() -> None:
+    """The orbit's textured sphere, block and ring (the push-in's too)."""
     add(bpy.ops.mesh.primitive_uv_sphere_add, textured("globe", (0.3, 0.6, 0.8, 1), 10), radius=1.8,
         location=(0, 0, 0.8), segments=64, ring_count=32)
     add(bpy.ops.mesh.primitive_cube_add, textured("block", (0.9, 0.7, 0.3, 1), 6), size=1.5, location=(3.5, 1, -0.2))
     add(bpy.ops.mesh.primitive_torus_add, textured("ring", (0.8, 0.3, 0.5, 1), 8), location=(-3, -1.5, 0))
+
+
+def shot_orbit(frames, scene):
+    camera = scene.camera
+    orbit_objects()
     bpy.ops.object.empty_add(location=(0, 0, 0))
     pivot = bpy.context.active_object
     camera.parent = pivot
@@ -161,10 +166,7 @@ def shot_orbit(frames, scene):
 
 def shot_push(frames, scene):
     camera = scene.camera
-    add(bpy.ops.mesh.primitive_uv_sphere_add, textured("globe", (0.3, 0.6, 0.8, 1), 10), radius=1.8,
-        location=(0, 0, 0.8), segments=64, ring_count=32)
-    add(bpy.ops.mesh.primitive_cube_add, textured("block", (0.9, 0.7, 0.3, 1), 6), size=1.5, location=(3.5, 1, -0.2))
-    add(bpy.ops.mesh.primitive_torus_add, textured("ring", (0.8, 0.3, 0.5, 1), 8), location=(-3, -1.5, 0))
+    orbit_objects()
     aim(camera, 1, (1, -12, 2.5), (0.3, 0, 0.5))
     aim(camera, frames, (0.4, -6.5, 1.6), (0.3, 0, 0.5))
     linear(camera)
