@@ -132,7 +132,7 @@ class LiveView:
                     self.stop(problem=message.message)
                     return
                 # the last dream is of another view or other settings: the plain view, and the reason in the header
-                self.texture = None
+                self.texture, self.depth = None, 0.0
                 area.tag_redraw()
         if latest is not None:
             self.texture = compat.texture_from_floats(latest.width, latest.height, latest.pixels)
