@@ -36,10 +36,14 @@ class Tuning:
     damping: float = _tuned(
         0.01, "the coarse octaves' step over a carried pattern, a share of a full step: refined, not grown again")
     # docs/BENCHMARKS.md, "What limits `flow`": R = 0, 0.5, 1.0 and 1.5 against strength, detail and flicker;
-    # at 1.0 the orbit's 2x2 detail was 0.82 against 0.85 (1 left it soft).
+    # at 1.0 the orbit's 2x2 detail was 0.82 against 0.85 (1 left it soft). Since the ascent's change over a
+    # carried pattern keeps only its finest band (coarse_change), 1.0 keeps the tuning set's 2x2 detail
+    # (orbit 0.86 either way, pan 0.89 -> 0.87) and calms the push-in (pattern flicker 1.47 -> 1.41, full-size
+    # detail 0.68 -> 0.65): docs/BENCHMARKS.md, "The flicker at the pattern's scale".
     regrowth: float = _tuned(
-        1.5, "the finest octave's step over a carried pattern per unit of its missing fine amplitude (x the gain)",
-        "benchmarks/temporal.py --modes flow (docs/BENCHMARKS.md, \"What limits `flow`\")")
+        1.0, "the finest octave's step over a carried pattern per unit of its missing fine amplitude (x the gain)",
+        "benchmarks/temporal.py --set tuning --tune regrowth=1.0 (docs/BENCHMARKS.md, \"The flicker at the "
+        "pattern's scale\")")
     # docs/BENCHMARKS.md, "Smoothed flow and a strength limit": only 1.2 and 1.3 were measured; 1.2 held the
     # orbit at strength 1.18 but left its pattern soft (detail 2x2 0.72 flow, 0.76 vectors).
     strength_limit: float = _tuned(
