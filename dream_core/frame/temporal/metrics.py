@@ -13,8 +13,8 @@ from .warping import warp
 # (Fourier) shift of 0.25, 0.5 and (0.37, 0.21) px, reads a pixel flicker of
 # 1.5-2.6 times its renders' change, though nothing boiled. Smoothed by
 # sigma 1 px first (a 2 px period keeps 1% of its amplitude, 6 px 58%,
-# 8 px 73%) the same shifts read 0.05-0.10 (docs/BENCHMARKS.md, "What the
-# flicker measure reads on a perfect move").
+# 8 px 73%) the same shifts read 0.05-0.10 (docs/BENCHMARKS.md, "The flicker
+# at the pattern's scale").
 PATTERN_SCALE = 1.0
 
 
