@@ -20,11 +20,12 @@ from typing import Optional
 import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
-from . import compat
+from . import compat, reports
 from .live_pacing import LiveStats, Pacer, preview_size
 from .live_worker import Capture, LiveFrame, LiveProblem, LiveWorker
 
 TICK = 1 / 60  # s between the timer's looks: captures follow the worker, this only bounds the wait
+PANEL_PREFIX = "Live Dream: "  # what Live Dream writes on the panel's status line starts so
 STOPPED = "stopped: "  # the status of a Live Dream a problem ended (the header shows it until the next start)
 _VIEWS: dict = {}  # area pointer -> LiveView
 _SCENE_CHANGES = [0]  # depsgraph updates seen: a change of the scene is a change of the view's image
@@ -125,9 +126,11 @@ class LiveView:
             if isinstance(message, LiveFrame):
                 latest = message
             elif isinstance(message, LiveProblem):
+                if message.message != self.status:  # a settled view sends its refused settings again: said once
+                    print(f"Dream Renders: Live Dream: {message.message}", flush=True)
+                    _tell_panel(f"{PANEL_PREFIX}{message.message}")
                 self.status = message.message
                 self.deepening = False  # nothing more until the view or the settings change
-                print(f"Dream Renders: Live Dream: {message.message}", flush=True)
                 if message.fatal:
                     self.stop(problem=message.message)
                     return
@@ -137,6 +140,8 @@ class LiveView:
         if latest is not None:
             self.texture = compat.texture_from_floats(latest.width, latest.height, latest.pixels)
             self.undrawn = latest.captured_at
+            if self.status:  # a problem told before is over
+                _tell_panel("", only_if_live=True)
             self.deepening, self.depth, self.status = not latest.full, latest.depth, ""
             area.tag_redraw()
 
@@ -172,9 +177,7 @@ class LiveView:
         problem = problem.strip().splitlines()[0] if problem.strip() else ""  # the console has all of it
         self.status = f"{STOPPED}{problem}" if problem else ""
         if problem:
-            wm = bpy.context.window_manager
-            if hasattr(wm, "dream"):
-                wm.dream.status = f"Live Dream stopped: {problem}"
+            _tell_panel(f"{PANEL_PREFIX}stopped: {problem}")
         bpy.types.SpaceView3D.draw_handler_remove(self.handler, "WINDOW")
         self.worker.stop()
         if self.offscreen is not None:
@@ -187,6 +190,14 @@ class LiveView:
         if found is not None:
             found[1].tag_redraw()
         _publish(self, time.monotonic())
+
+
+def _tell_panel(text: str, only_if_live: bool = False) -> None:
+    """The Dream Renders panel's status line: there a long reason is shown
+    whole (the header cuts it); ``only_if_live``: replaces only what Live Dream said."""
+    runtime = getattr(bpy.context.window_manager, "dream", None)
+    if runtime is not None and (not only_if_live or runtime.status.startswith(PANEL_PREFIX)):
+        runtime.status = text
 
 
 def _view_key(space, region, size: tuple, params: dict) -> tuple:
@@ -255,9 +266,9 @@ def draw_header_button(self, context) -> None:
     row.operator("dream.live_viewport", text="Live Dream" if not on else "", icon="SHADERFX", depress=on)
     live = context.window_manager.dream_live
     if on:
-        row.label(text=live.status or f"{round(100 * live.depth)}%")
+        row.label(text=reports.header_line(live.status) or f"{round(100 * live.depth)}%")
     elif live.status.startswith(STOPPED):
-        row.label(text=live.status, icon="ERROR")
+        row.label(text=reports.header_line(live.status), icon="ERROR")
 
 
 def register() -> None:

@@ -17,6 +17,7 @@ from .server_link import ConnectionFailed
 from .wire.client import DreamClient, ServerTimeout
 from .wire.protocol import ProtocolError
 
+IDLE_CHECK = 0.5  # s between looks at an idle connection: how soon a lost server is told while the view is still
 OLD_SERVER = ("this dream server has no Live Dream (it is older than the add-on): update it (Install Dream "
               "Server again, or restart the server from this version)")
 
@@ -110,8 +111,11 @@ class LiveWorker:
 
     def _serve(self, client: DreamClient) -> None:
         while not self._stopping.is_set():
-            capture = self.slot.take(timeout=0.5)
+            capture = self.slot.take(timeout=IDLE_CHECK)
             if capture is None:
+                if client.hung_up():  # a still view sends nothing: a lost server is seen here, not at the next move
+                    self.messages.put(LiveProblem("lost the dream server: it closed the connection", True))
+                    return
                 continue
             try:
                 reply = client.live(self.session, capture.pixels, capture.width, capture.height, capture.params,

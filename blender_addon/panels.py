@@ -2,7 +2,7 @@ import json
 
 import bpy
 
-from . import compat, strengths
+from . import compat, reports, strengths
 
 
 def draw_settings(layout, context) -> None:
@@ -75,7 +75,9 @@ def draw_actions(layout, context) -> None:
     row.operator("dream.render_animation", text="", icon="FILE_REFRESH").redream = True
     col.operator("dream.process_strip", icon="SEQUENCE")
     if runtime.status:
-        layout.label(text=runtime.status)
+        lines = layout.column(align=True)
+        for line in reports.panel_lines(runtime.status, context.region.width, context.preferences.system.ui_scale):
+            lines.label(text=line)
     if runtime.running:
         layout.prop(runtime, "progress", text="Progress", slider=True)
 

@@ -5,6 +5,7 @@ reached, an error in one line. Plain text
 from plain values, no bpy: the shells put it in the panel and the console."""
 from __future__ import annotations
 
+import textwrap
 from typing import Optional, Sequence
 
 from .user_errors import UserError
@@ -81,3 +82,25 @@ def render_failure_exits(background: bool, binary_path: str) -> bool:
     -b``, so a farm sees it: not the bpy module inside someone's script (it
     has no binary), and not with a window open."""
     return bool(background and binary_path)
+
+
+LABEL_CHAR_PX = 7.0  # a label character's width at UI scale 1, a little over the average: wrapped lines fit
+LABEL_MARGIN_PX = 40.0  # a panel's margins and indent at UI scale 1
+
+
+def panel_lines(text: str, region_width: float, ui_scale: float = 1.0) -> list[str]:
+    """``text`` in lines that fit a panel ``region_width`` pixels wide:
+    Blender's labels do not wrap, they cut (a long error would be lost)."""
+    chars = int((region_width - LABEL_MARGIN_PX * ui_scale) / (LABEL_CHAR_PX * ui_scale))
+    return textwrap.wrap(text, max(20, chars)) or [""]
+
+
+PANEL_SAYS_MORE = " (see the Dream Renders panel)"
+
+
+def header_line(text: str, limit: int = 80) -> str:
+    """``text`` cut at a word to at most ``limit`` characters, marked as
+    cut: a header has one short line, the panel and the console the rest."""
+    if len(text) <= limit:
+        return text
+    return textwrap.shorten(text, limit - len(PANEL_SAYS_MORE), placeholder="...") + PANEL_SAYS_MORE

@@ -387,6 +387,24 @@ def test_a_runs_progress_and_outcome():
     assert reports.run_summary(dreamed=1, kept=0, cancelled=True, error="boom") == "Failed: boom"
 
 
+@pytest.mark.parametrize("width, scale", [(300, 1.0), (600, 1.0), (600, 2.0), (60, 1.0)])
+def test_a_long_status_is_wrapped_whole_to_the_panels_width(width, scale):
+    text = ("Failed: the dream server refused the settings: lite0 has no layer 'block99' (its layers are "
+            "block1 to block15); choose one in the Layer menu")
+    lines = reports.panel_lines(text, width, scale)
+    assert " ".join(lines) == text  # nothing lost
+    most = max(20, int((width - reports.LABEL_MARGIN_PX * scale) / (reports.LABEL_CHAR_PX * scale)))
+    assert all(len(line) <= most for line in lines) and (len(lines) > 1) == (len(text) > most)
+
+
+def test_the_header_says_a_long_reason_in_short_and_where_the_rest_is():
+    assert reports.header_line("stopped: lost the dream server") == "stopped: lost the dream server"
+    long = "stopped: " + "the dream server refused the settings because of something long " * 3
+    short = reports.header_line(long)
+    assert len(short) <= 80 and short.endswith("... (see the Dream Renders panel)")
+    assert long.startswith(short[:-len("... (see the Dream Renders panel)")])
+
+
 def test_a_render_jobs_summary():
     assert reports.render_summary(dreamed=3) == "Dream on Render: 3 frame(s) dreamed"
     assert reports.render_summary(dreamed=1, kept=2, rewritten=1, prerolled=2, merged=[9, 8]) == (

@@ -5,7 +5,9 @@ unimportable: see test_addon_plain)."""
 from __future__ import annotations
 
 import importlib
+import socket
 import threading
+from multiprocessing.connection import Connection
 
 import pytest
 from test_addon_plain import PACKAGE, addon
@@ -84,6 +86,10 @@ class _Client:
         self.go.set()
         self.sent, self.closed_jobs, self.closed = [], [], False
         self.sending = threading.Event()
+        self.gone = threading.Event()  # the server closed the connection
+
+    def hung_up(self):
+        return self.gone.is_set()
 
     def live(self, session, image, width, height, params, **options):
         self.sent.append((session, image, width, height, params, options))
@@ -182,3 +188,38 @@ def test_no_server_is_reported_from_the_thread():
     worker = worker_module.LiveWorker(connect)
     problem = _message(worker)
     assert problem.fatal and problem.message.startswith("no dream server installed")
+
+
+def test_a_server_lost_while_the_view_is_still_ends_live_dream_without_a_capture():
+    client = _Client([_reply(1.0, full=True)])
+    worker = worker_module.LiveWorker(lambda: client)
+    worker.offer(_capture())
+    assert isinstance(_message(worker), worker_module.LiveFrame)
+    assert _ready(worker)  # full depth, held still: nothing more is sent
+    client.gone.set()
+    problem = _message(worker)
+    assert problem.fatal and "lost the dream server" in problem.message and len(client.sent) == 1
+    worker.thread.join(timeout=30)
+    assert not worker.thread.is_alive()
+
+
+def _client_on(sock):
+    client = client_module.DreamClient.__new__(client_module.DreamClient)  # the connection without a handshake
+    client.conn = Connection(sock.detach())
+    return client
+
+
+def test_the_client_sees_a_closed_connection_without_reading():
+    ours, theirs = socket.socketpair()
+    client = _client_on(ours)
+    assert not client.hung_up()
+    theirs.sendall(b"x")
+    theirs.close()
+    assert not client.hung_up() and client.conn.poll(0)  # a reply still to read is not the end
+    client.close()
+    assert not client.hung_up()  # closed on this side: not the server's doing
+    ours, theirs = socket.socketpair()
+    client = _client_on(ours)
+    theirs.close()
+    assert client.hung_up()
+    client.close()

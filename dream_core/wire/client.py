@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import socket
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Optional, Union
 
@@ -94,6 +95,22 @@ class DreamClient:
 
     def close(self) -> None:
         self.conn.close()
+
+    def hung_up(self) -> bool:
+        """Whether the server has closed this connection (stopped, killed, or
+        its machine gone), asked while no reply is awaited; reads nothing."""
+        try:
+            if not self.conn.poll(0):
+                return False
+            sock = socket.socket(fileno=self.conn.fileno())
+            try:
+                return sock.recv(1, socket.MSG_PEEK) == b""  # readable with nothing to read: the end
+            finally:
+                sock.detach()  # the descriptor stays the connection's
+        except (ConnectionError, EOFError):
+            return True
+        except OSError:  # closed on this side: not the server's doing
+            return False
 
     # --- plumbing --------------------------------------------------------------
 
