@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+import traceback
 import uuid
 from typing import Optional
 
@@ -35,6 +36,7 @@ from .render_thread import refused_while_rendering
 from .reports import render_failure_exits, why
 
 GUI_PUMP_INTERVAL = 0.2  # s between the main thread's looks at finished dreams while a window is open
+GUI_IDLE_INTERVAL = 0.5  # s between its looks for a render job to pump while none is dreaming
 
 
 _active: Optional[RenderDreaming] = None
@@ -99,8 +101,6 @@ def _on_init(scene, *_args) -> None:
         _refuse(scene)
         _report(f"Dream on Render failed: {why(err)}; the render writes nothing", True)
         return
-    if not bpy.app.background:
-        bpy.app.timers.register(_gui_pump, first_interval=GUI_PUMP_INTERVAL)
 
 
 def _refuse(scene) -> None:
@@ -180,11 +180,25 @@ def _on_cancel(scene, *_args) -> None:
     _end(scene, cancelled=True)
 
 
-def _gui_pump() -> Optional[float]:
-    """A timer on the main thread while a window is open: writes finished dreams."""
+def _gui_pump() -> float:
+    """A timer on the main thread while a window is open: writes finished
+    dreams. Registered once, from the main thread: the render handlers run
+    in Blender's render thread, which may not register timers (Blender's
+    timer list has no lock, and a timer registered from there can be lost).
+    It never raises: Blender would drop it, and every job after would wait."""
+    try:
+        return _pump_once()
+    except Exception as err:
+        traceback.print_exc()
+        if _active is not None:
+            _active.fail(why(err))
+        return GUI_PUMP_INTERVAL
+
+
+def _pump_once() -> float:
     dreaming = _active
     if dreaming is None:
-        return None
+        return GUI_IDLE_INTERVAL
     dreaming.pump()
     if dreaming.finished and dreaming.ended:
         if bpy.app.is_job_running("RENDER"):  # past render_complete, Blender's job still holds the scene a moment
@@ -199,7 +213,7 @@ def _gui_pump() -> Optional[float]:
         colour_management.remove_helpers()
         if dreaming.wrote_no_frame:
             _dream_the_still()
-        return None
+        return GUI_IDLE_INTERVAL
     if dreaming.error:  # say so now; the user's settings come back when Blender's render ends
         _show(dreaming.summary(), True)
     return GUI_PUMP_INTERVAL
@@ -242,6 +256,8 @@ HANDLERS = (("render_init", _on_init), ("render_pre", _on_pre), ("render_write",
 def register() -> None:
     for name, handler in HANDLERS:
         getattr(bpy.app.handlers, name).append(handler)
+    if not bpy.app.background:
+        bpy.app.timers.register(_gui_pump, first_interval=GUI_IDLE_INTERVAL, persistent=True)
 
 
 def unregister() -> None:
@@ -250,6 +266,8 @@ def unregister() -> None:
         handlers = getattr(bpy.app.handlers, name)
         if handler in handlers:
             handlers.remove(handler)
+    if bpy.app.timers.is_registered(_gui_pump):
+        bpy.app.timers.unregister(_gui_pump)
     if _active is not None:
         _active.cancel()
         _active = None

@@ -87,6 +87,7 @@ def steps_on_render(workdir, zip_path):
         result["status"] = bpy.context.window_manager.dream.status
         result["output_after_still"] = scenarios.output_report(scene)
         result["helper_left"] = ".Dream Colour" in bpy.data.scenes
+        result["pump_kept"] = bpy.app.timers.is_registered(on_render._gui_pump)  # the main thread's, for every job
         # Dream Animation renders each frame in Blender's render job, as Render Animation does: the window's
         # timers run while a frame renders (a blocking render would hold them until it is done)
         seen = {"live": 0, "stop": False, "saved": None}
@@ -332,7 +333,9 @@ def run(steps, deadline: float) -> None:
 
     def advance():
         if time.monotonic() > deadline:
-            finish({"error": "timed out", "waiting_for": getattr(pending["check"], "__name__", "?")})
+            check = pending["check"]
+            finish({"error": "timed out", "waiting_for": f"line {check.__code__.co_firstlineno}" if check else "?",
+                    "status": bpy.context.window_manager.dream.status})
             return None
         if pending["check"] is not None:
             with window_override():

@@ -61,15 +61,15 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file, addon_zip):
     import json
 
     found = json.loads(lines[-1][len("RESULT "):])
-    assert "error" not in found, f"{found}\n{result.stderr[-3000:]}"
-    assert found["frame_shown_in"] == ["IMAGE_EDITOR"]  # Dream Frame opened a view: none was open
     said = "\n".join(line for line in result.stdout.splitlines() if line.startswith("Dream Renders:"))
+    assert "error" not in found, f"{found}\n{said}\n{result.stderr[-3000:]}"
+    assert found["frame_shown_in"] == ["IMAGE_EDITOR"]  # Dream Frame opened a view: none was open
     assert found["files"] == ["shot_001.png", "shot_002.png", "shot_003.png"], f"{found}\n{said}"  # frame -> file
     assert found["summary"] == "Dream on Render: 3 frame(s) dreamed"
     assert found["output"]["filepath"] == "//out/shot_###" and found["output"]["format"] == "PNG"
     assert found["still"] == "Scene_00001_still.png" and found["still_size"] == [64, 48]
     assert found["output_after_still"] == found["output"]
-    assert not found["helper_left"]
+    assert not found["helper_left"] and found["pump_kept"]
     animation = found["animation"]  # Dream Animation with the window live while Blender renders each frame
     assert animation["status"].startswith("Done:"), animation
     assert {f"Scene_0000{n}.png" for n in (1, 2, 3)} <= set(animation["frames"]), animation
