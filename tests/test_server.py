@@ -430,6 +430,31 @@ def test_serve_socket_never_takes_over_a_file_or_a_live_server(folder):
     again.stop()
 
 
+def test_an_address_the_server_cannot_have_is_refused_before_pytorch_loads(folder):
+    """A path that is not a socket, a port in use, a remote address: one line and status 2 at once, not after
+    the seconds PyTorch takes to load."""
+    precious = os.path.join(folder, "notes.txt")
+    with open(precious, "w") as f:
+        f.write("keep me")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    probe = ("import sys; from dream_core.cli import main; status = main(sys.argv[1:]); "
+             "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(status)")
+    try:
+        for where, says in ((["--socket", precious], "not a socket"),
+                            (["--listen", "127.0.0.1:%d" % taken.getsockname()[1]], "in use"),
+                            (["--listen", "8.8.8.8:9"], "not a loopback address")):
+            refused = subprocess.run([sys.executable, "-c", probe, "serve", "--device", "cpu", "--token-file",
+                                      os.path.join(folder, "token"), *where], capture_output=True, text=True,
+                                     cwd=ROOT, timeout=120)
+            assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+            assert refused.stdout.strip() == "no torch", where
+    finally:
+        taken.close()
+    assert open(precious).read() == "keep me"
+
+
 def test_a_server_unlinks_only_the_socket_it_bound(folder):
     """An orphaned server stopping late must not delete a newer server's socket."""
     from dream_core.serving.socket_path import SocketClaim, SocketInUse

@@ -2,7 +2,8 @@
 benchmark, serve. Bad input ends with one line on stderr and exit status 2.
 
 The parser (``parser``) needs no torch; a command's module (``commands``)
-loads what it needs when it runs."""
+loads what it needs when it runs. ``serve`` goes straight to its own
+module, which opens the server's address before PyTorch loads."""
 from __future__ import annotations
 
 import sys
@@ -22,10 +23,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from . import commands
-
     try:
-        return getattr(commands, f"cmd_{args.command}")(args)
+        return _command(args.command)(args)
     except KeyboardInterrupt:
         print("stopped" if args.command == "serve" else "interrupted; finished frames are kept, run again to resume",
               file=sys.stderr)
@@ -38,3 +37,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         kept = "" if args.command == "serve" else "; finished frames are kept, run again to resume"
         print(f"dream_core: error: {err.strerror or err}{where}{kept}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _command(name: str):
+    if name == "serve":
+        from ..serving.command import serve_from_args
+
+        return serve_from_args
+    from . import commands
+
+    return getattr(commands, f"cmd_{name}")

@@ -330,12 +330,6 @@ def _bench_size(size: str) -> tuple[int, int]:
     return width, height
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from ..serving.command import serve_from_args
-
-    return serve_from_args(args)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..tools.demo import run_demo
 

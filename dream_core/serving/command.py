@@ -10,6 +10,7 @@ import sys
 import threading
 
 from ..wire import protocol as P
+from .listening import Listening
 
 log = logging.getLogger("dream_core.server")
 
@@ -88,26 +89,16 @@ def _stop_when_stdin_closes(server) -> None:
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
-    from ..engine.device import use_cpu_threads
-    from .admission import Limits
-    from .codec import limit_decoders
-    from .server import DreamServer
-    from .worker import Capacity
-
     _check_limits(args)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
-    limit_decoders(args.max_megapixels)
-    threads = use_cpu_threads(args.threads)
-    address = args.socket or args.listen or "127.0.0.1:0"
-    compile_cache = _compile_cache(args)
-    server = DreamServer(_token(args), address, device=args.device, max_payload=args.max_payload_mb << 20,
-                         job_idle_timeout=args.job_idle_timeout, allow_remote=args.allow_remote,
-                         heartbeat=args.heartbeat, weights_dir=args.weights_dir,
-                         limits=Limits(args.max_pending, args.max_connections, args.handshake_timeout,
-                                       args.idle_timeout),
-                         capacity=Capacity(args.max_jobs, 4 * args.max_jobs, args.max_models,
-                                           args.model_memory_mb << 20),
-                         compile_cache=compile_cache)
+    token = _token(args)
+    # the address first: one the server cannot have is refused before PyTorch loads (seconds)
+    listening = Listening(args.socket or args.listen or "127.0.0.1:0", args.allow_remote)
+    try:
+        server, threads = _server(args, token, listening)
+    except BaseException:
+        listening.close()
+        raise
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())  # `kill`: stop as Ctrl+C does, cleaning up
     try:
         if args.preload:
@@ -124,6 +115,26 @@ def serve_from_args(args: argparse.Namespace) -> int:
         server.close()
     log.info("stopped")
     return 0
+
+
+def _server(args: argparse.Namespace, token: str, listening: Listening):
+    """The server on ``listening`` (PyTorch loads here), and its CPU threads."""
+    from ..engine.device import use_cpu_threads
+    from .admission import Limits
+    from .codec import limit_decoders
+    from .server import DreamServer
+    from .worker import Capacity
+
+    limit_decoders(args.max_megapixels)
+    threads = use_cpu_threads(args.threads)
+    server = DreamServer(token, listening.address, device=args.device, max_payload=args.max_payload_mb << 20,
+                         job_idle_timeout=args.job_idle_timeout, heartbeat=args.heartbeat, weights_dir=args.weights_dir,
+                         limits=Limits(args.max_pending, args.max_connections, args.handshake_timeout,
+                                       args.idle_timeout),
+                         capacity=Capacity(args.max_jobs, 4 * args.max_jobs, args.max_models,
+                                           args.model_memory_mb << 20),
+                         compile_cache=_compile_cache(args), listening=listening)
+    return server, threads
 
 
 def _compile_cache(args: argparse.Namespace):

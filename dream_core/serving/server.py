@@ -12,7 +12,6 @@ import errno
 import functools
 import itertools
 import logging
-import os
 import queue
 import socket
 import threading
@@ -28,8 +27,8 @@ from ..version import __version__
 from ..wire import protocol as P
 from .admission import Admission, Limits
 from .codec import decode_prepare, decode_task, encode_result, job_id
+from .listening import Listening
 from .live_sessions import LiveResult, LiveTask, decode_live, live_reply
-from .socket_path import SocketClaim
 from .tasks import ErrorEvent, FrameTask, ProgressEvent, ResultEvent
 from .worker import Capacity, Worker
 
@@ -43,35 +42,19 @@ class DreamServer:
                  max_payload: int = P.DEFAULT_MAX_PAYLOAD, job_idle_timeout: float = 600.0,
                  allow_remote: bool = False, heartbeat: float = P.HEARTBEAT_SECONDS,
                  weights_dir: Optional[str] = None, limits: Limits = Limits(),
-                 capacity: Capacity = Capacity(), compile_cache: Optional[CompileCache] = None) -> None:
+                 capacity: Capacity = Capacity(), compile_cache: Optional[CompileCache] = None,
+                 listening: Optional[Listening] = None) -> None:
+        """``listening``: the socket already opened at ``address`` (``serve``
+        opens it before torch loads); the server closes it when it stops."""
         self.token = token
         self.stage = functools.partial(staged_pixels, device=resolve_device(device))  # an unknown device: no socket
         self.admission = Admission(limits)
         self.weights_dir = weights_dir
         self.heartbeat = heartbeat
         self.max_payload = max_payload
-        self.family, addr = P.parse_address(address)
-        if self.family != socket.AF_UNIX and not P.is_loopback(addr[0]):
-            if not allow_remote:
-                raise ValueError(f"{addr[0]} is not a loopback address; pass --allow-remote to listen on it")
-            log.warning("listening on %s: reachable from other machines, protected by the token only", addr[0])
-        self.listener = socket.socket(self.family, socket.SOCK_STREAM)
-        self.claim: Optional[SocketClaim] = None
-        if self.family == socket.AF_UNIX:
-            self.claim = SocketClaim(addr)
-            try:
-                self.listener.bind(addr)
-                self.claim.bound()
-                os.chmod(addr, 0o600)
-            except BaseException:
-                self.claim.release()
-                self.listener.close()
-                raise
-        else:
-            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.listener.bind(addr)
-        self.listener.listen(128)
-        self.address = P.format_address(self.family, self.listener.getsockname())
+        self.listening = listening or Listening(address, allow_remote)
+        self.listener = self.listening.socket
+        self.address = self.listening.address
         self.worker = Worker(device, job_idle_timeout, capacity, compile_cache)
         self.stopping = threading.Event()
         self.closed = False
@@ -95,8 +78,7 @@ class DreamServer:
         self.listener.close()
         self.worker.stop()
         self.worker.thread.join(timeout=30)
-        if self.claim is not None:
-            self.claim.release()
+        self.listening.close()  # a Unix socket path is given up once nothing of this server runs
 
     def _accept_until_stopped(self) -> None:
         self.listener.settimeout(0.5)
