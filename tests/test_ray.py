@@ -39,8 +39,20 @@ def test_an_actor_reaches_the_files_only_when_it_sees_the_probe_and_the_first_fr
     assert not sees_files(str(probe), "token", str(tmp_path / "missing.png"), 5)
 
 
+@pytest.fixture(scope="module")
+def ray_here():
+    """One local Ray for this module's tests (a worker runs them both: see xdist_group), connected in this
+    process: ``dream --ray`` run in it uses it (and leaves it up) instead of starting one of its own."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.mark.slow
-def test_a_shot_dreamed_on_a_local_ray_resumes(pan, tmp_path):
+@pytest.mark.xdist_group("ray")
+def test_a_shot_dreamed_on_a_local_ray_resumes(pan, tmp_path, ray_here):
     out = tmp_path / "out"
     fast = ["--octaves", "1", "--iterations", "2", "--device", "cpu", "--temporal", "flow"]
     # two chunks for two actors: both start at once, so chunk 5-8 always warms up with frames 3-4 and
@@ -65,10 +77,12 @@ def test_a_shot_dreamed_on_a_local_ray_resumes(pan, tmp_path):
     assert "dreamed 0 frames (8 already done, skipped)" in again.stderr
     alone = cli("dream", str(pan / "pan_0001.exr"), "-o", str(tmp_path / "one.exr"), "--ray", *fast)
     assert alone.returncode == 2 and "--ray takes a folder" in alone.stderr
+    assert ray_here.is_initialized()  # the caller's Ray is left up (a command of its own shuts its own down)
 
 
 @pytest.mark.slow
-def test_a_lost_actors_chunk_is_dreamed_again(pan, tmp_path):
+@pytest.mark.xdist_group("ray")
+def test_a_lost_actors_chunk_is_dreamed_again(pan, tmp_path, ray_here):
     """Actors that die (one killed before its chunk arrives, one that ends
     its process in the middle of a chunk) are restarted and every frame is
     still dreamed, in the shared folder and through the driver."""
@@ -94,15 +108,11 @@ def test_a_lost_actors_chunk_is_dreamed_again(pan, tmp_path):
             ray.kill(pool[0], no_restart=False)  # as if its machine went away
         return _run_chunks(ray, pool, plans, 4, 2, 1, True, {actor: shared for actor in pool})
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        assert dream(ChunkDreamer, "killed", True) == (8, 0)
-        for out, shared in (("died_shared", True), ("died_driven", False)):
-            DiesOnce.marker = str(tmp_path / f"{out}.died")
-            assert dream(DiesOnce, out, shared) == (8, 0), out
-            assert (tmp_path / f"{out}.died").exists()  # it did die
-    finally:
-        ray.shutdown()
+    assert dream(ChunkDreamer, "killed", True) == (8, 0)
+    for out, shared in (("died_shared", True), ("died_driven", False)):
+        DiesOnce.marker = str(tmp_path / f"{out}.died")
+        assert dream(DiesOnce, out, shared) == (8, 0), out
+        assert (tmp_path / f"{out}.died").exists()  # it did die
     for out in ("killed", "died_shared", "died_driven"):
         assert sorted(p.name for p in (tmp_path / out).iterdir() if p.is_file()) == frames, out
         for name in frames:

@@ -96,14 +96,18 @@ def dream_on_ray(plans: list[FramePlan], settings: DreamSettings, *, address: Op
                  io: str = "auto", quiet: bool = False) -> tuple[int, int]:
     """Dreams ``plans`` in chunks on Ray; returns (done, skipped). ``io``:
     ``auto`` asks each actor whether it reaches the files, ``shared`` assumes
-    all do, ``driver`` has the driver read and write every frame."""
+    all do, ``driver`` has the driver read and write every frame. Connects
+    to Ray at ``address`` (a local cluster of its own when empty) and shuts
+    it down after, unless the caller is connected already (then ``address``
+    is not used: the caller's Ray is, and it stays up)."""
     import ray
 
     from .local import guide_and_mask
 
     images = guide_and_mask(settings)  # read here: an actor on another machine may not reach them
-    ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
-             ignore_reinit_error=True, configure_logging=False)
+    ours = not ray.is_initialized()  # a caller's own Ray session is used as it is, and left running
+    if ours:
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         count, resources = actor_count(ray.cluster_resources(), actors)
         remote = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES, **resources)(ChunkDreamer)
@@ -119,7 +123,8 @@ def dream_on_ray(plans: list[FramePlan], settings: DreamSettings, *, address: Op
         print("\nstopping the Ray actors", file=sys.stderr)
         raise
     finally:
-        ray.shutdown()
+        if ours:
+            ray.shutdown()
 
 
 def reaching(ray, pool: list, plans: list[FramePlan]) -> dict:
