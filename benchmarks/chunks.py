@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from dream_core.config import DreamConfig, DreamSettings  # noqa: E402
 from dream_core.engine import Dreamer  # noqa: E402
-from dream_core.frame import crossfade, temporal  # noqa: E402
+from dream_core.frame import crossfade  # noqa: E402
 from dream_core.frame.pipeline import SequenceDreamer  # noqa: E402
 from dream_core.shot.planner import seam_share  # noqa: E402
 
@@ -83,10 +83,6 @@ def chunked(dreamer, objective, settings, pictures, size: int, preroll: int, fad
                 out[i] = carried + share * (dreams[i] - carried)
         before = sequence
     return [out[i] for i in range(len(pictures))], dreamed
-
-
-def transitions(dreams, flows, masks) -> np.ndarray:
-    return np.array([temporal.flicker([a, b], [f], [m]) for a, b, f, m in zip(dreams, dreams[1:], flows, masks)])
 
 
 def cli_seconds(*args: str) -> float:
@@ -159,7 +155,7 @@ def main(argv=None) -> int:
     fading = {i for i in faded if i + 1 < len(pictures)}
     seams = boundaries | fading
     scores = [dreamer.score(d, objective) for d in whole]
-    reference = dict(flicker=transitions(whole, flows, masks), half=metrics.detail(whole, sources, 2),
+    reference = dict(flicker=metrics.step_flicker(whole, flows, masks), half=metrics.detail(whole, sources, 2),
                      energy=np.mean(scores), faded=np.mean([scores[i] for i in faded]))
     variants = [(f"preroll {n}", n, 0, "crossfade") for n in map(int, args.prerolls.split(","))]
     variants += [(f"fade {args.fade}", 0, args.fade, "crossfade"),
@@ -173,7 +169,7 @@ def main(argv=None) -> int:
           f"{1.0:6.2f} {1.0:6.2f}   ({per_frame:.2f} s/frame)")
     for name, preroll, fade, blend in variants:
         dreams, dreamed = chunked(dreamer, objective, replace(settings), pictures, args.chunk, preroll, fade, blend)
-        flick = transitions(dreams, flows, masks)
+        flick = metrics.step_flicker(dreams, flows, masks)
         inside = flick[[i not in seams for i in range(len(dreams) - 1)]].mean()
         half = metrics.quarters(metrics.detail(dreams, sources, 2))[1] / metrics.quarters(reference["half"])[1]
         chunk_scores = [dreamer.score(d, objective) for d in dreams]
