@@ -136,7 +136,9 @@ class LiveSessions:
         """``task`` is now its session's newest update (called as it is queued)."""
         key = (task.owner, task.session)
         with self.lock:
-            session = self.sessions.setdefault(key, _Session(LiveDream(task.budget)))
+            session = self.sessions.get(key)
+            if session is None:
+                session = self.sessions[key] = _Session(LiveDream(task.budget))
             self.sessions.move_to_end(key)
             waiting, running = session.latest, session.running
             session.latest = task
