@@ -81,7 +81,8 @@ class ServerLink:
                           f"{self.process.log_tail(8)}")
                     self.process.stop()  # reaps it and removes its log
                 try:
-                    self.process = spawn_server(os.path.expanduser(cfg.python), device=cfg.device)
+                    # below Blender's priority: where they share the CPU, the window and the render come first
+                    self.process = spawn_server(os.path.expanduser(cfg.python), device=cfg.device, yield_cpu=True)
                 except ServerStartError as err:
                     raise ConnectionFailed(str(err)) from None
             return self.process.address, self.process.token

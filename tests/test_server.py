@@ -484,8 +484,13 @@ def test_a_spawned_server_leaves_no_temporary_log(tmp_path, monkeypatch):
 
     env = {**os.environ, "PYTHONPATH": ROOT}
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    temporary = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--preload", ""])
+    temporary = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--preload", ""], yield_cpu=True)
     assert os.listdir(tmp_path) == [] and temporary.log_path is None  # a file with no name
+    if sys.platform == "linux":  # yielding: every thread of it below this process's priority (the add-on's way)
+        threads = os.listdir(f"/proc/{temporary.pid}/task")
+        nice = [int(open(f"/proc/{temporary.pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()[16])
+                for t in threads]
+        assert len(threads) > 1 and set(nice) == {os.nice(0) + 10}, nice
     temporary.stop()
     assert "listening on" in temporary.log_tail()  # read through the handle kept: what the server said
     chosen = spawn_server(sys.executable, device="cpu", env=env, extra_args=["--preload", ""],

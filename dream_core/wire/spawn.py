@@ -5,7 +5,9 @@ Python.
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -78,16 +80,22 @@ class ServerProcess:
                 stream.close()
 
 
+YIELD_NICENESS = 10  # a yielding server's CPU priority below this process's (Unix nice)
+
+
 def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = None,
                  extra_args: Optional[list[str]] = None, env: Optional[dict] = None, cwd: Optional[str] = None,
-                 ready_timeout: float = 180.0, log_path: Optional[str] = None) -> ServerProcess:
+                 ready_timeout: float = 180.0, log_path: Optional[str] = None,
+                 yield_cpu: bool = False) -> ServerProcess:
     """Starts ``python -m dream_core serve`` and waits for its ready line.
 
     The token goes through the child's standard input, never its command
     line (which other users can read); the pipe then stays open and the
     server stops when it closes, so it cannot outlive this process, even a
     killed one. If the server dies or stays silent, ServerStartError
-    carries the end of its log."""
+    carries the end of its log. ``yield_cpu``: the server runs at a lower
+    CPU priority than this process (and every thread it starts with it),
+    so that where they share the CPU this process comes first."""
     token = P.new_token()
     # without a named log: a file with no name (gone with the last process holding it, however Blender ends),
     # read through the handle kept here for what a failure says
@@ -95,19 +103,20 @@ def spawn_server(python: str, *, device: str = "auto", listen: Optional[str] = N
     cmd = [python, "-m", "dream_core", "serve", "--token-stdin", "--exit-with-stdin", "--device", device]
     if listen:
         cmd += ["--listen", listen]
-    process = _start(cmd + (extra_args or []), token, log_path, log_file, env, cwd)
+    process = _start(cmd + (extra_args or []), token, log_path, log_file, env, cwd, yield_cpu)
     server = ServerProcess(process, "", token, log_path, log_file)
     server.address = _ready_address(server, ready_timeout)
     return server
 
 
 def _start(cmd: list[str], token: str, log_path: Optional[str], log_file, env: Optional[dict],
-           cwd: Optional[str]) -> subprocess.Popen:
+           cwd: Optional[str], yield_cpu: bool = False) -> subprocess.Popen:
     """The server process, its log going to ``log_path`` or ``log_file``, the token on its stdin."""
     stderr = open(log_path, "ab") if log_path else log_file
+    launch, flags = _below_this_process(cmd) if yield_cpu else (cmd, 0)
     try:
-        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                   env=env, cwd=cwd)
+        process = subprocess.Popen(launch, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                   env=env, cwd=cwd, creationflags=flags)
     except OSError as err:
         if log_file is not None:
             log_file.close()
@@ -118,6 +127,18 @@ def _start(cmd: list[str], token: str, log_path: Optional[str], log_file, env: O
     process.stdin.write((token + "\n").encode())
     process.stdin.flush()  # and kept open: the server stops when it closes, i.e. when this process ends
     return process
+
+
+def _below_this_process(cmd: list[str]) -> tuple[list[str], int]:
+    """``cmd`` to start at a lower CPU priority, and Popen's creation flags:
+    through ``nice`` on Unix (set before the program starts, so every thread
+    it makes has it), the below-normal class on Windows."""
+    if os.name == "nt":
+        return cmd, getattr(subprocess, "BELOW_NORMAL_PRIORITY_CLASS", 0)
+    nice = shutil.which("nice")
+    if nice is None or shutil.which(cmd[0]) is None:  # a Python that is not there: Popen's own error says so
+        return cmd, 0
+    return [nice, "-n", str(YIELD_NICENESS), *cmd], 0
 
 
 def _ready_address(server: ServerProcess, timeout: float) -> str:
