@@ -277,6 +277,10 @@ def steps_live(workdir, zip_path):
         yield lambda: len(probe["gaps"]) >= 100  # about a second of the window alone
         result["plain_window"] = lateness()
         result["plain"] = shoot("plain.png")
+        yield moving(20)  # not measured: software drawing compiles each shader on first use, slowing the first moves
+        motion["on"] = False
+        yield lambda: not bpy.app.timers.is_registered(move)
+        cube.location = home
         yield moving(60)  # the same motion without Live Dream: what the window does on its own
         motion["on"] = False
         result["moving_plain"] = motion_figures()
