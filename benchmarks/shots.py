@@ -8,9 +8,14 @@ dream has detail to keep and lose:
 - ``orbit``: 120 frames, a slow camera orbit around a textured sphere;
 - ``push``: 40 frames, a slow push in on the orbit's objects, denoised (the
   carried pattern is magnified; the tuning set's one denoised shot, where
-  the render itself barely changes from frame to frame).
+  the render itself barely changes from frame to frame);
+- ``grain``: 24 frames, the camera cranes up past the orbit's objects, tilting
+  down to keep them in view, at 4 samples, not denoised: the tuning set's
+  render as noisy as the held-out ``noisy`` (whose per-pixel noise is much
+  larger than the 16-sample shots'), in another scene and another motion, so
+  that what a carried dream does on such a render is chosen here, not there.
 
-Those four are the tuning set: the temporal constants were chosen on them.
+Those five are the tuning set: the temporal constants were chosen on them.
 The held-out set (``HELD_OUT``) is never used to choose a constant, only to
 judge one chosen on the tuning set; its scenes, objects and motions differ,
 and all but ``noisy`` are denoised (OpenImageDenoise), as a user's would be:
@@ -27,9 +32,13 @@ and all but ``noisy`` are denoised (OpenImageDenoise), as a user's would be:
 - ``wave``: 24 frames, a still camera on a rippling, deforming sheet.
 
 The denoised shots render with their own samples (``samples_for``: 8;
-``noisy`` 4), whatever the benchmark asks for the tuning set's others.
+``noisy`` and ``grain`` 4), whatever the benchmark asks for the tuning set's others.
 
-    python benchmarks/shots.py SHOT OUT_DIR WIDTH HEIGHT SAMPLES
+    python benchmarks/shots.py SHOT OUT_DIR WIDTH HEIGHT SAMPLES [denoised]
+
+``denoised`` renders the shot at SAMPLES denoised whatever its own samples
+and denoising (a diagnostic: a noisy shot's scene and motion without the
+noise, see benchmarks/strength_trace.py --clean).
 """
 import math
 import os
@@ -41,12 +50,12 @@ import mathutils
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo"))
 import scene as demo_scene  # noqa: E402  (the demo's EXR sequence render, shared)
 
-TUNING = {"pan": 40, "occluder": 24, "orbit": 120, "push": 40}
+TUNING = {"pan": 40, "occluder": 24, "orbit": 120, "push": 40, "grain": 24}
 HELD_OUT = {"turntable": 120, "dolly": 40, "noisy": 32, "focus": 24, "blur": 24, "wave": 24}
 FRAMES = {**TUNING, **HELD_OUT}
 SETS = {"tuning": TUNING, "held-out": HELD_OUT}
 DENOISED = ("push", "turntable", "dolly", "focus", "blur", "wave")  # rendered at 8 samples, denoised
-OWN_SAMPLES = {"noisy": 4}  # not denoised, whatever the benchmark's samples
+OWN_SAMPLES = {"noisy": 4, "grain": 4}  # not denoised, whatever the benchmark's samples
 DENOISED_SAMPLES = 8
 
 
@@ -172,6 +181,14 @@ def shot_push(frames, scene):
     linear(camera)
 
 
+def shot_grain(frames, scene):
+    camera = scene.camera
+    orbit_objects()
+    aim(camera, 1, (-2, -10, 0.6), (0.3, 0, 0.3))
+    aim(camera, frames, (-1, -9, 4.5), (0.3, 0, 0.1))
+    linear(camera)
+
+
 def aim(camera, frame: int, location, target) -> None:
     """Keys the camera at ``location`` looking at ``target``."""
     direction = mathutils.Vector(target) - mathutils.Vector(location)
@@ -263,11 +280,12 @@ def shot_wave(frames, scene):
 
 def main() -> None:
     shot, out_dir, width, height, samples = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
+    denoised = sys.argv[6:7] == ["denoised"]
     frames = FRAMES[shot]
-    samples = samples_for(shot, samples)
+    samples = samples if denoised else samples_for(shot, samples)
     scene = base_scene(frames, width, height, samples)
     scene.render.threads_mode, scene.render.threads = "FIXED", 1  # a shared machine: one core
-    if shot in DENOISED:
+    if shot in DENOISED or denoised:
         scene.cycles.use_denoising, scene.cycles.denoiser = True, "OPENIMAGEDENOISE"
     globals()[f"shot_{shot}"](frames, scene)
     os.makedirs(out_dir, exist_ok=True)
