@@ -443,16 +443,19 @@ def test_an_address_the_server_cannot_have_is_refused_before_pytorch_loads(folde
              "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(status)")
     try:
         for where, says in ((["--socket", precious], "not a socket"),
-                            (["--listen", "127.0.0.1:%d" % taken.getsockname()[1]], "in use"),
+                            (["--listen", "127.0.0.1:%d" % taken.getsockname()[1]],
+                             "cannot listen on 127.0.0.1:%d: Address already in use" % taken.getsockname()[1]),
+                            (["--socket", os.path.join(folder, "missing", "s.sock")], "does not exist"),
                             (["--listen", "8.8.8.8:9"], "not a loopback address")):
             refused = subprocess.run([sys.executable, "-c", probe, "serve", "--device", "cpu", "--token-file",
                                       os.path.join(folder, "token"), *where], capture_output=True, text=True,
                                      cwd=ROOT, timeout=120)
             assert refused.returncode == 2 and says in refused.stderr, refused.stderr
             assert refused.stdout.strip() == "no torch", where
+            assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr  # one line, nothing before it
     finally:
         taken.close()
-    assert open(precious).read() == "keep me"
+    assert open(precious).read() == "keep me" and not os.path.exists(os.path.join(folder, "token"))  # none made
 
 
 def test_a_server_unlinks_only_the_socket_it_bound(folder):

@@ -91,11 +91,11 @@ def _stop_when_stdin_closes(server) -> None:
 def serve_from_args(args: argparse.Namespace) -> int:
     _check_limits(args)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
-    token = _token(args)
-    # the address first: one the server cannot have is refused before PyTorch loads (seconds)
+    # the address first: one the server cannot have is refused before PyTorch loads (seconds), and before a
+    # token file is made
     listening = Listening(args.socket or args.listen or "127.0.0.1:0", args.allow_remote)
     try:
-        server, threads = _server(args, token, listening)
+        server, threads = _server(args, _token(args), listening)
     except BaseException:
         listening.close()
         raise

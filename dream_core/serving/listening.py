@@ -31,18 +31,27 @@ class Listening:
         self.claim: Optional[SocketClaim] = None
         try:
             if family == socket.AF_UNIX:
+                folder = os.path.dirname(addr) or "."
+                if not os.path.isdir(folder):
+                    raise ValueError(f"cannot listen on {addr}: the folder {folder} does not exist")
                 self.claim = SocketClaim(addr)
                 self.socket.bind(addr)
                 self.claim.bound()
                 os.chmod(addr, 0o600)
             else:
                 self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                self.socket.bind(addr)
+                self._bind_tcp(address, addr)
             self.socket.listen(128)
         except BaseException:
             self.close()
             raise
         self.address = P.format_address(family, self.socket.getsockname())
+
+    def _bind_tcp(self, address: str, addr) -> None:
+        try:
+            self.socket.bind(addr)
+        except OSError as err:  # in use, not this machine's, not allowed: said with the address asked for
+            raise ValueError(f"cannot listen on {address}: {err.strerror or err}") from None
 
     def close(self) -> None:
         """Stops listening and gives a Unix socket path up (its claim released)."""
