@@ -128,7 +128,7 @@ class LiveView:
             elif isinstance(message, LiveProblem):
                 if message.message != self.status:  # a settled view sends its refused settings again: said once
                     print(f"Dream Renders: Live Dream: {message.message}", flush=True)
-                    _tell_panel(f"{PANEL_PREFIX}{message.message}")
+                    _tell_panel(f"{PANEL_PREFIX}{reports.one_line(message.message)}")
                 self.status = message.message
                 self.deepening = False  # nothing more until the view or the settings change
                 if message.fatal:
@@ -174,7 +174,7 @@ class LiveView:
         if self.stopped:
             return
         self.stopped = True
-        problem = problem.strip().splitlines()[0] if problem.strip() else ""  # the console has all of it
+        problem = reports.one_line(problem)  # the console has all of it
         self.status = f"{STOPPED}{problem}" if problem else ""
         if problem:
             _tell_panel(f"{PANEL_PREFIX}stopped: {problem}")
@@ -266,9 +266,9 @@ def draw_header_button(self, context) -> None:
     row.operator("dream.live_viewport", text="Live Dream" if not on else "", icon="SHADERFX", depress=on)
     live = context.window_manager.dream_live
     if on:
-        row.label(text=reports.header_line(live.status) or f"{round(100 * live.depth)}%")
+        row.label(text=reports.header_line(live.status, "not dreamed") or f"{round(100 * live.depth)}%")
     elif live.status.startswith(STOPPED):
-        row.label(text=reports.header_line(live.status), icon="ERROR")
+        row.label(text=reports.header_line(live.status, STOPPED.rstrip(": ")), icon="ERROR")
 
 
 def register() -> None:

@@ -95,12 +95,21 @@ def panel_lines(text: str, region_width: float, ui_scale: float = 1.0) -> list[s
     return textwrap.wrap(text, max(20, chars)) or [""]
 
 
-PANEL_SAYS_MORE = " (see the Dream Renders panel)"
+HEADER_CHARS = 36  # what a 3D view's header shows of a label beside its own buttons (a 1280 px window)
 
 
-def header_line(text: str, limit: int = 80) -> str:
-    """``text`` cut at a word to at most ``limit`` characters, marked as
-    cut: a header has one short line, the panel and the console the rest."""
-    if len(text) <= limit:
-        return text
-    return textwrap.shorten(text, limit - len(PANEL_SAYS_MORE), placeholder="...") + PANEL_SAYS_MORE
+def header_line(text: str, short: str) -> str:
+    """``text`` where it fits a header, else ``short`` and where the rest
+    is: a header has a few words' room, the panel and the console have all of it."""
+    return text if len(text) <= HEADER_CHARS else f"{short}: see the Dream Renders panel"
+
+
+def one_line(message: str) -> str:
+    """A multi-line failure as one line: its first line and, where that
+    ends in a colon (a log follows), the log's last line, which says why."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]

@@ -398,11 +398,19 @@ def test_a_long_status_is_wrapped_whole_to_the_panels_width(width, scale):
 
 
 def test_the_header_says_a_long_reason_in_short_and_where_the_rest_is():
-    assert reports.header_line("stopped: lost the dream server") == "stopped: lost the dream server"
-    long = "stopped: " + "the dream server refused the settings because of something long " * 3
-    short = reports.header_line(long)
-    assert len(short) <= 80 and short.endswith("... (see the Dream Renders panel)")
-    assert long.startswith(short[:-len("... (see the Dream Renders panel)")])
+    assert reports.header_line("stopped: lost the dream server", "stopped") == "stopped: lost the dream server"
+    long = "stopped: the dream server refused the settings: model lite0 has no layer 'x'"
+    assert reports.header_line(long, "stopped") == "stopped: see the Dream Renders panel"
+    assert len(reports.header_line(long, "not dreamed")) <= 40
+
+
+def test_a_failure_with_a_log_is_said_in_one_line_with_the_logs_last_line():
+    died = ("the dream server exited with status 1 before it was ready; its log ends:\n  Traceback (most recent "
+            "call last):\n    import numpy\n  ModuleNotFoundError: No module named 'numpy'\n")
+    assert reports.one_line(died) == ("the dream server exited with status 1 before it was ready; its log ends: "
+                                      "ModuleNotFoundError: No module named 'numpy'")
+    assert reports.one_line("lost the dream server\nmore") == "lost the dream server"
+    assert reports.one_line("  ") == ""
 
 
 def test_a_render_jobs_summary():
