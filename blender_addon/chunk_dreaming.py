@@ -78,6 +78,7 @@ class ChunkDreaming:
         self.sent: dict[int, tuple] = {}  # frame -> (plan, role: write, held, blend or still, and a blend's links)
         self.submitted = self.prerolled = self.dreams = 0  # frames whose dream is awaited, warmed, sent
         self.counts = {"write": 0, "held": 0, "blend": 0, "still": 0, "kept": 0}  # frames written, by role
+        self.written_frames: set[int] = set()  # frames whose dream (or held dream) is on disk
         self.rewritten = 0  # of the kept frames, those whose file was written again (other colour or file settings)
         self.merged: list[int] = []
         self.states_asked: set[str] = set()  # links whose state this job's dreams keep
@@ -438,11 +439,13 @@ class ChunkDreaming:
         if role == "kept":
             self.counts["kept"] += 1
             if self._display_is_current(message.target, message.link):
+                self.written_frames.add(message.frame)
                 return
         if role == "held":
             self.records.write_file(message.written, FileRecord("held", settings, message.link, plan.frame,
                                                                 extra={"of": len(self.plan.held)}))
             self.counts["held"] += 1
+            self.written_frames.add(message.frame)
             print(f"Dream Renders: frame {message.frame} dreamed, held for the seam with the chunk before", flush=True)
             return
         if role == "write":
@@ -466,6 +469,7 @@ class ChunkDreaming:
             self.rewritten += 1
         else:
             self.counts[role] += 1
+        self.written_frames.add(message.frame)
         print(f"Dream Renders: {'wrote' if role == 'kept' else 'dreamed'} frame {message.frame} -> {message.target}",
               flush=True)
 
@@ -500,6 +504,18 @@ class ChunkDreaming:
             if held is not None and (written is None or written.made != "blend" or written.link != held.link):
                 waiting.append(frame)
         return waiting
+
+    def outlives_its_render(self, next_frames: set[int]) -> bool:
+        """Whether this job's dreams go on being written while a next render
+        job runs (a window's render ends before its last dreams are back):
+        its render is over, dreams are still coming, and the next job renders
+        none of its frames again (those it dreams again itself)."""
+        return self.ended and not self.finished and not set(self.sent) & next_frames
+
+    @property
+    def unwritten(self) -> list[int]:
+        """Frames sent to dream whose dream is not on disk yet."""
+        return sorted(set(self.sent) - self.written_frames)
 
     @property
     def has_news(self) -> bool:

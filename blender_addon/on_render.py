@@ -33,13 +33,14 @@ from .output_settings import OutputSettings
 from .preferences import configured_link
 from .render_job import RenderDreaming
 from .render_thread import refused_while_rendering
-from .reports import render_failure_exits, why
+from .reports import frames_text, render_failure_exits, render_progress, why
 
 GUI_PUMP_INTERVAL = 0.2  # s between the main thread's looks at finished dreams while a window is open
 GUI_IDLE_INTERVAL = 0.5  # s between its looks for a render job to pump while none is dreaming
 
 
 _active: Optional[RenderDreaming] = None
+_finishing: list[RenderDreaming] = []  # a window's jobs whose render ended while their dreams are still coming
 last_summary = ""  # what the last render job's dreaming came to (scripts and tests read it)
 REFUSED_PREFIX = "dream_refused_"
 _refused: Optional[tuple[str, OutputSettings, str]] = None  # a refused job: scene, its output, the folder
@@ -88,11 +89,13 @@ def _on_init(scene, *_args) -> None:
     global _active
     if rendering.is_own_render() or not scene.dream.on_render or colour_management.is_helper(scene):
         return
-    if _active is not None:  # a job that never ended (Blender stopped it without telling): drop it
-        _active.restore_user_output()  # its scene gets its own settings back
+    if _active is not None and _active.outlives_its_render(_frames_of(scene)):
+        _finishing.append(_active)  # its dreams are still written (see _gui_pump)
+    elif _active is not None:  # a job that never ended (Blender stopped it without telling), or whose frames
+        _active.restore_user_output()  # this job renders again: dropped, its scene given its own settings back
         _active.cancel()
         _active.close(in_handler=True)
-        _active = None
+    _active = None
     _restore_refused()
     rendering.restore_noted_outputs()  # a file saved mid-render, loaded before the add-on (blender -b --addons)
     try:
@@ -101,6 +104,11 @@ def _on_init(scene, *_args) -> None:
         _refuse(scene)
         _report(f"Dream on Render failed: {why(err)}; the render writes nothing", True)
         return
+
+
+def _frames_of(scene) -> set[int]:
+    """The frames a render job of ``scene`` may render: its range, and the current frame (a still)."""
+    return set(range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step))) | {scene.frame_current}
 
 
 def _refuse(scene) -> None:
@@ -196,6 +204,7 @@ def _gui_pump() -> float:
 
 
 def _pump_once() -> float:
+    _pump_finishing()
     dreaming = _active
     if dreaming is None:
         return GUI_IDLE_INTERVAL
@@ -210,13 +219,46 @@ def _pump_once() -> float:
                 raise
             return GUI_PUMP_INTERVAL  # Blender still finishing the render: the next look gives them back
         _finish(dreaming, in_handler=False)
-        colour_management.remove_helpers()
+        if not _finishing:
+            colour_management.remove_helpers()
         if dreaming.wrote_no_frame:
             _dream_the_still()
         return GUI_IDLE_INTERVAL
-    if dreaming.error:  # say so now; the user's settings come back when Blender's render ends
-        _show(dreaming.summary(), True)
+    if dreaming.error:  # say so now (once); the user's settings come back when Blender's render ends
+        if dreaming.summary() != last_summary:
+            _show(dreaming.summary(), True)
+    elif dreaming.sent:  # the render window may be gone while dreams are still on their way: the panel says so
+        _tell_progress(render_progress(len(dreaming.written_frames), len(dreaming.sent)))
     return GUI_PUMP_INTERVAL
+
+
+def _pump_finishing() -> None:
+    """The jobs whose render ended before their dreams while a newer render
+    runs: their dreams are written, and what they came to said. The user's
+    output settings are the newer job's to give back; a helper scene is
+    removed only outside a render (see colour_management.remove_helpers)."""
+    for dreaming in list(_finishing):
+        dreaming.pump()
+        if dreaming.finished:
+            _finishing.remove(dreaming)
+            dreaming.close(in_handler=bpy.app.is_job_running("RENDER"))
+            if dreaming.has_news:
+                _show(dreaming.summary(), dreaming.error is not None)
+
+
+def _tell_progress(text: str) -> None:
+    wm = bpy.context.window_manager
+    if wm is not None and hasattr(wm, "dream") and wm.dream.status != text:
+        wm.dream.status = text
+
+
+def _say_unwritten() -> None:
+    """Blender quits: the dreams still on their way are not written; which frames, said."""
+    for dreaming in [*_finishing, _active]:
+        if dreaming is not None and not dreaming.finished and dreaming.unwritten:
+            print(f"Dream Renders: Blender quit before the dreams of frame(s) {frames_text(dreaming.unwritten)} "
+                  "were written; their renders are kept: render them again to dream them", file=sys.stderr,
+                  flush=True)
 
 
 @persistent
@@ -258,6 +300,7 @@ def register() -> None:
         getattr(bpy.app.handlers, name).append(handler)
     if not bpy.app.background:
         bpy.app.timers.register(_gui_pump, first_interval=GUI_IDLE_INTERVAL, persistent=True)
+    atexit.register(_say_unwritten)
 
 
 def unregister() -> None:
@@ -268,6 +311,10 @@ def unregister() -> None:
             handlers.remove(handler)
     if bpy.app.timers.is_registered(_gui_pump):
         bpy.app.timers.unregister(_gui_pump)
+    atexit.unregister(_say_unwritten)
+    for dreaming in _finishing:
+        dreaming.cancel()
+    _finishing.clear()
     if _active is not None:
         _active.cancel()
         _active = None

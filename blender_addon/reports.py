@@ -56,6 +56,22 @@ def render_summary(*, dreamed: int, kept: int = 0, rewritten: int = 0, prerolled
     return "".join(parts)
 
 
+def render_progress(written: int, sent: int) -> str:
+    """A render job's dreaming while it goes on (Dream on Render): it may outlast Blender's render."""
+    return f"Dream on Render: {written} of {sent} frame(s) dreamed, the rest on their way"
+
+
+def frames_text(frames: Sequence[int]) -> str:
+    """Frame numbers as a person writes them: 1-3, 7."""
+    runs: list[list[int]] = []
+    for frame in sorted(frames):
+        if runs and frame == runs[-1][-1] + 1:
+            runs[-1].append(frame)
+        else:
+            runs.append([frame])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 def server_description(info: dict) -> str:
     """One line: the server, its device (kind, name, free memory) and models (its hello)."""
     device = info.get("device_info") or {}

@@ -962,6 +962,31 @@ def test_a_render_job_writes_then_keeps_the_users_frames(tmp_path):
     assert third.worker.dreamed == [2] and third.summary() == "Dream on Render: 1 frame(s) dreamed, 2 already current"
 
 
+def test_a_render_job_ended_before_its_dreams_finishes_them_beside_the_next(tmp_path):
+    """A window's render ends before its last dreams are back; a next render
+    of other frames starts meanwhile: both jobs' frames are written. One
+    that renders the same frames again takes them over."""
+    shot = Shot(str(tmp_path))
+    first = RenderJob(shot, start=1, end=3)
+    for frame in (1, 2, 3):
+        shot.render(frame, paths.numbered(first.job_pattern, frame))
+        first.rendered(Frame(frame=frame), frame)
+    first.job_ended()  # Blender's render is over; nothing dreamed yet
+    first.pump()
+    assert first.unwritten == [1, 2, 3] and not first.finished
+    assert first.outlives_its_render({4, 5}) and not first.outlives_its_render({3, 4})
+    second = RenderJob(shot, start=4, end=5, saved=(1, 5, 1)).go()
+    assert second.summary() == "Dream on Render: 2 frame(s) dreamed"
+    for _ in range(10):
+        first.worker.dream()
+        first.pump()
+    assert first.finished and first.unwritten == [] and first.summary() == "Dream on Render: 3 frame(s) dreamed"
+    assert [written(shot, f) is not None for f in (1, 2, 3, 4, 5)] == [True] * 5
+    assert not first.outlives_its_render(set())  # finished: nothing left to write
+    assert reports.frames_text([7, 1, 2, 3, 5]) == "1-3, 5, 7"
+    assert reports.render_progress(1, 3) == "Dream on Render: 1 of 3 frame(s) dreamed, the rest on their way"
+
+
 def test_a_still_and_a_render_that_writes_nothing(tmp_path):
     shot = Shot(str(tmp_path))
     job = RenderJob(shot, start=1, end=5)
