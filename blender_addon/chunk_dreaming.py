@@ -506,8 +506,8 @@ class ChunkDreaming:
         return waiting
 
     def outlives_its_render(self, next_frames: set[int]) -> bool:
-        """Whether this job's dreams go on being written while a next render
-        job runs (a window's render ends before its last dreams are back):
+        """Whether this job's dreams are still to be written after a next
+        render job starts (a window's render ends before its last dreams are back):
         its render is over, dreams are still coming, and the next job renders
         none of its frames again (those it dreams again itself)."""
         return self.ended and not self.finished and not set(self.sent) & next_frames

@@ -233,15 +233,18 @@ def _pump_once() -> float:
 
 
 def _pump_finishing() -> None:
-    """The jobs whose render ended before their dreams while a newer render
-    runs: their dreams are written, and what they came to said. The user's
-    output settings are the newer job's to give back; a helper scene is
-    removed only outside a render (see colour_management.remove_helpers)."""
+    """The jobs whose render ended before their dreams, then a newer render
+    started: their dreams are written, and what they came to said, once
+    Blender renders no more (writing them can set the scene's output to
+    find a seam's files, which a render must not see; the user's output
+    settings are the newer job's to give back)."""
+    if bpy.app.is_job_running("RENDER"):
+        return
     for dreaming in list(_finishing):
         dreaming.pump()
         if dreaming.finished:
             _finishing.remove(dreaming)
-            dreaming.close(in_handler=bpy.app.is_job_running("RENDER"))
+            dreaming.close(in_handler=False)
             if dreaming.has_news:
                 _show(dreaming.summary(), dreaming.error is not None)
 
