@@ -92,9 +92,7 @@ def _on_init(scene, *_args) -> None:
     if _active is not None and _active.outlives_its_render(_frames_of(scene)):
         _finishing.append(_active)  # its dreams are still written (see _gui_pump)
     elif _active is not None:  # a job that never ended (Blender stopped it without telling), or whose frames
-        _active.restore_user_output()  # this job renders again: dropped, its scene given its own settings back
-        _active.cancel()
-        _active.close(in_handler=True)
+        _drop(_active)  # this job may render again: its scene given its own settings back
     _active = None
     _restore_refused()
     rendering.restore_noted_outputs()  # a file saved mid-render, loaded before the add-on (blender -b --addons)
@@ -107,8 +105,18 @@ def _on_init(scene, *_args) -> None:
 
 
 def _frames_of(scene) -> set[int]:
-    """The frames a render job of ``scene`` may render: its range, and the current frame (a still)."""
-    return set(range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step))) | {scene.frame_current}
+    """The frames a render job of ``scene`` may render as frames (a still is written apart: no frame's files)."""
+    return set(range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step)))
+
+
+def _drop(dreaming: RenderDreaming) -> None:
+    unwritten = dreaming.unwritten if dreaming.ended and not dreaming.finished else []
+    if unwritten:  # its dreams would race this job's of the same frames: said, not lost in silence
+        print(f"Dream Renders: a render started before the dreams of frame(s) {frames_text(unwritten)} were "
+              "written; they are dropped: render those frames again to dream them", file=sys.stderr, flush=True)
+    dreaming.restore_user_output()
+    dreaming.cancel()
+    dreaming.close(in_handler=True)
 
 
 def _refuse(scene) -> None:
