@@ -49,8 +49,11 @@ class ServerConfig:
         else:
             if not self.address:
                 return "set the dream server's address in the add-on preferences (or DREAM_SERVER_ADDRESS)"
-            if not self.token_file or not os.path.isfile(os.path.expanduser(self.token_file)):
-                return f"the server's token file was not found: {self.token_file or '(not set)'}"
+            if not self.token_file:
+                return ("set the server's token file in the add-on preferences (or DREAM_SERVER_TOKEN_FILE): the "
+                        "file the server was started with, by default ~/.dream_renders/token")
+            if not os.path.isfile(os.path.expanduser(self.token_file)):
+                return f"the server's token file was not found: {self.token_file}"
         return ""
 
 

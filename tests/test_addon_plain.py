@@ -413,6 +413,16 @@ def test_a_failure_with_a_log_is_said_in_one_line_with_the_logs_last_line():
     assert reports.one_line("  ") == ""
 
 
+def test_a_connection_without_a_token_file_says_where_to_set_one(tmp_path):
+    config = addon.server_link.ServerConfig
+    assert config("CONNECT", address="127.0.0.1:1").problem().startswith("set the server's token file in the add-on")
+    missing = str(tmp_path / "token")
+    assert config("CONNECT", address="127.0.0.1:1", token_file=missing).problem() == \
+        f"the server's token file was not found: {missing}"
+    (tmp_path / "token").write_text("t")
+    assert config("CONNECT", address="127.0.0.1:1", token_file=missing).problem() == ""
+
+
 def test_a_render_jobs_summary():
     assert reports.render_summary(dreamed=3) == "Dream on Render: 3 frame(s) dreamed"
     assert reports.render_summary(dreamed=1, kept=2, rewritten=1, prerolled=2, merged=[9, 8]) == (
