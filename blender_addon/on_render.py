@@ -55,9 +55,14 @@ def _show(summary: str, failed: bool) -> None:
     global last_summary
     last_summary = summary
     print(f"Dream Renders: {summary}", file=sys.stderr if failed else sys.stdout, flush=True)
+    _set_status(summary)
+
+
+def _set_status(text: str) -> None:
+    """The panel's status line (written only when it changes: a write redraws the panel)."""
     wm = bpy.context.window_manager
-    if wm is not None and hasattr(wm, "dream"):
-        wm.dream.status = summary
+    if wm is not None and hasattr(wm, "dream") and wm.dream.status != text:
+        wm.dream.status = text
 
 
 def _report(summary: str, failed: bool) -> None:
@@ -236,7 +241,7 @@ def _pump_once() -> float:
         if dreaming.summary() != last_summary:
             _show(dreaming.summary(), True)
     elif dreaming.sent:  # the render window may be gone while dreams are still on their way: the panel says so
-        _tell_progress(render_progress(len(dreaming.written_frames), len(dreaming.sent)))
+        _set_status(render_progress(len(dreaming.written_frames), len(dreaming.sent)))
     return GUI_PUMP_INTERVAL
 
 
@@ -255,12 +260,6 @@ def _pump_finishing() -> None:
             dreaming.close(in_handler=False)
             if dreaming.has_news:
                 _show(dreaming.summary(), dreaming.error is not None)
-
-
-def _tell_progress(text: str) -> None:
-    wm = bpy.context.window_manager
-    if wm is not None and hasattr(wm, "dream") and wm.dream.status != text:
-        wm.dream.status = text
 
 
 def _say_unwritten() -> None:

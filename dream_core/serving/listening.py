@@ -26,7 +26,6 @@ class Listening:
             if not allow_remote:
                 raise ValueError(f"{addr[0]} is not a loopback address; pass --allow-remote to listen on it")
             log.warning("listening on %s: reachable from other machines, protected by the token only", addr[0])
-        self.family = family
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.claim: Optional[SocketClaim] = None
         try:
