@@ -36,6 +36,7 @@ from . import (  # noqa: E402
     properties,
     scene_state,
     server_link,
+    write_refusal,
 )
 from .operators import CLASSES as OPERATOR_CLASSES  # noqa: E402
 
@@ -49,6 +50,7 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     cli_command.register()
+    write_refusal.register()
     scene_state.register()
     on_render.register()
     live_view.register()
@@ -58,6 +60,7 @@ def unregister() -> None:
     live_view.unregister()
     on_render.unregister()
     scene_state.unregister()
+    write_refusal.unregister()
     cli_command.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

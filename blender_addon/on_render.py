@@ -28,7 +28,7 @@ from typing import Optional
 import bpy
 from bpy.app.handlers import persistent
 
-from . import colour_management, rendering
+from . import colour_management, rendering, write_refusal
 from .output_settings import OutputSettings
 from .preferences import configured_link
 from .render_job import RenderDreaming
@@ -206,8 +206,11 @@ def _gui_pump() -> float:
     dreams. Registered once, from the main thread: the render handlers run
     in Blender's render thread, which may not register timers (Blender's
     timer list has no lock, and a timer registered from there can be lost).
+    It frees Blender's refusal of Python writes when it is stuck (see
+    :mod:`.write_refusal`): a render thread's writes wait for that.
     It never raises: Blender would drop it, and every job after would wait."""
     try:
+        write_refusal.free_if_stuck()
         return _pump_once()
     except Exception as err:
         traceback.print_exc()

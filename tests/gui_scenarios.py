@@ -5,9 +5,11 @@ job started as a user starts it runs in Blender's render thread, and only
 the event loop's timers see it through. Each step waits for the one before
 (no fixed sleeps); DREAM_TEST_GUI_TIMEOUT bounds the whole scenario so a
 broken build fails instead of hanging. Prints ``RESULT {json}`` and quits."""
+import faulthandler
 import json
 import os
 import sys
+import threading
 import time
 
 import bpy
@@ -16,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import blender_scenarios as scenarios  # noqa: E402
 
 POLL = 0.25  # s between looks at the running job
+STATE = {}  # name -> what a scenario's timeout reports of the add-on's state besides the panel's status
 
 
 def window_override():
@@ -42,6 +45,56 @@ def busy_window(draw_seconds: float = 0.05) -> None:
     bpy.app.timers.register(redraw, persistent=True)
 
 
+class StuckRefusal:
+    """Leaves Blender's refusal of Python writes stuck on, as two threads
+    whose calls interleave can (see blender_addon/render_thread.py): a
+    header's draw starts (writes refused), a thread's property update starts
+    inside it (allowed; Blender notes "refused"), the draw ends (allowed
+    again), the update ends (Blender puts back "refused"). Poll ``stuck``
+    from a step until it is done: ``then`` runs just before the flag sticks
+    (a bpy.ops call is refused after)."""
+
+    WAIT = 30.0  # s: a step's timeout says more than a hang here
+
+    def __init__(self) -> None:
+        self.in_draw, self.in_update, self.draw_over, self.done = (threading.Event() for _ in range(4))
+        self.was_stuck = None
+        bpy.types.WindowManager.test_write_refusal = bpy.props.IntProperty(update=lambda wm, context: self._update())
+        bpy.types.IMAGE_HT_header.append(self._draw)  # busy_window redraws it continually
+        threading.Thread(target=self._set, daemon=True).start()
+
+    def _draw(self, _header, _context):
+        if not self.in_draw.is_set():
+            self.in_draw.set()
+            self.in_update.wait(self.WAIT)
+
+    def _set(self):
+        self.in_draw.wait(self.WAIT)
+        bpy.context.window_manager.test_write_refusal += 1
+        self.done.set()
+
+    def _update(self):
+        self.in_update.set()
+        self.draw_over.wait(self.WAIT)
+
+    def stuck(self, then) -> bool:
+        """On the main thread, outside a draw: once the update is under way, runs ``then``, lets the update
+        end and notes whether Python writes are refused now (they are, until the add-on frees them)."""
+        if not self.in_update.is_set():
+            return False
+        then()
+        self.draw_over.set()
+        self.done.wait(self.WAIT)
+        bpy.types.IMAGE_HT_header.remove(self._draw)
+        scene = bpy.context.scene
+        try:
+            scene.tag = scene.tag
+            self.was_stuck = False
+        except AttributeError:
+            self.was_stuck = True
+        return True
+
+
 def finish(result: dict) -> None:
     print("RESULT " + json.dumps(result), flush=True)
     try:
@@ -60,6 +113,16 @@ def steps_on_render(workdir, zip_path):
     bpy.app.handlers.render_complete.append(lambda *_: ended.append("complete"))
     bpy.app.handlers.render_cancel.append(lambda *_: ended.append("cancel"))
 
+    def job_state(dreaming):
+        return dreaming and {"sent": sorted(dreaming.sent), "written": sorted(dreaming.written_frames),
+                             "pending": len(dreaming.pending), "ended": dreaming.ended,
+                             "finished": dreaming.finished, "error": dreaming.error}
+
+    STATE["on_render"] = lambda: {"ended": ended, "active": job_state(on_render._active),
+                                  "finishing": [job_state(d) for d in on_render._finishing],
+                                  "rendering": bpy.app.is_job_running("RENDER"),
+                                  "pump": bpy.app.timers.is_registered(on_render._gui_pump)}
+
     def steps():
         result = {}
         # Dream Frame with no Image Editor open: the result still shows
@@ -70,9 +133,11 @@ def steps_on_render(workdir, zip_path):
                                     and area.spaces.active.image == bpy.data.images["Dream Result"]]
         ended.clear()  # (Dream Frame's own render ended too)
         busy_window()
-        yield lambda: bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
+        refusal = StuckRefusal()  # as Blender starts to render, Python writes are refused until the add-on frees them
+        yield lambda: refusal.stuck(then=lambda: bpy.ops.render.render("INVOKE_DEFAULT", animation=True))
         yield lambda: bool(ended) and on_render._active is None  # rendered, and every frame dreamed
         out = os.path.join(workdir, "out")
+        result["refusal_was_stuck"] = refusal.was_stuck
         result["ended"] = list(ended)
         result["files"] = scenarios.visible(out) if os.path.isdir(out) else []
         result["summary"] = on_render.last_summary
@@ -338,8 +403,10 @@ def run(steps, deadline: float) -> None:
     def advance():
         if time.monotonic() > deadline:
             check = pending["check"]
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)  # a thread stuck in a handler shows
             finish({"error": "timed out", "waiting_for": f"line {check.__code__.co_firstlineno}" if check else "?",
-                    "status": bpy.context.window_manager.dream.status})
+                    "status": bpy.context.window_manager.dream.status,
+                    **{name: report() for name, report in STATE.items()}})
             return None
         if pending["check"] is not None:
             with window_override():

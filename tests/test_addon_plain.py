@@ -16,6 +16,7 @@ import queue
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import types
 from types import SimpleNamespace
@@ -302,6 +303,58 @@ def test_a_render_goes_into_place_whole_or_not_at_all(tmp_path):
     assert not os.path.exists(partial) and not os.path.exists(path)
     renders.into_place(write_render(partial, 0.25), path, 1)
     assert renders.is_complete_render(path) and not os.path.exists(partial)
+
+
+# -- scene writes Blender refuses (render_thread)
+
+class _Refusing:
+    """A scene setting Blender refuses to set ``refusals`` times (as while a draw runs or the flag is stuck)."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals, self.value = refusals, None
+
+    def set(self, value) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise AttributeError(f"{addon.render_thread.REFUSED}: Scene, Scene data-block, error setting x")
+        self.value = value
+
+
+def test_a_refused_write_on_the_main_thread_frees_the_flag_once_then_gives_up(monkeypatch):
+    thread = addon.render_thread
+    freed = []
+    monkeypatch.setattr(thread, "free_refusal", lambda: freed.append(1))
+    write = thread.writes_scene(lambda setting, value: setting.set(value))
+    once = _Refusing(1)
+    write(once, 3)
+    assert once.value == 3 and freed == [1]
+    with pytest.raises(AttributeError, match="not allowed"):  # freed and still refused: Blender means it
+        write(_Refusing(2), 4)
+    with pytest.raises(AttributeError, match="read-only"):  # any other error is the caller's
+        thread.writes_scene(lambda: (_ for _ in ()).throw(AttributeError("bpy_prop is read-only")))()
+
+
+def test_a_refused_write_on_another_thread_is_tried_until_it_goes_through(monkeypatch):
+    thread = addon.render_thread
+    monkeypatch.setattr(thread, "free_refusal", lambda: pytest.fail("only the main thread frees the flag"))
+    setting, done = _Refusing(5), []
+    worker = threading.Thread(target=lambda: done.append(thread.writes_scene(setting.set)(7)))
+    worker.start()
+    worker.join()
+    assert setting.value == 7 and done == [None]
+    monkeypatch.setattr(thread, "RETRY_FOR", 0.0)
+    failed = []
+
+    def refused_for_good():
+        try:
+            thread.writes_scene(_Refusing(10 ** 9).set)(1)
+        except addon.user_errors.UserError as err:
+            failed.append(str(err))
+
+    worker = threading.Thread(target=refused_for_good)
+    worker.start()
+    worker.join()
+    assert failed and failed[0].startswith("Blender kept refusing the render thread's change to the scene")
 
 
 # -- dreams' provenance

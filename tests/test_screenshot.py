@@ -42,7 +42,8 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file, addon_zip):
     """As a user renders with a window open: Render Animation runs in
     Blender's render thread; dreamed frames still land at the output path
     and the settings come back, also while the window is busy drawing (as
-    on a loaded machine). F12 then dreams the still and shows it."""
+    on a loaded machine, and while Blender refuses every Python write: a
+    flag two threads left stuck). F12 then dreams the still and shows it."""
     built = addon_zip
     work = tmp_path / "work"
     work.mkdir()
@@ -64,6 +65,7 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file, addon_zip):
     said = "\n".join(line for line in result.stdout.splitlines() if line.startswith("Dream Renders:"))
     assert "error" not in found, f"{found}\n{said}\n{result.stderr[-3000:]}"
     assert found["frame_shown_in"] == ["IMAGE_EDITOR"]  # Dream Frame opened a view: none was open
+    assert found["refusal_was_stuck"]  # Blender refused every Python write mid-render: the add-on freed that
     assert found["files"] == ["shot_001.png", "shot_002.png", "shot_003.png"], f"{found}\n{said}"  # frame -> file
     assert found["summary"] == "Dream on Render: 3 frame(s) dreamed"
     assert found["output"]["filepath"] == "//out/shot_###" and found["output"]["format"] == "PNG"
