@@ -36,6 +36,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds, or starts processes of its own (a server, "
                             "Ray, a command line); every blender test is slow too. ./run fast leaves them out")
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU")
+    # Ray starts its workers at nice 15: beside another worker's test they got a few percent of a core and a
+    # Ray test crawled (minutes beside one busy process); the suite's tests share the machine as equals
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if "PYTEST_XDIST_WORKER" not in os.environ and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads_for_the_run(config))  # xdist's workers are started after this
     if not _runs_tests(config):  # where the workers say which tests share a worker (pytest_xdist_make_scheduler)
