@@ -26,7 +26,7 @@ from bpy.props import IntProperty
 
 from . import render_thread
 
-WAIT = 1.0  # s the two halves wait for each other at most: the window never hangs on this
+WAIT = 5.0  # s the two halves wait for each other at most (a loaded machine): the window never hangs on this
 
 
 class _Handshake:

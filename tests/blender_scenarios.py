@@ -651,12 +651,13 @@ def scenario_render_existing(workdir, zip_path):
     renders = []
     bpy.app.handlers.render_init.append(lambda *_: renders.append(1))
     missing = error_of(lambda: bpy.ops.dream.render_frame(use_existing=True, exit_on_error=False))
+    missing_status = bpy.context.window_manager.dream.status  # the panel says it too
     bpy.ops.render.render()
     before = len(renders)
     bpy.ops.dream.render_frame(use_existing=True)
     dreamed = os.path.join(workdir, "dream", "frames", "Scene_00001_still.png")
-    return {"missing": missing, "renders_during": len(renders) - before, "dreamed": os.path.exists(dreamed),
-            "output": output_report(scene)}
+    return {"missing": missing, "missing_status": missing_status, "renders_during": len(renders) - before,
+            "dreamed": os.path.exists(dreamed), "output": output_report(scene)}
 
 
 def scenario_truncated_render(workdir, zip_path):

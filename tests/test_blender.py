@@ -415,6 +415,7 @@ def test_enabled_from_a_python_file_blender_exits_cleanly(tmp_path, addon_zip):
 def test_dream_frame_uses_the_existing_render(runtime, blender_batch):
     result, _, _ = blender_batch(runtime, "render_existing")
     assert "there is no render to dream yet" in result["missing"], result
+    assert result["missing_status"].startswith("Failed: there is no render to dream yet"), result
     assert result["renders_during"] == 0 and result["dreamed"]
     assert result["output"]["format"] == "PNG" and result["output"]["vector"] == [False]  # restored
 

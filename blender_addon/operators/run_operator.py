@@ -72,9 +72,15 @@ class DreamRunOperator:
         except UserError as err:
             if context.scene.frame_current != self._frame:
                 context.scene.frame_set(self._frame)  # evaluating the frames' settings moved it
-            report_failure(self, str(err))
+            self._fail(context, str(err))
             return None
         return run
+
+    def _fail(self, context, message: str) -> set:
+        """A run that fails says why where the user looks: the panel's status line and Blender's report."""
+        context.window_manager.dream.status = run_summary(dreamed=0, kept=0, error=message)
+        report_failure(self, message)
+        return {"CANCELLED"}
 
     def _end(self, context, run: FrameRun) -> set:
         run.close()
@@ -84,14 +90,11 @@ class DreamRunOperator:
         wm.dream.running = False
         wm.dream.progress = run.fraction
         if run.error:
-            wm.dream.status = run_summary(dreamed=run.done - run.skipped, kept=run.skipped, error=run.error)
-            report_failure(self, run.error)
-            return {"CANCELLED"}
+            return self._fail(context, run.error)
         try:
             self.finish(context, run)
         except UserError as err:
-            report_failure(self, str(err))
-            return {"CANCELLED"}
+            return self._fail(context, str(err))
         if run.cancelled:
             wm.dream.status = run_summary(dreamed=run.done - run.skipped, kept=run.skipped, cancelled=True)
             self.report({"WARNING"}, wm.dream.status)
