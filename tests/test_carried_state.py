@@ -5,6 +5,7 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 from conftest import TINY_PARAMS
 from test_pipeline import RAW_OUT, SHAPE, panning
 from test_temporal import _moving_pictures
@@ -13,6 +14,7 @@ from dream_core.config import DreamConfig, DreamSettings
 from dream_core.frame import carried_state
 from dream_core.frame.carried_state import BadState
 from dream_core.frame.pipeline import SequenceDreamer
+from dream_core.frame.temporal import Previous
 from dream_core.wire import protocol as P
 
 VECTORS = DreamSettings(layer="block6", temporal="vectors", config=DreamConfig(octaves=2, iterations=3, step=0.02))
@@ -40,6 +42,15 @@ def test_a_restored_sequence_dreams_exactly_what_the_uninterrupted_one_does(lite
     rebuilt = SequenceDreamer()  # the old way: from the written frame, not the same shot
     rebuilt.resume(lite0, pictures[1], pictures[1].with_pixels(outputs[1]))
     assert np.abs(rebuilt.dream(lite0, pictures[2], VECTORS, frame=3).pixels - outputs[2]).max() > 1e-3
+
+
+def test_the_strength_floors_lift_is_kept_and_a_state_without_one_reads_none():
+    source = np.zeros((1, 3, 4, 6), "<f4")
+    previous = Previous(source=torch.from_numpy(source), dream=torch.from_numpy(source), lift=0.25)
+    assert carried_state.decode(carried_state.encode(previous, 3)).lift == 0.25
+    assert carried_state.decode(_forged()).lift == 0.0  # written before the floor
+    with pytest.raises(BadState, match="lift"):
+        carried_state.decode(_forged({"lift": "lots"}))
 
 
 def test_a_state_continues_only_its_next_frame(lite0):

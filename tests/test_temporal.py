@@ -265,6 +265,58 @@ def test_regrowth_gain_follows_the_strength_to_its_limit():
     assert temporal.dream_strength(2.0, 1.0) == 2.0 and temporal.dream_strength(2.0, -1.0) is None
 
 
+def test_the_strength_floor_lifts_the_next_frames_fine_steps_only_while_a_carried_dream_is_weak():
+    """Under the floor (a share of the chain's first frame's strength, the
+    limit over strength_limit) the next frame's finest octave takes more
+    than the damping over the carried pattern; at its first frame's
+    strength, or with no floor, nothing changes, and the coarse octaves
+    never."""
+    tuning = temporal.Tuning(strength_floor=0.95, lift_rate=1.0, lift_noise=0.0)
+    limit = tuning.strength_limit * 2.0  # the chain's first frame raised the objective 2x
+    weak = temporal.strength_lift(0.0, 1.5, limit, tuning)  # a quarter below the first frame's
+    assert weak == pytest.approx((0.95 * 2.0 - 1.5) / (0.95 * 2.0))
+    assert temporal.strength_lift(0.0, 2.0, limit, tuning) == 0.0  # at its first frame's level: none
+    assert temporal.strength_lift(weak, 2.0, limit, tuning) < weak  # strength back: the lift goes back down
+    assert temporal.strength_lift(0.0, 1.5, limit, temporal.Tuning(strength_floor=0.0)) == 0.0  # no floor
+    assert temporal.strength_lift(0.9, 0.1, limit, tuning) == 1.0 - tuning.damping  # at most a full step
+
+    steps = [_lifted_steps(lift, tuning) for lift in (0.0, weak)]
+    inner = (..., slice(10, -10))
+    carried = steps[0].confidence[inner] > 0.99
+    assert carried.float().mean() > 0.5 and (steps[0].confidence == 0).any()
+    still, lifted = steps[0].fine_step_mask[inner], steps[1].fine_step_mask[inner]
+    assert torch.allclose(lifted[carried], still[carried] + weak, atol=0.02)  # lifted over the carried pattern
+    assert (lifted >= still).all()
+    fresh = steps[0].confidence == 0
+    assert torch.equal(steps[1].fine_step_mask[fresh], steps[0].fine_step_mask[fresh])  # full steps stay full
+    assert torch.equal(steps[1].step_mask, steps[0].step_mask)  # the coarse octaves stay damped
+
+
+def test_the_lift_reaches_only_where_the_renders_noise_is_new():
+    """With lift_noise, a carried pixel takes the lift by how much of its
+    render's fine noise is new: all of it on a noisy render, none on a clean one."""
+    tuning = temporal.Tuning(strength_floor=0.95, lift_noise=0.04)
+    inner = (..., slice(10, -10))
+    for noise, share in ((0.0, 0.0), (0.15, 1.0)):
+        still, lifted = (_lifted_steps(lift, tuning, noise) for lift in (0.0, 0.2))
+        carried = still.confidence[inner] > 0.99
+        assert carried.float().mean() > 0.3
+        gained = (lifted.fine_step_mask - still.fine_step_mask)[inner][carried]
+        assert gained.mean() == pytest.approx(0.2 * share, abs=0.01), noise
+
+
+def _lifted_steps(lift: float, tuning: temporal.Tuning, noise: float = 0.0) -> temporal.Prepared:
+    """A carried frame's steps when the frame before left ``lift``, its render
+    with uniform noise of amplitude ``noise`` that the previous render had not."""
+    pictures = _moving_pictures(2)
+    src0, src1 = image_tensor(pictures[0].pixels), image_tensor(pictures[1].pixels)
+    vectors0, vectors1 = image_tensor(pictures[0].vectors), image_tensor(pictures[1].vectors)
+    grain = noise * (2 * torch.rand(src1.shape, generator=torch.Generator().manual_seed(0)) - 1)
+    dream0 = (src0 + 0.2 * torch.sin(torch.arange(128) / 3)).clamp(0, 1)
+    previous = temporal.Previous(source=src0, dream=dream0, vectors=vectors0, lift=lift)
+    return temporal.prepare("vectors", (src1 + grain).clamp(0, 1), vectors1, previous, tuning)
+
+
 def test_a_sequence_holds_its_carried_dreams_to_the_first_frames_strength(lite0):
     """The first frame sets the limit; a carried frame over it lowers the
     next frame's regrowth, one under it keeps it whole; frames dreamed

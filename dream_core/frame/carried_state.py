@@ -49,6 +49,7 @@ class CarriedState:
     strength_limit: Optional[float]
     gain: float
     last_frame: Optional[int]
+    lift: float = 0.0  # a state written before the strength floor has none
 
     @property
     def size(self) -> tuple[int, int]:
@@ -58,7 +59,7 @@ class CarriedState:
     def previous(self, device: torch.device) -> Previous:
         tensors = {name: torch.from_numpy(array).to(device=device, dtype=DTYPES[dtype])
                    for name, (array, dtype) in self.arrays.items()}
-        return Previous(strength_limit=self.strength_limit, gain=self.gain, **tensors)
+        return Previous(strength_limit=self.strength_limit, gain=self.gain, lift=self.lift, **tensors)
 
 
 def encode(previous: Previous, last_frame: Optional[int]) -> bytes:
@@ -75,7 +76,7 @@ def encode(previous: Previous, last_frame: Optional[int]) -> bytes:
         arrays.append({"name": name, "shape": list(data.shape), "dtype": dtype})
         blobs.append(data.tobytes())
     header = json.dumps({"arrays": arrays, "strength_limit": previous.strength_limit, "gain": previous.gain,
-                         "last_frame": last_frame}).encode()
+                         "lift": previous.lift, "last_frame": last_frame}).encode()
     return b"".join([MAGIC, struct.pack("<I", len(header)), header, *blobs])
 
 
@@ -96,7 +97,8 @@ def decode(data: bytes, size: Optional[tuple[int, int]] = None) -> CarriedState:
         raise BadState("the carried state's header is not of the expected form")
     arrays = _arrays(header["arrays"], memoryview(data)[start + length:])
     state = CarriedState(arrays, _number(header.get("strength_limit"), "strength_limit", optional=True),
-                         _number(header.get("gain"), "gain"), _frame(header.get("last_frame")))
+                         _number(header.get("gain"), "gain"), _frame(header.get("last_frame")),
+                         _number(header.get("lift", 0.0), "lift"))
     if size is not None and state.size != tuple(size):
         raise BadState(f"the carried state is of {state.size[1]}x{state.size[0]} frames, this frame is "
                        f"{size[1]}x{size[0]}")

@@ -71,6 +71,7 @@ from .regrowth import (
     pattern_energy,
     regrowth_gain,
     regrowth_share,
+    strength_lift,
 )
 from .tuning import TUNING, Tuning
 from .warping import catmull_rom, warp, warp_sharp
@@ -93,6 +94,6 @@ __all__ = [
     "fine_band_change", "fine_pattern_energy", "fine_scales", "flicker", "gaussian_blur", "motion_jacobian",
     "moved_exactly", "next_anchor", "next_deformation", "next_fine_detail", "next_flow_from_vectors",
     "next_reference", "pattern_energy", "pattern_flicker", "prepare", "regrowth_gain", "regrowth_share",
-    "reliability", "resolve_mode", "shrinking_to", "stretch", "stretched", "supersample", "undeformed",
+    "reliability", "resolve_mode", "shrinking_to", "strength_lift", "stretch", "stretched", "supersample", "undeformed",
     "vectors_to_flow", "warp", "warp_error", "warp_sharp", "weighted_means",
 ]

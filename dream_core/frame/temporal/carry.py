@@ -16,8 +16,16 @@ from ...errors import BadSetting
 from .anchor import anchor_colours, colour_anchor, next_anchor
 from .deformation import deformed, next_deformation, stretched, undeformed
 from .fine_detail import carry_detail, next_fine_detail, shrinking_to, supersample
-from .motion import agreement, carried_share, estimate_flow, next_flow_from_vectors, reliability, vectors_to_flow
-from .regrowth import detail_energy, fine_band_change, next_reference, regrowth_gain, regrowth_share
+from .motion import (
+    agreement,
+    carried_share,
+    estimate_flow,
+    new_noise_share,
+    next_flow_from_vectors,
+    reliability,
+    vectors_to_flow,
+)
+from .regrowth import detail_energy, fine_band_change, next_reference, regrowth_gain, regrowth_share, strength_lift
 from .tuning import TUNING, Tuning
 from .warping import warp
 
@@ -37,6 +45,7 @@ class Previous:
     reference: Optional[torch.Tensor] = None  # the pattern's energy when fresh [1, 1, H, W], see next_reference
     strength_limit: Optional[float] = None  # the most a carried dream may raise the objective, see regrowth_gain
     gain: float = 1.0  # the share of the full regrowth the next frame takes, see regrowth_gain
+    lift: float = 0.0  # the share of a full step the next frame's finest octave adds, see strength_lift
     fine_detail: Optional[torch.Tensor] = None  # the dream's detail at twice the size, see next_fine_detail
     deformation: Optional[torch.Tensor] = None  # how far the carried pattern is stretched [1, 4, H, W], see stretch
 
@@ -83,7 +92,9 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     (``tuning.regrowth`` × the previous frame's gain, see regrowth_gain, ×
     the missing share of its amplitude, both energies measured on the detail
     at twice the size, see fine_pattern_energy): sharp after a hundred
-    frames, and nothing piles up in a slow shot. In the modes of
+    frames, and nothing piles up in a slow shot. While the chain's dream is
+    weaker than its floor (a noisy render, see strength_lift) the finest
+    octave takes the previous frame's lift on top. In the modes of
     ``tuning.stretch_from`` (the Vector pass), a pattern the motion has
     stretched past ``tuning.stretch_limit`` is dreamed afresh (see
     stretched). ``blend`` carries without motion: the previous dream stays
@@ -123,11 +134,23 @@ def prepare(mode: str, source: torch.Tensor, vectors: Optional[torch.Tensor], pr
     base = (source + confidence * warped_detail).clamp(0.0, 1.0)
     step_mask = (1.0 - confidence) + confidence * tuning.damping
     missing = regrowth_share(warped["reference"], warped_detail, carried_fine, tuning)
-    regrow = (tuning.damping + tuning.regrowth * previous.gain * missing).clamp(max=1.0)
+    # the lift (a weak dream on a noisy render, see strength_lift) reaches the finest octave only: the coarse
+    # octaves' change over a carried pattern is dropped (fine_band_change), and the fine detail the finest
+    # octave grows on that change fits no longer once it is gone
+    regrow = (tuning.damping + lifted(previous.lift, warped["source"], source, tuning)
+              + tuning.regrowth * previous.gain * missing).clamp(max=1.0)
     fine_step_mask = (1.0 - confidence) + confidence * regrow
     return Prepared(base=base, mode=mode, step_mask=step_mask, confidence=confidence, fine_step_mask=fine_step_mask,
                     reference=warped["reference"], carried=warped_detail, carried_fine=carried_fine,
                     anchor=warped.get("anchor"), tracked=tracked, deformation=deformation)
+
+
+def lifted(lift: float, warped_source: torch.Tensor, source: torch.Tensor,
+           tuning: Tuning = TUNING) -> float | torch.Tensor:
+    """The lift per pixel: where the render's noise is new (see new_noise_share), or everywhere."""
+    if lift == 0.0 or tuning.lift_noise == 0.0:
+        return lift
+    return lift * new_noise_share(warped_source, source, tuning)
 
 
 def previous_fine_detail(previous: Previous, mode: str) -> Optional[torch.Tensor]:
@@ -196,25 +219,26 @@ class TemporalCarry:
         if mode != "none":
             reference = next_reference(dream, source, prepared.reference, prepared.tracked, fine_detail, tuning)
             anchor = next_anchor(dream if anchored is None else anchored, source, prepared.anchor, prepared.tracked)
-        limit, gain = self._governed(prepared, strength)
+        limit, gain, lift = self._governed(prepared, strength)
         self.previous = Previous(source=source, dream=dream, vectors=vectors, anchor=anchor, reference=reference,
-                                 strength_limit=limit, gain=gain, fine_detail=fine_detail,
+                                 strength_limit=limit, gain=gain, lift=lift, fine_detail=fine_detail,
                                  deformation=next_deformation(prepared.deformation, prepared.confidence))
         return self.previous
 
-    def _governed(self, prepared: Prepared, strength: Optional[float]) -> tuple[Optional[float], float]:
-        """The strength limit and regrowth gain the next frame carries: a
-        frame dreamed afresh sets the limit (``tuning.strength_limit`` times
+    def _governed(self, prepared: Prepared, strength: Optional[float]) -> tuple[Optional[float], float, float]:
+        """The strength limit, regrowth gain and lift the next frame carries:
+        a frame dreamed afresh sets the limit (``tuning.strength_limit`` times
         its own strength); a carried one, or the first after a resume, is
-        held to it."""
+        held to it, and lifted while it is weaker than the floor under it."""
         if prepared.mode == "none" or strength is None:
-            return None, 1.0
+            return None, 1.0, 0.0
         if prepared.confidence is None:
-            return self.tuning.strength_limit * strength, 1.0
+            return self.tuning.strength_limit * strength, 1.0, 0.0
         limit = self.previous.strength_limit
         if limit is None:  # resumed from written frames: hold the chain where it was
-            return strength, self.previous.gain
-        return limit, regrowth_gain(self.previous.gain, strength, limit, self.tuning)
+            return strength, self.previous.gain, self.previous.lift
+        return (limit, regrowth_gain(self.previous.gain, strength, limit, self.tuning),
+                strength_lift(self.previous.lift, strength, limit, self.tuning))
 
     def resume(self, source: torch.Tensor, dream: torch.Tensor, vectors: Optional[torch.Tensor]) -> None:
         """Carries on from a frame rebuilt from its render and its written

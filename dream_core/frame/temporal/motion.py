@@ -111,6 +111,18 @@ def reliability(warped_source: torch.Tensor, source: torch.Tensor, tuning: Tunin
     return gaussian_blur(trusted, tuning.reliability_edge_blur)  # soft edges, no hard seams
 
 
+def new_noise_share(warped_source: torch.Tensor, source: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
+    """Per pixel [1, 1, H, W], how much of a path tracer's noise under a
+    carried pattern is new: the local rms of the render's change finer than
+    ``tuning.reliability_noise_blur`` (the previous render, moved, against
+    this one), over ``tuning.lift_noise``, at most 1. A denoised render
+    reads about none, a 4-sample one about all."""
+    change = warped_source - source
+    fine = change - gaussian_blur(change, tuning.reliability_noise_blur)
+    rms = gaussian_blur(fine.square().mean(dim=1, keepdim=True), tuning.energy_smoothing).sqrt()
+    return (rms / tuning.lift_noise).clamp(max=1.0)
+
+
 def carried_share(confidence: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
     """How much of the carried pattern a pixel keeps: all of it where the
     motion is trusted, none where it is not, a short soft ramp between

@@ -32,6 +32,29 @@ def regrowth_gain(gain: float, strength: float, limit: float, tuning: Tuning = T
     return min(1.0, max(0.0, gain + tuning.gain_rate * (limit - strength) / limit))
 
 
+def first_strength(limit: float, tuning: Tuning = TUNING) -> float:
+    """The strength of a chain's first frame, from the limit it set (see regrowth_gain)."""
+    return limit / tuning.strength_limit
+
+
+def strength_lift(lift: float, strength: float, limit: float, tuning: Tuning = TUNING) -> float:
+    """The next frame's lift: the share of a full step its finest octave
+    takes over the carried pattern beyond the damping and the regrowth,
+    whatever the pattern's energy (where the render's noise is new, see
+    carry.lifted).
+
+    On a noisy render the carried pattern was grown on the previous render's
+    noise, and on this render's it reads weaker though none of its energy is
+    missing, so the regrowth gives nothing back. The lift steps up while a
+    frame is weaker than ``tuning.strength_floor`` times its chain's first
+    frame's and back down (to none) while it is stronger (by
+    ``tuning.lift_rate``); a dream at its first frame's strength is never lifted."""
+    floor = tuning.strength_floor * first_strength(limit, tuning)
+    if floor <= 0.0:
+        return 0.0
+    return min(1.0 - tuning.damping, max(0.0, lift + tuning.lift_rate * (floor - strength) / floor))
+
+
 def fine_scales(grey: torch.Tensor, tuning: Tuning = TUNING) -> torch.Tensor:
     """The finest scales (1-2 px: finer than ``tuning.energy_band``) of a one-channel image [1, 1, H, W]."""
     return grey - gaussian_blur(grey, tuning.energy_band)

@@ -51,6 +51,32 @@ class Tuning:
         "benchmarks/temporal.py (docs/BENCHMARKS.md, \"Smoothed flow and a strength limit\")")
     gain_rate: float = _tuned(
         4.0, "how fast the regrowth gain follows the strength: a frame 10% over its limit takes 0.4 off the next's")
+    # A noisy render (4 samples, not denoised): the carried pattern was grown on the previous render's noise and
+    # reads a fifth to a third weaker on this one's (docs/BENCHMARKS.md, "A noisy render under a carried
+    # pattern"); nothing of its energy is missing, so the regrowth does not give it back. The floor lifts the
+    # finest octave's step over the carried pattern while the dream is weak: grain's strength 0.88 -> 0.98,
+    # pattern flicker 1.05 either way, 2x2 detail 0.97 -> 0.99 (docs/BENCHMARKS.md, "A strength floor under a
+    # carried pattern"). Lifting the coarse octaves instead over-grew the fine pattern (2x2 detail 1.81).
+    strength_floor: float = _tuned(
+        0.95, "a carried dream weaker than this times its chain's first frame's lifts the finest octave's step "
+        "over the carried pattern on the next frame (see strength_lift; 0: never)",
+        "benchmarks/temporal.py --set tuning --tune strength_floor=0.95 (docs/BENCHMARKS.md, \"A strength floor "
+        "under a carried pattern\")")
+    # 0.5 was measured on grain and occluder only, with the lift on every carried pixel (before lift_noise):
+    # grain as strong (0.98), the occluder no calmer (pattern 1.32 against 1.34 at 1.0).
+    lift_rate: float = _tuned(
+        1.0, "how fast that lift follows the shortfall: a frame 10% under the floor adds 0.1 of a full step",
+        "benchmarks/temporal.py --shots grain,occluder --tune lift_rate=0.5 (docs/BENCHMARKS.md, \"A strength "
+        "floor under a carried pattern\")")
+    # 0.04 and 0.06 measured: the same on grain (strength 0.98), 0.06 a little nearer the shots without the floor
+    # (orbit's 2x2 detail 0.85 against 0.84 and 0.86 with no floor); with no noise weighting (0) the occluder,
+    # weaker than its first frame while it crosses the view, took the lift: flicker 1.37 -> 1.61, pattern 1.20
+    # -> 1.34 (1.42 and 1.22 weighted).
+    lift_noise: float = _tuned(
+        0.06, "the local rms of the render's new noise (its change finer than reliability_noise_blur) at which a "
+        "carried pixel takes the whole lift; less noise, a share of it (0: every carried pixel takes it all)",
+        "benchmarks/temporal.py --set tuning --tune lift_noise=0.06 (docs/BENCHMARKS.md, \"A strength floor under a "
+        "carried pattern\")")
     energy_band: float = _tuned(
         2.0, "px, Gaussian sigma: the pattern energy regrowth measures is the detail's scales finer than this (1-2 px)")
     energy_smoothing: float = _tuned(3.0, "px, Gaussian sigma that smooths the pattern energy into a local map")
