@@ -20,7 +20,7 @@ with the benchmark's settings and prints, per frame, the objective of:
   strength at the pattern's scale, without the 1-px scales where the noise is;
 - the carried share (mean over the frame and the share of pixels carried in
   part, between 0.05 and 0.95), the finest octave's mean step over the carried
-  pixels (regrowth) and the strength governor's gain.
+  pixels (regrowth), the strength governor's gain and its lift under the floor.
 
 With ``--clean DIR`` (the same shot rendered denoised, ``benchmarks/shots.py
 SHOT DIR 256 144 4 denoised``) it then takes the first two frames apart: the
@@ -71,6 +71,7 @@ class TracedCarry(temporal.TemporalCarry):
         if self.previous is not None and prepared.confidence is not None:
             record["carried"] = warp(self.previous.dream, temporal.vectors_to_flow(vectors))[0]
         record["gain"] = self.previous.gain if self.previous is not None else 1.0
+        record["lift"] = self.previous.lift if self.previous is not None else 0.0
         self.frames.append(record)
         return prepared
 
@@ -101,7 +102,7 @@ def trace(shot: str, args, dreamer: Dreamer, objective, settings: DreamSettings)
         sequence.dream(dreamer, p, replace(settings, temporal="vectors"), frame=i + 1)
     print(f"\n{shot}: {len(pictures)} frames {args.size} from {folder}; vectors over none, per frame")
     print(f"{'frame':>5} {'none':>7} {'render':>7} {'carried':>7} {'base':>6} {'ascent':>6} {'band':>6} {'dream':>6} "
-          f"{'smooth':>6} {'share':>6} {'part':>5} {'fine':>5} {'gain':>5}")
+          f"{'smooth':>6} {'share':>6} {'part':>5} {'fine':>5} {'gain':>5} {'lift':>5}")
     rows = []
     for i, (record, alone) in enumerate(zip(carry.frames, none_dreams)):
         reference = score(alone)
@@ -116,10 +117,10 @@ def trace(shot: str, args, dreamer: Dreamer, objective, settings: DreamSettings)
             part = float(((share > 0.05) & (share < 0.95)).float().mean())
             fine = float((record["fine"] * share).sum() / share.sum().clamp(min=1e-9))
         row = [reference, score(bench.dream_space(pictures[i])) if args.render else float("nan"), *ratios, smooth,
-               mean_share, part, fine, record["gain"]]
+               mean_share, part, fine, record["gain"], record["lift"]]
         rows.append(row)
         print(f"{i + 1:5d} {row[0]:7.4f} {row[1]:7.4f} " + " ".join(f"{v:6.3f}" for v in row[2:8])
-              + f" {row[8]:6.3f} {row[9]:5.3f} {row[10]:5.3f} {row[11]:5.2f}")
+              + f" {row[8]:6.3f} {row[9]:5.3f} {row[10]:5.3f} {row[11]:5.2f} {row[12]:5.3f}")
     rows = np.array(rows)
     dreams = np.array([score(r["dream"]) for r in carry.frames])
     nones = rows[:, 0]
