@@ -513,6 +513,11 @@ class ChunkDreaming:
         return self.ended and not self.finished and not set(self.sent) & next_frames
 
     @property
+    def to_write(self) -> int:
+        """How many frames the job writes: its chunk's, once its first frame has begun, else those sent."""
+        return len(self.plan.frames) if self.plan is not None else len(self.sent)
+
+    @property
     def unwritten(self) -> list[int]:
         """Frames sent to dream whose dream is not on disk yet."""
         return sorted(set(self.sent) - self.written_frames)

@@ -243,8 +243,9 @@ def _pump_once() -> float:
     if dreaming.error:  # say so now (once); the user's settings come back when Blender's render ends
         if dreaming.summary() != last_summary:
             _show(dreaming.summary(), True)
-    elif dreaming.sent:  # the render window may be gone while dreams are still on their way: the panel says so
-        _set_status(render_progress(len(dreaming.written_frames), len(dreaming.sent)))
+    elif dreaming.sent or not dreaming.ended:  # the panel says this job is under way (not the last one's outcome),
+        # also once the render window is gone while dreams are still on their way
+        _set_status(render_progress(len(dreaming.written_frames), dreaming.to_write))
     return GUI_PUMP_INTERVAL
 
 

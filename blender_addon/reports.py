@@ -56,9 +56,14 @@ def render_summary(*, dreamed: int, kept: int = 0, rewritten: int = 0, prerolled
     return "".join(parts)
 
 
-def render_progress(written: int, sent: int) -> str:
-    """A render job's dreaming while it goes on (Dream on Render): it may outlast Blender's render."""
-    return f"Dream on Render: {written} of {sent} frame(s) dreamed, the rest on their way"
+def render_progress(written: int, total: int) -> str:
+    """A render job's dreaming while it goes on (Dream on Render): it may
+    outlast Blender's render. ``written``: the frames whose file is in place
+    (dreamed now or already current); ``total``: those the job writes (0:
+    Blender has not begun its first frame)."""
+    if total == 0:
+        return "Dream on Render: waiting for Blender's first frame"
+    return f"Dream on Render: {written} of {total} frame(s) written, the rest on their way"
 
 
 def frames_text(frames: Sequence[int]) -> str:

@@ -3,7 +3,9 @@ blender_scenarios.py NAME ...``) and Debian's Blender 3.4 (``blender -b
 --factory-startup --python blender_scenarios.py -- NAME ...``). Standard
 library only (Blender 3.4's Python has no numpy). Each prints one line
 ``RESULT {json}`` for the test to check."""
+import contextlib
 import importlib
+import io
 import json
 import os
 import sys
@@ -492,10 +494,14 @@ def scenario_render_frame(workdir, zip_path):
     bpy.ops.dream.render_frame()
     image = bpy.data.images.get("Dream Result")
     first = {"image": image is not None and tuple(image.size), "file": bpy.path.abspath(image.filepath)}
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):  # again: a still is rendered anew, without a word on why
+        bpy.ops.dream.render_frame()
+    again_said = [line for line in said.getvalue().splitlines() if "rendering it again" in line]
     bpy.ops.render.render()
     bpy.ops.dream.render_frame(use_existing=True)
     files = visible(os.path.join(workdir, "dream", "frames"))
-    return {"first": first, "files": files, "exists": os.path.exists(first["file"])}
+    return {"first": first, "files": files, "exists": os.path.exists(first["file"]), "again_said": again_said}
 
 
 OUTPUT_FORMATS = {  # name: (media type (5.0), file format, colour depth, extension)

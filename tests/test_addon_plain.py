@@ -1020,6 +1020,7 @@ def test_a_render_job_writes_then_keeps_the_users_frames(tmp_path):
     assert job.said_before_next == [1, 2, 3] and job.display.closed
     again = RenderJob(shot, start=1, end=3).go()
     assert again.summary() == "Dream on Render: 0 frame(s) dreamed, 3 already current" and again.worker.dreamed == []
+    assert (len(again.written_frames), again.to_write) == (3, 3)  # the panel's progress: 3 of 3 written
     shot.params[2]["mix"] = 0.5
     third = RenderJob(shot, start=1, end=3).go()
     assert third.worker.dreamed == [2] and third.summary() == "Dream on Render: 1 frame(s) dreamed, 2 already current"
@@ -1031,9 +1032,11 @@ def test_a_render_job_ended_before_its_dreams_finishes_them_beside_the_next(tmp_
     that renders the same frames again takes them over."""
     shot = Shot(str(tmp_path))
     first = RenderJob(shot, start=1, end=3)
+    assert first.to_write == 0  # Blender has not begun a frame: the panel says it waits for the first
     for frame in (1, 2, 3):
         shot.render(frame, paths.numbered(first.job_pattern, frame))
         first.rendered(Frame(frame=frame), frame)
+        assert first.to_write == 3  # the chunk's frames, from its first on
     first.job_ended()  # Blender's render is over; nothing dreamed yet
     first.pump()
     assert first.unwritten == [1, 2, 3] and not first.finished
@@ -1047,7 +1050,8 @@ def test_a_render_job_ended_before_its_dreams_finishes_them_beside_the_next(tmp_
     assert [written(shot, f) is not None for f in (1, 2, 3, 4, 5)] == [True] * 5
     assert not first.outlives_its_render(set())  # finished: nothing left to write
     assert reports.frames_text([7, 1, 2, 3, 5]) == "1-3, 5, 7"
-    assert reports.render_progress(1, 3) == "Dream on Render: 1 of 3 frame(s) dreamed, the rest on their way"
+    assert reports.render_progress(1, 3) == "Dream on Render: 1 of 3 frame(s) written, the rest on their way"
+    assert reports.render_progress(0, 0) == "Dream on Render: waiting for Blender's first frame"
 
 
 def test_a_still_and_a_render_that_writes_nothing(tmp_path):

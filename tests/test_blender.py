@@ -282,6 +282,7 @@ def test_render_frame_shows_the_dream(blender_batch):
     result, _, _ = blender_batch("bpy", "render_frame")
     assert result["first"]["image"] == [64, 48]
     assert result["exists"] and result["files"] == ["Scene_00002_still.png"]
+    assert result["again_said"] == []  # Dream Frame again renders anew, and says no reason that is not one
 
 
 def _on_render(output_format: str):

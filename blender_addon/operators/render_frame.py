@@ -28,6 +28,10 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
                           chain_settings(scene_frames.dream_params(scene)), scene_frames.dream_params(scene))
         return [still]
 
+    def renders_again(self) -> bool:
+        """A still is always rendered anew (without a word on why), unless the last render is the one to dream."""
+        return not self.use_existing
+
     def finish(self, context, run):
         if run.targets():
             rendering.show_image(run.targets()[0])

@@ -62,13 +62,17 @@ class DreamRunOperator:
     def finish(self, context, run: FrameRun) -> None:
         pass
 
+    def renders_again(self) -> bool:
+        """Whether every frame is rendered anew, whatever its render on disk (Render Again)."""
+        return self.rerender
+
     def _start(self, context) -> Optional[FrameRun]:
         self._frame = context.scene.frame_current  # the run moves through the frames; the user's comes back
         try:
             frame_plans = self.plans(context)
             link = configured_link(context)
             run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
-                           redream=self.redream, colour_managed=self.colour_managed, rerender=self.rerender)
+                           redream=self.redream, colour_managed=self.colour_managed, rerender=self.renders_again())
         except UserError as err:
             if context.scene.frame_current != self._frame:
                 context.scene.frame_set(self._frame)  # evaluating the frames' settings moved it
