@@ -204,12 +204,14 @@ class DreamWorker:
                 client.close()
 
     def _prepared(self, client: Optional[DreamClient], prepare: Prepare) -> Optional[DreamClient]:
-        """Tells the server what is coming, connecting first if need be.
-        Anything that goes wrong here is left for the first frame to meet
-        and report."""
+        """Tells the server what is coming, connecting first if need be. A
+        server that cannot be reached or started is said now, while the
+        first frame renders, not once its render is done; anything else that
+        goes wrong here is left for the first frame to meet and report."""
         try:
             client = client or self.link.connect()
-        except ConnectionFailed:
+        except ConnectionFailed as err:
+            self.messages.put(FrameFailed(None, str(err)))
             return None
         try:
             client.prepare(prepare.params, prepare.width, prepare.height)
