@@ -204,14 +204,13 @@ class DreamWorker:
                 client.close()
 
     def _prepared(self, client: Optional[DreamClient], prepare: Prepare) -> Optional[DreamClient]:
-        """Tells the server what is coming, connecting first if need be. A
-        server that cannot be reached or started is said now, while the
-        first frame renders, not once its render is done; anything else that
-        goes wrong here is left for the first frame to meet and report."""
+        """Tells the server what is coming, connecting first if need be.
+        Anything that goes wrong here is left for the first frame to meet
+        and report: the frame rendering now may turn out to have a current
+        dream, and a run of such frames needs no server."""
         try:
             client = client or self.link.connect()
-        except ConnectionFailed as err:
-            self.messages.put(FrameFailed(None, str(err)))
+        except ConnectionFailed:
             return None
         try:
             client.prepare(prepare.params, prepare.width, prepare.height)

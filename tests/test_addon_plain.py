@@ -357,23 +357,6 @@ def test_a_refused_write_on_another_thread_is_tried_until_it_goes_through(monkey
     assert failed and failed[0].startswith("Blender kept refusing the render thread's change to the scene")
 
 
-def test_a_server_that_cannot_be_reached_is_said_while_the_first_frame_renders():
-    """The worker connects as the first frame starts rendering (prepare): a
-    failure is said then, not once a long render is done."""
-    class Unreachable:
-        def connect(self):
-            raise addon.server_link.ConnectionFailed("cannot talk to the dream server at 127.0.0.1:9: refused")
-
-    worker = messages.DreamWorker(Unreachable(), "job")
-    try:
-        worker.prepare({}, 64, 48)
-        said = worker.messages.get(timeout=30)
-    finally:
-        worker.cancel()
-    assert said == messages.FrameFailed(None, "cannot talk to the dream server at 127.0.0.1:9: refused")
-    assert said.describe() == "cannot talk to the dream server at 127.0.0.1:9: refused"
-
-
 # -- dreams' provenance
 
 @QUICK
