@@ -90,6 +90,13 @@ class ServerLink:
                     raise ConnectionFailed(str(err)) from None
             return self.process.address, self.process.token
 
+    def answers(self) -> None:
+        """Connect mode: :class:`ConnectionFailed` at once when the server
+        does not answer (a run sure to dream says so before it renders); a
+        server the add-on starts itself is started when first needed."""
+        if self.config.mode == "CONNECT":
+            self.connect(timeout=5.0).close()
+
     def connect(self, timeout: float = 60.0) -> DreamClient:
         """A connected client; a server the add-on started is restarted once
         if it turns out to have died."""

@@ -453,8 +453,12 @@ def scenario_failure(workdir, zip_path):
     install(zip_path)
     fast_settings(scene)
     message = error_of(lambda: bpy.ops.dream.render_animation(exit_on_error=False))
+    renders = []
+    bpy.app.handlers.render_init.append(lambda *_: renders.append(1))
+    still = error_of(lambda: bpy.ops.dream.render_frame(exit_on_error=False))  # sure to dream: said before rendering
     frames_dir = os.path.join(workdir, "dream", "frames")
-    return {"message": message, "frames": visible(frames_dir) if os.path.isdir(frames_dir) else []}
+    return {"message": message, "frames": visible(frames_dir) if os.path.isdir(frames_dir) else [],
+            "still": still, "still_status": bpy.context.window_manager.dream.status, "still_renders": len(renders)}
 
 
 def scenario_prepare_headless(workdir, zip_path):

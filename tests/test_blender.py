@@ -61,6 +61,9 @@ def test_server_missing_gives_a_clear_error_and_no_frames(runtime, blender_batch
     result, _, _ = blender_batch(runtime, "failure")
     assert "cannot talk to the dream server at 127.0.0.1:9" in result["message"]
     assert result["frames"] == []
+    # Dream Frame always dreams: a server that does not answer is said before anything renders
+    assert "cannot talk to the dream server at 127.0.0.1:9" in result["still"] and result["still_renders"] == 0
+    assert result["still_status"].startswith("Failed: cannot talk to the dream server at 127.0.0.1:9"), result
 
 
 @pytest.mark.blender

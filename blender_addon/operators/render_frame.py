@@ -28,6 +28,9 @@ class DREAM_OT_render_frame(DreamRunOperator, bpy.types.Operator):
                           chain_settings(scene_frames.dream_params(scene)), scene_frames.dream_params(scene))
         return [still]
 
+    def dreams_every_frame(self) -> bool:
+        return True  # a still is always dreamed anew (see plans)
+
     def renders_again(self) -> bool:
         """A still is always rendered anew (without a word on why), unless the last render is the one to dream."""
         return not self.use_existing

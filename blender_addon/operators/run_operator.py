@@ -14,6 +14,7 @@ import bpy
 from ..preferences import configured_link
 from ..reports import run_failure_exits, run_summary
 from ..runs import FrameRun
+from ..server_link import ConnectionFailed
 from ..shot.frame_plans import FramePlan
 from ..user_errors import UserError
 
@@ -66,14 +67,21 @@ class DreamRunOperator:
         """Whether every frame is rendered anew, whatever its render on disk (Render Again)."""
         return self.rerender
 
+    def dreams_every_frame(self) -> bool:
+        """Whether every frame is dreamed, none kept: then a server that does not answer is said before
+        anything renders (elsewhere frames with a current dream need no server)."""
+        return False
+
     def _start(self, context) -> Optional[FrameRun]:
         self._frame = context.scene.frame_current  # the run moves through the frames; the user's comes back
         try:
             frame_plans = self.plans(context)
             link = configured_link(context)
+            if self.dreams_every_frame():
+                link.answers()
             run = FrameRun(context.scene, frame_plans, self.job_name(context), link, self.render_missing,
                            redream=self.redream, colour_managed=self.colour_managed, rerender=self.renders_again())
-        except UserError as err:
+        except (UserError, ConnectionFailed) as err:
             if context.scene.frame_current != self._frame:
                 context.scene.frame_set(self._frame)  # evaluating the frames' settings moved it
             self._fail(context, str(err))
