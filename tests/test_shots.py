@@ -153,6 +153,14 @@ def test_link_records_are_checked_against_their_names(tmp_path):
     assert records.link(made.id) is None  # a record whose content is not its name is not one
 
 
+def test_a_release_that_dreams_alike_settings_differently_makes_every_chain_new(monkeypatch):
+    from dream_core.shot import provenance
+
+    before = chain_settings({"octaves": 2, "temporal": "vectors"})
+    monkeypatch.setattr(provenance, "ALGORITHM", provenance.ALGORITHM + 1)
+    assert chain_settings({"octaves": 2, "temporal": "vectors"}) != before  # its links: none current, dreamed again
+
+
 def test_a_chain_is_current_only_back_to_its_start(tmp_path):
     records = Records.beside(str(tmp_path))
     links, after = [], START

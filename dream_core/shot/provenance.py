@@ -48,13 +48,17 @@ def digest_of(value) -> str:
 
 
 WRITTEN_ONLY = ("mix", "dither")  # how a dream is written, not what the next frame carries
+# How a dream is made from its settings: raised by a change that dreams the same settings differently, so that the
+# frames dreamed before it are no longer current (1: the strength floor under a carried pattern on noisy renders)
+ALGORITHM = 1
 
 
 def chain_settings(params: dict) -> str:
     """The settings a chain carries: all but how each dream is written (the
     output mix, the dither of an 8-bit file): the next frame carries the full
-    dream whatever they are, so a keyframed fade leaves the chain alone."""
-    return digest_of({k: v for k, v in params.items() if k not in WRITTEN_ONLY})
+    dream whatever they are, so a keyframed fade leaves the chain alone; and
+    the algorithm that dreams them (``ALGORITHM``)."""
+    return digest_of({**{k: v for k, v in params.items() if k not in WRITTEN_ONLY}, "algorithm": ALGORITHM})
 
 
 def link(after: str, frame: int, chain: str, input_digest: str) -> str:
