@@ -28,7 +28,7 @@ from typing import Optional
 import bpy
 from bpy.app.handlers import persistent
 
-from . import colour_management, rendering, write_refusal
+from . import colour_management, rendering, scene_frames, write_refusal
 from .output_settings import OutputSettings
 from .preferences import configured_link
 from .render_job import RenderDreaming
@@ -111,7 +111,7 @@ def _on_init(scene, *_args) -> None:
 
 def _frames_of(scene) -> set[int]:
     """The frames a render job of ``scene`` may render as frames (a still is written apart: no frame's files)."""
-    return set(range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step)))
+    return set(scene_frames.render_frames(scene))
 
 
 def _drop(dreaming: RenderDreaming) -> None:

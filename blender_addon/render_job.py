@@ -44,18 +44,17 @@ class RenderDreaming(ChunkDreaming):
         if bpy.app.background and scene.render.use_overwrite:  # a farm chunk: refused before it renders a frame
             self._plan(scene, scene.frame_start)
         rendering.raw_output(scene, self.job_pattern)
-        self.skip_existing(scene, {*range(scene.frame_start, scene.frame_end + 1, scene.frame_step),
-                                   scene.frame_current})
+        self.skip_existing(scene, {*scene_frames.render_frames(scene), scene.frame_current})
 
     # -- what only Blender knows (see ChunkDreaming)
     def _begin(self, scene, frame: int) -> None:
         self.begin(self._plan(scene, frame))
 
     def _plan(self, scene, frame: int):
-        step = scene.frame_step
+        step = scene_frames.render_step(scene)
         saved = scene_state.saved_range(scene) if bpy.app.background else (scene.frame_start, scene.frame_end, step)
-        return plan_render_job(frame, end=scene.frame_end, step=step, saved=saved, job_start=self.job_start,
-                               farm=bool(bpy.app.background and scene.render.use_overwrite),
+        return plan_render_job(frame, end=scene_frames.render_end(scene), step=step, saved=saved,
+                               job_start=self.job_start, farm=bool(bpy.app.background and scene.render.use_overwrite),
                                write_from=self.write_from, seam_fade=scene.dream.seam_fade)
 
     def _dream_params(self, scene) -> dict:
@@ -78,7 +77,7 @@ class RenderDreaming(ChunkDreaming):
                 rendering.raw_output(scene, self.job_pattern)
 
     def _before_next(self, scene, frame: int) -> None:
-        self.skip_existing(scene, [frame + scene.frame_step])
+        self.skip_existing(scene, [frame + scene_frames.render_step(scene)])
 
     def _shown_of(self, source: str) -> str:
         if self.shown is None:

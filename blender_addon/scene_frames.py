@@ -44,6 +44,22 @@ def strip_plan(scene, strip) -> list[FramePlan]:
                                   int(strip.frame_start), [element.filename for element in strip.elements])
 
 
+def render_step(scene) -> int:
+    """Render Animation's step between frames (Blender allows a Frame Step of 0: see :func:`render_end`)."""
+    return max(1, scene.frame_step)
+
+
+def render_end(scene) -> int:
+    """The last frame Render Animation may render: with a Frame Step of 0
+    (allowed) Blender renders the first frame only."""
+    return scene.frame_end if scene.frame_step >= 1 else scene.frame_start
+
+
+def render_frames(scene) -> range:
+    """The frames Render Animation renders."""
+    return range(scene.frame_start, render_end(scene) + 1, render_step(scene))
+
+
 def output_size(scene) -> tuple[int, int]:
     """The rendered frame's size in pixels."""
     render = scene.render

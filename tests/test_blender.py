@@ -463,3 +463,5 @@ def test_renders_in_a_row_leave_no_helper_scenes_behind(runtime, blender_batch):
     assert result["summary"].startswith("Dream on Render: 0 frame(s) dreamed, 3 already current"), result
     # the helpers a job leaves are taken again by the next: their number does not grow
     assert result["helpers"] == [2, 2, 2] and result["scenes"] == ["Scene"], result
+    assert result["step_0"]["files"] == ["shot_001.png"], result["step_0"]
+    assert result["step_0"]["summary"].startswith("Dream on Render: 0 frame(s) dreamed, 1 already current"), result
