@@ -191,6 +191,19 @@ def test_unknown_op_and_bad_version(server):
     conn.close()
 
 
+def test_a_server_that_dreams_with_another_algorithm_is_refused(server, monkeypatch):
+    """The records a client keeps name its release's algorithm: a server of
+    another release (a farm's, upgraded apart) would make them lie."""
+    with DreamClient(server.address, server.token) as ours:
+        assert ours.hello()["algorithm"] == P.ALGORITHM
+    monkeypatch.setattr(P, "ALGORITHM", P.ALGORITHM + 1)  # this client, a release later than the server
+    with DreamClient(server.address, server.token) as later:
+        with pytest.raises(P.ProtocolError, match=f"server dreams with algorithm {P.ALGORITHM - 1}, this client's "
+                                                  f"records name algorithm {P.ALGORITHM}") as refused:
+            later.hello()
+    assert refused.value.code == "bad_version"
+
+
 def test_oversize_payload_is_refused(server, client):
     conn = _raw_connection(server)
     big = bytes((TEST_MAX_PAYLOAD_MB << 20) + 1)

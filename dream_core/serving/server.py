@@ -178,8 +178,8 @@ class DreamServer:
 
     def _op_hello(self, session, header, payloads) -> None:
         session.send({"event": "result", "id": header.get("id"), "op": "hello", "protocol": P.PROTOCOL,
-                      "version": __version__, "max_payload": self.max_payload, "max_in_flight": P.MAX_IN_FLIGHT,
-                      "heartbeat": self.heartbeat, **self.worker.info()})
+                      "algorithm": P.ALGORITHM, "version": __version__, "max_payload": self.max_payload,
+                      "max_in_flight": P.MAX_IN_FLIGHT, "heartbeat": self.heartbeat, **self.worker.info()})
 
     def _op_prepare(self, session, header, payloads) -> None:
         self.worker.prepare(decode_prepare(header, self.weights_dir))

@@ -31,6 +31,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
+from ..wire.protocol import ALGORITHM
 from .atomic import write_atomically
 
 START = "start"  # what the first frame of a chain carries on from
@@ -48,16 +49,14 @@ def digest_of(value) -> str:
 
 
 WRITTEN_ONLY = ("mix", "dither")  # how a dream is written, not what the next frame carries
-# How a dream is made from its settings: raised by a change that dreams the same settings differently, so that the
-# frames dreamed before it are no longer current (1: the strength floor under a carried pattern on noisy renders)
-ALGORITHM = 1
 
 
 def chain_settings(params: dict) -> str:
     """The settings a chain carries: all but how each dream is written (the
     output mix, the dither of an 8-bit file): the next frame carries the full
     dream whatever they are, so a keyframed fade leaves the chain alone; and
-    the algorithm that dreams them (``ALGORITHM``)."""
+    the algorithm that dreams them (``wire.protocol.ALGORITHM``: a release that dreams the same settings
+    differently makes the frames dreamed before it not current)."""
     return digest_of({**{k: v for k, v in params.items() if k not in WRITTEN_ONLY}, "algorithm": ALGORITHM})
 
 

@@ -140,11 +140,17 @@ class DreamClient:
     # --- operations --------------------------------------------------------------
 
     def hello(self) -> dict:
-        """Server facts (version, device, GPU, models); checks the protocol version."""
+        """Server facts (version, device, GPU, models); checks the protocol
+        version and that the server dreams as this release does (the
+        records kept of its dreams name this release's algorithm)."""
         reply, _ = self._request({"op": "hello", "client": "dream_core.client"})
         if reply.get("protocol") != P.PROTOCOL:
             raise P.ProtocolError("bad_version", f"server speaks protocol {reply.get('protocol')}, this client "
                                   f"{P.PROTOCOL}; install matching versions of the add-on and dream_core")
+        if reply.get("algorithm", 0) != P.ALGORITHM:  # a server from before the number dreams as algorithm 0
+            raise P.ProtocolError("bad_version", f"server dreams with algorithm {reply.get('algorithm', 0)}, this "
+                                  f"client's records name algorithm {P.ALGORITHM}; install matching versions of the "
+                                  "add-on and dream_core")
         self.server_info = reply
         return reply
 

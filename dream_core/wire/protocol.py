@@ -67,6 +67,10 @@ from multiprocessing.connection import Connection, answer_challenge, deliver_cha
 
 PROTOCOL = 4  # 2: the output mix is "mix" (was "strength"); 3: a sequence's exact carried state;
 # 4: the picture's text metadata travels with it, and output "dither" (a PNG of Blender's dithered 8-bit levels)
+# How a server of this release makes a dream from its settings: raised by a change that dreams the same settings
+# differently (1: the strength floor under a carried pattern on noisy renders). A dream's provenance names it
+# (shot.provenance), so a client refuses a server of another algorithm: the records it keeps would name the wrong one.
+ALGORITHM = 1
 MAX_HEADER = 1 << 20  # bytes; headers are small JSON
 DEFAULT_MAX_PAYLOAD = 512 << 20
 HEARTBEAT_SECONDS = 1.0
