@@ -346,7 +346,7 @@ def steps_live(workdir, zip_path):
         motion["on"] = False
         yield lambda: not bpy.app.timers.is_registered(move)
         cube.location = home
-        yield moving(60)  # the same motion without Live Dream: what the window does on its own
+        yield moving(40)  # the same motion without Live Dream: what the window does on its own
         motion["on"] = False
         result["moving_plain"] = motion_figures()
         cube.location = home
@@ -354,7 +354,7 @@ def steps_live(workdir, zip_path):
         yield lambda: wm.dream_live.updates >= 1
         result["first"] = live_figures()
         before = wm.dream_live.updates
-        done = moving(60)
+        done = moving(40)
         yield lambda: done() and wm.dream_live.updates >= before + 10
         motion["on"] = False
         result["moving"] = dict(live_figures(), **motion_figures(), updates_while_moving=wm.dream_live.updates - before)
