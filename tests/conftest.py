@@ -129,8 +129,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def run_in_window(blender_args: list[str], env: dict, timeout: float = 600,
-                  screen: str = "1280x800x24") -> subprocess.CompletedProcess:
-    """Blender with a window, under Xvfb. Blender can hang on quit after a
+                  screen: str = "800x600x24") -> subprocess.CompletedProcess:
+    """Blender with a window, under Xvfb (a small screen by default: llvmpipe
+    draws every pixel of the window on the CPU). Blender can hang on quit after a
     failure, so on timeout the whole process group (xvfb-run, Xvfb,
     Blender) is killed and the test fails with what Blender printed."""
     # xvfb-run -a takes the first free display from its -n on; two workers starting from the same one at

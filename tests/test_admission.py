@@ -1,6 +1,6 @@
 """Connections that never authenticate, floods, idle sessions and running out
 of file descriptors: the server keeps serving real clients through all of
-them. Each test runs a server of its own with small limits."""
+them. The tests run servers of their own with small limits."""
 import os
 import socket
 import stat
@@ -14,11 +14,19 @@ from dream_core.wire.client import DreamClient
 from dream_core.wire.spawn import spawn_server
 
 ENV = {**os.environ, "PYTHONPATH": ROOT}
-pytestmark = pytest.mark.slow  # a server process for each test
+pytestmark = pytest.mark.slow  # servers of their own
 
 
 def _server(*args, python=sys.executable):
     return spawn_server(python, device="cpu", env=ENV, extra_args=["--preload", "", *args])
+
+
+@pytest.fixture(scope="module")
+def deadlines():
+    """One server for the deadline tests: a second for a handshake and for a silent session."""
+    server = _server("--handshake-timeout", "1", "--idle-timeout", "1")
+    yield server
+    server.stop()
 
 
 def _raw(server) -> socket.socket:
@@ -39,41 +47,33 @@ def _closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def test_a_silent_handshake_is_cut_at_its_deadline():
-    server = _server("--handshake-timeout", "1")
-    try:
-        lurker = _raw(server)  # connects, never answers the challenge
-        assert _closed_by_server(lurker)  # within the recv timeout of 60 s, however slow the machine
-        with DreamClient(server.address, server.token) as client:
-            assert client.hello()["protocol"] == P.PROTOCOL
-    finally:
-        server.stop()
+def test_a_silent_handshake_is_cut_at_its_deadline(deadlines):
+    lurker = _raw(deadlines)  # connects, never answers the challenge
+    assert _closed_by_server(lurker)  # within the recv timeout of 60 s, however slow the machine
+    with DreamClient(deadlines.address, deadlines.token) as client:
+        assert client.hello()["protocol"] == P.PROTOCOL
 
 
-def test_a_trickling_handshake_is_cut_at_its_deadline():
+def test_a_trickling_handshake_is_cut_at_its_deadline(deadlines):
     """One byte now and then resets a per-read timeout forever; the deadline
     is for the whole handshake."""
     import time
 
-    server = _server("--handshake-timeout", "1")
-    try:
-        trickler = _raw(server)
-        trickler.settimeout(0.3)
-        closed = False
-        for _ in range(100):  # 30 s at most
-            try:
-                trickler.send(b"\x00")
-                closed = trickler.recv(4096) == b""
-            except socket.timeout:
-                continue
-            except OSError:
-                closed = True
-            if closed:
-                break
-            time.sleep(0.2)
-        assert closed
-    finally:
-        server.stop()
+    trickler = _raw(deadlines)
+    trickler.settimeout(0.3)
+    closed = False
+    for _ in range(100):  # 30 s at most
+        try:
+            trickler.send(b"\x00")
+            closed = trickler.recv(4096) == b""
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+        if closed:
+            break
+        time.sleep(0.2)
+    assert closed
 
 
 def test_a_flood_of_handshakes_does_not_keep_a_client_out():
@@ -91,18 +91,14 @@ def test_a_flood_of_handshakes_does_not_keep_a_client_out():
         server.stop()
 
 
-def test_a_silent_session_is_closed_after_the_idle_limit():
-    server = _server("--idle-timeout", "1")
-    try:
-        idle = DreamClient(server.address, server.token, timeout=60)
-        idle.hello()
-        with pytest.raises(EOFError):
-            idle.conn.recv_bytes()  # the server closes it: EOF, not our 60 s read timeout
-        idle.close()
-        with DreamClient(server.address, server.token) as busy:  # a dream longer than the idle limit is not cut
-            assert dream_raw(busy, params=dict(TINY_PARAMS, iterations=1)).data
-    finally:
-        server.stop()
+def test_a_silent_session_is_closed_after_the_idle_limit(deadlines):
+    idle = DreamClient(deadlines.address, deadlines.token, timeout=60)
+    idle.hello()
+    with pytest.raises(EOFError):
+        idle.conn.recv_bytes()  # the server closes it: EOF, not our 60 s read timeout
+    idle.close()
+    with DreamClient(deadlines.address, deadlines.token) as busy:  # a dream longer than the idle limit is not cut
+        assert dream_raw(busy, params=dict(TINY_PARAMS, iterations=1)).data
 
 
 def test_out_of_file_descriptors_the_server_keeps_serving(tmp_path):

@@ -42,7 +42,7 @@ def test_live_dream_follows_a_moving_cube_and_leaves_nothing_behind(tmp_path, ad
                     f"import bpy; bpy.ops.wm.save_as_mainfile(filepath={str(start)!r})"],
                    env=env, capture_output=True, timeout=300, check=True)
     result = run_in_window(["blender", str(start), "--python", os.path.join(ROOT, "tests", "gui_scenarios.py"),
-                            "--", "live", str(work), addon_zip], env, screen="800x600x24")
+                            "--", "live", str(work), addon_zip], env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, result.stdout[-3000:] + result.stderr[-3000:]
     found = json.loads(lines[-1][len("RESULT "):])
