@@ -196,8 +196,8 @@ def _tell_panel(text: str, only_if_live: bool = False) -> None:
     """The Dream Renders panel's status line: there a long reason is shown
     whole (the header cuts it); ``only_if_live``: replaces only what Live Dream said."""
     runtime = getattr(bpy.context.window_manager, "dream", None)
-    if runtime is not None and (not only_if_live or runtime.status.startswith(PANEL_PREFIX)):
-        runtime.status = text
+    if runtime is not None:
+        runtime.say(text, over=PANEL_PREFIX if only_if_live else "")
 
 
 def _view_key(space, region, size: tuple, params: dict) -> tuple:

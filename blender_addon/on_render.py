@@ -59,10 +59,9 @@ def _show(summary: str, failed: bool) -> None:
 
 
 def _set_status(text: str) -> None:
-    """The panel's status line (written only when it changes: a write redraws the panel)."""
     wm = bpy.context.window_manager
-    if wm is not None and hasattr(wm, "dream") and wm.dream.status != text:
-        wm.dream.status = text
+    if wm is not None and hasattr(wm, "dream"):
+        wm.dream.say(text)
 
 
 def _report(summary: str, failed: bool) -> None:

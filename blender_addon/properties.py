@@ -166,6 +166,16 @@ class DreamRuntime(bpy.types.PropertyGroup):
     install_status: StringProperty(default="")
     install_progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
 
+    def say(self, text: str, over: str = "") -> bool:
+        """Sets the panel's status line (the runs, Dream on Render and Live
+        Dream share it), only when it changes: a write redraws the panel.
+        ``over``: only over a line that starts so (Live Dream replaces only
+        what it said itself). Whether it was written."""
+        if self.status == text or not self.status.startswith(over):
+            return False
+        self.status = text
+        return True
+
 
 CLASSES = (DreamSceneSettings, DreamObjectSettings, DreamCollectionSettings, DreamRuntime)
 OWNERS = {"Scene": DreamSceneSettings, "Object": DreamObjectSettings, "Collection": DreamCollectionSettings,

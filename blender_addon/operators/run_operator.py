@@ -90,7 +90,7 @@ class DreamRunOperator:
 
     def _fail(self, context, message: str) -> set:
         """A run that fails says why where the user looks: the panel's status line and Blender's report."""
-        context.window_manager.dream.status = run_summary(dreamed=0, kept=0, error=message)
+        context.window_manager.dream.say(run_summary(dreamed=0, kept=0, error=message))
         report_failure(self, message)
         return {"CANCELLED"}
 
@@ -108,10 +108,10 @@ class DreamRunOperator:
         except UserError as err:
             return self._fail(context, str(err))
         if run.cancelled:
-            wm.dream.status = run_summary(dreamed=run.done - run.skipped, kept=run.skipped, cancelled=True)
+            wm.dream.say(run_summary(dreamed=run.done - run.skipped, kept=run.skipped, cancelled=True))
             self.report({"WARNING"}, wm.dream.status)
             return {"CANCELLED"}
-        wm.dream.status = run_summary(dreamed=run.done - run.skipped, kept=run.skipped, rewritten=run.rewritten)
+        wm.dream.say(run_summary(dreamed=run.done - run.skipped, kept=run.skipped, rewritten=run.rewritten))
         self.report({"INFO"}, wm.dream.status)
         self._undo_step()
         return {"FINISHED"}
@@ -186,10 +186,9 @@ class DreamRunOperator:
     def _show_progress(self, context, run: FrameRun) -> None:
         wm = context.window_manager
         now = time.monotonic()
-        if wm.dream.status == run.status() or now - self._shown_at < REDRAW_EVERY:
+        if now - self._shown_at < REDRAW_EVERY or not wm.dream.say(run.status()):
             return  # a window redrawn 10 times a second slows the render it shows
         self._shown_at = now
-        wm.dream.status = run.status()
         wm.dream.progress = run.fraction
         wm.progress_update(int(run.fraction * 100))
         if context.workspace is not None:
