@@ -39,7 +39,9 @@ the same settings; per shot and mode it prints:
   moving objects, at the frame's edge): there a carried dream can only add
   what it dreams afresh beside the carried pattern, and a weak or smeared
   fresh dream shows as pale trails that the whole-frame figures average away;
-- seconds per frame, and relative to ``none``.
+- seconds per frame (the median after the first), and relative to
+  ``none``; the modes take turns frame by frame, so each ratio is measured
+  side by side under the same load.
 
 It also writes, per shot, a picture of frames early, middle and late at full
 size (rows) as render | none | vectors | flow (columns): look at it.
@@ -107,15 +109,22 @@ def motion(pictures: list[Picture], sources: list[torch.Tensor]):
     return flows, masks
 
 
-def dream_all(dreamer, settings: DreamSettings, pictures, mode, tuning: temporal.Tuning):
-    sequence, dreams, seconds = SequenceDreamer(tuning), [], []
-    settings = replace(settings, temporal=mode)
+def dream_modes(dreamer, settings: DreamSettings, pictures, modes: list[str], tuning: temporal.Tuning) -> dict:
+    """Each mode's dreams of the shot and its seconds per frame. The modes
+    take turns frame by frame, so every mode's frame N is timed under the
+    same load as the others' (a machine that slows for a minute slows them
+    all): the ratios to ``none`` are measured side by side. Seconds per
+    frame: the median after the first frame (a stray pause is not the mode's)."""
+    sequences = {mode: SequenceDreamer(tuning) for mode in modes}
+    dreams: dict[str, list] = {mode: [] for mode in modes}
+    seconds: dict[str, list] = {mode: [] for mode in modes}
     for i, picture in enumerate(pictures):
-        start = time.perf_counter()
-        out = sequence.dream(dreamer, picture, settings, frame=i + 1)
-        seconds.append(time.perf_counter() - start)
-        dreams.append(dream_space(out))
-    return dreams, float(np.mean(seconds[1:] or seconds))
+        for mode in modes:
+            start = time.perf_counter()
+            out = sequences[mode].dream(dreamer, picture, replace(settings, temporal=mode), frame=i + 1)
+            seconds[mode].append(time.perf_counter() - start)
+            dreams[mode].append(dream_space(out))
+    return {mode: (dreams[mode], float(np.median(seconds[mode][1:] or seconds[mode]))) for mode in modes}
 
 
 def dream_space(picture: Picture) -> torch.Tensor:
@@ -201,8 +210,7 @@ def shot_results(shot: str, args, dreamer, objective, settings):
                 pattern=temporal.pattern_flicker(sources, flows, masks), steps=step_flicker(sources, flows, masks),
                 regions=revealed(flows, masks), samples=samples)
     results = {}
-    for mode in args.modes.split(","):
-        dreams, spf = dream_all(dreamer, settings, pictures, mode, args.tuning)
+    for mode, (dreams, spf) in dream_modes(dreamer, settings, pictures, args.modes.split(","), args.tuning).items():
         results[mode] = dict(flicker=temporal.flicker(dreams, flows, masks) / base["flicker"], spf=spf,
                              pattern=temporal.pattern_flicker(dreams, flows, masks) / base["pattern"],
                              e_warp=temporal.warp_error(dreams, flows, masks),
