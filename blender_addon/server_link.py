@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from multiprocessing import AuthenticationError
 
 from .wire.client import DreamClient
-from .wire.protocol import ProtocolError, read_token
+from .wire.protocol import ProtocolError, default_token_file, parse_address, read_token
 from .wire.spawn import ServerProcess, ServerStartError, spawn_server
 
 
@@ -24,7 +25,8 @@ class ServerConfig:
     @classmethod
     def resolve(cls, prefs=None, installed_python: str = "") -> "ServerConfig":
         """Preferences, overridden by DREAM_SERVER_PYTHON / _ADDRESS / _TOKEN_FILE;
-        with no Python set, the one Install Dream Server made (if any)."""
+        with no Python set, the one Install Dream Server made (if any); with
+        no token file, the one ``serve`` keeps by default (if any)."""
         mode = getattr(prefs, "server_mode", "SPAWN")
         python = getattr(prefs, "python_path", "") or installed_python
         address = getattr(prefs, "address", "")
@@ -36,6 +38,8 @@ class ServerConfig:
         if env.get("DREAM_SERVER_ADDRESS"):
             mode, address = "CONNECT", env["DREAM_SERVER_ADDRESS"]
         token_file = env.get("DREAM_SERVER_TOKEN_FILE", token_file)
+        if mode == "CONNECT" and not token_file and os.path.isfile(default_token_file()):
+            token_file = default_token_file()  # where serve keeps it without --token-file, as the CLI looks too
         return cls(mode, python, address, token_file, device.lower())
 
     def problem(self) -> str:
@@ -49,6 +53,11 @@ class ServerConfig:
         else:
             if not self.address:
                 return "set the dream server's address in the add-on preferences (or DREAM_SERVER_ADDRESS)"
+            try:
+                parse_address(self.address)
+            except ValueError:
+                return (f"the dream server's address {self.address!r} is neither HOST:PORT nor a socket path "
+                        "(the address the server printed as it started)")
             if not self.token_file:
                 return ("set the server's token file in the add-on preferences (or DREAM_SERVER_TOKEN_FILE): the "
                         "file the server was started with, by default ~/.dream_renders/token")
@@ -109,12 +118,17 @@ class ServerLink:
                 client = DreamClient(address, token, timeout=timeout)
                 client.hello()
                 return client
+            except AuthenticationError:
+                whose = f" in {self.config.token_file}" if self.config.mode == "CONNECT" else ""
+                raise ConnectionFailed(f"the dream server at {address} refused the token{whose}: set the token "
+                                       "file the server was started with (its --token-file)") from None
             except (OSError, EOFError, ProtocolError) as err:
                 dead = self.process is not None and self._exited(self.process)
                 if dead and attempt == 1:
                     continue  # _endpoint starts a new one
                 detail = f"; the server exited, its log ends:\n{self.process.log_tail(8)}" if dead else ""
-                raise ConnectionFailed(f"cannot talk to the dream server at {address}: {err}{detail}") from None
+                raise ConnectionFailed(f"cannot talk to the dream server at {address}: {_said(err)}{detail}") \
+                    from None
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -177,3 +191,10 @@ def shutdown_link() -> None:
     if _LINK is not None:
         _LINK.stop()
         _LINK = None
+
+
+def _said(err: BaseException) -> str:
+    """What a connection's failure says; some say nothing (a server that closed the connection)."""
+    if isinstance(err, EOFError):
+        return "it closed the connection"
+    return str(err) or type(err).__name__

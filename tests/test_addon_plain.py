@@ -14,6 +14,7 @@ import importlib.util
 import os
 import queue
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -466,14 +467,49 @@ def test_a_failure_with_a_log_is_said_in_one_line_with_the_logs_last_line():
     assert reports.one_line("  ") == ""
 
 
-def test_a_connection_without_a_token_file_says_where_to_set_one(tmp_path):
+def test_a_connection_without_a_token_file_says_where_to_set_one(tmp_path, monkeypatch):
     config = addon.server_link.ServerConfig
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DREAM_SERVER_ADDRESS", "127.0.0.1:1")
+    monkeypatch.delenv("DREAM_SERVER_TOKEN_FILE", raising=False)
+    assert config.resolve().token_file == ""
+    default = tmp_path / "home" / ".dream_renders" / "token"  # where serve keeps it without --token-file
+    default.parent.mkdir(parents=True)
+    default.write_text("t")
+    assert config.resolve().token_file == str(default)
     assert config("CONNECT", address="127.0.0.1:1").problem().startswith("set the server's token file in the add-on")
     missing = str(tmp_path / "token")
     assert config("CONNECT", address="127.0.0.1:1", token_file=missing).problem() == \
         f"the server's token file was not found: {missing}"
     (tmp_path / "token").write_text("t")
     assert config("CONNECT", address="127.0.0.1:1", token_file=missing).problem() == ""
+    assert config("CONNECT", address="notanaddress", token_file=missing).problem() == (
+        "the dream server's address 'notanaddress' is neither HOST:PORT nor a socket path (the address the server "
+        "printed as it started)")
+
+
+def test_a_refused_token_and_a_closed_connection_are_said_as_such(server, tmp_path):
+    """What a user sees when the server is there but will not talk: not a Python exception's name."""
+    wrong = tmp_path / "token"
+    wrong.write_text("not the server's token")
+    wrong.chmod(0o600)
+    link = addon.server_link.ServerLink(addon.server_link.ServerConfig("CONNECT", address=server.address,
+                                                                       token_file=str(wrong)))
+    with pytest.raises(addon.server_link.ConnectionFailed) as refused:
+        link.connect(timeout=10)
+    assert str(refused.value) == (f"the dream server at {server.address} refused the token in {wrong}: set the "
+                                  "token file the server was started with (its --token-file)")
+    closing = socket.create_server(("127.0.0.1", 0))  # accepts, then closes without a word
+    address = f"127.0.0.1:{closing.getsockname()[1]}"
+    closer = threading.Thread(target=lambda: closing.accept()[0].close(), daemon=True)
+    closer.start()
+    link = addon.server_link.ServerLink(addon.server_link.ServerConfig("CONNECT", address=address,
+                                                                       token_file=str(wrong)))
+    with pytest.raises(addon.server_link.ConnectionFailed) as closed:
+        link.connect(timeout=10)
+    closer.join(10)
+    closing.close()
+    assert str(closed.value) == f"cannot talk to the dream server at {address}: it closed the connection"
 
 
 def test_a_render_jobs_summary():

@@ -1,5 +1,6 @@
 """End to end against a real server process on loopback (see conftest)."""
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -707,7 +708,7 @@ def test_exr_requests_leave_nothing_on_disk_when_the_server_is_killed(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_path):
+def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_path, monkeypatch):
     """--server with --temporal vectors: the frames form one job and the Vector pass travels along."""
     from test_imageio import _write_blender_like_exr
 
@@ -735,6 +736,16 @@ def test_cli_through_the_server_keeps_motion_and_reports_bad_tokens(server, tmp_
     shared = cli(*args, "--token-file", str(token))
     assert shared.returncode == 2 and "readable by other users" in shared.stderr and "chmod 600" in shared.stderr
     assert "Traceback" not in missing.stderr + wrong.stderr + shared.stderr
+    # without --token-file: where serve keeps its token by default, for the same user
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    unset = cli(*args)
+    assert unset.returncode == 2 and "--server needs --token-file" in unset.stderr and \
+        str(tmp_path / "home" / ".dream_renders" / "token") in unset.stderr, unset.stderr
+    os.makedirs(tmp_path / "home" / ".dream_renders")
+    write_token_file(tmp_path / "home" / ".dream_renders" / "token", server.token)
+    shutil.rmtree(tmp_path / "out")
+    found = cli(*args)
+    assert found.returncode == 0 and "dreamed 3 frames" in found.stderr, found.stderr
 
 
 def test_frames_in_flight_are_the_pipelines_own_bit_for_bit(client, lite0):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -14,7 +15,7 @@ from ..config import DreamSettings, Progress
 from ..io import Picture, decode_image, encode_image, read_image
 from ..io.cryptomatte import cryptomatte_only
 from ..wire.client import DreamClient, FrameRequest
-from ..wire.protocol import ProtocolError, read_token
+from ..wire.protocol import ProtocolError, default_token_file, read_token
 from .run import Dreamed, Work
 
 
@@ -34,8 +35,11 @@ class RemoteBackend:
 
     @classmethod
     def connect(cls, address: str, token_file: Optional[str], settings: DreamSettings) -> "RemoteBackend":
-        if not token_file:
-            raise ValueError("--server needs --token-file with the server's token")
+        if not token_file:  # a server started by this user without --token-file keeps it there
+            token_file = default_token_file()
+            if not os.path.isfile(token_file):
+                raise ValueError(f"--server needs --token-file with the server's token (not found where serve "
+                                 f"keeps it by default, {token_file})")
         try:
             client = DreamClient(address, read_token(token_file))
             client.hello()

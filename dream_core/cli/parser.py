@@ -181,7 +181,8 @@ def _add_dream_command(sub) -> None:
                         "threads wait on each other)")
     d.add_argument("--server", metavar="ADDRESS", help="dream on a running dream server instead of here: HOST:PORT, "
                    "or its Unix socket as unix:PATH (or a path with a /)")
-    d.add_argument("--token-file", metavar="FILE", help="the server's token (with --server)")
+    d.add_argument("--token-file", metavar="FILE",
+                   help="the server's token (with --server; default: where serve keeps it, ~/.dream_renders/token)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 

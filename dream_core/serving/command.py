@@ -72,7 +72,7 @@ def _token(args: argparse.Namespace) -> str:
         if not token:
             raise ValueError("--token-stdin: standard input gave no token")
         return token
-    path = args.token_file or os.path.join(os.path.expanduser("~"), ".dream_renders", "token")
+    path = args.token_file or P.default_token_file()
     token = P.read_or_create_token(path)
     log.info("token file: %s", path)
     return token

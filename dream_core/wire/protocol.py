@@ -158,6 +158,12 @@ def new_token() -> str:
     return secrets.token_hex(32)
 
 
+def default_token_file() -> str:
+    """Where ``serve`` keeps its token without ``--token-file``, and where a
+    client looks for it without one: the same user on the same machine."""
+    return os.path.join(os.path.expanduser("~"), ".dream_renders", "token")
+
+
 def read_token(path: str) -> str:
     """The token in ``path``; ValueError if the file is missing, empty, or
     readable by other users (as ssh refuses a private key others can read:
