@@ -79,7 +79,7 @@ class ChunkDreaming:
         self.submitted = self.prerolled = self.dreams = 0  # frames whose dream is awaited, warmed, sent
         self.counts = {"write": 0, "held": 0, "blend": 0, "still": 0, "kept": 0}  # frames written, by role
         self.written_frames: set[int] = set()  # frames whose dream (or held dream) is on disk
-        self.rewritten = 0  # of the kept frames, those whose file was written again (other colour or file settings)
+        self.rewritten = 0  # of the kept frames, those whose file was written (missing, or of other settings)
         self.merged: list[int] = []
         self.states_asked: set[str] = set()  # links whose state this job's dreams keep
         self.placeholders: list[str] = []  # user files this job touched as Blender's placeholders

@@ -63,7 +63,7 @@ class FrameWalk:
         self.in_flight = 0  # frames sent and not yet written
         self.dreams = 0  # frames sent to dream
         self.kept = 0  # frames whose dream on disk is current
-        self.rewritten = 0  # of those, frames whose file was written again (other colour or file settings)
+        self.rewritten = 0  # of those, frames whose file was written (missing, or of other settings)
         self.done = 0  # frames current on disk now (kept or dreamed)
         self.error: Optional[str] = None
         self.cancelled = False
@@ -98,7 +98,9 @@ class FrameWalk:
         return self.error is not None or self.cancelled or self.done == self.total
 
     def status(self) -> str:
-        return run_status(self.job.frame if self.job is not None else None, self.done, self.total, self.fraction)
+        dreaming = self.plans[min(self.done, self.total - 1)].frame if self.plans else 0  # they end in order
+        return run_status(self.job.frame if self.job is not None else None, dreaming, self.done, self.total,
+                          self.fraction)
 
     # -- what is on disk
     def provenance(self, params: dict) -> dict:

@@ -11,11 +11,12 @@ from typing import Optional, Sequence
 from .user_errors import UserError
 
 
-def run_status(rendering: Optional[int], done: int, total: int, fraction: float) -> str:
-    """A run's progress: the frame Blender renders for it, else the frame dreamed."""
+def run_status(rendering: Optional[int], dreaming: int, done: int, total: int, fraction: float) -> str:
+    """A run's progress: the frame Blender renders for it, else the frame
+    dreamed (``dreaming``, the scene's number) and how far the run is."""
     if rendering is not None:
         return f"Rendering frame {rendering} ({fraction:.0%})"
-    return f"Dreaming frame {min(done + 1, total)}/{total} ({fraction:.0%})"
+    return f"Dreaming frame {dreaming} ({min(done + 1, total)} of {total}, {fraction:.0%})"
 
 
 def run_summary(*, dreamed: int, kept: int, rewritten: int = 0, cancelled: bool = False,
@@ -25,8 +26,12 @@ def run_summary(*, dreamed: int, kept: int, rewritten: int = 0, cancelled: bool 
         return f"Failed: {error}"
     if cancelled:
         return f"Cancelled after {dreamed} frame(s); run again to resume"
-    return f"Done: {dreamed} frame(s) dreamed, {kept} already current" + (
-        f" ({rewritten} written again for other colour or file settings)" if rewritten else "")
+    return f"Done: {dreamed} frame(s) dreamed, {kept} already current" + _written_out(rewritten)
+
+
+def _written_out(rewritten: int) -> str:
+    """Kept dreams whose file was written anyway: it was missing (a new output path) or of other settings."""
+    return f" ({rewritten} written out from the kept dreams: a file missing or of other settings)" if rewritten else ""
 
 
 def render_summary(*, dreamed: int, kept: int = 0, rewritten: int = 0, prerolled: int = 0,
@@ -34,7 +39,7 @@ def render_summary(*, dreamed: int, kept: int = 0, rewritten: int = 0, prerolled
                    error: Optional[str] = None) -> str:
     """What a render job's dreaming came to (Dream on Render): ``dreamed``
     frames written, ``kept`` already current (``rewritten`` of them written
-    again), pre-roll frames, frames cross-faded at seams, and the held frames
+    out), pre-roll frames, frames cross-faded at seams, and the held frames
     still ``waiting`` for the chunk before."""
     if error:
         return f"Dream on Render failed: {error}"
@@ -43,8 +48,7 @@ def render_summary(*, dreamed: int, kept: int = 0, rewritten: int = 0, prerolled
     parts = [f"Dream on Render: {dreamed} frame(s) dreamed"]
     if kept:
         parts.append(f", {kept} already current")
-    if rewritten:
-        parts.append(f" ({rewritten} written again for other colour or file settings)")
+    parts.append(_written_out(rewritten))
     if prerolled:
         parts.append(f" after {prerolled} pre-roll frame(s)")
     if merged:

@@ -431,11 +431,12 @@ def test_output_settings_come_back_as_they_were():
 # -- what the user is told
 
 def test_a_runs_progress_and_outcome():
-    assert reports.run_status(7, 2, 4, 0.5) == "Rendering frame 7 (50%)"
-    assert reports.run_status(None, 4, 4, 1.0) == "Dreaming frame 4/4 (100%)"
+    assert reports.run_status(7, 6, 2, 4, 0.5) == "Rendering frame 7 (50%)"
+    assert reports.run_status(None, 13, 3, 4, 0.8) == "Dreaming frame 13 (4 of 4, 80%)"  # the scene's frame 13
     assert reports.run_summary(dreamed=2, kept=0) == "Done: 2 frame(s) dreamed, 0 already current"
-    assert reports.run_summary(dreamed=0, kept=2, rewritten=2) == \
-        "Done: 0 frame(s) dreamed, 2 already current (2 written again for other colour or file settings)"
+    assert reports.run_summary(dreamed=0, kept=2, rewritten=2) == (
+        "Done: 0 frame(s) dreamed, 2 already current (2 written out from the kept dreams: a file missing or of "
+        "other settings)")
     assert reports.run_summary(dreamed=1, kept=0, cancelled=True) == \
         "Cancelled after 1 frame(s); run again to resume"
     assert reports.run_summary(dreamed=1, kept=0, cancelled=True, error="boom") == "Failed: boom"
@@ -515,8 +516,8 @@ def test_a_refused_token_and_a_closed_connection_are_said_as_such(server, tmp_pa
 def test_a_render_jobs_summary():
     assert reports.render_summary(dreamed=3) == "Dream on Render: 3 frame(s) dreamed"
     assert reports.render_summary(dreamed=1, kept=2, rewritten=1, prerolled=2, merged=[9, 8]) == (
-        "Dream on Render: 1 frame(s) dreamed, 2 already current (1 written again for other colour or file "
-        "settings) after 2 pre-roll frame(s); cross-faded frame(s) 8, 9 at chunk seams")
+        "Dream on Render: 1 frame(s) dreamed, 2 already current (1 written out from the kept dreams: a file missing "
+        "or of other settings) after 2 pre-roll frame(s); cross-faded frame(s) 8, 9 at chunk seams")
     held = reports.render_summary(dreamed=0, waiting=[21, 22])
     assert held.startswith("Dream on Render: 0 frame(s) dreamed; frames 21-22 are dreamed and held for the seam "
                            "with the frames before 21")
@@ -840,7 +841,7 @@ def test_a_run_dreams_then_keeps_what_is_current(tmp_path, capsys):
     run = Run(shot, range(1, 4)).go()
     assert (run.error, run.done, run.kept, run.dreams) == (None, 3, 0, 3)
     assert run.worker.dreamed == [1, 2, 3] and shot.renders == [1, 2, 3] and run.worker.finishes == 1
-    assert run.targets() == [p.target for p in run.plans] and run.status() == "Dreaming frame 3/3 (100%)"
+    assert run.targets() == [p.target for p in run.plans] and run.status() == "Dreaming frame 3 (3 of 3, 100%)"
     again = Run(shot, range(1, 4)).go()
     assert (again.kept, again.dreams, again.worker.dreamed, shot.renders) == (3, 0, [], [1, 2, 3])
     shot.edits += 1  # an edit somewhere: every render is made again, and the same pixels keep their dreams
@@ -890,7 +891,8 @@ def test_colour_managed_dreams_are_written_again_for_a_new_look(tmp_path):
     again.close()
     assert filmic.closed and again.display is None
     assert reports.run_summary(dreamed=again.done - again.skipped, kept=again.skipped, rewritten=again.rewritten) \
-        == "Done: 0 frame(s) dreamed, 2 already current (2 written again for other colour or file settings)"
+        == ("Done: 0 frame(s) dreamed, 2 already current (2 written out from the kept dreams: a file missing or of "
+            "other settings)")
 
 
 RUNS: list = []  # (frames, cancelled, dreamed, replayed) of every run: the test did not pass by doing nothing

@@ -75,8 +75,8 @@ def test_rerun_skips_done_frames_and_keeps_one_strip(blender_batch):
     assert result["strip"]["count_same_name"] == 1 and result["strip"]["frames"] == 2
     assert result["statuses"] == ["Done: 2 frame(s) dreamed, 0 already current",
                                   "Done: 2 frame(s) dreamed, 0 already current",
-                                  "Done: 0 frame(s) dreamed, 2 already current (2 written again for other colour or "
-                                  "file settings)"]
+                                  "Done: 0 frame(s) dreamed, 2 already current (2 written out from the kept "
+                                  "dreams: a file missing or of other settings)"]
     assert result["not_rendered"]  # no setting of the render changed
 
 
