@@ -94,7 +94,7 @@ class DisplayWriter:
                 bpy.data.images.remove(image)
             os.replace(partial, target)
         except (OSError, RuntimeError) as err:
-            raise UserError(f"cannot write the dreamed frame {target}: {why_not_written(err)}") from None
+            raise UserError(f"cannot write the dreamed frame {target}: {why_not_written(err, partial)}") from None
 
     def readable(self, linear_exr: str, scratch: str):
         """``linear_exr`` as an image whose pixels Python can read: Blender

@@ -341,10 +341,20 @@ def _write(path: str, data: bytes) -> None:
         raise WriteFailed(f"cannot write the dreamed frame {path}: {why_not_written(err)}") from None
 
 
-def why_not_written(err: Exception) -> str:
-    """An OSError, or the RuntimeError of Blender's image writer: "the disk is full" said as such."""
+def why_not_written(err: Exception, path: Optional[str] = None) -> str:
+    """An OSError, or the RuntimeError of Blender's image writer: "the disk
+    is full" said as such. Blender's writer names some causes vaguely
+    ("Invalid argument" for a folder nobody may write in): with ``path``
+    (the file it tried to write) the system is asked directly first."""
     if isinstance(err, OSError):
         return "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    if path is not None:
+        try:
+            with open(path, "ab"):
+                pass
+            os.remove(path)
+        except OSError as refused:
+            return why_not_written(refused)
     text = str(err).strip()
     return "the disk is full" if "No space left" in text else text
 

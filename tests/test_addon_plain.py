@@ -534,6 +534,19 @@ def test_the_server_test_connection_reached():
     assert reports.server_description({"version": "0.9", "device": "cpu"}) == "dream server 0.9 on cpu; models: "
 
 
+def test_a_file_blender_could_not_write_is_said_by_its_cause(tmp_path):
+    """Blender's writer says 'Invalid argument' where the folder refuses the
+    file: the system is asked, and its answer said; the probe leaves nothing."""
+    blender_said = RuntimeError("Error: Could not write image: Invalid argument")
+    (tmp_path / "a_file").write_text("")
+    assert addon.dreaming.why_not_written(blender_said, str(tmp_path / "a_file" / "f.png.partial")) == \
+        "Not a directory"
+    writable = tmp_path / "f.png.partial"
+    assert addon.dreaming.why_not_written(blender_said, str(writable)) == blender_said.args[0]
+    assert not writable.exists()
+    assert addon.dreaming.why_not_written(RuntimeError("No space left on device")) == "the disk is full"
+
+
 def test_a_failure_in_one_line_and_who_ends_blender():
     assert reports.why(UserError("the disk is full")) == "the disk is full"
     assert reports.why(KeyError("Scene")) == "KeyError: 'Scene'"
