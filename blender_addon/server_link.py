@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from multiprocessing import AuthenticationError
 
 from .wire.client import DreamClient
-from .wire.protocol import ProtocolError, default_token_file, parse_address, read_token
+from .wire.protocol import ProtocolError, default_token_file, failure_text, parse_address, read_token
 from .wire.spawn import ServerProcess, ServerStartError, spawn_server
 
 
@@ -127,7 +127,7 @@ class ServerLink:
                 if dead and attempt == 1:
                     continue  # _endpoint starts a new one
                 detail = f"; the server exited, its log ends:\n{self.process.log_tail(8)}" if dead else ""
-                raise ConnectionFailed(f"cannot talk to the dream server at {address}: {_said(err)}{detail}") \
+                raise ConnectionFailed(f"cannot talk to the dream server at {address}: {failure_text(err)}{detail}") \
                     from None
         raise AssertionError("unreachable")
 
@@ -191,10 +191,3 @@ def shutdown_link() -> None:
     if _LINK is not None:
         _LINK.stop()
         _LINK = None
-
-
-def _said(err: BaseException) -> str:
-    """What a connection's failure says; some say nothing (a server that closed the connection)."""
-    if isinstance(err, EOFError):
-        return "it closed the connection"
-    return str(err) or type(err).__name__

@@ -158,6 +158,13 @@ def new_token() -> str:
     return secrets.token_hex(32)
 
 
+def failure_text(err: BaseException) -> str:
+    """What a connection's failure says; some say nothing (a server that closed the connection)."""
+    if isinstance(err, EOFError):
+        return "it closed the connection"
+    return str(err) or type(err).__name__
+
+
 def default_token_file() -> str:
     """Where ``serve`` keeps its token without ``--token-file``, and where a
     client looks for it without one: the same user on the same machine."""
