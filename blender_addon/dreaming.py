@@ -18,7 +18,7 @@ from .shot.atomic import write_atomically
 from .shot.frame_plans import FramePlan
 from .shot.provenance import Records
 from .wire.client import Cancelled, DreamClient, FrameRequest
-from .wire.protocol import ProtocolError
+from .wire.protocol import ProtocolError, failure_text
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ class DreamWorker:
                 client = None
                 self.sequence.job_id = f"{self.job}/{self.segments}/again"
                 if attempt == 2:
-                    self.messages.put(FrameFailed(_first_frame(taken), f"lost the dream server: {err}"))
+                    self.messages.put(FrameFailed(_first_frame(taken), f"lost the dream server: {failure_text(err)}"))
             except ProtocolError as err:
                 if err.code != "job_lost" or attempt == 2:
                     self.messages.put(FrameFailed(_first_frame(taken), str(err)))

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Union
 from .live_pacing import LatestSlot
 from .server_link import ConnectionFailed
 from .wire.client import DreamClient, ServerTimeout
-from .wire.protocol import ProtocolError
+from .wire.protocol import ProtocolError, failure_text
 
 IDLE_CHECK = 0.5  # s between looks at an idle connection: how soon a lost server is told while the view is still
 OLD_SERVER = ("this dream server has no Live Dream (it is older than the add-on): update it (Install Dream "
@@ -131,7 +131,7 @@ class LiveWorker:
                 if fatal:
                     return
             except (OSError, EOFError) as err:
-                self.messages.put(LiveProblem(f"lost the dream server: {err}", True))
+                self.messages.put(LiveProblem(f"lost the dream server: {failure_text(err)}", True))
                 return
             else:  # told before the worker says it is ready again: the main thread paces by the last dream
                 self.messages.put(LiveFrame(reply.data, capture.width, capture.height, capture.captured_at,

@@ -169,6 +169,7 @@ def test_a_refused_setting_is_reported_and_the_next_capture_goes_on():
 @pytest.mark.parametrize("outcome, says", [
     (P.ProtocolError("unknown_op", "unknown op 'live'"), "older than the add-on"),
     (OSError("connection reset"), "lost the dream server"),
+    (EOFError(), "lost the dream server: it closed the connection"),  # an EOFError says nothing itself
     (client_module.ServerTimeout(30), "stopped answering"),
 ])
 def test_an_old_lost_or_silent_server_ends_live_dream_saying_why(outcome, says):

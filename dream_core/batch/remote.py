@@ -79,7 +79,7 @@ class RemoteBackend:
         except ProtocolError as err:
             raise ValueError(f"dream server: {err}") from None
         except (OSError, EOFError) as err:
-            raise ValueError(f"lost the dream server at {self.client.address} ({type(err).__name__}: {err}); "
+            raise ValueError(f"lost the dream server at {self.client.address} ({failure_text(err)}); "
                              "finished frames are kept, run again to resume") from None
 
     def _request(self, work: Work) -> FrameRequest:
