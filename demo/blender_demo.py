@@ -70,5 +70,5 @@ if __name__ == "__main__":
 
         traceback.print_exc()
         sys.stdout.flush()
-        os._exit(1)
-    os._exit(0)  # bpy as a module can hang at exit with threads around
+        demo_scene.exit_now(1)
+    demo_scene.exit_now(0)

@@ -81,3 +81,13 @@ def render_exr_sequence(out_dir: str) -> None:
     settings.color_depth = "32"
     scene.render.filepath = os.path.join(out_dir, "frame_####")
     bpy.ops.render.render(animation=True)
+
+
+def exit_now(status: int) -> None:
+    """Ends a bpy process at once: bpy as a module can hang at interpreter
+    exit with threads around. Blender's session folder in the temporary
+    directory, which only its own exit removes, is removed first."""
+    import shutil
+
+    shutil.rmtree(bpy.app.tempdir, ignore_errors=True)
+    os._exit(status)

@@ -830,8 +830,8 @@ def run_main(scenarios: dict) -> None:
 
         traceback.print_exc()
         sys.stdout.flush()
-        os._exit(1)
-    os._exit(0)  # bpy as a module can hang at interpreter exit with threads around
+        demo_scene.exit_now(1)
+    demo_scene.exit_now(0)
 
 
 if __name__ == "__main__":
