@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from multiprocessing import AuthenticationError
 
 from .wire.client import DreamClient
-from .wire.protocol import ProtocolError, default_token_file, failure_text, parse_address, read_token
+from .wire.protocol import (
+    ProtocolError,
+    default_token_file,
+    failure_text,
+    parse_address,
+    read_token,
+    token_refused,
+)
 from .wire.spawn import ServerProcess, ServerStartError, spawn_server
 
 
@@ -119,9 +126,9 @@ class ServerLink:
                 client.hello()
                 return client
             except AuthenticationError:
-                whose = f" in {self.config.token_file}" if self.config.mode == "CONNECT" else ""
-                raise ConnectionFailed(f"the dream server at {address} refused the token{whose}: set the token "
-                                       "file the server was started with (its --token-file)") from None
+                whose = self.config.token_file if self.config.mode == "CONNECT" else ""
+                raise ConnectionFailed(f"{token_refused(address, whose)}: set the token file the server was started "
+                                       "with (its --token-file)") from None
             except (OSError, EOFError, ProtocolError) as err:
                 dead = self.process is not None and self._exited(self.process)
                 if dead and attempt == 1:

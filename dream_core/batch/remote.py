@@ -15,7 +15,7 @@ from ..config import DreamSettings, Progress
 from ..io import Picture, decode_image, encode_image, read_image
 from ..io.cryptomatte import cryptomatte_only
 from ..wire.client import DreamClient, FrameRequest
-from ..wire.protocol import ProtocolError, default_token_file, failure_text, read_token
+from ..wire.protocol import ProtocolError, default_token_file, failure_text, read_token, token_refused
 from .run import Dreamed, Work
 
 
@@ -44,7 +44,7 @@ class RemoteBackend:
             client = DreamClient(address, read_token(token_file))
             client.hello()
         except AuthenticationError:
-            raise ValueError(f"the dream server at {address} refused the token in {token_file}") from None
+            raise ValueError(token_refused(address, token_file)) from None
         except (OSError, EOFError) as err:
             raise ValueError(f"cannot reach a dream server at {address}: {failure_text(err)}") from None
         return cls(client, settings)

@@ -49,7 +49,7 @@ class CarriedState:
     strength_limit: Optional[float]
     gain: float
     last_frame: Optional[int]
-    lift: float = 0.0  # a state written before the strength floor has none
+    lift: float
 
     @property
     def size(self) -> tuple[int, int]:
@@ -98,7 +98,7 @@ def decode(data: bytes, size: Optional[tuple[int, int]] = None) -> CarriedState:
     arrays = _arrays(header["arrays"], memoryview(data)[start + length:])
     state = CarriedState(arrays, _number(header.get("strength_limit"), "strength_limit", optional=True),
                          _number(header.get("gain"), "gain"), _frame(header.get("last_frame")),
-                         _number(header.get("lift", 0.0), "lift"))
+                         _number(header.get("lift", 0.0), "lift"))  # a state from before the strength floor: none
     if size is not None and state.size != tuple(size):
         raise BadState(f"the carried state is of {state.size[1]}x{state.size[0]} frames, this frame is "
                        f"{size[1]}x{size[0]}")

@@ -165,6 +165,11 @@ def failure_text(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
+def token_refused(address: str, token_file: str = "") -> str:
+    """A server's refusal of the token said as such (the handshake's own error names only a digest)."""
+    return f"the dream server at {address} refused the token" + (f" in {token_file}" if token_file else "")
+
+
 def default_token_file() -> str:
     """Where ``serve`` keeps its token without ``--token-file``, and where a
     client looks for it without one: the same user on the same machine."""
