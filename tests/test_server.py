@@ -151,6 +151,32 @@ def test_loopback_means_a_loopback_address():
         assert not P.is_loopback(host), host
 
 
+def test_both_ends_of_a_tcp_connection_send_small_messages_at_once():
+    """A request is a header and payloads written one after another: with
+    Nagle's algorithm on, each small write after the first waited for the
+    peer's delayed acknowledgement (~40 ms on Linux), so every frame over
+    TCP took that much longer. Both ends turn it off."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    ends = {}
+
+    def serve():
+        sock, _ = listener.accept()
+        ends["server"] = P.authenticate(sock, "secret", server_side=True)
+
+    accepting = threading.Thread(target=serve)
+    accepting.start()
+    ends["client"] = P.connect("127.0.0.1:%d" % listener.getsockname()[1], "secret")
+    accepting.join(30)
+    listener.close()
+    for side, conn in ends.items():
+        sock = socket.socket(fileno=conn.fileno())
+        try:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), side
+        finally:
+            sock.detach()
+        conn.close()
+
+
 def test_weights_are_only_what_the_server_offers(client):
     """A token holder must not learn which files exist on the server: every
     weights path but 'default' and null is refused with the same words."""
