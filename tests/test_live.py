@@ -203,6 +203,56 @@ def test_latest_wins_a_slow_dream_is_stopped_and_old_captures_are_never_dreamed(
         thread.join(timeout=60)
 
 
+def test_a_views_captures_not_yet_answered_leave_room_for_its_newest(monkeypatch):
+    """A superseded capture stays in flight until its answer is sent: a view
+    sending faster than that was once refused 'busy' at its fifth capture.
+    Here no answer is sent until the end: the newest capture of a view is
+    always taken, while a frame of anything else finds the connection full."""
+    from dream_core.serving import live_sessions as serving_live
+    from dream_core.serving.server import DreamServer
+
+    monkeypatch.setattr(serving_live, "LiveDream", _SlowDream)
+    _SlowDream.started, _SlowDream.release = [], threading.Event()
+    answering = threading.Event()
+    relay = DreamServer._relay
+
+    def held_relay(self, session, header, task):
+        answering.wait(60)
+        relay(self, session, header, task)
+
+    monkeypatch.setattr(DreamServer, "_relay", held_relay)
+    server = DreamServer("t", device="cpu", heartbeat=0.05)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        conn = P.connect(server.address, "t")
+
+        def send(request_id: int, view: str, op: str = "live") -> None:
+            P.send_message(conn, {"op": op, "id": request_id, "session": view, "params": TINY_PARAMS,
+                                  "payloads": [{"name": "image", "format": "raw", "dtype": "uint8",
+                                                "shape": [40, 48, 4]}]}, [bytes([request_id]) * (40 * 48 * 4)])
+
+        for request_id in range(1, P.MAX_IN_FLIGHT + 3):
+            send(request_id, "view")
+        send(20, "other view")  # the connection is full of the first view's: refused at once
+        refused = P.recv_header(conn)
+        assert (refused["id"], refused["event"], refused["code"]) == (20, "error", "busy"), refused
+        answering.set()
+        _SlowDream.release.set()
+        replies = {}
+        for request_id in range(1, P.MAX_IN_FLIGHT + 3):
+            _wait_for_final(conn, replies, request_id)
+        newest = P.MAX_IN_FLIGHT + 2
+        assert replies[newest]["event"] == "result", replies
+        assert {replies[i].get("code") for i in range(1, newest)} == {"superseded"}, replies
+        conn.close()
+    finally:
+        answering.set()
+        _SlowDream.release.set()
+        server.shutdown()
+        thread.join(timeout=60)
+
+
 def test_a_newer_capture_of_the_same_view_lets_the_running_update_finish():
     from dream_core.serving.live_sessions import LiveSessions, LiveTask
 

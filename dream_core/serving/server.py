@@ -216,12 +216,16 @@ class DreamServer:
 
     def _op_live(self, session, header, payloads) -> None:
         """A live view's capture, dreamed a little deeper (serving/live_sessions.py: latest wins)."""
-        self._check_room(session)
-        self._start(session, header, decode_live(header, payloads, self.weights_dir))
+        task = decode_live(header, payloads, self.weights_dir)
+        # this view's captures still in flight are answered by this one (superseded, or stopped for it) however
+        # fast they come, so they take no room from it: their answers may not have been sent yet
+        self._check_room(session, besides=lambda other: isinstance(other, LiveTask) and other.session == task.session)
+        self._start(session, header, task)
 
     @staticmethod
-    def _check_room(session: "Session") -> None:
-        if session.in_flight() >= P.MAX_IN_FLIGHT:
+    def _check_room(session: "Session", besides=None) -> None:
+        """Refuses a request past MAX_IN_FLIGHT; ``besides``: tasks that do not count."""
+        if session.in_flight(besides) >= P.MAX_IN_FLIGHT:
             raise P.ProtocolError("busy", f"this connection already has {P.MAX_IN_FLIGHT} frames in flight; "
                                   "wait for a result before sending more")
 
@@ -336,9 +340,10 @@ class Session:
             if task in self.tasks:
                 self.tasks.remove(task)
 
-    def in_flight(self) -> int:
+    def in_flight(self, besides=None) -> int:
+        """Frames queued or running, but those ``besides(task)`` is true of."""
         with self.tasks_lock:
-            return len(self.tasks)
+            return sum(1 for task in self.tasks if besides is None or not besides(task))
 
     def cancel_all(self) -> int:
         with self.tasks_lock:
