@@ -189,6 +189,7 @@ def test_latest_wins_a_slow_dream_is_stopped_and_old_captures_are_never_dreamed(
         sessions = server.worker.live.sessions
         while not (sessions and next(iter(sessions.values())).latest.capture == captures[4]):
             _wait_for_final(conn, replies, 0, once=True)  # (heartbeats) until the server has taken the last in
+            assert all(reply.get("code") != "busy" for reply in replies.values()), replies  # else: waits for good
         _SlowDream.release.set()
         for request_id in (1, 2, 3, 4, 5):
             _wait_for_final(conn, replies, request_id)
