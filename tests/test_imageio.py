@@ -1,10 +1,12 @@
 import numpy as np
 import OpenEXR
 import pytest
+import torch
 from bombs import exr_with_parts, png_declaring
 from PIL import Image
 
 from dream_core.io import Picture, decode_image, encode_image, read_image, write_image
+from dream_core.io.transfer import srgb_to_linear
 
 
 def test_png_8_and_16_bit_round_trip_exactly(tmp_path, rng):
@@ -54,6 +56,26 @@ def test_exr_round_trip_keeps_type_alpha_and_hdr(tmp_path, rng, dtype):
     assert back.linear and back.dtype == dtype
     tol = 5e-3 if dtype == "float16" else 0
     assert np.allclose(back.pixels, pixels, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".webp"])
+def test_alpha_is_premultiplied_in_exr_and_straight_in_display_formats(tmp_path, ext):
+    """Blender renders EXR colour multiplied by alpha and writes PNG colour
+    without: a half-covered edge written across formats as it came made dark
+    fringes in a PNG (and too bright ones in an EXR made from a PNG)."""
+    straight = np.array([[[0.5, 0.25, 1.0, 0.5], [0.5, 0.25, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]], np.float32)
+    premultiplied = straight.copy()
+    premultiplied[..., :3] *= straight[..., 3:]
+    write_image(str(tmp_path / "edge.exr"), Picture(premultiplied, True, "float32"))
+    write_image(str(tmp_path / f"edge{ext}"), read_image(str(tmp_path / "edge.exr")))
+    display = read_image(str(tmp_path / f"edge{ext}"))
+    assert not display.linear
+    as_linear = srgb_to_linear(torch.from_numpy(display.pixels[..., :3])).numpy()
+    tol = 0.02 if ext == ".webp" else 3e-3
+    np.testing.assert_allclose(as_linear[0, :2], straight[0, :2, :3], atol=tol)  # the same colour, half or whole
+    np.testing.assert_allclose(display.pixels[..., 3], straight[..., 3], atol=1 / 255)
+    write_image(str(tmp_path / "back.exr"), display)  # and back: multiplied again
+    np.testing.assert_allclose(read_image(str(tmp_path / "back.exr")).pixels, premultiplied, atol=tol)
 
 
 def _write_blender_like_exr(path, rgba, vector, multipart):

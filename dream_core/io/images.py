@@ -121,9 +121,9 @@ def _to_cv(picture: Picture, fmt: str) -> np.ndarray:
         dtype = "uint8"
     pixels = picture.pixels
     if picture.linear:
-        pixels = pixels.copy()
-        colour = slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
-        pixels[..., colour] = linear_to_srgb(torch.from_numpy(pixels[..., colour])).numpy()  # display formats: sRGB
+        pixels = _straight_alpha(pixels)  # display formats: straight alpha, sRGB
+        colour = _colour(pixels)
+        pixels[..., colour] = linear_to_srgb(torch.from_numpy(pixels[..., colour])).numpy()
     if fmt == "jpeg" and picture.has_alpha:
         pixels = pixels[..., :-1]
     array = np.round(np.clip(pixels, 0.0, 1.0) * _MAX[dtype]).astype(dtype)
@@ -230,8 +230,28 @@ def _linear_pixels(picture: Picture) -> np.ndarray:
     if picture.linear:
         return picture.pixels
     pixels = picture.pixels.copy()
-    colour = slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
+    colour = _colour(pixels)
     pixels[..., colour] = srgb_to_linear(torch.from_numpy(pixels[..., colour])).numpy()
+    if picture.has_alpha:  # EXR's colour is premultiplied by its alpha (associated), a PNG's is not
+        pixels[..., colour] *= pixels[..., -1:]
+    return pixels
+
+
+def _colour(pixels: np.ndarray) -> slice:
+    return slice(0, 3) if pixels.shape[-1] >= 3 else slice(0, 1)
+
+
+def _straight_alpha(pixels: np.ndarray) -> np.ndarray:
+    """A copy of scene-linear pixels with their colour divided by their alpha,
+    as display formats store it (EXR stores it multiplied, as Blender renders
+    it); where alpha is 0 or missing the colour stays as it is."""
+    pixels = pixels.copy()
+    if pixels.shape[-1] in (2, 4):
+        alpha = pixels[..., -1:]
+        colour = _colour(pixels)
+        covered = np.broadcast_to(alpha > 0, pixels[..., colour].shape)
+        pixels[..., colour] = np.where(covered, pixels[..., colour] / np.where(alpha > 0, alpha, 1.0),
+                                       pixels[..., colour])
     return pixels
 
 
