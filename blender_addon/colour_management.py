@@ -11,7 +11,7 @@ from typing import Optional
 
 import bpy
 
-from . import compat
+from . import compat, scene_state
 from .dream_provenance import dither_for
 from .dreaming import why_not_written
 from .output_settings import FORMAT_FIELDS, OutputSettings
@@ -41,6 +41,13 @@ class DisplayWriter:
 
     def __init__(self, scene, output: Optional[OutputSettings] = None, *, shown: bool = False,
                  image_format: Optional[tuple[str, str, str]] = None, dither: Optional[float] = None) -> None:
+        # a helper scene and its colour settings update every material: no edit of the user's scene, which
+        # counted as one made the next run render every frame again
+        with scene_state.own_changes(bpy.context):
+            self._set_up(scene, output, shown, image_format, dither)
+
+    def _set_up(self, scene, output: Optional[OutputSettings], shown: bool,
+                image_format: Optional[tuple[str, str, str]], dither: Optional[float]) -> None:
         helper = _free_helper()
         self.name = helper.name
         _open.add(self.name)
@@ -87,30 +94,15 @@ class DisplayWriter:
         partial = partial_path(target)
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            image = load()
-            try:
-                image.save_render(partial, scene=self.helper)
-            finally:
-                bpy.data.images.remove(image)
+            with scene_state.own_changes(bpy.context):  # an image removed updates every object: no edit
+                image = load()
+                try:
+                    image.save_render(partial, scene=self.helper)
+                finally:
+                    bpy.data.images.remove(image)
             os.replace(partial, target)
         except (OSError, RuntimeError) as err:
             raise UserError(f"cannot write the dreamed frame {target}: {why_not_written(err, partial)}") from None
-
-    def readable(self, linear_exr: str, scratch: str):
-        """``linear_exr`` as an image whose pixels Python can read: Blender
-        keeps a multilayer EXR's pixels out of ``Image.pixels`` (and tells
-        it is one only once loaded), so it is first saved as a plain float
-        RGBA EXR (``scratch``) and that is loaded."""
-        image = bpy.data.images.load(linear_exr, check_existing=False)
-        settings = self.helper.render.image_settings
-        kept = settings.file_format, settings.color_depth, settings.color_mode
-        try:
-            settings.file_format, settings.color_depth, settings.color_mode = "OPEN_EXR", "32", "RGBA"
-            image.save_render(scratch, scene=self.helper)  # EXR: scene-linear, no view transform
-        finally:
-            settings.file_format, settings.color_depth, settings.color_mode = kept
-            bpy.data.images.remove(image)
-        return bpy.data.images.load(scratch, check_existing=False)
 
     def release(self) -> None:
         """Done with, inside a render handler: the helper scene is left for
@@ -121,7 +113,8 @@ class DisplayWriter:
         self.release()
         helper = bpy.data.scenes.get(self.name)
         if helper is not None:
-            bpy.data.scenes.remove(helper)
+            with scene_state.own_changes(bpy.context):
+                bpy.data.scenes.remove(helper)
 
 
 class ShownImages:
@@ -197,7 +190,8 @@ def remove_helpers() -> None:
     render handler, or before a crash). Never from a render handler:
     Blender 3.4 crashes when a scene is removed while its render job winds down."""
     for helper in [s for s in bpy.data.scenes if s.name.startswith(HELPER) and s.name not in _open]:
-        bpy.data.scenes.remove(helper)
+        with scene_state.own_changes(bpy.context):
+            bpy.data.scenes.remove(helper)
 
 
 def is_helper(scene) -> bool:

@@ -28,7 +28,7 @@ from typing import Optional
 import bpy
 from bpy.app.handlers import persistent
 
-from . import colour_management, rendering, scene_frames, write_refusal
+from . import colour_management, rendering, scene_frames, scene_state, write_refusal
 from .output_settings import OutputSettings
 from .preferences import configured_link
 from .render_job import RenderDreaming
@@ -89,6 +89,7 @@ def _dream_the_still() -> None:
 
 
 @persistent
+@scene_state.while_rendering
 def _on_init(scene, *_args) -> None:
     global _active
     if rendering.is_own_render() or not scene.dream.on_render or colour_management.is_helper(scene):
@@ -158,6 +159,7 @@ def _guarded(dreaming: RenderDreaming, step, *args) -> None:
 
 
 @persistent
+@scene_state.while_rendering
 def _on_pre(scene, *_args) -> None:
     dreaming = _active
     if dreaming is not None and dreaming.scene_name == scene.name and not dreaming.finished:
@@ -165,6 +167,7 @@ def _on_pre(scene, *_args) -> None:
 
 
 @persistent
+@scene_state.while_rendering
 def _on_write(scene, *_args) -> None:
     dreaming = _active
     if dreaming is None or dreaming.scene_name != scene.name or dreaming.finished:
@@ -191,15 +194,18 @@ def _end(scene, cancelled: bool) -> None:
 
 
 @persistent
+@scene_state.while_rendering
 def _on_complete(scene, *_args) -> None:
     _end(scene, cancelled=False)
 
 
 @persistent
+@scene_state.while_rendering
 def _on_cancel(scene, *_args) -> None:
     _end(scene, cancelled=True)
 
 
+@scene_state.while_rendering
 def _gui_pump() -> float:
     """A timer on the main thread while a window is open: writes finished
     dreams. Registered once, from the main thread: the render handlers run

@@ -9,7 +9,7 @@ import os
 
 import bpy
 
-from . import compat, strengths
+from . import compat, scene_state, strengths
 from .output_settings import OutputSettings
 from .render_records import disk_nearly_full, into_place, partial_path, render_problem
 from .render_thread import writes_scene
@@ -53,12 +53,16 @@ def render_output(scene, path: str):
     _own_renders += 1
     redirected(scene.name, saved)
     try:
-        raw_output(scene, path)
+        # the passes and outputs we set and give back are no edit of the scene: left pending, they were
+        # counted as one when next evaluated, and the next run rendered every frame again
+        with scene_state.own_changes(bpy.context):
+            raw_output(scene, path)
         yield
     finally:
         _own_renders -= 1
         given_back(scene.name)
-        saved.apply(scene)
+        with scene_state.own_changes(bpy.context):
+            saved.apply(scene)
 
 
 _redirected: dict[str, OutputSettings] = {}  # scenes rendering into an output of ours now: their own settings
@@ -113,9 +117,9 @@ def render_to_file(scene, frame: int, path: str) -> None:
     """Renders ``frame`` of ``scene`` into ``path``, blocking; only a
     complete, readable render is renamed into place."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    scene.frame_set(frame)
+    scene_state.move_to_frame(scene, frame)
     partial = partial_path(path)
-    with render_output(scene, partial):
+    with scene_state.own_changes(bpy.context), render_output(scene, partial):  # what the render updates is ours
         bpy.ops.render.render(write_still=True, scene=scene.name)
     into_place(partial, path, frame)
 
@@ -130,7 +134,7 @@ class FrameRenderJob:
 
     def __init__(self, scene, frame: int, path: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        scene.frame_set(frame)
+        scene_state.move_to_frame(scene, frame)
         self.frame, self.path, self.partial = frame, path, partial_path(path)
         with contextlib.suppress(OSError):
             os.remove(self.partial)

@@ -6,7 +6,7 @@ import os
 
 import bpy
 
-from . import compat, frame_paths, strengths
+from . import compat, frame_paths, scene_state, strengths
 from .shot.frame_plans import FramePlan
 from .shot.provenance import FOLDER, Records
 from .user_errors import UserError
@@ -71,7 +71,7 @@ def frame_params(scene, frame: int, objects: bool = True) -> dict:
     """The dream settings at ``frame``: keyframed values are evaluated there
     (always set, even on the current frame: a keyed value edited by hand
     shows until the animation is evaluated again, as a render would)."""
-    scene.frame_set(frame)
+    scene_state.move_to_frame(scene, frame)
     return dream_params(scene, objects)
 
 

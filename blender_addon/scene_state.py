@@ -26,6 +26,7 @@ changed on disk, and Python drivers that read outside state. Re-render
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import threading
@@ -165,9 +166,16 @@ _own = False  # the updates being evaluated are of our own changes
 @contextlib.contextmanager
 def own_changes(context):
     """Changes the add-on makes to the data itself (a strip and the scene
-    that holds it) are not edits of the scene: what is pending is evaluated
-    first (a user's edit still counts), then ours, apart."""
+    that holds it, a helper scene, the render's own outputs) are not edits
+    of the scene: what is pending is evaluated first (a user's edit still
+    counts), then ours, apart. Off the main thread (a window's render
+    handlers) nothing may be evaluated: there it changes nothing."""
     global _own
+    if threading.current_thread() is not threading.main_thread() or _own or _rendering:
+        # (within our own already; or while Blender renders, whose frame changes leave updates that only its
+        # own end evaluates: evaluated here, they would count as edits)
+        yield
+        return
     context.evaluated_depsgraph_get()
     _own = True
     try:
@@ -177,11 +185,38 @@ def own_changes(context):
         _own = False
 
 
+def move_to_frame(scene, frame: int) -> None:
+    """``scene.frame_set(frame)`` of our own (a frame's settings evaluated,
+    a frame rendered, the user's frame given back): the updates a frame
+    change leaves pending are no edit of the scene."""
+    with own_changes(bpy.context):
+        scene.frame_set(frame)
+
+
 @persistent
 def _on_update(_scene, depsgraph) -> None:
     global _edits
     if not _own and any(not isinstance(update.id, bpy.types.Scene) for update in depsgraph.updates):
         _edits += 1
+
+
+_rendering = 0  # Dream on Render's handlers running (see while_rendering)
+
+
+def while_rendering(handler):
+    """Marks a handler of Blender's render (Dream on Render's): what it
+    changes is not evaluated apart (see own_changes). Blender's own frame
+    changes leave updates that only its render's end evaluates, unreported;
+    evaluated in a handler, they were reported, and counted as edits."""
+    @functools.wraps(handler)
+    def marked(*args):
+        global _rendering
+        _rendering += 1
+        try:
+            return handler(*args)
+        finally:
+            _rendering -= 1
+    return marked
 
 
 @persistent

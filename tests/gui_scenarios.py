@@ -179,6 +179,13 @@ def steps_on_render(workdir, zip_path):
                                "output": scenarios.output_report(scene),
                                "on_render_quiet": on_render.last_summary == summary, "saved": seen["saved"],
                                "out_untouched": scenarios.visible(os.path.join(workdir, "out")) == out_before}
+        # and again, nothing changed: the renders are the scene's as it is (the window redrawing meanwhile, the
+        # run's helper scene and images once counted as edits, and every frame was rendered again)
+        stamps = {n: os.stat(os.path.join(renders, n)).st_mtime_ns for n in scenarios.visible(renders)}
+        yield lambda: bpy.ops.dream.render_animation("INVOKE_DEFAULT")
+        yield lambda: not wm.dream.running
+        result["again"] = {"status": wm.dream.status, "renders_kept": stamps == {
+            n: os.stat(os.path.join(renders, n)).st_mtime_ns for n in scenarios.visible(renders)}}
         finish(result)
         yield lambda: None
 

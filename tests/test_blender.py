@@ -78,6 +78,7 @@ def test_rerun_skips_done_frames_and_keeps_one_strip(blender_batch):
                                   "Done: 0 frame(s) dreamed, 2 already current (2 written out from the kept "
                                   "dreams: a file missing or of other settings)"]
     assert result["not_rendered"]  # no setting of the render changed
+    assert result["not_rendered_at_last_frame"]
 
 
 @pytest.mark.blender

@@ -79,6 +79,8 @@ def test_dream_on_render_in_the_window(tmp_path, server, token_file, addon_zip):
     assert animation["partials"] == [] and animation["output"] == found["output"] and animation["on_render_quiet"]
     # saved while a frame rendered: nothing lands in the user's output, and the file opens with the user's output
     assert animation["out_untouched"] and animation["saved"], animation
+    again = found["again"]
+    assert again["renders_kept"] and again["status"].startswith("Done: 0 frame(s) dreamed"), again
     # --addons: the add-on enabled as a farm's worker enables it, whatever the preferences Blender saved at quit
     opened = subprocess.run(["blender", "-b", "--addons", "dream_renders", animation["saved"], "--python-expr",
                              "import bpy; s = bpy.context.scene; print('OUTPUT', s.render.filepath, "

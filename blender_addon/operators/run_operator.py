@@ -11,6 +11,7 @@ from typing import Optional
 
 import bpy
 
+from .. import scene_state
 from ..preferences import configured_link
 from ..reports import run_failure_exits, run_summary
 from ..runs import FrameRun
@@ -83,7 +84,7 @@ class DreamRunOperator:
                            redream=self.redream, colour_managed=self.colour_managed, rerender=self.renders_again())
         except (UserError, ConnectionFailed) as err:
             if context.scene.frame_current != self._frame:
-                context.scene.frame_set(self._frame)  # evaluating the frames' settings moved it
+                scene_state.move_to_frame(context.scene, self._frame)  # evaluating the frames' settings moved it
             self._fail(context, str(err))
             return None
         return run
@@ -97,7 +98,7 @@ class DreamRunOperator:
     def _end(self, context, run: FrameRun) -> set:
         run.close()
         if context.scene.frame_current != self._frame:
-            context.scene.frame_set(self._frame)
+            scene_state.move_to_frame(context.scene, self._frame)
         wm = context.window_manager
         wm.dream.running = False
         wm.dream.progress = run.fraction
