@@ -194,6 +194,34 @@ def test_unwritable_outputs_give_one_line(tmp_path, frames):
         _assert_usage_error(result.returncode, result.stderr, "Permission denied")
 
 
+def test_a_read_only_output_folder_is_said_before_dreaming(small_disk, coffee, tmp_path):
+    source = tmp_path / "in.png"
+    write_image(str(source), Picture(coffee, False, "uint8"))
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        result = cli("dream", str(source), "-o", str(small_disk / "dreamed.png"), *FAST)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    _assert_usage_error(result.returncode, result.stderr,
+                        f"cannot write in the output folder {small_disk}: Read-only file system")
+    assert "dreamed" not in result.stderr and "resume" not in result.stderr and "partial" not in result.stderr
+
+
+def test_a_failed_write_names_the_file_asked_for(tmp_path, monkeypatch):
+    import errno
+
+    from dream_core.shot import atomic
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", full)
+    with pytest.raises(OSError) as raised:
+        atomic.write_atomically(str(tmp_path / "frame.png"), b"data")
+    assert raised.value.filename == str(tmp_path / "frame.png") and raised.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []  # its temporary file is gone
+
+
 @pytest.fixture()
 def small_disk(tmp_path):
     """A real file system that fills up: a 40 KiB tmpfs (needs root)."""

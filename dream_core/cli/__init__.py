@@ -6,6 +6,7 @@ loads what it needs when it runs. ``serve`` goes straight to its own
 module, which opens the server's address before PyTorch loads."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -34,7 +35,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return EXIT_USAGE
     except OSError as err:  # a full disk, a read-only folder, a file where a folder should be
         where = f": {err.filename}" if err.filename else ""
-        kept = "" if args.command == "serve" else "; finished frames are kept, run again to resume"
+        frames = os.path.isdir(getattr(args, "input", None) or "")  # a sequence: what it finished is kept
+        kept = "; finished frames are kept, run again to resume" if frames else ""
         print(f"dream_core: error: {err.strerror or err}{where}{kept}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -13,6 +13,7 @@ from ..config import DreamSettings, ObjectStrengths
 from ..errors import BadSetting
 from ..io.images import format_of
 from ..io.sequences import list_frames, plan_frames, same_file
+from ..shot.atomic import check_writable
 from ..shot.frame_plans import FramePlan
 from .parser import UsageError, config_from_args
 
@@ -34,6 +35,12 @@ def _plan(args: argparse.Namespace):
             raise UsageError(f"output {target} is a folder; give a file name")
         format_of(target)
         plans = [FramePlan(1, source, target)]
+    folder = target if os.path.isdir(source) else os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(folder):
+        try:
+            check_writable(folder)  # said now, not after the first dream
+        except OSError as err:
+            raise UsageError(f"cannot write in the output folder {folder}: {err.strerror}") from None
     if args.shown is not None:
         plans = _with_shown(plans, args.shown, os.path.isdir(source))
     for plan in plans:

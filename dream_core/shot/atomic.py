@@ -10,6 +10,7 @@ removes only the former; another host's are removed once a day old.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -65,7 +66,10 @@ def write_atomically(path: str, data: bytes) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     sweep_once(folder)
-    fd, tmp = tempfile.mkstemp(prefix=owned_prefix(), suffix=".partial", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=owned_prefix(), suffix=".partial", dir=folder)
+    except OSError as err:  # named as the file asked for, not our hidden temporary one
+        raise OSError(err.errno, err.strerror, path) from None
     try:
         os.chmod(tmp, 0o666 & ~current_umask())  # os.fchmod is missing on Windows before Python 3.13
         with os.fdopen(fd, "wb") as f:
@@ -73,9 +77,24 @@ def write_atomically(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise OSError(err.errno, err.strerror, path) from None
         raise
+
+
+def check_writable(folder: str) -> None:
+    """Raises the OSError a new file in ``folder`` meets (read-only, not
+    permitted, full), naming the folder: said before a dream of minutes,
+    not at its write."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=owned_prefix(), suffix=".probe", dir=folder)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, folder) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def sweep_once(folder: str) -> None:
