@@ -286,3 +286,23 @@ def test_png_text_that_inflates_past_the_limit_is_skipped():
     bomb = struct.pack(">I", len(body)) + b"zTXt" + body + struct.pack(">I", zlib.crc32(b"zTXt" + body))
     at = png.index(b"IDAT") - 4
     assert metadata.from_png(png[:at] + bomb + png[at:]) == {"Frame": "1"}
+
+
+def test_a_jpeg_is_read_as_shown_by_its_exif_orientation():
+    """A camera stores a portrait shot sideways with an EXIF orientation; the
+    dream, written without that tag, must already stand upright."""
+    import io
+
+    stored = np.zeros((32, 48, 3), np.uint8)
+    stored[:6, :, 0] = 255  # a red band along the stored image's top
+    sideways = Image.fromarray(stored)
+    exif = sideways.getexif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise
+    data = io.BytesIO()
+    sideways.save(data, "JPEG", exif=exif, quality=95)
+    shown = decode_image(data.getvalue(), "jpeg")
+    assert shown.pixels.shape == (48, 32, 3)
+    assert shown.pixels[:, -4:, 0].mean() > 0.9 and shown.pixels[:, :20, 0].mean() < 0.1  # the band on the right
+    grey = io.BytesIO()
+    Image.fromarray(stored[..., 0]).save(grey, "JPEG")
+    assert decode_image(grey.getvalue(), "jpeg").pixels.shape == (32, 48, 1)  # grey stays grey

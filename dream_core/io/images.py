@@ -153,7 +153,10 @@ def decode_image(data: bytes, fmt: str, source: str = "image") -> Picture:
         with scratch_file(data) as path:
             return _read_exr(path, source)
     check_declared_size(data, fmt, source)
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    # a JPEG has no alpha to keep, and a camera's portrait shot is stored sideways with an EXIF orientation:
+    # read as it is shown (IMREAD_UNCHANGED ignores the orientation), grey kept grey
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if fmt == "jpeg" else cv2.IMREAD_UNCHANGED
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
     if array is None:
         raise BadImage(f"{source}: not a decodable {fmt} image")
     picture = _from_cv(array, source)
