@@ -43,8 +43,18 @@ def test_grey_and_grey_alpha(tmp_path, rng):
     assert read_image(str(tmp_path / "L.png")).pixels.shape == (8, 9, 1)
     la = rng.integers(0, 256, (8, 9, 2)).astype(np.uint8)
     Image.fromarray(la, "LA").save(tmp_path / "LA.png")
-    pic = read_image(str(tmp_path / "LA.png"))  # OpenCV expands grey+alpha to RGBA
-    assert np.array_equal(np.round(pic.pixels[..., 3] * 255), la[..., 1])
+    pic = read_image(str(tmp_path / "LA.png"))  # grey and alpha stay two channels (OpenCV reads four)
+    assert pic.pixels.shape == (8, 9, 2) and np.array_equal(np.round(pic.pixels * 255), la)
+    write_image(str(tmp_path / "LA_again.png"), pic)
+    assert Image.open(tmp_path / "LA_again.png").mode == "LA"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "LA_again.png")), la)
+    deep = Picture(rng.random((5, 7, 2)).astype(np.float32), False, "uint16")  # 16 bits a sample
+    write_image(str(tmp_path / "LA16.png"), deep)
+    back = read_image(str(tmp_path / "LA16.png"))
+    assert back.dtype == "uint16" and np.allclose(back.pixels, deep.pixels, atol=1 / 65535)
+    for ext in (".tif", ".webp", ".jpg"):  # no grey-and-alpha there: written grey as RGB(A)
+        write_image(str(tmp_path / f"LA{ext}"), pic)
+        assert read_image(str(tmp_path / f"LA{ext}")).pixels.shape[-1] in (1, 3, 4)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import tempfile
+import zlib
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional
 
@@ -160,7 +162,11 @@ def decode_image(data: bytes, fmt: str, source: str = "image") -> Picture:
     if array is None:
         raise BadImage(f"{source}: not a decodable {fmt} image")
     picture = _from_cv(array, source)
-    return replace(picture, metadata=text_metadata.from_png(data)) if fmt == "png" else picture
+    if fmt != "png":
+        return picture
+    if data[25:26] == b"\x04":  # grey and alpha, which OpenCV reads as RGBA: kept grey
+        picture = replace(picture, pixels=np.ascontiguousarray(picture.pixels[..., [0, 3]]))
+    return replace(picture, metadata=text_metadata.from_png(data))
 
 
 @contextlib.contextmanager
@@ -223,10 +229,29 @@ def encode_image(picture: Picture, fmt: str) -> bytes:
                 return f.read()
     ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp"}[fmt]
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpeg" else []
-    ok, buf = cv2.imencode(ext, _to_cv(picture, fmt), params)
+    array = _to_cv(picture, fmt)
+    if array.ndim == 3 and array.shape[-1] == 2:  # grey and alpha: OpenCV writes 1, 3 or 4 channels
+        if fmt == "png":
+            return text_metadata.into_png(_grey_alpha_png(array), picture.metadata)
+        array = np.ascontiguousarray(array[..., [0, 0, 0, 1]])
+    ok, buf = cv2.imencode(ext, array, params)
     if not ok:
         raise ValueError(f"could not encode a {picture.width}x{picture.height} picture as {fmt}")
     return text_metadata.into_png(buf.tobytes(), picture.metadata) if fmt == "png" else buf.tobytes()
+
+
+def _grey_alpha_png(array: np.ndarray) -> bytes:
+    """A grey-and-alpha PNG (colour type 4, 8 or 16 bits) of an H×W×2 array."""
+    height, width = array.shape[:2]
+    depth = 16 if array.dtype == np.uint16 else 8
+    rows = array.astype(">u2" if depth == 16 else np.uint8).reshape(height, -1).view(np.uint8)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()  # filter 0 on every row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, depth, 4, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
 def _linear_pixels(picture: Picture) -> np.ndarray:
