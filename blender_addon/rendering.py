@@ -210,7 +210,8 @@ def show_image(path: str, name: str = "Dream Result"):
     else:
         image.filepath = path
         image.reload()
-    windows = list(getattr(bpy.context.window_manager, "windows", []))
+    # headless (-b) Blender keeps a window that cannot show one: its render view only logs an operator error
+    windows = [] if bpy.app.background else list(getattr(bpy.context.window_manager, "windows", []))
     if not _show_in_image_editors(windows, image) and windows:
         with bpy.context.temp_override(window=windows[0]):
             bpy.ops.render.view_show("INVOKE_DEFAULT")  # a new window or area, as the user's preferences say

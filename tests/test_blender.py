@@ -254,10 +254,15 @@ def test_headless_command_line_form(blender_batch, via_server):
     assert sorted(p.name for p in (work / "dream" / "frames").glob("*.png")) == ["Scene_00001.png",
                                                                                 "Scene_00002.png"]
     (work / "dream" / "frames" / "Scene_00002.png").unlink()  # its dream is kept: Blender writes it again
-    again = subprocess.run([BLENDER, "-b", result["blend"], "--python-expr", expr], capture_output=True, text=True,
-                           env={**env, "DREAM_SERVER_ADDRESS": "127.0.0.1:9"}, timeout=600)
+    still = "; bpy.ops.dream.render_frame()"  # and Dream Frame, which shows its dream only where a window can
+    again = subprocess.run([BLENDER, "-b", result["blend"], "--python-expr", expr + still], capture_output=True,
+                           text=True, env={**env, "DREAM_SERVER_ADDRESS": via_server["DREAM_SERVER_ADDRESS"]},
+                           timeout=600)
     assert again.returncode == 0 and "0 frame(s) dreamed, 2 already current" in again.stdout, again.stdout[-2000:]
+    assert "ERROR" not in again.stdout + again.stderr, again.stdout[-2000:] + again.stderr[-2000:]
     assert (work / "dream" / "frames" / "Scene_00002.png").exists()
+    for made in (work / "dream" / "frames").glob("*_still.png"):
+        made.unlink()
     for kind in ("frames", "shown"):  # now it must be dreamed again
         next((work / "dream" / kind).glob("Scene_00002.*")).unlink()
     env["DREAM_SERVER_ADDRESS"] = "127.0.0.1:9"
