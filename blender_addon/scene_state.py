@@ -237,6 +237,29 @@ def _on_save_pre(*_args) -> None:
 @persistent
 def _on_save(*_args) -> None:
     _now_clean()
+    _renders_name_the_file()
+
+
+def _renders_name_the_file() -> None:
+    """Dream Animation's renders made from the data just saved (this
+    session, no edit since) now name the saved file too: a later session
+    that opens it unchanged reuses them (a save once made every render look
+    like one of another file, and the next session rendered them all again)."""
+    digest = _file_digest()
+    if digest is None:
+        return
+    from . import scene_frames  # (it imports this module)
+
+    for scene in bpy.data.scenes:
+        records = scene_frames.records(scene)
+        for frame in range(scene.frame_start, scene.frame_end + 1):
+            path = scene_frames.frame_file(scene, "renders", frame)
+            record = records.file(path) if os.path.exists(path) else None
+            made_from = record.extra.get("scene") if record is not None and record.made == "render" else None
+            if made_from and made_from.get("session") == _session and made_from.get("edits") == _edits \
+                    and made_from.get("file") != digest:
+                made_from["file"] = digest
+                records.write_file(path, record)
 
 
 HANDLERS = (("depsgraph_update_post", _on_update), ("load_post", _on_load), ("save_pre", _on_save_pre),

@@ -228,9 +228,16 @@ def scenario_rerun(workdir, zip_path):
     bpy.ops.dream.render_animation()
     at_last = os.stat(render).st_mtime_ns
     bpy.ops.dream.render_animation()
-    return {"unchanged": first == second, "strip": strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene"),
-            "statuses": statuses, "not_rendered": not_rendered,
-            "not_rendered_at_last_frame": os.stat(render).st_mtime_ns == at_last}
+    not_rendered_at_last_frame = os.stat(render).st_mtime_ns == at_last
+    strip = strip_report(bpy.data.scenes["Scene Dream"], "Dream Scene")
+    # saved, and opened again (a new session, as tomorrow's or a farm's): the renders are of that file
+    bpy.ops.wm.save_mainfile()
+    bpy.ops.wm.open_mainfile(filepath=bpy.data.filepath)
+    bpy.ops.dream.render_animation()
+    return {"unchanged": first == second, "strip": strip, "statuses": statuses, "not_rendered": not_rendered,
+            "not_rendered_at_last_frame": not_rendered_at_last_frame,
+            "not_rendered_after_save_and_open": os.stat(render).st_mtime_ns == at_last,
+            "status_after_open": bpy.context.window_manager.dream.status}
 
 
 def scenario_changed_settings(workdir, zip_path):

@@ -79,6 +79,8 @@ def test_rerun_skips_done_frames_and_keeps_one_strip(blender_batch):
                                   "dreams: a file missing or of other settings)"]
     assert result["not_rendered"]  # no setting of the render changed
     assert result["not_rendered_at_last_frame"]
+    assert result["not_rendered_after_save_and_open"], result["status_after_open"]
+    assert result["status_after_open"].startswith("Done: 0 frame(s) dreamed, 2 already current"), result
 
 
 @pytest.mark.blender
