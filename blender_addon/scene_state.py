@@ -251,15 +251,22 @@ def _renders_name_the_file() -> None:
     from . import scene_frames  # (it imports this module)
 
     for scene in bpy.data.scenes:
-        records = scene_frames.records(scene)
-        for frame in range(scene.frame_start, scene.frame_end + 1):
-            path = scene_frames.frame_file(scene, "renders", frame)
-            record = records.file(path) if os.path.exists(path) else None
-            made_from = record.extra.get("scene") if record is not None and record.made == "render" else None
-            if made_from and made_from.get("session") == _session and made_from.get("edits") == _edits \
-                    and made_from.get("file") != digest:
-                made_from["file"] = digest
-                records.write_file(path, record)
+        try:
+            _name_the_file(scene, scene_frames, digest)
+        except Exception as err:  # noqa: BLE001 (a save never fails for us: its renders are made again instead)
+            print(f"Dream Renders: the renders of {scene.name!r} will be made again: {err}", flush=True)
+
+
+def _name_the_file(scene, scene_frames, digest: str) -> None:
+    records = scene_frames.records(scene)
+    for frame in range(scene.frame_start, scene.frame_end + 1):
+        path = scene_frames.frame_file(scene, "renders", frame)
+        record = records.file(path) if os.path.exists(path) else None
+        made_from = record.extra.get("scene") if record is not None and record.made == "render" else None
+        if made_from and made_from.get("session") == _session and made_from.get("edits") == _edits \
+                and made_from.get("file") != digest:
+            made_from["file"] = digest
+            records.write_file(path, record)
 
 
 HANDLERS = (("depsgraph_update_post", _on_update), ("load_post", _on_load), ("save_pre", _on_save_pre),
