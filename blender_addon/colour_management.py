@@ -189,8 +189,8 @@ def remove_helpers() -> None:
     """Removes the helper scenes of writers that are gone (closed inside a
     render handler, or before a crash). Never from a render handler:
     Blender 3.4 crashes when a scene is removed while its render job winds down."""
-    for helper in [s for s in bpy.data.scenes if s.name.startswith(HELPER) and s.name not in _open]:
-        with scene_state.own_changes(bpy.context):
+    with scene_state.own_changes(bpy.context):  # evaluated once for them all
+        for helper in [s for s in bpy.data.scenes if s.name.startswith(HELPER) and s.name not in _open]:
             bpy.data.scenes.remove(helper)
 
 
