@@ -816,6 +816,7 @@ def scenario_batch(workdir, zip_path):
             else:
                 os.environ[name] = value
         print(f"BATCH-BEGIN {key}", flush=True)
+        began = time.monotonic()
         try:
             found = globals() if entry["module"] == "blender_scenarios" else \
                 vars(importlib.import_module(entry["module"]))  # this file runs as __main__: not imported again
@@ -827,6 +828,7 @@ def scenario_batch(workdir, zip_path):
         finally:
             os.environ.clear()
             os.environ.update(kept)
+            print(f"BATCH-TIME {key} {time.monotonic() - began:.1f}", flush=True)
         done.append(key)
     return {"done": done}
 

@@ -1,10 +1,10 @@
 """Install Dream Server inside real Blender (bpy 5.0.1 and ``blender -b``
 3.4), run like blender_scenarios.py. The environment it resumes was made
 by the test and sees the test environment's packages, so pip downloads
-nothing (DREAM_TEST_PYTHON, DREAM_TEST_SITE)."""
+nothing (DREAM_TEST_ENVIRONMENT)."""
 import importlib
 import os
-import subprocess
+import shutil
 import sys
 
 import bpy
@@ -15,13 +15,9 @@ from blender_scenarios import error_of, install, run_main  # noqa: E402
 
 def environment_seeing_tests(folder: str) -> None:
     """What an interrupted install leaves: the environment, no packages yet
-    (here it also sees the test environment's, PyTorch among them)."""
-    subprocess.run([os.environ["DREAM_TEST_PYTHON"], "-m", "venv", folder], check=True, capture_output=True)
-    python = os.path.join(folder, "bin", "python")
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    with open(os.path.join(purelib, "test_environment.pth"), "w") as f:
-        f.write(os.environ["DREAM_TEST_SITE"].replace(os.pathsep, "\n") + "\n")
+    (here it also sees the test environment's, PyTorch among them): the
+    one the test made, copied (tests/test_installer.py: interrupted_install)."""
+    shutil.copytree(os.environ["DREAM_TEST_ENVIRONMENT"], folder, symlinks=True, dirs_exist_ok=True)
 
 
 def scenario_install_server(workdir, zip_path):

@@ -67,22 +67,32 @@ def wheel(addon_zip):
     return os.path.join(os.path.dirname(addon_zip), found)
 
 
-def environment_seeing_ours(folder) -> str:
-    """A new environment (as an earlier, interrupted install left it) that
-    also sees this test environment's packages: PyTorch is already there."""
+@pytest.fixture(scope="session")
+def interrupted_install(tmp_path_factory) -> str:
+    """A new environment, as an earlier, interrupted install left it, that
+    also sees this test environment's packages (PyTorch is already there).
+    Made once and copied where each test needs it (install_scenarios.py):
+    an environment made with pip takes seconds, a copy of it a fraction."""
+    folder = tmp_path_factory.mktemp("interrupted") / "server"
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True, timeout=300)
     python = installer.venv_python(str(folder))
     target = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                             capture_output=True, text=True, check=True).stdout.strip()
     with open(os.path.join(target, "test_environment.pth"), "w") as f:
         f.write("\n".join(site.getsitepackages()) + "\n")
-    return python
+    return str(folder)
+
+
+def copy_environment(made: str, folder) -> str:
+    """``made`` copied to ``folder`` (its interpreter a link, as venv made it); its Python."""
+    shutil.copytree(made, folder, symlinks=True)
+    return installer.venv_python(str(folder))
 
 
 @pytest.mark.slow
-def test_an_install_resumes_in_its_environment_and_serves(tmp_path, wheel):
+def test_an_install_resumes_in_its_environment_and_serves(tmp_path, wheel, interrupted_install):
     folder = tmp_path / "server"
-    python = environment_seeing_ours(folder)
+    python = copy_environment(interrupted_install, folder)
     job = installer.Installer(str(folder), wheel, installer.TorchChoice("CPU", "a test"), [sys.executable])
     lines = []
     job.run(on_line=lines.append)
@@ -103,11 +113,11 @@ INSTALL = os.path.join(ROOT, "tests", "install_scenarios.py")
 
 @pytest.mark.blender
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_install_dream_server_inside_blender(runtime, tmp_path, addon_zip):
+def test_install_dream_server_inside_blender(runtime, tmp_path, addon_zip, interrupted_install):
     """The button's operator, resuming an environment: PyTorch already
     there, the bundled wheel installed, the preferences pointed at it, and
     a server started from it answers."""
-    env = {"DREAM_TEST_PYTHON": sys.executable, "DREAM_TEST_SITE": os.pathsep.join(site.getsitepackages())}
+    env = {"DREAM_TEST_ENVIRONMENT": interrupted_install}
     result, work, out = run_scenario(runtime, "install_server", tmp_path, addon_zip, env, script=INSTALL)
     assert result["error"] is None, out[-3000:]
     assert result["before"] == ""
@@ -137,8 +147,8 @@ def test_install_dream_server_inside_blender(runtime, tmp_path, addon_zip):
 
 @pytest.mark.blender
 @pytest.mark.skipif(not (BLENDER and shutil.which("xvfb-run")), reason="needs blender and xvfb-run")
-def test_install_dream_server_in_the_window_cancels_and_carries_on(tmp_path, addon_zip):
-    env = {"DREAM_TEST_PYTHON": sys.executable, "DREAM_TEST_SITE": os.pathsep.join(site.getsitepackages())}
+def test_install_dream_server_in_the_window_cancels_and_carries_on(tmp_path, addon_zip, interrupted_install):
+    env = {"DREAM_TEST_ENVIRONMENT": interrupted_install}
     run_scenario("blender", "prepare_install", tmp_path, addon_zip, env, script=INSTALL)
     user = tmp_path / "user"
     gui_env = {**os.environ, "BLENDER_USER_CONFIG": str(user / "config"),
