@@ -67,6 +67,7 @@ class FrameWalk:
         self.done = 0  # frames current on disk now (kept or dreamed)
         self.error: Optional[str] = None
         self.cancelled = False
+        self.stopped: Optional[str] = None  # why Blender's render stopped the run, if it did
         self.current_fraction = 0.0
 
     # -- what the shell gives
@@ -213,7 +214,8 @@ class FrameWalk:
             return  # cancelled or failed: render and send nothing more
         try:
             busy = self._feed()
-        except RenderStopped:
+        except RenderStopped as err:
+            self.stopped = str(err)
             self.cancel()  # Esc in Blender's render window stops the run as Esc does here
             return
         except (UserError, ValueError) as err:  # ours, and a kept state gone since (shot.provenance)

@@ -157,7 +157,7 @@ class FrameRenderJob:
         """The render in place; :class:`RenderStopped` when it was stopped before its file was written."""
         self._close()
         if not os.path.exists(self.partial) and not disk_nearly_full(self.partial):
-            raise RenderStopped(f"the render of frame {self.frame} was stopped")
+            raise RenderStopped(f"Blender's render of frame {self.frame} ended without its image")
         into_place(self.partial, self.path, self.frame)
 
     def abandon(self) -> None:

@@ -20,10 +20,15 @@ def run_status(rendering: Optional[int], dreaming: int, done: int, total: int, f
 
 
 def run_summary(*, dreamed: int, kept: int, rewritten: int = 0, cancelled: bool = False,
-                error: Optional[str] = None) -> str:
-    """A run's outcome, as the panel's status line says it."""
+                stopped: Optional[str] = None, error: Optional[str] = None) -> str:
+    """A run's outcome, as the panel's status line says it. ``stopped``: the
+    run was cancelled because Blender's render of a frame ended without its
+    image, which a user's Esc and a failed render both do."""
     if error is not None:
         return f"Failed: {error}"
+    if stopped is not None:
+        return (f"Stopped after {dreamed} frame(s): {stopped} (Esc in the render window, or the render failed: "
+                "Blender's status bar and Info editor say which); run again to resume")
     if cancelled:
         return f"Cancelled after {dreamed} frame(s); run again to resume"
     return f"Done: {dreamed} frame(s) dreamed, {kept} already current" + _written_out(rewritten)

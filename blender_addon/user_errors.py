@@ -6,4 +6,6 @@ class UserError(Exception):
 
 
 class RenderStopped(UserError):
-    """The user stopped Blender's render of a frame (Esc in the render window)."""
+    """Blender's render of a frame ended without its image: Esc in the
+    render window, or a render that failed (Blender's report says which;
+    Python is told neither apart)."""

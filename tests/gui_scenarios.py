@@ -186,6 +186,17 @@ def steps_on_render(workdir, zip_path):
         yield lambda: not wm.dream.running
         result["again"] = {"status": wm.dream.status, "renders_kept": stamps == {
             n: os.stat(os.path.join(renders, n)).st_mtime_ns for n in scenarios.visible(renders)}}
+        # a render that fails in Blender's render job (denoising asked of a Cycles without OpenImageDenoise, as
+        # Debian's): the run stops and says what may have stopped it (Python cannot tell it from Esc)
+        import _cycles
+
+        result["denoiser_built"] = _cycles.with_openimagedenoise
+        if not _cycles.with_openimagedenoise:
+            scene.cycles.use_denoising = True
+            yield lambda: bpy.ops.dream.render_animation("INVOKE_DEFAULT")
+            yield lambda: not wm.dream.running
+            result["failed_render"] = wm.dream.status
+            scene.cycles.use_denoising = False
         finish(result)
         yield lambda: None
 

@@ -440,6 +440,10 @@ def test_a_runs_progress_and_outcome():
     assert reports.run_summary(dreamed=1, kept=0, cancelled=True) == \
         "Cancelled after 1 frame(s); run again to resume"
     assert reports.run_summary(dreamed=1, kept=0, cancelled=True, error="boom") == "Failed: boom"
+    stopped = reports.run_summary(dreamed=0, kept=0, cancelled=True, stopped="Blender's render of frame 1 ended "
+                                  "without its image")
+    assert stopped.startswith("Stopped after 0 frame(s): Blender's render of frame 1 ended without its image (")
+    assert "the render failed" in stopped and stopped.endswith("run again to resume")
 
 
 @pytest.mark.parametrize("width, scale", [(300, 1.0), (600, 1.0), (600, 2.0), (60, 1.0)])

@@ -109,7 +109,8 @@ class DreamRunOperator:
         except UserError as err:
             return self._fail(context, str(err))
         if run.cancelled:
-            wm.dream.say(run_summary(dreamed=run.done - run.skipped, kept=run.skipped, cancelled=True))
+            wm.dream.say(run_summary(dreamed=run.done - run.skipped, kept=run.skipped, cancelled=True,
+                                     stopped=run.stopped))
             self.report({"WARNING"}, wm.dream.status)
             return {"CANCELLED"}
         wm.dream.say(run_summary(dreamed=run.done - run.skipped, kept=run.skipped, rewritten=run.rewritten))
