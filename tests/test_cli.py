@@ -200,11 +200,15 @@ def test_a_read_only_output_folder_is_said_before_dreaming(small_disk, coffee, t
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     try:
         result = cli("dream", str(source), "-o", str(small_disk / "dreamed.png"), *FAST)
+        below = cli("dream", str(source), "-o", str(small_disk / "new" / "dreamed.png"), *FAST)  # a folder to make
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     _assert_usage_error(result.returncode, result.stderr,
                         f"cannot write in the output folder {small_disk}: Read-only file system")
-    assert "dreamed" not in result.stderr and "resume" not in result.stderr and "partial" not in result.stderr
+    _assert_usage_error(below.returncode, below.stderr,
+                        f"cannot write in the output folder {small_disk / 'new'}: Read-only file system")
+    for said in (result.stderr, below.stderr):
+        assert "dreamed" not in said and "resume" not in said and "partial" not in said
 
 
 def test_a_failed_write_names_the_file_asked_for(tmp_path, monkeypatch):

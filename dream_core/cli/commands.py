@@ -36,11 +36,10 @@ def _plan(args: argparse.Namespace):
         format_of(target)
         plans = [FramePlan(1, source, target)]
     folder = target if os.path.isdir(source) else os.path.dirname(os.path.abspath(target))
-    if os.path.isdir(folder):
-        try:
-            check_writable(folder)  # said now, not after the first dream
-        except OSError as err:
-            raise UsageError(f"cannot write in the output folder {folder}: {err.strerror}") from None
+    try:
+        check_writable(folder)  # said now, not after the first dream
+    except OSError as err:
+        raise UsageError(f"cannot write in the output folder {folder}: {err.strerror}") from None
     if args.shown is not None:
         plans = _with_shown(plans, args.shown, os.path.isdir(source))
     for plan in plans:
