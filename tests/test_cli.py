@@ -194,6 +194,20 @@ def test_unwritable_outputs_give_one_line(tmp_path, frames):
         _assert_usage_error(result.returncode, result.stderr, "Permission denied")
 
 
+def test_new_output_folders_are_made_where_they_are_named(frames, tmp_path, monkeypatch):
+    """A folder not made yet, named as README names it (relative, nested): made; a command refused for another
+    reason makes none."""
+    monkeypatch.chdir(tmp_path)
+    for output in ("dreamed/", "nested/deeper", "./dotted/"):
+        result = cli("dream", str(frames), "-o", output, *FAST)
+        assert result.returncode == 0, result.stderr
+        assert visible(tmp_path / output) == ["shot0001.png", "shot0002.png", "shot0010.png"], output
+    lone = cli("dream", str(frames / "shot0001.png"), "-o", "stills/one.png", *FAST)
+    assert lone.returncode == 0 and visible(tmp_path / "stills") == ["one.png"], lone.stderr
+    refused = cli("dream", str(frames), "-o", "never/", "--preroll", "-1", *FAST)
+    assert refused.returncode == 2 and not (tmp_path / "never").exists(), refused.stderr
+
+
 def test_a_read_only_output_folder_is_said_before_dreaming(small_disk, coffee, tmp_path):
     source = tmp_path / "in.png"
     write_image(str(source), Picture(coffee, False, "uint8"))

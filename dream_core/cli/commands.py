@@ -35,11 +35,6 @@ def _plan(args: argparse.Namespace):
             raise UsageError(f"output {target} is a folder; give a file name")
         format_of(target)
         plans = [FramePlan(1, source, target)]
-    folder = target if os.path.isdir(source) else os.path.dirname(os.path.abspath(target))
-    try:
-        check_writable(folder)  # said now, not after the first dream
-    except OSError as err:
-        raise UsageError(f"cannot write in the output folder {folder}: {err.strerror}") from None
     if args.shown is not None:
         plans = _with_shown(plans, args.shown, os.path.isdir(source))
     for plan in plans:
@@ -48,6 +43,16 @@ def _plan(args: argparse.Namespace):
         if plan.shown is not None and same_file(plan.shown, plan.target):
             raise UsageError(f"output {plan.target} would overwrite the image as shown; choose another output")
     return plans, os.path.isdir(source)
+
+
+def _check_output_folder(args: argparse.Namespace, is_folder: bool) -> None:
+    """The output folder made and written to now, not after the first dream; after every other check, so a
+    refused command leaves no folder behind."""
+    folder = args.output if is_folder else os.path.dirname(os.path.abspath(args.output))
+    try:
+        check_writable(folder)
+    except OSError as err:
+        raise UsageError(f"cannot write in the output folder {folder}: {err.strerror}") from None
 
 
 def _with_shown(plans: list[FramePlan], shown: str, is_folder: bool) -> list[FramePlan]:
@@ -187,6 +192,7 @@ def cmd_dream(args: argparse.Namespace) -> int:
     plans, is_folder = _plan(args)
     preroll, fade = _chunk_options(args, settings)
     _check_chunk(args, plans, is_folder, preroll, fade)
+    _check_output_folder(args, is_folder)
     if args.ray is not None:
         done, skipped = _dream_on_ray(args, plans, settings, preroll, fade)
         waiting = ()

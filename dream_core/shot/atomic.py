@@ -11,7 +11,6 @@ removes only the former; another host's are removed once a day old.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 import re
@@ -87,20 +86,13 @@ def write_atomically(path: str, data: bytes) -> None:
 
 
 def check_writable(folder: str) -> None:
-    """Raises the OSError a new file in ``folder`` meets (read-only, not
-    permitted, full), naming the folder: said before a dream of minutes,
-    not at its write. A folder not made yet: whether the nearest one that
-    exists lets it be made (asked, not tried: nothing is made there now)."""
-    existing = folder
-    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    if existing != folder:
-        if os.statvfs(existing).f_flag & os.ST_RDONLY:
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), folder)
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise OSError(errno.EACCES, os.strerror(errno.EACCES), folder)
-        return
+    """Makes ``folder`` if it is missing (as the first write would) and
+    raises the OSError a new file there meets (read-only, not permitted,
+    full, a file in the way), naming the folder: said before a dream of
+    minutes, not at its write. Tried, not asked: ``os.access`` says yes to
+    root wherever the kernel then refuses (/sys, /proc)."""
     try:
+        os.makedirs(folder, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=owned_prefix(), suffix=".probe", dir=folder)
     except OSError as err:
         raise OSError(err.errno, err.strerror, folder) from None
