@@ -61,6 +61,7 @@ class FrameWalk:
         self.every = checkpoint_every(pixels)
         self.visited = 0  # frames the walk has been through
         self.in_flight = 0  # frames sent and not yet written
+        self.awaited: list[int] = []  # the frames sent, oldest first: they come back in order
         self.dreams = 0  # frames sent to dream
         self.kept = 0  # frames whose dream on disk is current
         self.rewritten = 0  # of those, frames whose file was written (missing, or of other settings)
@@ -99,9 +100,9 @@ class FrameWalk:
         return self.error is not None or self.cancelled or self.done == self.total
 
     def status(self) -> str:
-        dreaming = self.plans[min(self.done, self.total - 1)].frame if self.plans else 0  # they end in order
-        return run_status(self.job.frame if self.job is not None else None, dreaming, self.done, self.total,
-                          self.fraction)
+        upcoming = self.plans[self.visited].frame if self.visited < self.total else None
+        return run_status(self.job.frame if self.job is not None else None,
+                          self.awaited[0] if self.awaited else None, upcoming, self.done, self.total, self.fraction)
 
     # -- what is on disk
     def provenance(self, params: dict) -> dict:
@@ -190,6 +191,7 @@ class FrameWalk:
         for job in jobs:
             self.worker.submit(job)
         self.in_flight += 1
+        self.awaited.append(plan.frame)
         self.dreams += 1
 
     def _outside(self, frame: int) -> FramePlan:
@@ -233,6 +235,8 @@ class FrameWalk:
         """A dream came back (the worker wrote it): its records, and its
         display file; then the caller feeds the next frame."""
         plan = self.by_frame[message.frame]
+        if message.frame in self.awaited:
+            self.awaited.remove(message.frame)
         self.records.write_file(message.written, FileRecord(
             "dream", self.settings_of(plan.frame), message.link, plan.frame,
             [file_stat(plan.source), self.inputs[plan.frame]]))

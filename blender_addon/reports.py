@@ -11,12 +11,16 @@ from typing import Optional, Sequence
 from .user_errors import UserError
 
 
-def run_status(rendering: Optional[int], dreaming: int, done: int, total: int, fraction: float) -> str:
-    """A run's progress: the frame Blender renders for it, else the frame
-    dreamed (``dreaming``, the scene's number) and how far the run is."""
-    if rendering is not None:
-        return f"Rendering frame {rendering} ({fraction:.0%})"
-    return f"Dreaming frame {dreaming} ({min(done + 1, total)} of {total}, {fraction:.0%})"
+def run_status(rendering: Optional[int], dreaming: Optional[int], upcoming: Optional[int], done: int, total: int,
+               fraction: float) -> str:
+    """A run's progress: the frame Blender renders for it and the frame the
+    server dreams (scene numbers; a window renders ahead while it dreams),
+    else the frame it comes to next (rendered, dreamed or found current),
+    and how far it is."""
+    doing = [f"{what} frame {frame}" for what, frame in (("rendering", rendering), ("dreaming", dreaming))
+             if frame is not None]
+    said = ", ".join(doing) or (f"frame {upcoming} next" if upcoming is not None else "finishing")
+    return f"{said[0].upper()}{said[1:]} ({done} of {total} done, {fraction:.0%})"
 
 
 def run_summary(*, dreamed: int, kept: int, rewritten: int = 0, cancelled: bool = False,

@@ -431,8 +431,11 @@ def test_output_settings_come_back_as_they_were():
 # -- what the user is told
 
 def test_a_runs_progress_and_outcome():
-    assert reports.run_status(7, 6, 2, 4, 0.5) == "Rendering frame 7 (50%)"
-    assert reports.run_status(None, 13, 3, 4, 0.8) == "Dreaming frame 13 (4 of 4, 80%)"  # the scene's frame 13
+    assert reports.run_status(7, 6, 8, 2, 4, 0.5) == "Rendering frame 7, dreaming frame 6 (2 of 4 done, 50%)"
+    assert reports.run_status(7, None, 7, 0, 4, 0.0) == "Rendering frame 7 (0 of 4 done, 0%)"
+    assert reports.run_status(None, 13, None, 3, 4, 0.8) == "Dreaming frame 13 (3 of 4 done, 80%)"  # scene's 13
+    assert reports.run_status(None, None, 2, 1, 4, 0.25) == "Frame 2 next (1 of 4 done, 25%)"
+    assert reports.run_status(None, None, None, 4, 4, 1.0) == "Finishing (4 of 4 done, 100%)"
     assert reports.run_summary(dreamed=2, kept=0) == "Done: 2 frame(s) dreamed, 0 already current"
     assert reports.run_summary(dreamed=0, kept=2, rewritten=2) == (
         "Done: 0 frame(s) dreamed, 2 already current (2 written out from the kept dreams: a file missing or of "
@@ -858,7 +861,7 @@ def test_a_run_dreams_then_keeps_what_is_current(tmp_path, capsys):
     run = Run(shot, range(1, 4)).go()
     assert (run.error, run.done, run.kept, run.dreams) == (None, 3, 0, 3)
     assert run.worker.dreamed == [1, 2, 3] and shot.renders == [1, 2, 3] and run.worker.finishes == 1
-    assert run.targets() == [p.target for p in run.plans] and run.status() == "Dreaming frame 3 (3 of 3, 100%)"
+    assert run.targets() == [p.target for p in run.plans] and run.status() == "Finishing (3 of 3 done, 100%)"
     again = Run(shot, range(1, 4)).go()
     assert (again.kept, again.dreams, again.worker.dreamed, shot.renders) == (3, 0, [], [1, 2, 3])
     shot.edits += 1  # an edit somewhere: every render is made again, and the same pixels keep their dreams
