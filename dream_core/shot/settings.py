@@ -74,7 +74,8 @@ SETTINGS = (
                                         "hold unrelated images")}),
     Setting("mix", 1.0, "Mix", "the output, from the render (0) to the dream (1), up to 2 to exaggerate; "
                                "keyframe it to fade the dream in and out", low=0.0, high=2.0),
-    Setting("octaves", 4, "Octaves", "scales to dream at", low=1, high=12, engine=True),
+    Setting("octaves", 4, "Octaves", "scales to dream at; those under 32 px a side are left out, so a small "
+                                     "frame dreams at fewer", low=1, high=12, engine=True),
     Setting("octave_scale", 1.4, "Octave Scale", "size ratio between octaves", low=1.01, high=4.0,
             slider=(1.05, 3.0), engine=True),
     Setting("iterations", 10, "Iterations", "gradient steps per octave", low=0, high=1000, slider=(1, 200),
