@@ -244,6 +244,8 @@ def start(area, link, width: int) -> LiveView:
         bpy.app.handlers.depsgraph_update_post.append(_count_changes)
     view = _VIEWS[area.as_pointer()] = LiveView(area, link, width)
     _publish(view, time.monotonic())  # the last session's figures go at once: a script may read them next
+    _tell_panel(f"{PANEL_PREFIX}{view.status}", only_if_live=True)  # not the reason a session before stopped
+    area.tag_redraw()  # the header's button shows it on now (a script's call redraws nothing by itself)
     return view
 
 

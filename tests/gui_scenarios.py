@@ -368,7 +368,9 @@ def steps_live(workdir, zip_path):
         motion["on"] = False
         result["moving_plain"] = motion_figures()
         cube.location = home
+        wm.dream.status = "Live Dream: stopped: a session before lost the server"  # said by an earlier stop
         result["toggled_on"] = live(width=256)
+        result["panel_on"] = wm.dream.status
         yield lambda: wm.dream_live.updates >= 1
         result["first"] = live_figures()
         before = wm.dream_live.updates
