@@ -60,8 +60,7 @@ class FrameWalk:
         self.said: set[str] = set()  # why renders were made again, said once a run
         self.every = checkpoint_every(pixels)
         self.visited = 0  # frames the walk has been through
-        self.in_flight = 0  # frames sent and not yet written
-        self.awaited: list[int] = []  # the frames sent, oldest first: they come back in order
+        self.awaited: list[int] = []  # the frames sent and not yet written, oldest first: they come back in order
         self.dreams = 0  # frames sent to dream
         self.kept = 0  # frames whose dream on disk is current
         self.rewritten = 0  # of those, frames whose file was written (missing, or of other settings)
@@ -159,7 +158,7 @@ class FrameWalk:
         go by at once, one frame is rendered per call (the window stays
         live), and frames to dream are sent with what their sequence needs.
         True when it rendered or started a render."""
-        while self.visited < self.total and self.in_flight <= DreamWorker.IN_FLIGHT:
+        while self.visited < self.total and len(self.awaited) <= DreamWorker.IN_FLIGHT:
             plan = self.plans[self.visited]
             rendering_before = self.job is not None
             digest, rendered = self._input(plan)
@@ -190,7 +189,6 @@ class FrameWalk:
             jobs[0] = replace(jobs[0], starts=True, state=self.records.start_state(step.restore))
         for job in jobs:
             self.worker.submit(job)
-        self.in_flight += 1
         self.awaited.append(plan.frame)
         self.dreams += 1
 
@@ -235,13 +233,11 @@ class FrameWalk:
         """A dream came back (the worker wrote it): its records, and its
         display file; then the caller feeds the next frame."""
         plan = self.by_frame[message.frame]
-        if message.frame in self.awaited:
-            self.awaited.remove(message.frame)
         self.records.write_file(message.written, FileRecord(
             "dream", self.settings_of(plan.frame), message.link, plan.frame,
             [file_stat(plan.source), self.inputs[plan.frame]]))
         if self.display is None or self._display(plan.frame, message.written, plan.target, message.link):
-            self.in_flight -= 1
+            self.awaited.remove(message.frame)
             self.done += 1
             self.current_fraction = 0.0
         self._stop_if_finished()
