@@ -840,12 +840,14 @@ class Run(addon.frame_walk.FrameWalk):
         dreaming a frame between ticks; ``cancel_after``: Esc once that many
         dreams are in; ``refuse``: the server refuses that frame."""
         self.worker.refuse = refuse
+        self.progress_lines = []  # the progress line after each tick
         for _ in range(1000):
             if cancel_after is not None and self.done >= cancel_after:
                 self.cancel()
             if self.finished:
                 return self
             self.tick()
+            self.progress_lines.append(self.status())
             self.worker.dream(limit=1)
         raise AssertionError("the run never finished")
 
@@ -862,6 +864,8 @@ def test_a_run_dreams_then_keeps_what_is_current(tmp_path, capsys):
     assert (run.error, run.done, run.kept, run.dreams) == (None, 3, 0, 3)
     assert run.worker.dreamed == [1, 2, 3] and shot.renders == [1, 2, 3] and run.worker.finishes == 1
     assert run.targets() == [p.target for p in run.plans] and run.status() == "Finishing (3 of 3 done, 100%)"
+    assert run.progress_lines == ["Dreaming frame 1 (0 of 3 done, 0%)", "Dreaming frame 2 (1 of 3 done, 33%)",
+                        "Dreaming frame 3 (2 of 3 done, 67%)", "Finishing (3 of 3 done, 100%)"], run.progress_lines
     again = Run(shot, range(1, 4)).go()
     assert (again.kept, again.dreams, again.worker.dreamed, shot.renders) == (3, 0, [], [1, 2, 3])
     shot.edits += 1  # an edit somewhere: every render is made again, and the same pixels keep their dreams
