@@ -13,6 +13,7 @@ from . import compat, scene_state, strengths
 from .output_settings import OutputSettings
 from .render_records import disk_nearly_full, into_place, partial_path, render_problem
 from .render_thread import writes_scene
+from .reports import blender_reason
 from .user_errors import RenderStopped, UserError
 
 
@@ -120,7 +121,10 @@ def render_to_file(scene, frame: int, path: str) -> None:
     scene_state.move_to_frame(scene, frame)
     partial = partial_path(path)
     with scene_state.own_changes(bpy.context), render_output(scene, partial):  # what the render updates is ours
-        bpy.ops.render.render(write_still=True, scene=scene.name)
+        try:
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+        except RuntimeError as err:  # Blender's own reason, as "Error: ...": said as the frame's
+            raise UserError(f"Blender's render of frame {frame} failed: {blender_reason(err)}") from None
     into_place(partial, path, frame)
 
 

@@ -99,6 +99,12 @@ def server_description(info: dict) -> str:
     return f"dream server {info.get('version')} on {info.get('device')}{about}; models: {models}"
 
 
+def blender_reason(err: BaseException) -> str:
+    """What an operator Blender ran reported, without the "Error: " its RuntimeError starts with."""
+    text = str(err).strip()
+    return text[len("Error: "):] if text.startswith("Error: ") else text
+
+
 def why(err: BaseException) -> str:
     """What a failure says: our own errors as written, anything else with its type."""
     return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"

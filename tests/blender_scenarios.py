@@ -472,9 +472,13 @@ def scenario_failure(workdir, zip_path):
     renders = []
     bpy.app.handlers.render_init.append(lambda *_: renders.append(1))
     still = error_of(lambda: bpy.ops.dream.render_frame(exit_on_error=False))  # sure to dream: said before rendering
+    still_status, still_renders = bpy.context.window_manager.dream.status, len(renders)
+    camera, scene.camera = scene.camera, None  # a render Blender refuses: its reason, as the frame's
+    no_camera = error_of(lambda: bpy.ops.dream.render_animation(exit_on_error=False, rerender=True))
+    scene.camera = camera
     frames_dir = os.path.join(workdir, "dream", "frames")
     return {"message": message, "frames": visible(frames_dir) if os.path.isdir(frames_dir) else [],
-            "still": still, "still_status": bpy.context.window_manager.dream.status, "still_renders": len(renders)}
+            "still": still, "still_status": still_status, "still_renders": still_renders, "no_camera": no_camera}
 
 
 def scenario_prepare_headless(workdir, zip_path):

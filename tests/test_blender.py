@@ -65,6 +65,8 @@ def test_server_missing_gives_a_clear_error_and_no_frames(runtime, blender_batch
     # Dream Frame always dreams: a server that does not answer is said before anything renders
     assert "cannot talk to the dream server at 127.0.0.1:9" in result["still"] and result["still_renders"] == 0
     assert result["still_status"].startswith("Failed: cannot talk to the dream server at 127.0.0.1:9"), result
+    assert "Dream Renders: Blender's render of frame 1 failed: " in result["no_camera"], result  # Blender's reason:
+    assert "camera" in result["no_camera"].split("failed: ")[1], result  # "Cannot render, no camera" (3.4) and so on
 
 
 @pytest.mark.blender
