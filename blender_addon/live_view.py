@@ -178,6 +178,8 @@ class LiveView:
         self.status = f"{STOPPED}{problem}" if problem else ""
         if problem:
             _tell_panel(f"{PANEL_PREFIX}stopped: {problem}")
+        else:  # turned off before its first dream: no "reaching the dream server" left behind
+            _tell_panel("", only_if_live=True)
         bpy.types.SpaceView3D.draw_handler_remove(self.handler, "WINDOW")
         self.worker.stop()
         if self.offscreen is not None:

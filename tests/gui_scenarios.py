@@ -369,8 +369,11 @@ def steps_live(workdir, zip_path):
         result["moving_plain"] = motion_figures()
         cube.location = home
         wm.dream.status = "Live Dream: stopped: a session before lost the server"  # said by an earlier stop
-        result["toggled_on"] = live(width=256)
+        live(width=256)
         result["panel_on"] = wm.dream.status
+        live()  # off before its first dream
+        result["panel_off_at_once"] = wm.dream.status
+        result["toggled_on"] = live(width=256)
         yield lambda: wm.dream_live.updates >= 1
         result["first"] = live_figures()
         before = wm.dream_live.updates

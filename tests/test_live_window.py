@@ -50,6 +50,7 @@ def test_live_dream_follows_a_moving_cube_and_leaves_nothing_behind(tmp_path, ad
     print("Live Dream in the window:", json.dumps(found, indent=1))  # the figures, for docs/BENCHMARKS.md
     assert found["toggled_on"] == ["FINISHED"] and found["toggled_off"] == ["FINISHED"]
     assert found["panel_on"] == "Live Dream: reaching the dream server"  # not what an earlier stop said
+    assert found["panel_off_at_once"] == ""  # nothing left saying it is on its way
     moving = found["moving"]
     assert moving["updates_while_moving"] >= 10 and moving["width"] == 256
     assert moving["height"] == round(256 * found["region"][1] / found["region"][0])  # the view's shape
