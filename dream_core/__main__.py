@@ -1,5 +1,3 @@
-import sys
+from .cli import exit_without_teardown, main
 
-from .cli import main
-
-sys.exit(main())
+exit_without_teardown(main())

@@ -333,6 +333,7 @@ class BlenderBatch:
             printed = [out.decode(errors="replace") if isinstance(out, bytes) else out or ""
                        for out in (late.stdout, late.stderr)]
             done, work = subprocess.CompletedProcess(late.cmd, "timed out", *printed), folder / "work"
+        (work.parent / "printed.txt").write_text(done.stdout)  # BATCH-TIME lines: where a batch's time goes
         sections, key = {}, None
         for line in done.stdout.splitlines(keepends=True):
             if line.startswith("BATCH-BEGIN "):

@@ -113,6 +113,26 @@ def test_help_loads_no_torch(command):
     assert result.stdout.strip().endswith("loaded: []"), result.stdout + result.stderr
 
 
+def test_a_command_ends_without_teardown_yet_as_an_exit_does():
+    """``python -m dream_core`` skips Python's teardown (a second of CPU once PyTorch is loaded), not what an
+    exit does: a thread pool's work and a thread's last write finish, atexit's handlers run, buffered output
+    reaches the pipe, the status is the command's. The default model builds without torchvision (1.3 s)."""
+    script = ("import atexit, concurrent.futures, sys, threading, time\n"
+              "from dream_core.cli import exit_without_teardown\n"
+              "from dream_core.models import get_model\n"
+              "get_model('lite0')\n"
+              "pool = concurrent.futures.ThreadPoolExecutor(1)\n"
+              "pool.submit(time.sleep, 0.2)\n"
+              "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\n"
+              "atexit.register(print, 'atexit ran')\n"
+              "print('torchvision' in sys.modules, end=' ')\n"
+              "exit_without_teardown(3)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.split() == ["False", "thread", "done", "atexit", "ran"], result.stdout + result.stderr
+
+
 def test_models_lists_layers_and_offline_weights():
     result = cli("models")
     assert result.returncode == 0

@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 from ..errors import WeightsUnavailable
@@ -46,8 +45,16 @@ VGG16_LAYERS = _vgg_layer_names(VGG16_CONFIG)
 RESNET50_LAYERS = ["stem"] + [f"layer{i}.{j}" for i, n in zip(range(1, 5), (3, 4, 6, 3)) for j in range(n)]
 
 
+def _torchvision():
+    """torchvision, imported when a classic model is built: it takes about 1.3 s to load, which the default
+    model (lite0, its own code) and every server and command that never builds a classic one should not pay."""
+    import torchvision
+
+    return torchvision
+
+
 def _googlenet():
-    net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)
+    net = _torchvision().models.googlenet(weights=None, aux_logits=False, init_weights=False)
     trunk = nn.Module()
     for name in GOOGLENET_STAGES:
         trunk.add_module(name, getattr(net, name))
@@ -56,7 +63,7 @@ def _googlenet():
 
 
 def _vgg16():
-    net = torchvision.models.vgg16(weights=None, init_weights=False)
+    net = _torchvision().models.vgg16(weights=None, init_weights=False)
     for module in net.features:
         if isinstance(module, nn.ReLU):
             module.inplace = False  # in place, it would overwrite a captured conv activation
@@ -66,7 +73,7 @@ def _vgg16():
 
 
 def _resnet50():
-    net = torchvision.models.resnet50(weights=None)
+    net = _torchvision().models.resnet50(weights=None)
     trunk = nn.Module()
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
     stages: list[tuple[str, nn.Module]] = [("stem", stem)]
@@ -81,9 +88,9 @@ def _resnet50():
 
 # name -> (builder of (trunk with torchvision's key names, staged view), torchvision weights enum)
 BUILDERS: dict[str, tuple[Callable, Callable[[], object]]] = {
-    "googlenet": (_googlenet, lambda: torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1),
-    "vgg16": (_vgg16, lambda: torchvision.models.VGG16_Weights.IMAGENET1K_V1),
-    "resnet50": (_resnet50, lambda: torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
+    "googlenet": (_googlenet, lambda: _torchvision().models.GoogLeNet_Weights.IMAGENET1K_V1),
+    "vgg16": (_vgg16, lambda: _torchvision().models.VGG16_Weights.IMAGENET1K_V1),
+    "resnet50": (_resnet50, lambda: _torchvision().models.ResNet50_Weights.IMAGENET1K_V2),
 }
 
 

@@ -102,6 +102,10 @@ class DreamServer:
 
     def shutdown(self) -> None:
         self.stopping.set()
+        try:  # Linux wakes a waiting accept() at once; elsewhere it notices within its half-second timeout
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     # --- one connection ------------------------------------------------------
 
