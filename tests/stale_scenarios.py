@@ -190,7 +190,9 @@ def scenario_all(workdir, zip_path):
         folder = os.path.join(workdir, name)
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
+        began = time.monotonic()
         results[name] = globals()[f"scenario_{name}"](folder, zip_path)
+        print(f"STALE-TIME {name} {time.monotonic() - began:.1f}", flush=True)
     return results
 
 

@@ -41,7 +41,9 @@ def _register_backends() -> None:
         raise RuntimeError("this backend cannot compile anything")
 
 
-_register_backends()
+@pytest.fixture(scope="module", autouse=True)
+def _backends():
+    _register_backends()  # here, not at import: collecting the suite need not load TorchDynamo (2 s a worker)
 
 
 @pytest.fixture()
