@@ -131,6 +131,13 @@ def test_a_command_ends_without_teardown_yet_as_an_exit_does():
                             env={**os.environ, "PYTHONPATH": ROOT})
     assert result.returncode == 3, result.stderr
     assert result.stdout.split() == ["False", "thread", "done", "atexit", "ran"], result.stdout + result.stderr
+    if os.path.exists("/dev/full"):  # output that could not be written is a failure, said in one line
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # written at the exit, then
+        with open("/dev/full", "w") as full:
+            lost = subprocess.run([sys.executable, "-m", "dream_core", "models", "--json"], stdout=full,
+                                  stderr=subprocess.PIPE, text=True, timeout=120, env={**env, "PYTHONPATH": ROOT})
+        assert lost.returncode == 120, lost.stderr
+        assert lost.stderr.strip() == "dream_core: error: could not write the output: No space left on device"
 
 
 def test_models_lists_layers_and_offline_weights():

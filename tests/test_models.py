@@ -152,3 +152,25 @@ def test_weights_that_cannot_be_downloaded_say_so(monkeypatch):
         get_model("googlenet")
     assert err.value.code == "weights_unavailable"
     assert "could not download the googlenet weights" in str(err.value) and "lite0" in str(err.value)
+
+
+def test_the_classic_checkpoints_are_torchvisions_and_a_hello_loads_no_torchvision():
+    """A server's hello says which models' weights are on disk; it names the checkpoints itself, so that a
+    lite0 server never loads torchvision (1.3 s, and its memory) for it."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    from dream_core.models.classic import CHECKPOINTS
+
+    enums = {"googlenet": torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1,
+             "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+             "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V2}
+    assert CHECKPOINTS == {name: os.path.basename(enum.url) for name, enum in enums.items()}
+    script = ("import sys\nfrom dream_core.serving.worker import Worker\nWorker('cpu').info()\n"
+              "print('torchvision' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0 and result.stdout.split()[-1] == "False", result.stdout + result.stderr

@@ -643,6 +643,23 @@ def test_non_loopback_needs_allow_remote():
         DreamServer("t", "0.0.0.0:0", device="cpu")
 
 
+def test_a_second_ctrl_c_while_the_server_stops_still_gives_its_socket_path_up(tmp_path, monkeypatch):
+    """Ctrl+C twice: the second lands while the server waits for its device thread to end; the socket path
+    and its lock must go all the same (they stayed, and the next server had to replace them)."""
+    from dream_core.serving.server import DreamServer
+
+    path = str(tmp_path / "d.sock")
+    server = DreamServer("t", f"unix:{path}", device="cpu")
+
+    def interrupted(timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server.worker.thread, "join", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        server.close()
+    assert sorted(os.listdir(tmp_path)) == []
+
+
 def test_echo_returns_payloads_unchanged(client):
     blobs = [os.urandom(1000), b"", bytes(range(256))]
     assert client.echo(blobs) == blobs

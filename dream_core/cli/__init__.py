@@ -16,6 +16,7 @@ from .parser import UsageError, build_parser
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_OUTPUT_LOST = 120  # as Python's own exit says that standard output could not be written
 
 __all__ = ["main", "build_parser", "UsageError", "exit_without_teardown"]
 
@@ -66,9 +67,18 @@ def exit_without_teardown(status: int) -> None:
         sys.exit(status)
     shutdown_threads()
     run_exit_handlers()
-    for stream in (sys.stdout, sys.stderr):
+    status = 0 if status is None else status
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError) as err:  # a full disk, a closed pipe: what the command said did not all arrive
+        status = EXIT_OUTPUT_LOST
         try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            print(f"dream_core: error: could not write the output: {getattr(err, 'strerror', None) or err}",
+                  file=sys.stderr)
+        except (OSError, ValueError):
             pass
-    os._exit(0 if status is None else status)
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(status)

@@ -94,10 +94,15 @@ BUILDERS: dict[str, tuple[Callable, Callable[[], object]]] = {
 }
 
 
+# the checkpoint each weights enum above downloads, by name: a server's hello says whether each model's weights
+# are on disk, which must not load torchvision for it (tests/test_models.py checks them against torchvision's)
+CHECKPOINTS = {"googlenet": "googlenet-1378be20.pth", "vgg16": "vgg16-397923af.pth",
+               "resnet50": "resnet50-11ad3fa6.pth"}
+
+
 def hub_cache_path(name: str) -> str:
     """Where torchvision keeps the downloaded checkpoint of ``name``."""
-    url = BUILDERS[name][1]().url
-    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+    return os.path.join(torch.hub.get_dir(), "checkpoints", CHECKPOINTS[name])
 
 
 def build_classic(name: str, weights: str | None) -> StagedNetwork:

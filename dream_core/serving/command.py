@@ -88,12 +88,18 @@ def _stop_when_stdin_closes(server) -> None:
     server.shutdown()
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_from_args(args: argparse.Namespace) -> int:
     _check_limits(args)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="dream-server %(levelname)s %(message)s")
+    logging.getLogger("torch").setLevel(logging.WARNING)  # its statistics, logged at exit, are not this server's
     # the address first: one the server cannot have is refused before PyTorch loads (seconds), and before a
     # token file is made
     listening = Listening(args.socket or args.listen or "127.0.0.1:0", args.allow_remote)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` while PyTorch loads: stop as Ctrl+C does, giving the path up
     try:
         server, threads = _server(args, _token(args), listening)
     except BaseException:

@@ -75,10 +75,12 @@ class DreamServer:
             return
         self.closed = True
         self.stopping.set()
-        self.listener.close()
-        self.worker.stop()
-        self.worker.thread.join(timeout=30)
-        self.listening.close()  # a Unix socket path is given up once nothing of this server runs
+        try:
+            self.listener.close()
+            self.worker.stop()
+            self.worker.thread.join(timeout=30)
+        finally:  # a second Ctrl+C during the join still gives the path up
+            self.listening.close()  # a Unix socket path is given up once nothing of this server runs
 
     def _accept_until_stopped(self) -> None:
         self.listener.settimeout(0.5)
